@@ -1,0 +1,1 @@
+"""Bundled examples that ``sluice quickstart`` and the tests deploy."""

@@ -1,0 +1,1 @@
+"""Executors run mini-batches on worker processes: ``local`` here, ``ray`` on a cluster."""

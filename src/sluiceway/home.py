@@ -1,0 +1,74 @@
+"""The workspace home folder and the files in it.
+
+``$SLUICEWAY_HOME`` (default ``~/.sluiceway``) holds ``workspace.db``, ``blobstore/`` (root of
+the default datastore), ``secret.key``, ``token`` (the local owner's token, mode 0600) and
+``server.json`` (where a running server listens). Both the server and the clients read it, so
+this module has no dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "SLUICEWAY_HOME"
+
+
+def default_home() -> Path:
+    """The workspace home named by ``$SLUICEWAY_HOME``, else ``~/.sluiceway``."""
+    value = os.environ.get(HOME_ENV)
+    return Path(value).expanduser() if value else Path.home() / ".sluiceway"
+
+
+@dataclass(frozen=True)
+class WorkspaceHome:
+    """Paths inside one workspace home."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "workspace.db"
+
+    @property
+    def blobstore(self) -> Path:
+        return self.root / "blobstore"
+
+    @property
+    def secret_key(self) -> Path:
+        return self.root / "secret.key"
+
+    @property
+    def token(self) -> Path:
+        return self.root / "token"
+
+    @property
+    def server_file(self) -> Path:
+        return self.root / "server.json"
+
+    def read_token(self) -> str | None:
+        try:
+            return self.token.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def read_server_address(self) -> str | None:
+        """The URL a running server recorded, or None when none did."""
+        try:
+            data = json.loads(self.server_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        url = data.get("url")
+        return url if isinstance(url, str) else None
+
+    def write_private(self, path: Path, content: str) -> None:
+        """Write a file only its owner can read (tokens, keys)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(content)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)

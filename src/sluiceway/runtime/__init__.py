@@ -1,0 +1,1 @@
+"""Code that runs inside workers; it imports nothing of the server."""

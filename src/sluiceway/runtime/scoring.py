@@ -1,0 +1,168 @@
+"""Loading a scorer inside a worker, and the contract of what its ``run()`` returns.
+
+A scorer is either the deployment's scoring script or the built-in MLflow scorer; both expose
+``init()``, called once per worker, and ``run(mini_batch)``, called once per mini-batch with the
+local paths of its files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import cast
+
+from sluiceway.executors.base import ScorerKind, WorkerSpec
+from sluiceway.runtime.rows import RunResult, Table, format_rows
+
+MLFLOW_SCORER_MODULE = "sluiceway.runtime.mlflow_scorer"
+
+_WRONG_RESULT_TYPE = (
+    "The run() method in the entry script should return a list or a pandas DataFrame. "
+    "The length of returned result is considered as succeeded number of items. "
+    "For --output_action=append_row, the returned result is what to write into the result file. "
+    "The actual type of output is {type_name}."
+)
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What one ``run()`` call produced."""
+
+    items_succeeded: int
+    rows: str | None  # the part file's text; None when rows were not asked for
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A loaded scorer whose ``init()`` has run."""
+
+    module: ModuleType
+    run: Callable[[list[str]], object]
+
+    def score(self, files: Sequence[str], *, rows: bool) -> ScoredBatch:
+        """Call ``run()`` on one mini-batch and check what it returned.
+
+        Args:
+            files: the local paths of the mini-batch's files, in input order.
+            rows: whether to render the result as ``append_row`` lines.
+
+        Returns:
+            The number of succeeded items (the result's length) and, if asked, the lines.
+
+        Raises:
+            TypeError: ``run()`` returned something that is not a list or a DataFrame.
+            Exception: whatever ``run()`` raised.
+        """
+        result = check_run_result(self.run(list(files)))
+        return ScoredBatch(
+            items_succeeded=len(result),
+            rows=format_rows(result) if rows else None,
+        )
+
+
+def load_scorer(spec: WorkerSpec) -> Scorer:
+    """Import the job's scorer and call its ``init()`` once.
+
+    Args:
+        spec: the job's worker spec; it names the scorer kind and, for a scoring script,
+            the code folder and the script's path inside it.
+
+    Returns:
+        The scorer, ready to ``run()``.
+
+    Raises:
+        FileNotFoundError: the scoring script does not exist.
+        ValueError: a scoring script was asked for without a code folder or script path.
+        AttributeError: the module has no callable ``init`` or ``run``.
+        Exception: whatever importing the module or its ``init()`` raised.
+    """
+    if spec.scorer is ScorerKind.MLFLOW:
+        module = importlib.import_module(MLFLOW_SCORER_MODULE)
+    else:
+        module = _import_script(spec.code_dir, spec.scoring_script)
+    init = _entry_point(module, "init")
+    run = _entry_point(module, "run")
+    init()
+    return Scorer(module=module, run=run)
+
+
+def check_run_result(value: object) -> RunResult:
+    """Hold ``run()``'s return value to the Azure contract.
+
+    Args:
+        value: what ``run()`` returned.
+
+    Returns:
+        A DataFrame, list or tuple, whose ``len()`` is the number of succeeded items. A numpy
+        array becomes a list of its rows; an iterator or generator is run to its end.
+
+    Raises:
+        TypeError: with Azure's message naming the actual type, for anything else.
+    """
+    if isinstance(value, list | tuple):
+        return value
+    if _is_instance_of(value, "pandas", "DataFrame"):
+        return cast(Table, value)
+    if _is_instance_of(value, "numpy", "ndarray"):
+        return list(cast(Iterable[object], value))
+    if isinstance(value, Iterator):
+        return list(value)
+    raise TypeError(_WRONG_RESULT_TYPE.format(type_name=type(value).__name__))
+
+
+def _import_script(code_dir: str | None, scoring_script: str | None) -> ModuleType:
+    if not code_dir or not scoring_script:
+        raise ValueError(
+            "A scoring-script deployment needs both code_configuration.code and "
+            f"code_configuration.scoring_script; got code={code_dir!r}, "
+            f"scoring_script={scoring_script!r}"
+        )
+    code = Path(code_dir).resolve()
+    path = code / scoring_script
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The scoring script {scoring_script!r} does not exist in the code folder {code}"
+        )
+    # The code folder goes first so the script's sibling modules win over installed ones;
+    # a script in a subfolder can import its own neighbours too, as `python sub/score.py` would.
+    for folder in (str(path.parent), str(code)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    # Registered under its own name, as a plain import would be, so classes defined in the
+    # script pickle and dataclasses resolve their module; a private name if that one is taken.
+    name = path.stem if path.stem not in sys.modules else f"_sluiceway_entry_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"The scoring script {str(path)!r} cannot be imported as a module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _entry_point(module: ModuleType, name: str) -> Callable[..., object]:
+    function = getattr(module, name, None)
+    if not callable(function):
+        where = getattr(module, "__file__", None) or module.__name__
+        raise AttributeError(
+            f"The entry script {where} must define a function {name}(); "
+            "a scoring script defines init() and run(mini_batch)"
+        )
+    return function  # type: ignore[no-any-return]
+
+
+def _is_instance_of(value: object, module_name: str, class_name: str) -> bool:
+    # The class can only exist if the script imported its module; checking sys.modules keeps
+    # pandas and numpy out of workers whose scripts do not use them.
+    module = sys.modules.get(module_name)
+    cls = getattr(module, class_name, None) if module is not None else None
+    return isinstance(cls, type) and isinstance(value, cls)

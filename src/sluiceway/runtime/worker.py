@@ -1,0 +1,273 @@
+"""The main of one worker process.
+
+The pool starts :func:`main` with the ``spawn`` start method and talks to it over one duplex
+pipe. The pool sends :class:`~sluiceway.executors.base.MiniBatchTask` s, and ``None`` to stop.
+The worker sends one :class:`WorkerReady` once its scorer's ``init()`` has returned (or failed),
+then one :class:`~sluiceway.executors.base.MiniBatchResult` per task, in order. A worker whose
+``init()`` failed stays up and answers every task with that failure, so each mini-batch it is
+given is reported as an ``init_error``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from sluiceway.executors.base import (
+    FailureKind,
+    MiniBatchResult,
+    MiniBatchTask,
+    ScorerKind,
+    WorkerSpec,
+)
+from sluiceway.runtime import scoring
+from sluiceway.runtime.scoring import Scorer, load_scorer
+
+logger = logging.getLogger("sluiceway.worker")
+
+# Frames of the worker itself, skipped at the top of a traceback so it starts at the user's code.
+_OWN_FILES = frozenset({__file__, scoring.__file__})
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """An exception raised in a worker, as text that crosses the pipe."""
+
+    type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorReport:
+        """Describe ``exc``; its traceback starts at the first frame outside the worker."""
+        tb = exc.__traceback__
+        while tb is not None and _is_own_frame(tb.tb_frame.f_code.co_filename):
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        return cls(type=type(exc).__name__, message=str(exc), traceback=text)
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """Sent once, when the scorer's ``init()`` has returned or failed."""
+
+    worker: str
+    pid: int
+    init_seconds: float
+    init_error: ErrorReport | None = None
+
+
+def stdout_log_path(log_dir: str, worker: str) -> Path:
+    """Where a worker's stdout and stderr go: ``<log_dir>/user/stdout/<worker>.txt``."""
+    return Path(log_dir) / "user" / "stdout" / f"{worker}.txt"
+
+
+def part_path(parts_dir: str, index: int) -> Path:
+    """The committed rows of mini-batch ``index``: ``<parts_dir>/<index:06d>.part``."""
+    return Path(parts_dir) / f"{index:06d}.part"
+
+
+def main(conn: Connection, spec: WorkerSpec, worker: str) -> None:
+    """Run one worker until the pool sends ``None`` or closes the pipe.
+
+    Args:
+        conn: this worker's end of the pool's duplex pipe.
+        spec: what every worker of the job needs.
+        worker: the worker's name (``worker-<i>``); it names its stdout log.
+    """
+    # A process group of its own lets the pool kill the worker together with any process the
+    # script started, and keeps a terminal's Ctrl-C for the server to handle.
+    os.setpgrp()
+    redirect_output(stdout_log_path(spec.log_dir, worker))
+    _set_environment(spec)
+    _configure_logging(spec.logging_level)
+    _set_arguments(spec)
+    logger.info("%s started (pid %d)", worker, os.getpid())
+
+    started = time.monotonic()
+    scorer: Scorer | None = None
+    init_error: ErrorReport | None = None
+    try:
+        scorer = load_scorer(spec)
+    except (Exception, SystemExit) as exc:
+        init_error = ErrorReport.from_exception(exc)
+        logger.error("init() failed:\n%s", init_error.traceback)
+    else:
+        logger.info("init() done in %.2f s", time.monotonic() - started)
+    _flush_output()
+    ready = WorkerReady(worker, os.getpid(), time.monotonic() - started, init_error)
+    if not _send(conn, ready):
+        return
+
+    while True:
+        try:
+            task: MiniBatchTask | None = conn.recv()
+        except (EOFError, OSError):
+            return  # the pool is gone
+        if task is None:
+            return
+        if scorer is None:
+            assert init_error is not None
+            result = _init_failed(task, worker, init_error)
+        else:
+            result = run_task(scorer, task, spec, worker)
+        _flush_output()
+        if not _send(conn, result):
+            return
+
+
+def run_task(scorer: Scorer, task: MiniBatchTask, spec: WorkerSpec, worker: str) -> MiniBatchResult:
+    """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
+
+    Args:
+        scorer: the loaded scorer.
+        task: the mini-batch.
+        spec: the job's worker spec (where parts go, whether rows are written).
+        worker: this worker's name, copied into the result.
+
+    Returns:
+        A succeeded result with the item count and part path, or a ``run_error`` result with
+        the error's type, message and traceback.
+    """
+    started = time.monotonic()
+    try:
+        scored = scorer.score(task.files, rows=spec.append_rows)
+        part = None
+        if scored.rows is not None:
+            part = str(write_part(spec.parts_dir, task.index, scored.rows))
+    except (Exception, SystemExit) as exc:
+        error = ErrorReport.from_exception(exc)
+        logger.error("mini-batch %d failed:\n%s", task.index, error.traceback)
+        return MiniBatchResult(
+            index=task.index,
+            attempt=task.attempt,
+            worker=worker,
+            ok=False,
+            duration=time.monotonic() - started,
+            failure=FailureKind.RUN_ERROR,
+            error_type=error.type,
+            error_message=error.message,
+            traceback=error.traceback,
+        )
+    duration = time.monotonic() - started
+    logger.debug("mini-batch %d: %d items in %.2f s", task.index, scored.items_succeeded, duration)
+    return MiniBatchResult(
+        index=task.index,
+        attempt=task.attempt,
+        worker=worker,
+        ok=True,
+        items_succeeded=scored.items_succeeded,
+        part_path=part,
+        duration=duration,
+    )
+
+
+def write_part(parts_dir: str, index: int, text: str) -> Path:
+    """Commit one mini-batch's rows atomically: write a temporary file, fsync, rename.
+
+    Args:
+        parts_dir: the folder of the job's part files (created if missing).
+        index: the mini-batch's index.
+        text: the rows.
+
+    Returns:
+        The path of the committed part file.
+    """
+    final = part_path(parts_dir, index)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f"{final.name}.tmp")
+    with open(temporary, "w", encoding="utf-8", errors="backslashreplace", newline="") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, final)
+    folder = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # makes the rename itself durable
+    finally:
+        os.close(folder)
+    return final
+
+
+def redirect_output(path: Path) -> None:
+    """Send file descriptors 1 and 2 to ``path`` (appending), so output of C code and of
+    child processes lands there too, and make ``sys.stdout`` line-buffered."""
+    _flush_output()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            # Line buffering keeps the log current even when the worker is killed mid-batch.
+            stream.reconfigure(line_buffering=True)
+
+
+def _set_environment(spec: WorkerSpec) -> None:
+    os.environ.update(spec.environment_variables)
+    # The job's own locations win over the deployment's variables: outputs must land where the
+    # job commits them from.
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = spec.output_dir
+    Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+    if spec.model_dir is not None:
+        os.environ["AZUREML_MODEL_DIR"] = spec.model_dir
+
+
+def _configure_logging(level_name: str) -> None:
+    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.INFO)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _set_arguments(spec: WorkerSpec) -> None:
+    # Scripts read their logging level the Azure way: parse_known_args() on --logging_level.
+    if spec.scorer is ScorerKind.SCORING_SCRIPT and spec.code_dir and spec.scoring_script:
+        script = str(Path(spec.code_dir) / spec.scoring_script)
+    else:
+        script = scoring.MLFLOW_SCORER_MODULE
+    sys.argv = [script, "--logging_level", spec.logging_level]
+
+
+def _init_failed(task: MiniBatchTask, worker: str, error: ErrorReport) -> MiniBatchResult:
+    return MiniBatchResult(
+        index=task.index,
+        attempt=task.attempt,
+        worker=worker,
+        ok=False,
+        failure=FailureKind.INIT_ERROR,
+        error_type=error.type,
+        error_message=error.message,
+        traceback=error.traceback,
+    )
+
+
+def _send(conn: Connection, message: object) -> bool:
+    try:
+        conn.send(message)
+    except OSError:
+        return False  # the pool is gone
+    return True
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+
+
+def _is_own_frame(filename: str) -> bool:
+    return filename in _OWN_FILES or filename.startswith("<frozen importlib")

@@ -1,0 +1,112 @@
+"""Datastores, data assets and models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from sluiceway.schemas.common import ASSET_NAME_RE, AssetType, CreationContext, Open, Strict
+
+
+def _check_asset_name(value: str) -> str:
+    if not ASSET_NAME_RE.match(value):
+        raise ValueError(
+            f"name {value!r} is not valid: use 1-255 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _check_version(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = str(value)
+    if not value or "/" in value or ":" in value or "@" in value:
+        raise ValueError(f"version {value!r} is not valid: it may not be empty or hold '/', ':' or '@'")
+    return value
+
+
+class DatastoreOut(Open):
+    id: str
+    name: str
+    type: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    is_default: bool = False
+    credentials: dict[str, str] = Field(default_factory=dict)
+
+
+class DataCreate(Strict):
+    """``POST /data``: register a new version of a data asset.
+
+    ``path`` is a datastore URI or a storage URL; clients upload local files first.
+    """
+
+    name: str
+    version: str | None = None
+    type: Literal["uri_file", "uri_folder", "mltable"] = "uri_folder"
+    path: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_asset_name)
+    _version = field_validator("version", mode="before")(_check_version)
+
+
+class DataOut(Open):
+    id: str
+    name: str
+    version: str
+    type: str
+    path: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    creation_context: CreationContext | None = None
+
+
+class ModelCreate(Strict):
+    """``POST /models``: register a new version of a model folder (already uploaded)."""
+
+    name: str
+    version: str | None = None
+    type: Literal["custom_model", "mlflow_model"] = "custom_model"
+    path: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_asset_name)
+    _version = field_validator("version", mode="before")(_check_version)
+
+
+class ModelOut(Open):
+    id: str
+    name: str
+    version: str
+    type: str
+    path: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    creation_context: CreationContext | None = None
+
+
+class UploadRecord(Strict):
+    """``PUT /uploads/{hash}``: a finished local upload, so the same content is not sent again."""
+
+    name: str
+    path: str
+
+
+__all__ = [
+    "AssetType",
+    "DataCreate",
+    "DataOut",
+    "DatastoreOut",
+    "ModelCreate",
+    "ModelOut",
+    "UploadRecord",
+]

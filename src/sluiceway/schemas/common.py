@@ -1,0 +1,84 @@
+"""Shapes and names shared by every resource."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+ARM_PROVIDER = "Microsoft.MachineLearningServices"
+DEFAULT_DATASTORE = "workspaceblobstore"
+ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+ASSET_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$")
+
+
+class AssetType(StrEnum):
+    URI_FILE = "uri_file"
+    URI_FOLDER = "uri_folder"
+    MLTABLE = "mltable"
+    CUSTOM_MODEL = "custom_model"
+    MLFLOW_MODEL = "mlflow_model"
+
+
+class Strict(BaseModel):
+    """Base for request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Open(BaseModel):
+    """Base for response bodies: clients ignore fields they do not know."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class CreationContext(Open):
+    created_at: datetime
+    created_by: str
+    last_modified_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceScope:
+    """The Azure-style coordinates of this workspace, used in resource ids.
+
+    Sluiceway serves one workspace per server; its ids carry these parts so that code that
+    builds or parses Azure ARM ids works unchanged.
+    """
+
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "sluiceway"
+    workspace_name: str = "default"
+
+    @property
+    def prefix(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{ARM_PROVIDER}/workspaces/{self.workspace_name}"
+        )
+
+    def datastore_id(self, name: str) -> str:
+        return f"{self.prefix}/datastores/{name}"
+
+    def data_id(self, name: str, version: str) -> str:
+        return f"{self.prefix}/data/{name}/versions/{version}"
+
+    def model_id(self, name: str, version: str) -> str:
+        return f"{self.prefix}/models/{name}/versions/{version}"
+
+    def endpoint_id(self, name: str) -> str:
+        return f"{self.prefix}/batchEndpoints/{name}"
+
+    def deployment_id(self, endpoint: str, name: str) -> str:
+        return f"{self.prefix}/batchEndpoints/{endpoint}/deployments/{name}"
+
+    def job_id(self, name: str) -> str:
+        return f"{self.prefix}/jobs/{name}"
+
+
+def datastore_uri(datastore: str, path: str) -> str:
+    """The short ``azureml://datastores/<ds>/paths/<p>`` form."""
+    return f"azureml://datastores/{datastore}/paths/{path.lstrip('/')}"

@@ -1,0 +1,162 @@
+"""Batch endpoints and batch deployments, in Azure ML's YAML and REST shape."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sluiceway.schemas.common import ENDPOINT_NAME_RE, CreationContext, Open, Strict
+
+DEFAULT_OUTPUT_FILE_NAME = "predictions.csv"
+
+
+def _check_endpoint_name(value: str) -> str:
+    if not (3 <= len(value) <= 32) or not ENDPOINT_NAME_RE.match(value):
+        raise ValueError(
+            f"name {value!r} is not valid: use 3-32 letters, digits and '-', starting with a "
+            "letter and not ending with '-'"
+        )
+    return value
+
+
+class EndpointDefaults(Strict):
+    deployment_name: str | None = None
+
+
+class BatchEndpointCreate(Strict):
+    """``PUT /batch-endpoints/{name}``: create or update an endpoint."""
+
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    auth_mode: Literal["aad_token"] = "aad_token"
+    defaults: EndpointDefaults = Field(default_factory=EndpointDefaults)
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_endpoint_name)
+
+
+class BatchEndpointOut(Open):
+    id: str
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    auth_mode: str = "aad_token"
+    defaults: EndpointDefaults = Field(default_factory=EndpointDefaults)
+    properties: dict[str, str] = Field(default_factory=dict)
+    scoring_uri: str
+    openapi_uri: str | None = None
+    provisioning_state: str = "Succeeded"
+    creation_context: CreationContext | None = None
+
+
+class OutputAction(StrEnum):
+    APPEND_ROW = "append_row"
+    SUMMARY_ONLY = "summary_only"
+
+
+class LoggingLevel(StrEnum):
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+class RetrySettings(Strict):
+    max_retries: int = Field(default=3, ge=0)
+    timeout: int = Field(default=30, ge=1, description="seconds per mini-batch")
+
+
+class ModelDeploymentSettings(Strict):
+    """``settings`` of a ``type: model`` deployment, with Azure's defaults."""
+
+    max_concurrency_per_instance: int = Field(default=1, ge=1)
+    mini_batch_size: int = Field(default=10, ge=1)
+    output_action: OutputAction = OutputAction.APPEND_ROW
+    output_file_name: str | None = None
+    retry_settings: RetrySettings = Field(default_factory=RetrySettings)
+    error_threshold: int = Field(default=-1, ge=-1)
+    logging_level: LoggingLevel = LoggingLevel.INFO
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("output_action", mode="before")
+    @classmethod
+    def _accept_rest_spelling(cls, value: Any) -> Any:
+        # REST spells these AppendRow / SummaryOnly.
+        if isinstance(value, str):
+            return {"appendrow": "append_row", "summaryonly": "summary_only"}.get(
+                value.replace("_", "").lower(), value
+            )
+        return value
+
+    @field_validator("output_file_name")
+    @classmethod
+    def _plain_file_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or "\\" in value or value in {".", ".."}):
+            raise ValueError(f"output_file_name {value!r} must be a plain file name, without folders")
+        return value
+
+    @model_validator(mode="after")
+    def _summary_only_has_no_file(self) -> ModelDeploymentSettings:
+        if self.output_action is OutputAction.SUMMARY_ONLY and self.output_file_name is not None:
+            raise ValueError(
+                "When output_action is set to summary_only, the output_file_name need not to be "
+                "specified."
+            )
+        return self
+
+    @property
+    def effective_output_file_name(self) -> str:
+        return self.output_file_name or DEFAULT_OUTPUT_FILE_NAME
+
+
+class CodeConfiguration(Strict):
+    code: str = Field(description="datastore URI of the uploaded code folder")
+    scoring_script: str
+
+
+class DeploymentResources(Strict):
+    instance_count: int = Field(default=1, ge=1)
+
+
+class BatchDeploymentCreate(Strict):
+    """``PUT /batch-endpoints/{endpoint}/deployments/{name}``: create or update a deployment.
+
+    ``model`` is a registered model's reference (``azureml:name:version``,
+    ``azureml:name@latest`` or its id); clients register inline models first.
+    """
+
+    name: str
+    endpoint_name: str
+    type: Literal["model", "pipeline"] = "model"
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    model: str | None = None
+    code_configuration: CodeConfiguration | None = None
+    environment: str | dict[str, Any] | None = None
+    compute: str | None = None
+    resources: DeploymentResources = Field(default_factory=DeploymentResources)
+    settings: ModelDeploymentSettings = Field(default_factory=ModelDeploymentSettings)
+    component: str | dict[str, Any] | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    _name = field_validator("name")(_check_endpoint_name)
+
+
+class BatchDeploymentOut(Open):
+    id: str
+    name: str
+    endpoint_name: str
+    type: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    model: str | None = None
+    code_configuration: CodeConfiguration | None = None
+    environment: str | dict[str, Any] | None = None
+    compute: str | None = None
+    resources: DeploymentResources = Field(default_factory=DeploymentResources)
+    settings: ModelDeploymentSettings = Field(default_factory=ModelDeploymentSettings)
+    properties: dict[str, str] = Field(default_factory=dict)
+    provisioning_state: str = "Succeeded"
+    creation_context: CreationContext | None = None

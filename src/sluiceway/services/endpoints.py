@@ -1,0 +1,214 @@
+"""Batch endpoints and their deployments."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from sluiceway.auth.principals import Principal
+from sluiceway.errors import ConflictError, ResourceNotFoundError, UnsupportedError, ValidationError
+from sluiceway.schemas.common import CreationContext, WorkspaceScope
+from sluiceway.schemas.endpoints import (
+    BatchDeploymentCreate,
+    BatchDeploymentOut,
+    BatchEndpointCreate,
+    BatchEndpointOut,
+    EndpointDefaults,
+)
+from sluiceway.services.assets import AssetService
+from sluiceway.services.datastores import DatastoreService
+from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
+from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
+
+
+class EndpointService:
+    def __init__(
+        self, store: EndpointStore, assets: AssetService, datastores: DatastoreService,
+        scope: WorkspaceScope, base_url: str,
+    ) -> None:
+        self._store = store
+        self._assets = assets
+        self._datastores = datastores
+        self._scope = scope
+        self._base_url = base_url.rstrip("/")
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    def endpoint(self, name: str) -> EndpointRecord:
+        record = self._store.get(name)
+        if record is None:
+            raise ResourceNotFoundError(f"Batch endpoint {name!r} does not exist.", target="endpoint")
+        return record
+
+    def create_or_update(self, body: BatchEndpointCreate, principal: Principal) -> tuple[BatchEndpointOut, bool]:
+        existing = self._store.get(body.name)
+        default = body.defaults.deployment_name
+        if default is not None:
+            if existing is None:
+                self._no_deployments(body.name, default)
+            self.deployment(body.name, default)
+        elif existing is not None:
+            default = existing.default_deployment
+        record, created = self._store.upsert(
+            body.name, description=body.description, tags=body.tags, properties=body.properties,
+            auth_mode=body.auth_mode, default_deployment=default, created_by=principal.name,
+        )
+        return self.endpoint_out(record), created
+
+    def _no_deployments(self, endpoint: str, deployment: str) -> None:
+        raise ValidationError(
+            f"defaults.deployment_name {deployment!r} does not exist: endpoint {endpoint!r} has no "
+            "deployments yet. Create the endpoint, then its deployment.",
+            target="defaults.deployment_name",
+        )
+
+    def update(self, name: str, changes: dict[str, Any]) -> BatchEndpointOut:
+        """Change ``description``, ``tags`` or ``defaults.deployment_name``."""
+        record = self.endpoint(name)
+        unknown = set(changes) - {"description", "tags", "defaults"}
+        if unknown:
+            raise ValidationError(
+                f"Cannot update {sorted(unknown)} of an endpoint; accepted: description, tags, "
+                "defaults.deployment_name.", target=sorted(unknown)[0],
+            )
+        default = record.default_deployment
+        if "defaults" in changes:
+            defaults = EndpointDefaults.model_validate(changes["defaults"] or {})
+            if defaults.deployment_name is not None:
+                self.deployment(name, defaults.deployment_name)
+            default = defaults.deployment_name
+        updated, _ = self._store.upsert(
+            name, description=changes.get("description", record.description),
+            tags=changes.get("tags", record.tags), properties=record.properties,
+            auth_mode=record.auth_mode, default_deployment=default, created_by=record.created_by,
+        )
+        return self.endpoint_out(updated)
+
+    def get(self, name: str) -> BatchEndpointOut:
+        return self.endpoint_out(self.endpoint(name))
+
+    def list(self) -> list[BatchEndpointOut]:
+        return [self.endpoint_out(r) for r in self._store.list()]
+
+    def delete(self, name: str) -> None:
+        self.endpoint(name)
+        self._store.delete(name)
+
+    def endpoint_out(self, record: EndpointRecord) -> BatchEndpointOut:
+        return BatchEndpointOut(
+            id=self._scope.endpoint_id(record.name), name=record.name,
+            description=record.description, tags=record.tags, auth_mode=record.auth_mode,
+            defaults=EndpointDefaults(deployment_name=record.default_deployment),
+            properties=record.properties,
+            scoring_uri=f"{self._base_url}/endpoints/{record.name}/jobs",
+            openapi_uri=f"{self._base_url}/openapi.json",
+            creation_context=CreationContext(created_at=record.created_at, created_by=record.created_by),
+        )
+
+    # -- deployments ------------------------------------------------------------------------
+
+    def deployment(self, endpoint: str, name: str) -> DeploymentRecord:
+        record = self._store.get_deployment(endpoint, name)
+        if record is None:
+            known = [d.name for d in self._store.list_deployments(endpoint)]
+            raise ResourceNotFoundError(
+                f"Deployment {name!r} not found for endpoint {endpoint!r}; its deployments: "
+                f"{', '.join(known) or 'none'}.", target="deployment",
+            )
+        return record
+
+    def create_or_update_deployment(
+        self, endpoint: str, name: str, body: BatchDeploymentCreate, principal: Principal,
+        *, set_default: bool,
+    ) -> tuple[BatchDeploymentOut, bool]:
+        if body.name != name or body.endpoint_name != endpoint:
+            raise ValidationError(
+                f"The body names deployment {body.endpoint_name}/{body.name}, but the URL names "
+                f"{endpoint}/{name}.", target="name",
+            )
+        self.endpoint(endpoint)
+        spec = self._model_spec(body) if body.type == "model" else self._pipeline_spec(body)
+        record, created = self._store.upsert_deployment(
+            endpoint, name, type=body.type, spec=spec, created_by=principal.name,
+            make_default=set_default,
+        )
+        return self.deployment_out(record), created
+
+    def _pipeline_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
+        raise UnsupportedError(
+            f"Deployment {body.name!r} has type 'pipeline': pipeline component deployments are "
+            "not supported by this server yet. Accepted: type 'model'.", target="type",
+        )
+
+    def _model_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
+        if body.model is None:
+            raise ValidationError("A model deployment needs 'model'.", target="model")
+        if body.component is not None:
+            raise ValidationError("'component' belongs to pipeline deployments, not to type 'model'.",
+                                  target="component")
+        ref = parse_model_reference(body.model, self._scope)
+        model = self._assets.get("model", ref.name, ref.version)
+        if body.code_configuration is None and model.type != "mlflow_model":
+            raise ValidationError(
+                f"Model {model.name}:{model.version} is a {model.type}: its deployment needs "
+                "code_configuration with a scoring_script (only mlflow_model runs without one).",
+                target="code_configuration",
+            )
+        if body.code_configuration is not None:
+            self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
+        spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
+        spec["model"] = f"azureml:{model.name}:{model.version}"
+        return spec
+
+    def _check_code(self, code: str, script: str) -> None:
+        ref = parse_reference(code, self._scope)
+        if not isinstance(ref, DatastorePathRef):
+            raise ValidationError(
+                f"code_configuration.code {code!r} must be an uploaded folder "
+                "(azureml://datastores/<ds>/paths/<p>); the CLI and SDK upload local folders.",
+                target="code_configuration.code",
+            )
+        folder = self._datastores.location(ref.datastore, ref.path)
+        normal = posixpath.normpath(script)
+        if normal.startswith("..") or posixpath.isabs(normal):
+            raise ValidationError(f"scoring_script {script!r} must be inside the code folder.",
+                                  target="code_configuration.scoring_script")
+        if not folder.child(normal).is_file():
+            raise ValidationError(
+                f"scoring_script {script!r} is not in the code folder {code!r}.",
+                target="code_configuration.scoring_script",
+            )
+
+    def get_deployment(self, endpoint: str, name: str) -> BatchDeploymentOut:
+        self.endpoint(endpoint)
+        return self.deployment_out(self.deployment(endpoint, name))
+
+    def list_deployments(self, endpoint: str) -> list[BatchDeploymentOut]:
+        self.endpoint(endpoint)
+        return [self.deployment_out(r) for r in self._store.list_deployments(endpoint)]
+
+    def delete_deployment(self, endpoint: str, name: str) -> None:
+        record = self.endpoint(endpoint)
+        self.deployment(endpoint, name)
+        others = [d for d in self._store.list_deployments(endpoint) if d.name != name]
+        if record.default_deployment == name and others:
+            raise ConflictError(
+                f"Deployment {name!r} is the default of endpoint {endpoint!r}; make another "
+                f"deployment the default first (sluice batch-endpoint update -n {endpoint} --set "
+                "defaults.deployment_name=<name>).", target="deployment",
+            )
+        self._store.delete_deployment(endpoint, name)
+
+    def deployment_out(self, record: DeploymentRecord) -> BatchDeploymentOut:
+        return BatchDeploymentOut.model_validate(
+            {
+                **record.spec,
+                "id": self._scope.deployment_id(record.endpoint_name, record.name),
+                "name": record.name,
+                "endpoint_name": record.endpoint_name,
+                "type": record.type,
+                "creation_context": CreationContext(
+                    created_at=record.created_at, created_by=record.created_by
+                ),
+            }
+        )

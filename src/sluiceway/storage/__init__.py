@@ -1,0 +1,1 @@
+"""Where data lives: references, datastores and the filesystems behind them."""

@@ -1,0 +1,108 @@
+"""A place in a datastore, and the file operations the server needs on it."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from sluiceway.schemas.common import datastore_uri
+from sluiceway.storage.datastores.base import DatastoreBackend
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the location it was listed from
+    size: int
+
+
+@dataclass(frozen=True)
+class Location:
+    """``path`` (normalised, relative) inside the datastore ``datastore``."""
+
+    datastore: str
+    path: str
+    backend: DatastoreBackend
+
+    @property
+    def uri(self) -> str:
+        return datastore_uri(self.datastore, self.path)
+
+    @property
+    def full_path(self) -> str:
+        return self.backend.full_path(self.path)
+
+    def local_path(self) -> Path | None:
+        return self.backend.local_path(self.path)
+
+    def child(self, relative: str) -> Location:
+        return Location(self.datastore, posixpath.join(self.path, relative).strip("/"), self.backend)
+
+    def exists(self) -> bool:
+        return bool(self.backend.fs.exists(self.full_path))
+
+    def is_dir(self) -> bool:
+        return bool(self.backend.fs.isdir(self.full_path))
+
+    def is_file(self) -> bool:
+        return bool(self.backend.fs.isfile(self.full_path))
+
+    def list_files(self) -> list[FileEntry]:
+        """Every file below this location, recursively, in path order; a file lists itself."""
+        fs = self.backend.fs
+        root = self.full_path
+        if fs.isfile(root):
+            return [FileEntry(posixpath.basename(self.path), int(fs.size(root)))]
+        if not fs.isdir(root):
+            return []
+        found = fs.find(root, detail=True)
+        prefix = root.rstrip("/") + "/"
+        entries = [
+            FileEntry(name[len(prefix):], int(info.get("size") or 0))
+            for name, info in found.items()
+            if info.get("type") == "file" and name.startswith(prefix)
+        ]
+        return sorted(entries, key=lambda e: e.path)
+
+    def open_read(self) -> IO[bytes]:
+        return self.backend.fs.open(self.full_path, "rb")  # type: ignore[no-any-return]
+
+    def iter_bytes(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        with self.open_read() as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def write_stream(self, chunks: Iterator[bytes], *, overwrite: bool = True) -> int:
+        """Write a file through a temporary name, so readers never see half of it.
+
+        Raises:
+            FileExistsError: ``overwrite`` is False and the file exists.
+        """
+        fs = self.backend.fs
+        target = self.full_path
+        if not overwrite and fs.exists(target):
+            raise FileExistsError(target)
+        parent = posixpath.dirname(target)
+        fs.makedirs(parent, exist_ok=True)
+        tmp = posixpath.join(parent, f".{posixpath.basename(target)}.{uuid.uuid4().hex}.tmp")
+        size = 0
+        with fs.open(tmp, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                size += len(chunk)
+        if self.local_path() is not None:
+            if not overwrite:
+                # link() fails if the name was taken meanwhile: no job ever overwrites a file.
+                try:
+                    os.link(tmp, target)
+                finally:
+                    os.unlink(tmp)
+            else:
+                os.replace(tmp, target)
+        else:
+            fs.mv(tmp, target)
+        return size

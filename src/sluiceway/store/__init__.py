@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, one store per aggregate, Alembic migrations."""

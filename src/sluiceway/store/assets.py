@@ -1,0 +1,167 @@
+"""Datastores, versioned assets (data and models) and finished local uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from sluiceway.clock import as_utc, utcnow
+from sluiceway.store.db import Database
+from sluiceway.store.tables import AssetVersionRow, DatastoreRow, UploadRow
+
+
+@dataclass(frozen=True)
+class DatastoreRecord:
+    name: str
+    type: str
+    description: str | None
+    tags: dict[str, Any]
+    config: dict[str, Any]
+    secret: str | None
+    is_default: bool
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    kind: str
+    name: str
+    version: str
+    type: str
+    path: str
+    description: str | None
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+
+def _datastore(row: DatastoreRow) -> DatastoreRecord:
+    return DatastoreRecord(
+        row.name, row.type, row.description, dict(row.tags), dict(row.config), row.secret,
+        row.is_default, as_utc(row.created_at), row.created_by,
+    )
+
+
+def _asset(row: AssetVersionRow) -> AssetRecord:
+    return AssetRecord(
+        row.kind, row.name, row.version, row.type, row.path, row.description, dict(row.tags),
+        dict(row.properties), as_utc(row.created_at), row.created_by,
+    )
+
+
+class DatastoreStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, name: str) -> DatastoreRecord | None:
+        with self._db.session() as s:
+            row = s.get(DatastoreRow, name)
+            return _datastore(row) if row else None
+
+    def list(self) -> list[DatastoreRecord]:
+        with self._db.session() as s:
+            return [_datastore(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
+
+    def put(self, record: DatastoreRecord) -> DatastoreRecord:
+        """Insert or replace a datastore."""
+        with self._db.session() as s:
+            s.merge(
+                DatastoreRow(
+                    name=record.name, type=record.type, description=record.description,
+                    tags=record.tags, config=record.config, secret=record.secret,
+                    is_default=record.is_default, created_at=record.created_at,
+                    created_by=record.created_by,
+                )
+            )
+        return record
+
+
+class AssetStore:
+    """Versions of data assets (``kind="data"``) and models (``kind="model"``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, kind: str, name: str, version: str) -> AssetRecord | None:
+        with self._db.session() as s:
+            row = s.get(AssetVersionRow, (kind, name, version))
+            return _asset(row) if row else None
+
+    def latest(self, kind: str, name: str) -> AssetRecord | None:
+        with self._db.session() as s:
+            row = s.scalars(
+                select(AssetVersionRow)
+                .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
+                .order_by(AssetVersionRow.seq.desc())
+                .limit(1)
+            ).first()
+            return _asset(row) if row else None
+
+    def versions(self, kind: str, name: str) -> list[AssetRecord]:
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(AssetVersionRow)
+                .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
+                .order_by(AssetVersionRow.seq.desc())
+            )
+            return [_asset(r) for r in rows]
+
+    def list_latest(self, kind: str) -> list[AssetRecord]:
+        with self._db.session() as s:
+            newest = (
+                select(AssetVersionRow.name, func.max(AssetVersionRow.seq).label("seq"))
+                .where(AssetVersionRow.kind == kind)
+                .group_by(AssetVersionRow.name)
+                .subquery()
+            )
+            rows = s.scalars(
+                select(AssetVersionRow)
+                .join(newest, (AssetVersionRow.name == newest.c.name) & (AssetVersionRow.seq == newest.c.seq))
+                .where(AssetVersionRow.kind == kind)
+                .order_by(AssetVersionRow.name)
+            )
+            return [_asset(r) for r in rows]
+
+    def create(self, record: AssetRecord, *, auto_version: bool) -> tuple[AssetRecord, bool]:
+        """Add a version. Returns the stored record and whether it was new.
+
+        With ``auto_version`` the version is one more than the highest numeric version of the
+        name. An existing version with the same content is returned as is (not new); one with
+        other content is left alone and returned for the caller to refuse.
+        """
+        with self._db.session() as s:
+            rows = s.scalars(
+                select(AssetVersionRow).where(
+                    AssetVersionRow.kind == record.kind, AssetVersionRow.name == record.name
+                )
+            ).all()
+            version = record.version
+            if auto_version:
+                numeric = [int(r.version) for r in rows if r.version.isdigit()]
+                version = str(max(numeric, default=0) + 1)
+            existing = next((r for r in rows if r.version == version), None)
+            if existing is not None:
+                return _asset(existing), False
+            row = AssetVersionRow(
+                kind=record.kind, name=record.name, version=version,
+                seq=max((r.seq for r in rows), default=0) + 1, type=record.type, path=record.path,
+                description=record.description, tags=record.tags, properties=record.properties,
+                created_at=utcnow(), created_by=record.created_by,
+            )
+            s.add(row)
+            s.flush()
+            return _asset(row), True
+
+    def get_upload(self, content_hash: str) -> tuple[str, str] | None:
+        with self._db.session() as s:
+            row = s.scalars(select(UploadRow).where(UploadRow.hash == content_hash)).first()
+            return (row.name, row.path) if row else None
+
+    def put_upload(self, content_hash: str, name: str, path: str) -> None:
+        with self._db.session() as s:
+            s.merge(UploadRow(hash=content_hash, name=name, path=path, created_at=utcnow()))

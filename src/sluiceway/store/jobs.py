@@ -1,0 +1,268 @@
+"""Jobs and their mini-batches. The jobs table is the scheduler's queue.
+
+A scheduler claims a job with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite takes
+the database's write lock at ``BEGIN``), renews it while it runs the job, and another scheduler
+takes over a job whose lease expired. Mini-batches are planned once and stored, so a job that is
+taken over resumes where it stopped: succeeded mini-batches are never run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+
+from sluiceway.clock import as_utc, utcnow
+from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
+from sluiceway.store.db import Database
+from sluiceway.store.tables import JobRow, MiniBatchRow
+
+ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    name: str
+    endpoint_name: str
+    deployment_name: str
+    status: JobStatus
+    spec: dict[str, Any]
+    invoker: str
+    experiment_name: str | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    lease_owner: str | None
+
+
+@dataclass(frozen=True)
+class MiniBatchRecord:
+    index: int
+    files: tuple[str, ...]
+    status: MiniBatchStatus
+    attempts: int
+    items_succeeded: int
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MiniBatchCounts:
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0  # attempts beyond the first, over all mini-batches
+    items_total: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+
+
+def _job(row: JobRow) -> JobRecord:
+    return JobRecord(
+        name=row.name, endpoint_name=row.endpoint_name, deployment_name=row.deployment_name,
+        status=JobStatus(row.status), spec=dict(row.spec), invoker=row.invoker,
+        experiment_name=row.experiment_name, error=row.error, created_at=as_utc(row.created_at),
+        started_at=as_utc(row.started_at) if row.started_at else None,
+        ended_at=as_utc(row.ended_at) if row.ended_at else None, lease_owner=row.lease_owner,
+    )
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create(
+        self, name: str, *, endpoint_name: str, deployment_name: str, spec: dict[str, Any],
+        invoker: str, experiment_name: str | None,
+    ) -> JobRecord:
+        with self._db.session() as s:
+            seq = s.scalar(select(func.coalesce(func.max(JobRow.seq), 0))) or 0
+            row = JobRow(
+                name=name, endpoint_name=endpoint_name, deployment_name=deployment_name,
+                status=JobStatus.QUEUED.value, spec=spec, invoker=invoker,
+                experiment_name=experiment_name, error=None, created_at=utcnow(), started_at=None,
+                ended_at=None, lease_owner=None, lease_expires_at=None, seq=seq + 1,
+            )
+            s.add(row)
+            s.flush()
+            return _job(row)
+
+    def exists(self, name: str) -> bool:
+        with self._db.session() as s:
+            return s.get(JobRow, name) is not None
+
+    def get(self, name: str) -> JobRecord | None:
+        with self._db.session() as s:
+            row = s.get(JobRow, name)
+            return _job(row) if row else None
+
+    def list(
+        self, *, endpoint_name: str | None = None, deployment_name: str | None = None,
+        status: str | None = None, limit: int = 100,
+    ) -> list[JobRecord]:
+        query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
+        if endpoint_name:
+            query = query.where(JobRow.endpoint_name == endpoint_name)
+        if deployment_name:
+            query = query.where(JobRow.deployment_name == deployment_name)
+        if status:
+            query = query.where(JobRow.status == status)
+        with self._db.session() as s:
+            return [_job(r) for r in s.scalars(query)]
+
+    def claim(self, owner: str, lease: timedelta) -> JobRecord | None:
+        """Take the oldest queued job, or an active one whose lease expired."""
+        now = utcnow()
+        query = (
+            select(JobRow)
+            .where(
+                or_(
+                    JobRow.status == JobStatus.QUEUED.value,
+                    and_(
+                        JobRow.status.in_([s.value for s in ACTIVE]),
+                        or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now),
+                    ),
+                )
+            )
+            .order_by(JobRow.seq)
+            .limit(1)
+        )
+        if self._db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        with self._db.session() as s:
+            row = s.scalars(query).first()
+            if row is None:
+                return None
+            row.lease_owner = owner
+            row.lease_expires_at = now + lease
+            if row.status == JobStatus.QUEUED.value:
+                row.status = JobStatus.PREPARING.value
+                row.started_at = now
+            s.flush()
+            return _job(row)
+
+    def renew(self, name: str, owner: str, lease: timedelta) -> JobStatus | None:
+        """Extend the lease; returns the job's status, or None if the lease was lost."""
+        with self._db.session() as s:
+            row = s.get(JobRow, name)
+            if row is None or row.lease_owner != owner:
+                return None
+            row.lease_expires_at = utcnow() + lease
+            return JobStatus(row.status)
+
+    def set_status(
+        self, name: str, status: JobStatus, *, owner: str | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a job to ``status``; a terminal status ends it and drops its lease.
+
+        With ``owner`` the change only happens while that scheduler holds the lease.
+        """
+        values: dict[str, Any] = {"status": status.value}
+        if error is not None:
+            values["error"] = error
+        if status.is_terminal:
+            values.update(ended_at=utcnow(), lease_owner=None, lease_expires_at=None)
+        query = update(JobRow).where(JobRow.name == name).values(**values)
+        if owner is not None:
+            query = query.where(JobRow.lease_owner == owner)
+        with self._db.session() as s:
+            return bool(s.execute(query).rowcount)  # type: ignore[attr-defined]
+
+    def release(self, name: str, owner: str) -> None:
+        """Hand a job back (graceful stop): another scheduler may claim it at once."""
+        with self._db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.name == name, JobRow.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    # -- mini-batches -----------------------------------------------------------------------
+
+    def plan(self, job: str, batches: Sequence[Sequence[str]]) -> None:
+        """Store the job's mini-batches, unless an earlier scheduler already did."""
+        with self._db.session() as s:
+            if s.scalar(select(func.count()).where(MiniBatchRow.job_name == job)):
+                return
+            s.add_all(
+                MiniBatchRow(
+                    job_name=job, index=i, files=list(files), status=MiniBatchStatus.PENDING.value,
+                    attempts=0, items_succeeded=0,
+                )
+                for i, files in enumerate(batches)
+            )
+
+    def reset_running(self, job: str) -> None:
+        """Mini-batches left running by a scheduler that stopped go back to pending."""
+        with self._db.session() as s:
+            s.execute(
+                update(MiniBatchRow)
+                .where(MiniBatchRow.job_name == job, MiniBatchRow.status == MiniBatchStatus.RUNNING.value)
+                .values(status=MiniBatchStatus.PENDING.value)
+            )
+
+    def mini_batches(self, job: str, status: MiniBatchStatus | None = None) -> list[MiniBatchRecord]:
+        query = select(MiniBatchRow).where(MiniBatchRow.job_name == job).order_by(MiniBatchRow.index)
+        if status is not None:
+            query = query.where(MiniBatchRow.status == status.value)
+        with self._db.session() as s:
+            return [
+                MiniBatchRecord(
+                    r.index, tuple(r.files), MiniBatchStatus(r.status), r.attempts,
+                    r.items_succeeded, r.error,
+                )
+                for r in s.scalars(query)
+            ]
+
+    def start_mini_batch(self, job: str, index: int, attempt: int, worker: str) -> None:
+        self._update_mini_batch(
+            job, index, status=MiniBatchStatus.RUNNING.value, attempts=attempt, worker=worker,
+            started_at=utcnow(), ended_at=None,
+        )
+
+    def finish_mini_batch(
+        self, job: str, index: int, *, status: MiniBatchStatus, items_succeeded: int = 0,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self._update_mini_batch(
+            job, index, status=status.value, items_succeeded=items_succeeded, error=error,
+            ended_at=utcnow(),
+        )
+
+    def _update_mini_batch(self, job: str, index: int, **values: Any) -> None:
+        with self._db.session() as s:
+            s.execute(
+                update(MiniBatchRow)
+                .where(MiniBatchRow.job_name == job, MiniBatchRow.index == index)
+                .values(**values)
+            )
+
+    def counts(self, job: str) -> MiniBatchCounts:
+        """Progress, derived from the mini-batch rows."""
+        files = func.json_array_length(MiniBatchRow.files)  # SQLite and PostgreSQL alike
+
+        def where(status: MiniBatchStatus) -> Any:
+            return case((MiniBatchRow.status == status.value, 1), else_=0)
+
+        query = select(
+            func.count(),
+            func.sum(where(MiniBatchStatus.PENDING)),
+            func.sum(where(MiniBatchStatus.RUNNING)),
+            func.sum(where(MiniBatchStatus.SUCCEEDED)),
+            func.sum(where(MiniBatchStatus.FAILED)),
+            func.sum(case((MiniBatchRow.attempts > 1, MiniBatchRow.attempts - 1), else_=0)),
+            func.sum(files),
+            func.sum(MiniBatchRow.items_succeeded),
+            func.sum(case((MiniBatchRow.status == MiniBatchStatus.FAILED.value, files), else_=0)),
+        ).where(MiniBatchRow.job_name == job)
+        with self._db.session() as s:
+            row = s.execute(query).one()
+        return MiniBatchCounts(*(int(v or 0) for v in row))

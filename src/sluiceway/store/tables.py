@@ -1,0 +1,158 @@
+"""The database schema. Alembic migrations under ``store/migrations`` create it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class IdentityRow(Base):
+    """A user or service principal that holds tokens and roles."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # user | service_principal
+    created_at: Mapped[datetime]
+
+
+class RoleAssignmentRow(Base):
+    """A role granted to an identity on a scope (``workspace``, ``endpoint:<n>``, ``datastore:<n>``)."""
+
+    __tablename__ = "role_assignments"
+
+    identity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(300), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),
+    )
+
+
+class DatastoreRow(Base):
+    __tablename__ = "datastores"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    config: Mapped[dict[str, Any]]  # non-secret settings: root, account, container, bucket, ...
+    secret: Mapped[str | None] = mapped_column(Text)  # encrypted credentials
+    is_default: Mapped[bool]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class AssetVersionRow(Base):
+    """A version of a data asset or a model (``kind`` tells which)."""
+
+    __tablename__ = "asset_versions"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # data | model
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)  # creation order within the name: "latest" is the max
+    type: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    properties: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class UploadRow(Base):
+    """A finished local upload, by content hash, so the same content is not sent twice."""
+
+    __tablename__ = "uploads"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class EndpointRow(Base):
+    __tablename__ = "batch_endpoints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    properties: Mapped[dict[str, Any]]
+    auth_mode: Mapped[str] = mapped_column(String(32))
+    default_deployment: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class DeploymentRow(Base):
+    __tablename__ = "batch_deployments"
+
+    endpoint_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    spec: Mapped[dict[str, Any]]  # the BatchDeploymentOut fields, model resolved to name:version
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["endpoint_name"], ["batch_endpoints.name"], ondelete="CASCADE"),
+    )
+
+
+class JobRow(Base):
+    """One invocation. The jobs table is the scheduler's queue."""
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint_name: Mapped[str] = mapped_column(String(64))
+    deployment_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]]  # resolved inputs, outputs, effective settings, deployment snapshot
+    invoker: Mapped[str] = mapped_column(String(64))
+    experiment_name: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    seq: Mapped[int] = mapped_column(Integer)  # submission order: the queue is FIFO
+
+    __table_args__ = (
+        Index("ix_jobs_status_seq", "status", "seq"),
+        Index("ix_jobs_endpoint", "endpoint_name", "created_at"),
+    )
+
+
+class MiniBatchRow(Base):
+    """A planned unit of work of a job. ``succeeded`` rows are never run again."""
+
+    __tablename__ = "mini_batches"
+
+    job_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    files: Mapped[list[Any]]  # input file paths relative to the input root, in input order
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    items_succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["job_name"], ["jobs.name"], ondelete="CASCADE"),
+        Index("ix_mini_batches_status", "job_name", "status"),
+    )

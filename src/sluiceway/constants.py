@@ -1,4 +1,4 @@
-"""Constants with Azure ML's names, so ``from azure.ai.ml.constants import ...`` code ports as is."""
+"""Constants with Azure ML's names: ``from azure.ai.ml.constants import ...`` code ports as is."""
 
 from __future__ import annotations
 

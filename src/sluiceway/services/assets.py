@@ -23,7 +23,9 @@ _WHAT = {"data": "Data asset", "model": "Model"}
 
 
 class AssetService:
-    def __init__(self, store: AssetStore, datastores: DatastoreService, scope: WorkspaceScope) -> None:
+    def __init__(
+        self, store: AssetStore, datastores: DatastoreService, scope: WorkspaceScope
+    ) -> None:
         self._store = store
         self._datastores = datastores
         self._scope = scope
@@ -31,25 +33,57 @@ class AssetService:
     # -- registration -----------------------------------------------------------------------
 
     def create_data(self, body: DataCreate, principal: Principal) -> tuple[DataOut, bool]:
-        record, created = self._create("data", body.name, body.version, body.type, body.path,
-                                       body.description, body.tags, body.properties, principal)
+        record, created = self._create(
+            "data",
+            body.name,
+            body.version,
+            body.type,
+            body.path,
+            body.description,
+            body.tags,
+            body.properties,
+            principal,
+        )
         return self.data_out(record), created
 
     def create_model(self, body: ModelCreate, principal: Principal) -> tuple[ModelOut, bool]:
-        record, created = self._create("model", body.name, body.version, body.type, body.path,
-                                       body.description, body.tags, body.properties, principal)
+        record, created = self._create(
+            "model",
+            body.name,
+            body.version,
+            body.type,
+            body.path,
+            body.description,
+            body.tags,
+            body.properties,
+            principal,
+        )
         return self.model_out(record), created
 
     def _create(
-        self, kind: Kind, name: str, version: str | None, type_: str, path: str,
-        description: str | None, tags: dict[str, str], properties: dict[str, str],
+        self,
+        kind: Kind,
+        name: str,
+        version: str | None,
+        type_: str,
+        path: str,
+        description: str | None,
+        tags: dict[str, str],
+        properties: dict[str, str],
         principal: Principal,
     ) -> tuple[AssetRecord, bool]:
         path = self._check_path(kind, type_, path)
         wanted = AssetRecord(
-            kind=kind, name=name, version=version or "", type=type_, path=path,
-            description=description, tags=dict(tags), properties=dict(properties),
-            created_at=utcnow(), created_by=principal.name,
+            kind=kind,
+            name=name,
+            version=version or "",
+            type=type_,
+            path=path,
+            description=description,
+            tags=dict(tags),
+            properties=dict(properties),
+            created_at=utcnow(),
+            created_by=principal.name,
         )
         record, created = self._store.create(wanted, auto_version=version is None)
         if not created and (record.path, record.type) != (wanted.path, wanted.type):
@@ -78,12 +112,17 @@ class AssetService:
             )
         location = self._datastores.location(ref.datastore, ref.path)
         if not location.exists():
-            raise ValidationError(f"path {path!r} does not exist in datastore {ref.datastore!r}.",
-                                  target="path")
+            raise ValidationError(
+                f"path {path!r} does not exist in datastore {ref.datastore!r}.", target="path"
+            )
         if type_ == "uri_file" and not location.is_file():
-            raise ValidationError(f"path {path!r} is a folder, but type is uri_file.", target="path")
+            raise ValidationError(
+                f"path {path!r} is a folder, but type is uri_file.", target="path"
+            )
         if type_ == "uri_folder" and not location.is_dir():
-            raise ValidationError(f"path {path!r} is a file, but type is uri_folder.", target="path")
+            raise ValidationError(
+                f"path {path!r} is a file, but type is uri_folder.", target="path"
+            )
         return location.uri + ("/" if location.is_dir() else "")
 
     # -- lookup -----------------------------------------------------------------------------
@@ -115,8 +154,13 @@ class AssetService:
 
     def record_upload(self, content_hash: str, name: str, path: str) -> None:
         ref = parse_reference(path, self._scope)
-        if not isinstance(ref, DatastorePathRef) or not self._datastores.location(ref.datastore, ref.path).exists():
-            raise ValidationError(f"upload path {path!r} is not an existing datastore path.", target="path")
+        if (
+            not isinstance(ref, DatastorePathRef)
+            or not self._datastores.location(ref.datastore, ref.path).exists()
+        ):
+            raise ValidationError(
+                f"upload path {path!r} is not an existing datastore path.", target="path"
+            )
         self._store.put_upload(content_hash, name, path)
 
     # -- shapes -----------------------------------------------------------------------------
@@ -126,16 +170,26 @@ class AssetService:
 
     def data_out(self, record: AssetRecord) -> DataOut:
         return DataOut(
-            id=self._scope.data_id(record.name, record.version), name=record.name,
-            version=record.version, type=record.type, path=record.path,
-            description=record.description, tags=record.tags, properties=record.properties,
+            id=self._scope.data_id(record.name, record.version),
+            name=record.name,
+            version=record.version,
+            type=record.type,
+            path=record.path,
+            description=record.description,
+            tags=record.tags,
+            properties=record.properties,
             creation_context=self._context(record),
         )
 
     def model_out(self, record: AssetRecord) -> ModelOut:
         return ModelOut(
-            id=self._scope.model_id(record.name, record.version), name=record.name,
-            version=record.version, type=record.type, path=record.path,
-            description=record.description, tags=record.tags, properties=record.properties,
+            id=self._scope.model_id(record.name, record.version),
+            name=record.name,
+            version=record.version,
+            type=record.type,
+            path=record.path,
+            description=record.description,
+            tags=record.tags,
+            properties=record.properties,
             creation_context=self._context(record),
         )

@@ -29,17 +29,22 @@ class DatastoreService:
         if self._store.get(DEFAULT_DATASTORE) is None:
             self._store.put(
                 DatastoreRecord(
-                    name=DEFAULT_DATASTORE, type=DatastoreType.LOCAL.value,
-                    description="The workspace's default datastore.", tags={},
-                    config={"root": HOME_ROOT}, secret=None, is_default=True,
-                    created_at=utcnow(), created_by=created_by,
+                    name=DEFAULT_DATASTORE,
+                    type=DatastoreType.LOCAL.value,
+                    description="The workspace's default datastore.",
+                    tags={},
+                    config={"root": HOME_ROOT},
+                    secret=None,
+                    is_default=True,
+                    created_at=utcnow(),
+                    created_by=created_by,
                 )
             )
 
     def record(self, name: str) -> DatastoreRecord:
         record = self._store.get(name)
         if record is None:
-            known = ", ".join(r.name for r in self._store.list())
+            known = ", ".join(r.name for r in self._store.list_all())
             raise ResourceNotFoundError(
                 f"Datastore {name!r} does not exist; known datastores: {known}.", target="datastore"
             )
@@ -48,8 +53,8 @@ class DatastoreService:
     def get(self, name: str) -> DatastoreOut:
         return self._out(self.record(name))
 
-    def list(self) -> list[DatastoreOut]:
-        return [self._out(r) for r in self._store.list()]
+    def list_all(self) -> list[DatastoreOut]:
+        return [self._out(r) for r in self._store.list_all()]
 
     def backend(self, name: str) -> DatastoreBackend:
         if name not in self._backends:
@@ -67,7 +72,10 @@ class DatastoreService:
 
     def _out(self, record: DatastoreRecord) -> DatastoreOut:
         return DatastoreOut(
-            id=self._scope.datastore_id(record.name), name=record.name, type=record.type,
-            description=record.description, tags={k: str(v) for k, v in record.tags.items()},
+            id=self._scope.datastore_id(record.name),
+            name=record.name,
+            type=record.type,
+            description=record.description,
+            tags={k: str(v) for k, v in record.tags.items()},
             is_default=record.is_default,
         )

@@ -23,8 +23,12 @@ from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, Endpoint
 
 class EndpointService:
     def __init__(
-        self, store: EndpointStore, assets: AssetService, datastores: DatastoreService,
-        scope: WorkspaceScope, base_url: str,
+        self,
+        store: EndpointStore,
+        assets: AssetService,
+        datastores: DatastoreService,
+        scope: WorkspaceScope,
+        base_url: str,
     ) -> None:
         self._store = store
         self._assets = assets
@@ -37,10 +41,14 @@ class EndpointService:
     def endpoint(self, name: str) -> EndpointRecord:
         record = self._store.get(name)
         if record is None:
-            raise ResourceNotFoundError(f"Batch endpoint {name!r} does not exist.", target="endpoint")
+            raise ResourceNotFoundError(
+                f"Batch endpoint {name!r} does not exist.", target="endpoint"
+            )
         return record
 
-    def create_or_update(self, body: BatchEndpointCreate, principal: Principal) -> tuple[BatchEndpointOut, bool]:
+    def create_or_update(
+        self, body: BatchEndpointCreate, principal: Principal
+    ) -> tuple[BatchEndpointOut, bool]:
         existing = self._store.get(body.name)
         default = body.defaults.deployment_name
         if default is not None:
@@ -50,8 +58,13 @@ class EndpointService:
         elif existing is not None:
             default = existing.default_deployment
         record, created = self._store.upsert(
-            body.name, description=body.description, tags=body.tags, properties=body.properties,
-            auth_mode=body.auth_mode, default_deployment=default, created_by=principal.name,
+            body.name,
+            description=body.description,
+            tags=body.tags,
+            properties=body.properties,
+            auth_mode=body.auth_mode,
+            default_deployment=default,
+            created_by=principal.name,
         )
         return self.endpoint_out(record), created
 
@@ -69,7 +82,8 @@ class EndpointService:
         if unknown:
             raise ValidationError(
                 f"Cannot update {sorted(unknown)} of an endpoint; accepted: description, tags, "
-                "defaults.deployment_name.", target=sorted(unknown)[0],
+                "defaults.deployment_name.",
+                target=sorted(unknown)[0],
             )
         default = record.default_deployment
         if "defaults" in changes:
@@ -78,17 +92,21 @@ class EndpointService:
                 self.deployment(name, defaults.deployment_name)
             default = defaults.deployment_name
         updated, _ = self._store.upsert(
-            name, description=changes.get("description", record.description),
-            tags=changes.get("tags", record.tags), properties=record.properties,
-            auth_mode=record.auth_mode, default_deployment=default, created_by=record.created_by,
+            name,
+            description=changes.get("description", record.description),
+            tags=changes.get("tags", record.tags),
+            properties=record.properties,
+            auth_mode=record.auth_mode,
+            default_deployment=default,
+            created_by=record.created_by,
         )
         return self.endpoint_out(updated)
 
     def get(self, name: str) -> BatchEndpointOut:
         return self.endpoint_out(self.endpoint(name))
 
-    def list(self) -> list[BatchEndpointOut]:
-        return [self.endpoint_out(r) for r in self._store.list()]
+    def list_all(self) -> list[BatchEndpointOut]:
+        return [self.endpoint_out(r) for r in self._store.list_all()]
 
     def delete(self, name: str) -> None:
         self.endpoint(name)
@@ -96,13 +114,18 @@ class EndpointService:
 
     def endpoint_out(self, record: EndpointRecord) -> BatchEndpointOut:
         return BatchEndpointOut(
-            id=self._scope.endpoint_id(record.name), name=record.name,
-            description=record.description, tags=record.tags, auth_mode=record.auth_mode,
+            id=self._scope.endpoint_id(record.name),
+            name=record.name,
+            description=record.description,
+            tags=record.tags,
+            auth_mode=record.auth_mode,
             defaults=EndpointDefaults(deployment_name=record.default_deployment),
             properties=record.properties,
             scoring_uri=f"{self._base_url}/endpoints/{record.name}/jobs",
             openapi_uri=f"{self._base_url}/openapi.json",
-            creation_context=CreationContext(created_at=record.created_at, created_by=record.created_by),
+            creation_context=CreationContext(
+                created_at=record.created_at, created_by=record.created_by
+            ),
         )
 
     # -- deployments ------------------------------------------------------------------------
@@ -113,23 +136,34 @@ class EndpointService:
             known = [d.name for d in self._store.list_deployments(endpoint)]
             raise ResourceNotFoundError(
                 f"Deployment {name!r} not found for endpoint {endpoint!r}; its deployments: "
-                f"{', '.join(known) or 'none'}.", target="deployment",
+                f"{', '.join(known) or 'none'}.",
+                target="deployment",
             )
         return record
 
     def create_or_update_deployment(
-        self, endpoint: str, name: str, body: BatchDeploymentCreate, principal: Principal,
-        *, set_default: bool,
+        self,
+        endpoint: str,
+        name: str,
+        body: BatchDeploymentCreate,
+        principal: Principal,
+        *,
+        set_default: bool,
     ) -> tuple[BatchDeploymentOut, bool]:
         if body.name != name or body.endpoint_name != endpoint:
             raise ValidationError(
                 f"The body names deployment {body.endpoint_name}/{body.name}, but the URL names "
-                f"{endpoint}/{name}.", target="name",
+                f"{endpoint}/{name}.",
+                target="name",
             )
         self.endpoint(endpoint)
         spec = self._model_spec(body) if body.type == "model" else self._pipeline_spec(body)
         record, created = self._store.upsert_deployment(
-            endpoint, name, type=body.type, spec=spec, created_by=principal.name,
+            endpoint,
+            name,
+            type=body.type,
+            spec=spec,
+            created_by=principal.name,
             make_default=set_default,
         )
         return self.deployment_out(record), created
@@ -137,15 +171,18 @@ class EndpointService:
     def _pipeline_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
         raise UnsupportedError(
             f"Deployment {body.name!r} has type 'pipeline': pipeline component deployments are "
-            "not supported by this server yet. Accepted: type 'model'.", target="type",
+            "not supported by this server yet. Accepted: type 'model'.",
+            target="type",
         )
 
     def _model_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
         if body.model is None:
             raise ValidationError("A model deployment needs 'model'.", target="model")
         if body.component is not None:
-            raise ValidationError("'component' belongs to pipeline deployments, not to type 'model'.",
-                                  target="component")
+            raise ValidationError(
+                "'component' belongs to pipeline deployments, not to type 'model'.",
+                target="component",
+            )
         ref = parse_model_reference(body.model, self._scope)
         model = self._assets.get("model", ref.name, ref.version)
         if body.code_configuration is None and model.type != "mlflow_model":
@@ -171,8 +208,10 @@ class EndpointService:
         folder = self._datastores.location(ref.datastore, ref.path)
         normal = posixpath.normpath(script)
         if normal.startswith("..") or posixpath.isabs(normal):
-            raise ValidationError(f"scoring_script {script!r} must be inside the code folder.",
-                                  target="code_configuration.scoring_script")
+            raise ValidationError(
+                f"scoring_script {script!r} must be inside the code folder.",
+                target="code_configuration.scoring_script",
+            )
         if not folder.child(normal).is_file():
             raise ValidationError(
                 f"scoring_script {script!r} is not in the code folder {code!r}.",
@@ -195,7 +234,8 @@ class EndpointService:
             raise ConflictError(
                 f"Deployment {name!r} is the default of endpoint {endpoint!r}; make another "
                 f"deployment the default first (sluice batch-endpoint update -n {endpoint} --set "
-                "defaults.deployment_name=<name>).", target="deployment",
+                "defaults.deployment_name=<name>).",
+                target="deployment",
             )
         self._store.delete_deployment(endpoint, name)
 

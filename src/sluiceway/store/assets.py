@@ -42,15 +42,30 @@ class AssetRecord:
 
 def _datastore(row: DatastoreRow) -> DatastoreRecord:
     return DatastoreRecord(
-        row.name, row.type, row.description, dict(row.tags), dict(row.config), row.secret,
-        row.is_default, as_utc(row.created_at), row.created_by,
+        row.name,
+        row.type,
+        row.description,
+        dict(row.tags),
+        dict(row.config),
+        row.secret,
+        row.is_default,
+        as_utc(row.created_at),
+        row.created_by,
     )
 
 
 def _asset(row: AssetVersionRow) -> AssetRecord:
     return AssetRecord(
-        row.kind, row.name, row.version, row.type, row.path, row.description, dict(row.tags),
-        dict(row.properties), as_utc(row.created_at), row.created_by,
+        row.kind,
+        row.name,
+        row.version,
+        row.type,
+        row.path,
+        row.description,
+        dict(row.tags),
+        dict(row.properties),
+        as_utc(row.created_at),
+        row.created_by,
     )
 
 
@@ -63,18 +78,25 @@ class DatastoreStore:
             row = s.get(DatastoreRow, name)
             return _datastore(row) if row else None
 
-    def list(self) -> list[DatastoreRecord]:
+    def list_all(self) -> list[DatastoreRecord]:
         with self._db.session() as s:
-            return [_datastore(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))]
+            return [
+                _datastore(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))
+            ]
 
     def put(self, record: DatastoreRecord) -> DatastoreRecord:
         """Insert or replace a datastore."""
         with self._db.session() as s:
             s.merge(
                 DatastoreRow(
-                    name=record.name, type=record.type, description=record.description,
-                    tags=record.tags, config=record.config, secret=record.secret,
-                    is_default=record.is_default, created_at=record.created_at,
+                    name=record.name,
+                    type=record.type,
+                    description=record.description,
+                    tags=record.tags,
+                    config=record.config,
+                    secret=record.secret,
+                    is_default=record.is_default,
+                    created_at=record.created_at,
                     created_by=record.created_by,
                 )
             )
@@ -121,7 +143,10 @@ class AssetStore:
             )
             rows = s.scalars(
                 select(AssetVersionRow)
-                .join(newest, (AssetVersionRow.name == newest.c.name) & (AssetVersionRow.seq == newest.c.seq))
+                .join(
+                    newest,
+                    (AssetVersionRow.name == newest.c.name) & (AssetVersionRow.seq == newest.c.seq),
+                )
                 .where(AssetVersionRow.kind == kind)
                 .order_by(AssetVersionRow.name)
             )
@@ -148,10 +173,17 @@ class AssetStore:
             if existing is not None:
                 return _asset(existing), False
             row = AssetVersionRow(
-                kind=record.kind, name=record.name, version=version,
-                seq=max((r.seq for r in rows), default=0) + 1, type=record.type, path=record.path,
-                description=record.description, tags=record.tags, properties=record.properties,
-                created_at=utcnow(), created_by=record.created_by,
+                kind=record.kind,
+                name=record.name,
+                version=version,
+                seq=max((r.seq for r in rows), default=0) + 1,
+                type=record.type,
+                path=record.path,
+                description=record.description,
+                tags=record.tags,
+                properties=record.properties,
+                created_at=utcnow(),
+                created_by=record.created_by,
             )
             s.add(row)
             s.flush()

@@ -37,14 +37,25 @@ class DeploymentRecord:
 
 def _endpoint(row: EndpointRow) -> EndpointRecord:
     return EndpointRecord(
-        row.name, row.description, dict(row.tags), dict(row.properties), row.auth_mode,
-        row.default_deployment, as_utc(row.created_at), row.created_by,
+        row.name,
+        row.description,
+        dict(row.tags),
+        dict(row.properties),
+        row.auth_mode,
+        row.default_deployment,
+        as_utc(row.created_at),
+        row.created_by,
     )
 
 
 def _deployment(row: DeploymentRow) -> DeploymentRecord:
     return DeploymentRecord(
-        row.endpoint_name, row.name, row.type, dict(row.spec), as_utc(row.created_at), row.created_by
+        row.endpoint_name,
+        row.name,
+        row.type,
+        dict(row.spec),
+        as_utc(row.created_at),
+        row.created_by,
     )
 
 
@@ -57,13 +68,20 @@ class EndpointStore:
             row = s.get(EndpointRow, name)
             return _endpoint(row) if row else None
 
-    def list(self) -> list[EndpointRecord]:
+    def list_all(self) -> list[EndpointRecord]:
         with self._db.session() as s:
             return [_endpoint(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
 
     def upsert(
-        self, name: str, *, description: str | None, tags: dict[str, Any],
-        properties: dict[str, Any], auth_mode: str, default_deployment: str | None, created_by: str,
+        self,
+        name: str,
+        *,
+        description: str | None,
+        tags: dict[str, Any],
+        properties: dict[str, Any],
+        auth_mode: str,
+        default_deployment: str | None,
+        created_by: str,
     ) -> tuple[EndpointRecord, bool]:
         """Create or update an endpoint; returns it and whether it was created."""
         with self._db.session() as s:
@@ -106,7 +124,13 @@ class EndpointStore:
             return [_deployment(r) for r in rows]
 
     def upsert_deployment(
-        self, endpoint: str, name: str, *, type: str, spec: dict[str, Any], created_by: str,
+        self,
+        endpoint: str,
+        name: str,
+        *,
+        type: str,
+        spec: dict[str, Any],
+        created_by: str,
         make_default: bool,
     ) -> tuple[DeploymentRecord, bool]:
         """Create or update a deployment in one transaction with the endpoint's default.

@@ -47,5 +47,9 @@ class IdentityStore:
             s.add(IdentityRow(id=identity_id, name=name, kind=kind, created_at=now))
             s.flush()
             for scope, role in roles:
-                s.add(RoleAssignmentRow(identity_id=identity_id, scope=scope, role=role, created_at=now))
+                s.add(
+                    RoleAssignmentRow(
+                        identity_id=identity_id, scope=scope, role=role, created_at=now
+                    )
+                )
         return Identity(identity_id, name, kind, tuple(roles))

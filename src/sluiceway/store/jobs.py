@@ -64,11 +64,18 @@ class MiniBatchCounts:
 
 def _job(row: JobRow) -> JobRecord:
     return JobRecord(
-        name=row.name, endpoint_name=row.endpoint_name, deployment_name=row.deployment_name,
-        status=JobStatus(row.status), spec=dict(row.spec), invoker=row.invoker,
-        experiment_name=row.experiment_name, error=row.error, created_at=as_utc(row.created_at),
+        name=row.name,
+        endpoint_name=row.endpoint_name,
+        deployment_name=row.deployment_name,
+        status=JobStatus(row.status),
+        spec=dict(row.spec),
+        invoker=row.invoker,
+        experiment_name=row.experiment_name,
+        error=row.error,
+        created_at=as_utc(row.created_at),
         started_at=as_utc(row.started_at) if row.started_at else None,
-        ended_at=as_utc(row.ended_at) if row.ended_at else None, lease_owner=row.lease_owner,
+        ended_at=as_utc(row.ended_at) if row.ended_at else None,
+        lease_owner=row.lease_owner,
     )
 
 
@@ -79,16 +86,32 @@ class JobStore:
     # -- jobs -------------------------------------------------------------------------------
 
     def create(
-        self, name: str, *, endpoint_name: str, deployment_name: str, spec: dict[str, Any],
-        invoker: str, experiment_name: str | None,
+        self,
+        name: str,
+        *,
+        endpoint_name: str,
+        deployment_name: str,
+        spec: dict[str, Any],
+        invoker: str,
+        experiment_name: str | None,
     ) -> JobRecord:
         with self._db.session() as s:
             seq = s.scalar(select(func.coalesce(func.max(JobRow.seq), 0))) or 0
             row = JobRow(
-                name=name, endpoint_name=endpoint_name, deployment_name=deployment_name,
-                status=JobStatus.QUEUED.value, spec=spec, invoker=invoker,
-                experiment_name=experiment_name, error=None, created_at=utcnow(), started_at=None,
-                ended_at=None, lease_owner=None, lease_expires_at=None, seq=seq + 1,
+                name=name,
+                endpoint_name=endpoint_name,
+                deployment_name=deployment_name,
+                status=JobStatus.QUEUED.value,
+                spec=spec,
+                invoker=invoker,
+                experiment_name=experiment_name,
+                error=None,
+                created_at=utcnow(),
+                started_at=None,
+                ended_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                seq=seq + 1,
             )
             s.add(row)
             s.flush()
@@ -103,9 +126,13 @@ class JobStore:
             row = s.get(JobRow, name)
             return _job(row) if row else None
 
-    def list(
-        self, *, endpoint_name: str | None = None, deployment_name: str | None = None,
-        status: str | None = None, limit: int = 100,
+    def list_all(
+        self,
+        *,
+        endpoint_name: str | None = None,
+        deployment_name: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
     ) -> list[JobRecord]:
         query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
         if endpoint_name:
@@ -158,7 +185,11 @@ class JobStore:
             return JobStatus(row.status)
 
     def set_status(
-        self, name: str, status: JobStatus, *, owner: str | None = None,
+        self,
+        name: str,
+        status: JobStatus,
+        *,
+        owner: str | None = None,
         error: dict[str, Any] | None = None,
     ) -> bool:
         """Move a job to ``status``; a terminal status ends it and drops its lease.
@@ -194,8 +225,12 @@ class JobStore:
                 return
             s.add_all(
                 MiniBatchRow(
-                    job_name=job, index=i, files=list(files), status=MiniBatchStatus.PENDING.value,
-                    attempts=0, items_succeeded=0,
+                    job_name=job,
+                    index=i,
+                    files=list(files),
+                    status=MiniBatchStatus.PENDING.value,
+                    attempts=0,
+                    items_succeeded=0,
                 )
                 for i, files in enumerate(batches)
             )
@@ -205,35 +240,60 @@ class JobStore:
         with self._db.session() as s:
             s.execute(
                 update(MiniBatchRow)
-                .where(MiniBatchRow.job_name == job, MiniBatchRow.status == MiniBatchStatus.RUNNING.value)
+                .where(
+                    MiniBatchRow.job_name == job,
+                    MiniBatchRow.status == MiniBatchStatus.RUNNING.value,
+                )
                 .values(status=MiniBatchStatus.PENDING.value)
             )
 
-    def mini_batches(self, job: str, status: MiniBatchStatus | None = None) -> list[MiniBatchRecord]:
-        query = select(MiniBatchRow).where(MiniBatchRow.job_name == job).order_by(MiniBatchRow.index)
+    def mini_batches(
+        self, job: str, status: MiniBatchStatus | None = None
+    ) -> list[MiniBatchRecord]:
+        query = (
+            select(MiniBatchRow).where(MiniBatchRow.job_name == job).order_by(MiniBatchRow.index)
+        )
         if status is not None:
             query = query.where(MiniBatchRow.status == status.value)
         with self._db.session() as s:
             return [
                 MiniBatchRecord(
-                    r.index, tuple(r.files), MiniBatchStatus(r.status), r.attempts,
-                    r.items_succeeded, r.error,
+                    r.index,
+                    tuple(r.files),
+                    MiniBatchStatus(r.status),
+                    r.attempts,
+                    r.items_succeeded,
+                    r.error,
                 )
                 for r in s.scalars(query)
             ]
 
     def start_mini_batch(self, job: str, index: int, attempt: int, worker: str) -> None:
         self._update_mini_batch(
-            job, index, status=MiniBatchStatus.RUNNING.value, attempts=attempt, worker=worker,
-            started_at=utcnow(), ended_at=None,
+            job,
+            index,
+            status=MiniBatchStatus.RUNNING.value,
+            attempts=attempt,
+            worker=worker,
+            started_at=utcnow(),
+            ended_at=None,
         )
 
     def finish_mini_batch(
-        self, job: str, index: int, *, status: MiniBatchStatus, items_succeeded: int = 0,
+        self,
+        job: str,
+        index: int,
+        *,
+        status: MiniBatchStatus,
+        items_succeeded: int = 0,
         error: dict[str, Any] | None = None,
     ) -> None:
         self._update_mini_batch(
-            job, index, status=status.value, items_succeeded=items_succeeded, error=error,
+            job,
+            index,
+            status=status.value,
+            items_succeeded=items_succeeded,
+            error=error,
             ended_at=utcnow(),
         )
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class IdentityRow(Base):
@@ -25,7 +29,7 @@ class IdentityRow(Base):
 
 
 class RoleAssignmentRow(Base):
-    """A role granted to an identity on a scope (``workspace``, ``endpoint:<n>``, ``datastore:<n>``)."""
+    """A role on a scope: ``workspace``, ``endpoint:<n>`` or ``datastore:<n>``."""
 
     __tablename__ = "role_assignments"
 
@@ -34,9 +38,7 @@ class RoleAssignmentRow(Base):
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime]
 
-    __table_args__ = (
-        ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),
-    )
+    __table_args__ = (ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),)
 
 
 class DatastoreRow(Base):
@@ -119,7 +121,9 @@ class JobRow(Base):
     endpoint_name: Mapped[str] = mapped_column(String(64))
     deployment_name: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
-    spec: Mapped[dict[str, Any]]  # resolved inputs, outputs, effective settings, deployment snapshot
+    spec: Mapped[
+        dict[str, Any]
+    ]  # resolved inputs, outputs, effective settings, deployment snapshot
     invoker: Mapped[str] = mapped_column(String(64))
     experiment_name: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routers only translate HTTP; services decide."""

@@ -1,0 +1,80 @@
+"""Data assets and models: the same routes under ``/data`` and ``/models``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from sluiceway.errors import ResourceNotFoundError
+from sluiceway.schemas.assets import DataCreate, DataOut, ModelCreate, ModelOut
+from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+
+router = APIRouter()
+
+
+def _latest_label(label: str) -> None:
+    if label != "latest":
+        raise ResourceNotFoundError(
+            f"Label {label!r} does not exist; accepted: latest.", target="label"
+        )
+
+
+@router.post("/data", status_code=status.HTTP_201_CREATED, tags=["data"])
+def create_data(
+    body: DataCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
+) -> DataOut:
+    out, created = ws.assets.create_data(body, principal)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get("/data", tags=["data"])
+def list_data(ws: WorkspaceDep) -> list[DataOut]:
+    return [ws.assets.data_out(r) for r in ws.assets.list_latest("data")]
+
+
+@router.get("/data/{name}/versions", tags=["data"])
+def data_versions(name: str, ws: WorkspaceDep) -> list[DataOut]:
+    return [ws.assets.data_out(r) for r in ws.assets.versions("data", name)]
+
+
+@router.get("/data/{name}/versions/{version}", tags=["data"])
+def get_data(name: str, version: str, ws: WorkspaceDep) -> DataOut:
+    return ws.assets.data_out(ws.assets.get("data", name, version))
+
+
+@router.get("/data/{name}/labels/{label}", tags=["data"])
+def get_data_label(name: str, label: str, ws: WorkspaceDep) -> DataOut:
+    _latest_label(label)
+    return ws.assets.data_out(ws.assets.get("data", name))
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED, tags=["models"])
+def create_model(
+    body: ModelCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
+) -> ModelOut:
+    out, created = ws.assets.create_model(body, principal)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return out
+
+
+@router.get("/models", tags=["models"])
+def list_models(ws: WorkspaceDep) -> list[ModelOut]:
+    return [ws.assets.model_out(r) for r in ws.assets.list_latest("model")]
+
+
+@router.get("/models/{name}/versions", tags=["models"])
+def model_versions(name: str, ws: WorkspaceDep) -> list[ModelOut]:
+    return [ws.assets.model_out(r) for r in ws.assets.versions("model", name)]
+
+
+@router.get("/models/{name}/versions/{version}", tags=["models"])
+def get_model(name: str, version: str, ws: WorkspaceDep) -> ModelOut:
+    return ws.assets.model_out(ws.assets.get("model", name, version))
+
+
+@router.get("/models/{name}/labels/{label}", tags=["models"])
+def get_model_label(name: str, label: str, ws: WorkspaceDep) -> ModelOut:
+    _latest_label(label)
+    return ws.assets.model_out(ws.assets.get("model", name))

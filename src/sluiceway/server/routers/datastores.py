@@ -1,0 +1,86 @@
+"""Datastores, their files, and the record of finished local uploads."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from sluiceway.schemas.assets import DatastoreOut, UploadRecord
+from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.storage.locations import Location
+
+router = APIRouter(tags=["datastores"])
+
+SPOOL_BYTES = 8 << 20
+
+
+@router.get("/datastores")
+def list_datastores(ws: WorkspaceDep) -> list[DatastoreOut]:
+    return ws.datastores.list_all()
+
+
+@router.get("/datastores/{name}")
+def get_datastore(name: str, ws: WorkspaceDep) -> DatastoreOut:
+    return ws.datastores.get(name)
+
+
+@router.put("/datastores/{name}/files/{path:path}")
+async def put_file(
+    name: str, path: str, request: Request, ws: WorkspaceDep, _: PrincipalDep
+) -> dict[str, Any]:
+    """Write one file (replacing it): the request body is the file's bytes."""
+    location = ws.datastores.location(name, path)
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+        size = await run_in_threadpool(location.write_stream, _read_chunks(spool))
+    return {"path": location.path, "size": size}
+
+
+def _read_chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    while chunk := fh.read(1 << 20):
+        yield chunk
+
+
+@router.get("/datastores/{name}/files/{path:path}")
+def get_file(name: str, path: str, ws: WorkspaceDep) -> Response:
+    location = ws.datastores.location(name, path)
+    return file_response(location)
+
+
+def file_response(location: Location) -> Response:
+    from sluiceway.errors import ResourceNotFoundError
+
+    if not location.path or not location.is_file():
+        raise ResourceNotFoundError(f"No file at {location.uri}.", target="path")
+    return StreamingResponse(location.iter_bytes(), media_type="application/octet-stream")
+
+
+@router.get("/datastores/{name}/list")
+def list_files(name: str, ws: WorkspaceDep, path: str = "") -> list[dict[str, Any]]:
+    """Files under ``path``, recursively, with paths relative to the datastore's root."""
+    location = ws.datastores.location(name, path)
+    if not location.exists():
+        return []
+    if location.is_file():
+        return [{"path": location.path, "size": location.list_files()[0].size}]
+    prefix = f"{location.path}/" if location.path else ""
+    return [{"path": prefix + e.path, "size": e.size} for e in location.list_files()]
+
+
+@router.get("/uploads/{content_hash}")
+def get_upload(content_hash: str, ws: WorkspaceDep) -> UploadRecord:
+    name, path = ws.assets.get_upload(content_hash)
+    return UploadRecord(name=name, path=path)
+
+
+@router.put("/uploads/{content_hash}")
+def put_upload(content_hash: str, body: UploadRecord, ws: WorkspaceDep) -> UploadRecord:
+    ws.assets.record_upload(content_hash, body.name, body.path)
+    return body

@@ -1,0 +1,129 @@
+"""Batch endpoints, their deployments, and invoking them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Response, status
+
+from sluiceway.schemas.endpoints import (
+    BatchDeploymentCreate,
+    BatchDeploymentOut,
+    BatchEndpointCreate,
+    BatchEndpointOut,
+)
+from sluiceway.schemas.invoke import parse_invoke_body
+from sluiceway.schemas.jobs import JobOut
+from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+
+router = APIRouter(tags=["batch endpoints"])
+
+
+@router.put("/batch-endpoints/{name}")
+def put_endpoint(
+    name: str,
+    body: BatchEndpointCreate,
+    ws: WorkspaceDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> BatchEndpointOut:
+    from sluiceway.errors import ValidationError
+
+    if body.name != name:
+        raise ValidationError(
+            f"The body names endpoint {body.name!r}, but the URL names {name!r}.", target="name"
+        )
+    out, created = ws.endpoints.create_or_update(body, principal)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
+
+
+@router.patch("/batch-endpoints/{name}")
+def patch_endpoint(
+    name: str, ws: WorkspaceDep, changes: Annotated[dict[str, Any], Body()]
+) -> BatchEndpointOut:
+    return ws.endpoints.update(name, changes)
+
+
+@router.get("/batch-endpoints")
+def list_endpoints(ws: WorkspaceDep) -> list[BatchEndpointOut]:
+    return ws.endpoints.list_all()
+
+
+@router.get("/batch-endpoints/{name}")
+def get_endpoint(name: str, ws: WorkspaceDep) -> BatchEndpointOut:
+    return ws.endpoints.get(name)
+
+
+@router.delete("/batch-endpoints/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_endpoint(name: str, ws: WorkspaceDep) -> None:
+    ws.endpoints.delete(name)
+
+
+@router.get("/batch-endpoints/{name}/jobs")
+def endpoint_jobs(name: str, ws: WorkspaceDep) -> list[JobOut]:
+    ws.endpoints.endpoint(name)
+    return ws.jobs.list_all(endpoint_name=name)
+
+
+@router.put("/batch-endpoints/{endpoint}/deployments/{name}")
+def put_deployment(
+    endpoint: str,
+    name: str,
+    body: BatchDeploymentCreate,
+    ws: WorkspaceDep,
+    principal: PrincipalDep,
+    response: Response,
+    set_default: bool = False,
+) -> BatchDeploymentOut:
+    out, created = ws.endpoints.create_or_update_deployment(
+        endpoint, name, body, principal, set_default=set_default
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
+
+
+@router.get("/batch-endpoints/{endpoint}/deployments")
+def list_deployments(endpoint: str, ws: WorkspaceDep) -> list[BatchDeploymentOut]:
+    return ws.endpoints.list_deployments(endpoint)
+
+
+@router.get("/batch-endpoints/{endpoint}/deployments/{name}")
+def get_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> BatchDeploymentOut:
+    return ws.endpoints.get_deployment(endpoint, name)
+
+
+@router.delete(
+    "/batch-endpoints/{endpoint}/deployments/{name}", status_code=status.HTTP_204_NO_CONTENT
+)
+def delete_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> None:
+    ws.endpoints.delete_deployment(endpoint, name)
+
+
+@router.get("/batch-endpoints/{endpoint}/deployments/{name}/jobs")
+def deployment_jobs(endpoint: str, name: str, ws: WorkspaceDep) -> list[JobOut]:
+    ws.endpoints.deployment(endpoint, name)
+    return ws.jobs.list_all(endpoint_name=endpoint, deployment_name=name)
+
+
+@router.post("/endpoints/{endpoint}/jobs", status_code=status.HTTP_201_CREATED, tags=["invoke"])
+def invoke(
+    endpoint: str,
+    ws: WorkspaceDep,
+    principal: PrincipalDep,
+    body: Annotated[dict[str, Any], Body()],
+    azureml_model_deployment: Annotated[str | None, Header()] = None,
+) -> JobOut:
+    """Invoke an endpoint: Azure's body (``properties.InputData``/``OutputData``)."""
+    request = parse_invoke_body(body)
+    record = ws.invocations.invoke(
+        endpoint, request, principal, deployment_name=azureml_model_deployment or None
+    )
+    ws.job_queued()
+    return ws.jobs.job_out(record)
+
+
+@router.get("/endpoints/{endpoint}/jobs", tags=["invoke"])
+def invoked_jobs(endpoint: str, ws: WorkspaceDep) -> list[JobOut]:
+    ws.endpoints.endpoint(endpoint)
+    return ws.jobs.list_all(endpoint_name=endpoint)

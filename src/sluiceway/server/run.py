@@ -1,0 +1,92 @@
+"""Start a server on a socket it binds itself, so port 0 picks a free port."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+import httpx
+
+from sluiceway.config import Settings
+from sluiceway.errors import ConflictError
+from sluiceway.home import WorkspaceHome
+
+logger = logging.getLogger("sluiceway.server")
+
+
+def running_server(home: WorkspaceHome) -> str | None:
+    """The URL of a live server recorded in ``home``, or None."""
+    url = home.read_server_address()
+    if url is None:
+        return None
+    try:
+        ok = httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return url if ok else None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def client_url(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def run(host: str | None = None, port: int | None = None, home: str | Path | None = None) -> None:
+    """Serve until interrupted; records the address in ``<home>/server.json``.
+
+    Raises:
+        ConflictError: a server for this home is already running.
+    """
+    import uvicorn
+
+    from sluiceway.server.app import create_app
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if home is not None:
+        overrides["home"] = Path(home).expanduser().resolve()
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    workspace_home = settings.workspace
+    other = running_server(workspace_home)
+    if other is not None:
+        raise ConflictError(
+            f"A server for workspace home {workspace_home.root} is already running at {other}."
+        )
+    sock = bind(settings.host, settings.port)
+    actual_port = sock.getsockname()[1]
+    url = settings.public_url or client_url(settings.host, actual_port)
+    app = create_app(settings, base_url=url)
+    workspace_home.write_private(
+        workspace_home.server_file, json.dumps({"url": url, "pid": os.getpid()}) + "\n"
+    )
+    print(f"Sluiceway {url} (home {workspace_home.root})", flush=True)
+    print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        try:
+            if json.loads(workspace_home.server_file.read_text()).get("pid") == os.getpid():
+                workspace_home.server_file.unlink()
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass

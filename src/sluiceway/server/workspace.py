@@ -1,0 +1,95 @@
+"""One workspace's services, wired once per server process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sluiceway.auth.principals import Principal, authenticate, ensure_owner
+from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
+from sluiceway.config import Settings
+from sluiceway.executors.base import Executor
+from sluiceway.scheduler.loop import Scheduler
+from sluiceway.services.assets import AssetService
+from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.invoke import InvokeService
+from sluiceway.services.jobs import JobService
+from sluiceway.services.resolver import InputResolver
+from sluiceway.store.assets import AssetStore, DatastoreStore
+from sluiceway.store.db import Database, upgrade
+from sluiceway.store.endpoints import EndpointStore
+from sluiceway.store.identities import IdentityStore
+from sluiceway.store.jobs import JobStore
+
+logger = logging.getLogger("sluiceway.server")
+
+
+def make_executor(name: str) -> Executor:
+    if name == "local":
+        from sluiceway.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    from sluiceway.errors import UnsupportedError
+
+    raise UnsupportedError(
+        f"Executor {name!r} is not supported; accepted: local.", target="executor"
+    )
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    base_url: str
+    db: Database = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        home = settings.workspace
+        home.root.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self.db = Database(settings.effective_database_url)
+        upgrade(self.db.engine)
+        scope = settings.scope
+        self.issuer = TokenIssuer(
+            load_or_create_key(home), issuer=f"sluiceway:{scope.workspace_name}"
+        )
+        self.identities = IdentityStore(self.db)
+        self.owner = ensure_owner(home, self.issuer, self.identities)
+        self.datastores = DatastoreService(DatastoreStore(self.db), home, scope)
+        self.datastores.ensure_default(self.owner.name)
+        self.assets = AssetService(AssetStore(self.db), self.datastores, scope)
+        self.endpoints = EndpointService(
+            EndpointStore(self.db), self.assets, self.datastores, scope, self.base_url
+        )
+        self.job_store = JobStore(self.db)
+        self.jobs = JobService(self.job_store, self.datastores, scope, self.base_url)
+        resolver = InputResolver(self.datastores, self.assets, scope)
+        self.invocations = InvokeService(
+            self.endpoints, self.assets, resolver, self.job_store, scope
+        )
+        self.scheduler: Scheduler | None = None
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        return authenticate(authorization, self.issuer, self.identities)
+
+    def start(self) -> None:
+        if self.settings.scheduler_enabled:
+            self.scheduler = Scheduler(
+                store=self.job_store,
+                datastores=self.datastores,
+                executor=make_executor(self.settings.executor),
+                lease_seconds=self.settings.lease_seconds,
+                poll_seconds=self.settings.scheduler_poll_seconds,
+                max_jobs=self.settings.max_concurrent_jobs,
+            )
+            self.scheduler.start()
+
+    def job_queued(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.db.dispose()

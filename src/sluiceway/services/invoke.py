@@ -1,0 +1,275 @@
+"""Invoke: turn an invoke body into a queued job, or into a clear error and nothing at all.
+
+Everything is checked before the job row is written: the deployment, each input (it must exist,
+be of its type and hold files), the output location and the overrides. The job's ``spec`` holds
+the resolved locations and the effective settings, so the scheduler needs nothing else, and a
+later change to the deployment does not change a job already queued.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from sluiceway.auth.principals import Principal
+from sluiceway.errors import ConflictError, ValidationError
+from sluiceway.executors.base import ScorerKind
+from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
+from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
+from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
+from sluiceway.services.assets import AssetService
+from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.resolver import InputResolver
+from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
+from sluiceway.store.endpoints import DeploymentRecord
+from sluiceway.store.jobs import JobRecord, JobStore
+
+NO_ROUTE = (
+    "No valid deployments to route to. Please check that the endpoint has at least one deployment "
+    "with positive weight values or use a deployment specific header to route."
+)
+DEFAULT_OUTPUT_NAME = "score"
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
+
+
+def job_folder(job_name: str) -> str:
+    """The job's own folder in the default datastore: logs, mini-batch parts, default outputs."""
+    return f"azureml/{job_name}"
+
+
+class InvokeService:
+    def __init__(
+        self,
+        endpoints: EndpointService,
+        assets: AssetService,
+        resolver: InputResolver,
+        jobs: JobStore,
+        scope: WorkspaceScope,
+    ) -> None:
+        self._endpoints = endpoints
+        self._assets = assets
+        self._resolver = resolver
+        self._jobs = jobs
+        self._scope = scope
+
+    def invoke(
+        self,
+        endpoint_name: str,
+        request: InvokeRequest,
+        principal: Principal,
+        *,
+        deployment_name: str | None = None,
+    ) -> JobRecord:
+        """Check the request against the endpoint's deployment and queue a job.
+
+        Raises:
+            ResourceNotFoundError: the endpoint, the deployment or a data asset does not exist.
+            ValidationError: the request does not fit the deployment, naming the field.
+            ConflictError: a job with the requested name exists.
+        """
+        endpoint = self._endpoints.endpoint(endpoint_name)
+        name = deployment_name or endpoint.default_deployment
+        if not name:
+            raise ValidationError(NO_ROUTE, target="azureml-model-deployment")
+        deployment = self._endpoints.deployment(endpoint_name, name)
+        job_name = self._job_name(request.job_name)
+        spec = self._model_job_spec(deployment, request, job_name)
+        if request.properties:
+            spec["properties"] = request.properties
+        try:
+            return self._jobs.create(
+                job_name,
+                endpoint_name=endpoint_name,
+                deployment_name=name,
+                spec=spec,
+                invoker=principal.name,
+                experiment_name=request.experiment_name or endpoint_name,
+            )
+        except Exception as exc:  # a race on the same custom name
+            if self._jobs.exists(job_name):
+                raise ConflictError(
+                    f"A job named {job_name!r} already exists.", target="name"
+                ) from exc
+            raise
+
+    def _job_name(self, requested: str | None) -> str:
+        if requested is None:
+            return str(uuid.uuid4())
+        if not JOB_NAME_RE.match(requested):
+            raise ValidationError(
+                f"Job name {requested!r} is not valid: use up to 255 letters, digits, '-' and '_', "
+                "starting with a letter or digit.",
+                target="name",
+            )
+        if self._jobs.exists(requested):
+            raise ConflictError(
+                f"A job named {requested!r} already exists; job names are unique.", target="name"
+            )
+        return requested
+
+    # -- model deployments ------------------------------------------------------------------
+
+    def _model_job_spec(
+        self, deployment: DeploymentRecord, request: InvokeRequest, job_name: str
+    ) -> dict[str, Any]:
+        literals = [i.name for i in request.inputs.values() if i.type == "literal"]
+        if literals:
+            raise ValidationError(
+                f"Deployment {deployment.name!r} is a model deployment, which takes one data input "
+                f"and no literal inputs; got literal input(s) {', '.join(literals)}.",
+                target=f"InputData.{literals[0]}",
+            )
+        if len(request.inputs) != 1:
+            got = ", ".join(request.inputs) or "none"
+            raise ValidationError(
+                f"A model deployment takes exactly one data input (uri_folder or uri_file); got: "
+                f"{got}.",
+                target="InputData",
+            )
+        (given,) = request.inputs.values()
+        resolved = self._resolver.resolve(given.name, given.type, given.uri or "")
+        settings = self._settings(deployment, request)
+        output = self._output(request.outputs, job_name, settings)
+        model_ref = parse_model_reference(str(deployment.spec["model"]), self._scope)
+        model = self._assets.get("model", model_ref.name, model_ref.version)
+        model_location = self._datastore_ref(model.path, "model")
+        code = deployment.spec.get("code_configuration")
+        code_spec = None
+        if code:
+            code_ref = self._datastore_ref(str(code["code"]), "code_configuration.code")
+            code_spec = {
+                "datastore": code_ref.datastore,
+                "path": code_ref.path,
+                "scoring_script": code["scoring_script"],
+            }
+        return {
+            "kind": "model",
+            "inputs": {
+                resolved.name: {
+                    "type": resolved.type,
+                    "uri": resolved.uri,
+                    "datastore": resolved.location.datastore,
+                    "path": resolved.location.path,
+                }
+            },
+            "outputs": {output["name"]: output},
+            "settings": settings,
+            "scorer": (ScorerKind.SCORING_SCRIPT if code_spec else ScorerKind.MLFLOW).value,
+            "model": {
+                "ref": f"azureml:{model.name}:{model.version}",
+                "type": model.type,
+                "datastore": model_location.datastore,
+                "path": model_location.path,
+            },
+            "code": code_spec,
+            "job_folder": {"datastore": DEFAULT_DATASTORE, "path": job_folder(job_name)},
+        }
+
+    def _datastore_ref(self, uri: str, what: str) -> DatastorePathRef:
+        ref = parse_reference(uri, self._scope)
+        if not isinstance(ref, DatastorePathRef):
+            raise ValidationError(
+                f"The deployment's {what} {uri!r} is not in a datastore.", target=what
+            )
+        return ref
+
+    def _settings(self, deployment: DeploymentRecord, request: InvokeRequest) -> dict[str, Any]:
+        """The deployment's settings with the invocation's overrides, checked like the YAML's."""
+        o = request.overrides
+        base = ModelDeploymentSettings.model_validate(deployment.spec.get("settings") or {})
+        changes: dict[str, Any] = {}
+        if o.mini_batch_size is not None:
+            changes["mini_batch_size"] = o.mini_batch_size
+        if o.output_file_name is not None:
+            changes["output_file_name"] = o.output_file_name
+        if o.error_threshold is not None:
+            changes["error_threshold"] = o.error_threshold
+        if o.logging_level is not None:
+            changes["logging_level"] = o.logging_level
+        retry = base.retry_settings.model_dump()
+        if o.max_retries is not None:
+            retry["max_retries"] = o.max_retries
+        if o.timeout is not None:
+            retry["timeout"] = o.timeout
+        merged = {**base.model_dump(mode="json"), **changes, "retry_settings": retry}
+        try:
+            settings = ModelDeploymentSettings.model_validate(merged)
+        except Exception as exc:
+            raise ValidationError(
+                f"The invocation's settings are not valid: {exc}", target="properties"
+            ) from None
+        instance_count = o.instance_count
+        if instance_count is None:
+            instance_count = int((deployment.spec.get("resources") or {}).get("instance_count", 1))
+        if instance_count < 1:
+            raise ValidationError(
+                f"Compute.InstanceCount {instance_count} is not valid: it must be at least 1.",
+                target="properties.Compute.InstanceCount",
+            )
+        return {
+            "mini_batch_size": settings.mini_batch_size,
+            "instance_count": instance_count,
+            "max_concurrency_per_instance": settings.max_concurrency_per_instance,
+            "output_action": settings.output_action.value,
+            "output_file_name": settings.effective_output_file_name,
+            "max_retries": settings.retry_settings.max_retries,
+            "timeout": settings.retry_settings.timeout,
+            "error_threshold": settings.error_threshold,
+            "logging_level": LoggingLevel(settings.logging_level).value,
+            "environment_variables": settings.environment_variables,
+        }
+
+    def _output(
+        self, outputs: dict[str, InvokeOutput], job_name: str, settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The one output of a model deployment: a folder, and the file written in it."""
+        if len(outputs) > 1:
+            raise ValidationError(
+                f"A model deployment has one output; got {', '.join(outputs)}.", target="OutputData"
+            )
+        given = next(
+            iter(outputs.values()), InvokeOutput(name=DEFAULT_OUTPUT_NAME, type="uri_folder")
+        )
+        if given.uri is None:
+            given = replace(
+                given,
+                uri=f"azureml://datastores/{DEFAULT_DATASTORE}/paths/"
+                f"{job_folder(job_name)}/{DEFAULT_OUTPUT_NAME}/",
+            )
+        where = f"OutputData.{given.name}"
+        ref = parse_reference(given.uri or "", self._scope)
+        if not isinstance(ref, DatastorePathRef):
+            raise ValidationError(
+                f"{where}.Uri {given.uri!r} is not accepted: outputs are written to a datastore "
+                "path, azureml://datastores/<datastore>/paths/<path>.",
+                target=where,
+            )
+        folder, file_name = ref.path, str(settings["output_file_name"])
+        if given.type == "uri_file":
+            if ref.is_folder_hint or not ref.path:
+                raise ValidationError(
+                    f"{where}.Uri {given.uri!r} ends with '/', but a UriFile output names a file.",
+                    target=where,
+                )
+            folder, file_name = posixpath.dirname(ref.path), posixpath.basename(ref.path)
+            settings["output_file_name"] = file_name
+        location = self._resolver.output_location(ref.datastore, folder)
+        if settings["output_action"] == OutputAction.APPEND_ROW.value:
+            target = location.child(file_name)
+            if target.exists():
+                raise ConflictError(
+                    f"{where}: {target.uri} already exists, and outputs are never overwritten; "
+                    "choose another output path or file name.",
+                    target=where,
+                )
+        return {
+            "name": given.name,
+            "type": given.type,
+            "uri": given.uri,
+            "datastore": location.datastore,
+            "path": location.path,
+            "file_name": file_name,
+        }

@@ -41,7 +41,9 @@ def start_server(home: Path, *, extra_env: dict[str, str] | None = None) -> Runn
     env = {**os.environ, "SLUICEWAY_SCHEDULER_POLL_SECONDS": "0.2", **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     deadline = time.monotonic() + 60
     server_file = home / "server.json"

@@ -37,14 +37,14 @@ class RunningServer:
 
 def start_server(home: Path, *, extra_env: dict[str, str] | None = None) -> RunningServer:
     home.mkdir(parents=True, exist_ok=True)
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - closed with the process
     env = {**os.environ, "SLUICEWAY_SCHEDULER_POLL_SECONDS": "0.2", **(extra_env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    with open(home / "server.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     deadline = time.monotonic() + 60
     server_file = home / "server.json"
     while time.monotonic() < deadline:

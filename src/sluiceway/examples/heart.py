@@ -8,6 +8,7 @@ target that depends on the features, so the trained model is better than a coin 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import shutil
 import tempfile
@@ -164,7 +165,10 @@ def generate_heart_frame(n_rows: int, seed: int = 0, labeled: bool = True) -> pd
 
 
 def write_unlabeled_folder(
-    folder: Path, n_files: int = EXAMPLE_FILES, rows_per_file: int = EXAMPLE_ROWS_PER_FILE, seed: int = 1
+    folder: Path,
+    n_files: int = EXAMPLE_FILES,
+    rows_per_file: int = EXAMPLE_ROWS_PER_FILE,
+    seed: int = 1,
 ) -> list[Path]:
     """Write ``heart-unlabeled-<i>.csv`` files (header row, no ``target``) into ``folder``.
 
@@ -204,11 +208,14 @@ def train_heart_model(model_dir: Path, seed: int = 0) -> Path:
     if model_dir.exists():
         raise FileExistsError(f"model folder {model_dir} already exists; pass a new folder")
     try:
-        import cloudpickle
         import sklearn
 
         with ignoring_mlflow_import_warnings():
             import mlflow
+
+            # save_model() imports mlflow.pyfunc lazily, outside this guard, and its import
+            # warns; importing it here first keeps that warning ignored.
+            import mlflow.pyfunc
             import mlflow.sklearn
             from mlflow.models import infer_signature
     except ImportError as exc:
@@ -229,7 +236,7 @@ def train_heart_model(model_dir: Path, seed: int = 0) -> Path:
     requirements = [
         f"mlflow-skinny=={mlflow.__version__}",
         f"scikit-learn=={sklearn.__version__}",
-        f"cloudpickle=={cloudpickle.__version__}",
+        f"cloudpickle=={importlib.metadata.version('cloudpickle')}",
         f"pandas=={pd.__version__}",
         f"numpy=={np.__version__}",
     ]
@@ -288,7 +295,8 @@ def _unlabeled_file_name(index: int) -> str:
 
 
 def _int_column(values: np.ndarray[Any, Any], low: int, high: int) -> np.ndarray[Any, Any]:
-    return np.clip(np.rint(values), low, high).astype(np.int64)
+    clipped: np.ndarray[Any, Any] = np.clip(np.rint(values), low, high)
+    return clipped.astype(np.int64)
 
 
 def _flag(rng: np.random.Generator, n: int, share: float) -> np.ndarray[Any, Any]:

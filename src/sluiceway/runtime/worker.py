@@ -10,6 +10,7 @@ given is reported as an ``init_error``.
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import logging
 import os
@@ -86,6 +87,9 @@ def main(conn: Connection, spec: WorkerSpec, worker: str) -> None:
     # script started, and keeps a terminal's Ctrl-C for the server to handle.
     os.setpgrp()
     redirect_output(stdout_log_path(spec.log_dir, worker))
+    # A crash in C code (a segfault, an abort) then leaves its Python stack in the log, which
+    # is all a "worker died" report can point to.
+    faulthandler.enable()
     _set_environment(spec)
     _configure_logging(spec.logging_level)
     _set_arguments(spec)

@@ -214,3 +214,15 @@ def test_the_first_deployment_becomes_the_default(db: Database) -> None:
     store.upsert_deployment("ep", "c", type="model", spec={}, created_by="owner", make_default=True)
     endpoint = store.get("ep")
     assert endpoint is not None and endpoint.default_deployment == "c"
+
+
+def test_migrations_match_the_tables(db: Database) -> None:
+    """A change to store/tables.py without a migration fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from sluiceway.store.tables import Base
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

@@ -40,7 +40,9 @@ class Location:
         return self.backend.local_path(self.path)
 
     def child(self, relative: str) -> Location:
-        return Location(self.datastore, posixpath.join(self.path, relative).strip("/"), self.backend)
+        return Location(
+            self.datastore, posixpath.join(self.path, relative).strip("/"), self.backend
+        )
 
     def exists(self) -> bool:
         return bool(self.backend.fs.exists(self.full_path))
@@ -62,7 +64,7 @@ class Location:
         found = fs.find(root, detail=True)
         prefix = root.rstrip("/") + "/"
         entries = [
-            FileEntry(name[len(prefix):], int(info.get("size") or 0))
+            FileEntry(name[len(prefix) :], int(info.get("size") or 0))
             for name, info in found.items()
             if info.get("type") == "file" and name.startswith(prefix)
         ]

@@ -15,7 +15,9 @@ class DatastoreType(StrEnum):
 
 
 class DatastoreBackend(Protocol):
-    type: DatastoreType
+    @property
+    def type(self) -> DatastoreType:
+        """The datastore's type."""
 
     @property
     def fs(self) -> Any:

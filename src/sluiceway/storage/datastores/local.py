@@ -19,7 +19,9 @@ class LocalDatastore:
     _fs: LocalFileSystem = field(default_factory=LocalFileSystem, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], _credentials: dict[str, Any] | None) -> LocalDatastore:
+    def from_config(
+        cls, config: dict[str, Any], _credentials: dict[str, Any] | None
+    ) -> LocalDatastore:
         return cls(Path(config["root"]).resolve())
 
     @property

@@ -116,7 +116,13 @@ def error_from_response(status_code: int, body: object) -> SluicewayError:
             target = str(raw_target) if raw_target is not None else None
     cls = _BY_CODE.get(code)
     if cls is None:
-        by_status = {400: ValidationError, 401: AuthenticationError, 403: PermissionDeniedError,
-                     404: ResourceNotFoundError, 409: ConflictError, 422: ValidationError}
+        by_status = {
+            400: ValidationError,
+            401: AuthenticationError,
+            403: PermissionDeniedError,
+            404: ResourceNotFoundError,
+            409: ConflictError,
+            422: ValidationError,
+        }
         cls = by_status.get(status_code, SluicewayError)
     return cls(message, target=target)

@@ -23,8 +23,13 @@ def test_quickstart_prints_predictions_and_runs_again(tmp_path: Path) -> None:
     try:
         for attempt in (1, 2):
             done = subprocess.run(
-                [*sluice, "quickstart"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                timeout=300, check=False,
+                [*sluice, "quickstart"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
             )
             assert done.returncode == 0, f"run {attempt}:\n{done.stdout}\n{done.stderr}"
             assert "Predictions:" in done.stdout, done.stdout

@@ -33,7 +33,9 @@ class Principal:
         return cls(identity.id, identity.name, identity.kind, identity.roles)
 
 
-def authenticate(authorization: str | None, issuer: TokenIssuer, identities: IdentityStore) -> Principal:
+def authenticate(
+    authorization: str | None, issuer: TokenIssuer, identities: IdentityStore
+) -> Principal:
     """The principal behind an ``Authorization: Bearer <token>`` header.
 
     Raises:

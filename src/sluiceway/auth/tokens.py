@@ -34,7 +34,10 @@ class TokenIssuer:
     def issue(self, identity_id: str, *, expires_in: timedelta | None = None) -> str:
         now = utcnow()
         claims: dict[str, object] = {
-            "sub": identity_id, "iss": self.issuer, "aud": AUDIENCE, "iat": now,
+            "sub": identity_id,
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "iat": now,
             "jti": uuid.uuid4().hex,
         }
         if expires_in is not None:
@@ -49,7 +52,11 @@ class TokenIssuer:
         """
         try:
             claims = jwt.decode(
-                token, self.key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=self.issuer,
+                token,
+                self.key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=self.issuer,
                 options={"require": ["sub", "iat"]},
             )
         except jwt.ExpiredSignatureError:

@@ -11,6 +11,7 @@ be tested on its own; the command turns the specs into SDK ``Input``/``Output`` 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,18 +147,24 @@ def looks_like_data_reference(value: str, base: Path | None = None) -> bool:
     """Whether a bare string in an inputs file means data rather than a literal string."""
     if value.lower().startswith(DATA_REFERENCE_PREFIXES):
         return True
-    local = Path(value).expanduser()
-    if base is not None and not local.is_absolute():
-        local = base / local
-    return bool(value.strip()) and local.exists()
+    if not value.strip():
+        return False
+    try:
+        local = Path(value).expanduser()
+        if base is not None and not local.is_absolute():
+            local = base / local
+        return local.exists()
+    except (OSError, ValueError, RuntimeError):
+        # Too long for a path, holding a NUL, or ~user of no user: a literal, not a path.
+        return False
 
 
 def _local_path(value: str, base: Path | None) -> str:
     # A relative local path in an inputs file is relative to that file, as in Azure's CLI.
     if base is None or value.startswith("/subscriptions/") or _REMOTE.match(value):
         return value
-    local = Path(value).expanduser()
-    return value if local.is_absolute() else str(base / local)
+    local = Path(os.path.expanduser(value))  # unlike Path.expanduser, never raises
+    return str(local) if local.is_absolute() else str(base / local)
 
 
 def infer_literal(value: Literal) -> tuple[str, Literal]:
@@ -186,7 +193,9 @@ def _coerce_literal(value: Any, kind: str, where: str) -> Literal:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false"):
             return value.strip().lower() == "true"
-        raise ValidationError(f"{where}: {value!r} is not a boolean; use true or false", target=where)
+        raise ValidationError(
+            f"{where}: {value!r} is not a boolean; use true or false", target=where
+        )
     if kind == "integer":
         return _int(value, where)
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -271,9 +280,7 @@ def _build_literal(where: str, kind: str, fields: dict[str, Any]) -> InputSpec:
             f"{where}: a {kind} input takes a default, not {extra[0]!r}", target=where
         )
     if fields.get("default") is None:
-        raise ValidationError(
-            f"{where}: a {kind} input needs its value in 'default'", target=where
-        )
+        raise ValidationError(f"{where}: a {kind} input needs its value in 'default'", target=where)
     bounds: dict[str, int | float | None] = {"min": None, "max": None}
     for bound in ("min", "max"):
         if fields.get(bound) is None:
@@ -373,9 +380,7 @@ def _read_file(
 
 
 def _unknown_key(key: str) -> ValidationError:
-    return ValidationError(
-        f"--set {key!r}: unknown key; accepted: {ACCEPTED_SET_KEYS}", target=key
-    )
+    return ValidationError(f"--set {key!r}: unknown key; accepted: {ACCEPTED_SET_KEYS}", target=key)
 
 
 def _apply_set(

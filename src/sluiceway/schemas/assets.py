@@ -23,7 +23,9 @@ def _check_version(value: str | None) -> str | None:
         return None
     value = str(value)
     if not value or "/" in value or ":" in value or "@" in value:
-        raise ValueError(f"version {value!r} is not valid: it may not be empty or hold '/', ':' or '@'")
+        raise ValueError(
+            f"version {value!r} is not valid: it may not be empty or hold '/', ':' or '@'"
+        )
     return value
 
 

@@ -93,8 +93,12 @@ class ModelDeploymentSettings(Strict):
     @field_validator("output_file_name")
     @classmethod
     def _plain_file_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or "\\" in value or value in {".", ".."}):
-            raise ValueError(f"output_file_name {value!r} must be a plain file name, without folders")
+        if value is not None and (
+            not value or "/" in value or "\\" in value or value in {".", ".."}
+        ):
+            raise ValueError(
+                f"output_file_name {value!r} must be a plain file name, without folders"
+            )
         return value
 
     @model_validator(mode="after")

@@ -82,7 +82,9 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValidationError(f"{where} must be an object, got {type(value).__name__}", target=where)
+        raise ValidationError(
+            f"{where} must be an object, got {type(value).__name__}", target=where
+        )
     return value
 
 
@@ -137,7 +139,9 @@ def _parse_input(name: str, raw: Any) -> InvokeInput:
     uri = _get(spec, "Uri", "path")
     if not isinstance(uri, str) or not uri.strip():
         raise ValidationError(f"{where}: a {raw_type} input needs a 'Uri'", target=where)
-    return InvokeInput(name=name, type=kind, uri=uri.strip(), mode=mode if isinstance(mode, str) else None)
+    return InvokeInput(
+        name=name, type=kind, uri=uri.strip(), mode=mode if isinstance(mode, str) else None
+    )
 
 
 def _parse_output(name: str, raw: Any) -> InvokeOutput:
@@ -152,7 +156,9 @@ def _parse_output(name: str, raw: Any) -> InvokeOutput:
     uri = _get(spec, "Uri", "path")
     if uri is not None and (not isinstance(uri, str) or not uri.strip()):
         raise ValidationError(f"{where}.Uri must be a non-empty string", target=where)
-    return InvokeOutput(name=name, type=OUTPUT_TYPES[_key(raw_type)], uri=uri.strip() if uri else None)
+    return InvokeOutput(
+        name=name, type=OUTPUT_TYPES[_key(raw_type)], uri=uri.strip() if uri else None
+    )
 
 
 def parse_invoke_body(body: Any) -> InvokeRequest:
@@ -180,7 +186,9 @@ def parse_invoke_body(body: Any) -> InvokeRequest:
         ),
         output_file_name=_get(props, "OutputFileName"),
         max_retries=_int(_get(retry, "MaxRetries"), "properties.RetrySettings.MaxRetries"),
-        timeout=None if raw_timeout is None else parse_timeout(raw_timeout, "properties.RetrySettings.Timeout"),
+        timeout=None
+        if raw_timeout is None
+        else parse_timeout(raw_timeout, "properties.RetrySettings.Timeout"),
         error_threshold=_int(_get(props, "ErrorThreshold"), "properties.ErrorThreshold"),
         logging_level=str(logging_level).lower() if logging_level is not None else None,
     )

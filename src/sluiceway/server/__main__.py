@@ -1,4 +1,4 @@
-"""``python -m sluiceway.server [--host H] [--port P] [--home DIR]``, like ``sluice server start``."""
+"""``python -m sluiceway.server [--host H] [--port P] [--home DIR]``: ``sluice server start``."""
 
 from __future__ import annotations
 

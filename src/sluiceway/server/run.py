@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -90,3 +92,24 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
                 workspace_home.server_file.unlink()
         except (FileNotFoundError, json.JSONDecodeError):
             pass
+
+
+def stop_server(workspace: WorkspaceHome) -> int | None:
+    """Stop the home's server (SIGTERM to the pid it recorded); its pid, or None if none ran."""
+    try:
+        pid = int(json.loads(workspace.server_file.read_text())["pid"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        workspace.server_file.unlink(missing_ok=True)
+        return None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    return pid

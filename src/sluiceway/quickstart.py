@@ -106,7 +106,7 @@ def _show_predictions(console: Console, path: Path, rows: int = 5) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     console.print(f"\nPredictions: [bold]{path}[/] ({len(lines)} rows: row prediction file_name)")
     for line in lines[:rows]:
-        console.print(f"  {line}")
+        console.print(f"  {line}", highlight=False, markup=False)
 
 
 def ensure_server(workspace: WorkspaceHome, console: Console) -> str:

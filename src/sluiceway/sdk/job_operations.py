@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -107,6 +108,58 @@ class JobOperations:
         self._out(f"RunId: {job.name}")
         if job.studio_url:
             self._out(f"Web View: {job.studio_url}")
+        if self._out is _print_line and sys.stdout.isatty():
+            job = self._follow_with_bar(job, poll_interval)
+        else:
+            job = self._follow_with_lines(job, poll_interval)
+        self._out("")
+        self._out("Execution Summary")
+        self._out("=================")
+        self._out(f"RunId: {job.name}")
+        self._out(f"Status: {job.status}")
+        if job.status == JobStatus.FAILED:
+            if job.error is not None:
+                self._out(f"Error: {job.error.message}")
+            raise JobFailedError(job)
+
+    def _follow_with_bar(self, job: BatchJob, poll_interval: float) -> BatchJob:
+        """A progress bar over the mini-batches, for a terminal."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = (
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("mini-batches  {task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns) as bar:
+            task = bar.add_task(str(job.status), total=None, detail="")
+            while True:
+                p = job.progress
+                eta = f", ETA {p.eta_seconds:.0f} s" if p.eta_seconds is not None else ""
+                bar.update(
+                    task,
+                    description=str(job.status),
+                    total=p.mini_batches_total or None,
+                    completed=p.mini_batches_done,
+                    detail=f"items {p.items_succeeded} ok / {p.items_failed} failed, "
+                    f"{p.mini_batches_retried} retried{eta}",
+                )
+                if job.is_terminal:
+                    return job
+                self._sleep(poll_interval)
+                job = self.get(job.name or "")
+
+    def _follow_with_lines(self, job: BatchJob, poll_interval: float) -> BatchJob:
+        """Status changes and progress as lines, for logs and pipes."""
+        name = job.name or ""
         last_status: str | None = None
         last_counts: tuple[int, ...] | None = None
         while True:
@@ -125,18 +178,9 @@ class JobOperations:
                 self._out(f"Progress: {progress.describe()}")
                 last_counts = counts
             if job.is_terminal:
-                break
+                return job
             self._sleep(poll_interval)
             job = self.get(name)
-        self._out("")
-        self._out("Execution Summary")
-        self._out("=================")
-        self._out(f"RunId: {job.name}")
-        self._out(f"Status: {job.status}")
-        if job.status == JobStatus.FAILED:
-            if job.error is not None:
-                self._out(f"Error: {job.error.message}")
-            raise JobFailedError(job)
 
     def _download_output(self, name: str, output: str, folder: Path) -> None:
         listing = self._connection.request(

@@ -48,6 +48,10 @@ def client_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run(host: str | None = None, port: int | None = None, home: str | Path | None = None) -> None:
     """Serve until interrupted; records the address in ``<home>/server.json``.
 
@@ -83,6 +87,8 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
     print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM once it has shut down; exit through Python so ``finally`` runs.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.run(sockets=[sock])
     finally:

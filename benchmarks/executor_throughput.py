@@ -87,14 +87,13 @@ def main() -> None:
         base_time, base_items = baseline(spec("baseline"), batches)
         cand_time, cand_items = candidate(spec("pool"), batches, args.workers)
     assert base_items == cand_items == args.files * args.rows, (base_items, cand_items)
+    n = len(batches)
+    print(f"{args.files} files x {args.rows} rows, mini_batch_size {size}: {n} mini-batches")
+    base_rate = base_items / base_time
+    cand_rate = cand_items / cand_time
+    print(f"baseline  in-process loop      {base_time:7.2f} s  {base_rate:9.0f} rows/s")
     print(
-        f"{args.files} files x {args.rows} rows, mini_batch_size {size}, {len(batches)} mini-batches"
-    )
-    print(
-        f"baseline  in-process loop      {base_time:7.2f} s  {base_items / base_time:9.0f} rows/s"
-    )
-    print(
-        f"candidate local pool x{args.workers:<2}       {cand_time:7.2f} s  {cand_items / cand_time:9.0f} rows/s"
+        f"candidate local pool x{args.workers:<2}       {cand_time:7.2f} s  {cand_rate:9.0f} rows/s"
     )
     print(f"ratio (baseline / candidate)   {base_time / cand_time:7.2f}")
 

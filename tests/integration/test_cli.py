@@ -430,7 +430,10 @@ def test_server_start_and_stop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEWAY_")}
     with (tmp_path / "server.log").open("wb") as log:
         process = subprocess.Popen(
-            [*command, "server", "start", "--home", str(home), "--port", "0"],
+            [
+                *command, "server", "start",
+                "--home", str(home), "--host", "localhost", "--port", "0",
+            ],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         try:
@@ -440,6 +443,7 @@ def test_server_start_and_stop(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.1)
             url = json.loads((home / "server.json").read_text())["url"]
+            assert url.startswith("http://localhost:"), url
             while httpx.get(f"{url}/healthz", timeout=2).status_code != 200:
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.1)

@@ -254,11 +254,13 @@ def test_a_failed_job_raises_with_its_error(ml_client: MLClient, project: Path) 
         input=str(project / "data"),
         params_override=[{"retry_settings.max_retries": 0}, {"error_threshold": 0}],
     )
+    lines = quiet(ml_client)
     with pytest.raises(JobFailedError) as info:
         ml_client.jobs.stream(job.name)
     assert info.value.job.status == "Failed"
     assert info.value.job.error is not None
     assert f"Job {job.name} failed" in info.value.message
+    assert lines[-2:] == ["Status: Failed", f"Error: {info.value.job.error.message}"]
 
 
 def test_server_errors_arrive_as_sluiceway_errors(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sluiceway import BatchEndpoint, Data, Input, Output
+from sluiceway import Data, Input, Output
 from sluiceway.constants import AssetTypes
 from sluiceway.errors import ValidationError
 from sluiceway.sdk.invoke import (
@@ -16,9 +16,11 @@ from sluiceway.sdk.invoke import (
     collect_inputs,
     map_params_override,
 )
-from sluiceway.sdk.uploads import scan
-from tests.unit.test_sdk_fake_server import ARM, FakeServer
 
+ARM = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sluiceway"
+    "/providers/Microsoft.MachineLearningServices/workspaces/default"
+)
 DATASTORE_PATH = "azureml://datastores/workspaceblobstore/paths/heart-disease-uci-unlabeled"
 HTTPS_FOLDER = "https://azuremlexampledata.blob.core.windows.net/data/heart-disease-uci/data"
 
@@ -301,96 +303,3 @@ def test_the_body_parses_on_the_server_side() -> None:
 
 
 # -- through BatchEndpointOperations.invoke ----------------------------------------------
-
-
-def test_invoke_posts_the_body_with_the_deployment_header() -> None:
-    server = FakeServer()
-    client = server.client()
-    client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="heart")).result()
-    job = client.batch_endpoints.invoke(
-        endpoint_name="heart",
-        deployment_name="dpl-2",
-        input=Input(type=AssetTypes.URI_FOLDER, path=DATASTORE_PATH),
-        params_override=[{"mini_batch_size": "20"}],
-        job_name="my-job",
-    )
-    assert job.name == "my-job"
-    assert job.status == "Queued"
-    assert job.deployment_name == "dpl-2"
-    (call,) = server.calls_to("POST", "/endpoints/heart/jobs")
-    assert call.headers["azureml-model-deployment"] == "dpl-2"
-    assert call.body["properties"]["MiniBatchSize"] == 20
-    assert call.body["name"] == "my-job"
-
-
-def test_invoke_uploads_a_local_folder_input(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "a.csv").write_text("x\n1\n")
-    server = FakeServer()
-    server.endpoints["heart"] = {}
-    client = server.client()
-    client.batch_endpoints.invoke(endpoint_name="heart", input=Input(path=str(data)))
-    artifact = scan(data)
-    (call,) = server.calls_to("POST", "/endpoints/heart/jobs")
-    uri = call.body["properties"]["InputData"]["input_data"]["Uri"]
-    assert uri == (
-        f"azureml://datastores/workspaceblobstore/paths/LocalUpload/{artifact.digest}/data/"
-    )
-    assert server.files[("workspaceblobstore", f"LocalUpload/{artifact.digest}/data/a.csv")] == (
-        b"x\n1\n"
-    )
-
-
-def test_invoke_uploads_a_relative_local_file_as_uri_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path("heart.csv").write_text("a\n")
-    server = FakeServer()
-    server.endpoints["heart"] = {}
-    server.client().batch_endpoints.invoke(
-        endpoint_name="heart", inputs={"heart": Input(type=None, path="heart.csv")}
-    )
-    (call,) = server.calls_to("POST", "/endpoints/heart/jobs")
-    spec = call.body["properties"]["InputData"]["heart"]
-    assert spec["JobInputType"] == "UriFile"
-    assert spec["Uri"].endswith("/heart.csv")
-
-
-def test_invoke_checks_a_local_path_against_its_type(tmp_path: Path) -> None:
-    (tmp_path / "heart.csv").write_text("a\n")
-    server = FakeServer()
-    client = server.client()
-    with pytest.raises(ValidationError, match="There is no folder on target path"):
-        client.batch_endpoints.invoke(
-            endpoint_name="heart",
-            input=Input(type=AssetTypes.URI_FOLDER, path=str(tmp_path / "heart.csv")),
-        )
-    with pytest.raises(ValidationError, match="There is no file on target path"):
-        client.batch_endpoints.invoke(
-            endpoint_name="heart", input=Input(type=AssetTypes.URI_FILE, path=str(tmp_path))
-        )
-    assert not server.calls_to("POST", "/endpoints/heart/jobs")
-
-
-def test_invoke_looks_up_the_type_of_a_data_asset_given_without_one() -> None:
-    server = FakeServer()
-    server.endpoints["heart"] = {}
-    client = server.client()
-    client.data.create_or_update(
-        Data(
-            name="one-file",
-            type="uri_file",
-            path="azureml://datastores/workspaceblobstore/paths/f.csv",
-        )
-    )
-    client.batch_endpoints.invoke(
-        endpoint_name="heart", inputs={"x": Input(type=None, path="azureml:one-file@latest")}
-    )
-    (call,) = server.calls_to("POST", "/endpoints/heart/jobs")
-    assert call.body["properties"]["InputData"]["x"] == {
-        "JobInputType": "UriFile",
-        "Uri": "azureml:one-file@latest",
-    }
-    assert server.calls_to("GET", "/data/one-file/labels/latest")

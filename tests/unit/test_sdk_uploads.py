@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from sluiceway.errors import ValidationError
-from sluiceway.sdk.uploads import HASH_SEED, Uploader, collect_files, scan
-from tests.unit.test_sdk_fake_server import FakeServer
+from sluiceway.sdk.uploads import HASH_SEED, collect_files, scan
 
 PREFIX = "azureml://datastores/workspaceblobstore/paths/LocalUpload"
 
@@ -98,62 +97,3 @@ def test_missing_paths_and_empty_folders_are_refused(tmp_path: Path) -> None:
 
 
 # -- uploading ---------------------------------------------------------------------------
-
-
-def test_a_folder_is_uploaded_file_by_file_then_recorded(tmp_path: Path) -> None:
-    folder = make_folder(tmp_path / "data", {"a.csv": "1", "sub/b.csv": "2"})
-    server = FakeServer()
-    lines: list[str] = []
-    uri = Uploader(server.connection(), report=lines.append).upload(folder)
-    digest = scan(folder).digest
-    assert uri == f"{PREFIX}/{digest}/data/"
-    assert server.files == {
-        ("workspaceblobstore", f"LocalUpload/{digest}/data/a.csv"): b"1",
-        ("workspaceblobstore", f"LocalUpload/{digest}/data/sub/b.csv"): b"2",
-    }
-    assert server.uploads[digest] == {"name": "data", "path": uri}
-    assert lines and lines[0].startswith(f"Uploading {folder} (2 files")
-
-
-def test_a_file_is_uploaded_under_its_name(tmp_path: Path) -> None:
-    path = tmp_path / "heart.csv"
-    path.write_text("1")
-    server = FakeServer()
-    uri = Uploader(server.connection()).upload(path)
-    digest = scan(path).digest
-    assert uri == f"{PREFIX}/{digest}/heart.csv"
-    assert server.files == {("workspaceblobstore", f"LocalUpload/{digest}/heart.csv"): b"1"}
-
-
-def test_the_same_content_is_not_sent_twice(tmp_path: Path) -> None:
-    folder = make_folder(tmp_path / "data", {"a.csv": "1"})
-    server = FakeServer()
-    uploader = Uploader(server.connection())
-    first = uploader.upload(folder)
-    puts = len(server.calls_to("PUT", r"/datastores/.*"))
-    # the same content under the same name, elsewhere on disk
-    copy = make_folder(tmp_path / "elsewhere" / "data", {"a.csv": "1"})
-    assert uploader.upload(copy) == first
-    assert len(server.calls_to("PUT", r"/datastores/.*")) == puts
-    assert len(server.calls_to("GET", r"/uploads/.*")) == 2
-
-
-def test_the_same_content_under_another_name_is_sent_again(tmp_path: Path) -> None:
-    server = FakeServer()
-    uploader = Uploader(server.connection())
-    one = tmp_path / "a.csv"
-    one.write_text("1")
-    two = tmp_path / "b.csv"
-    two.write_text("1")
-    uploader.upload(one)
-    uri = uploader.upload(two)
-    assert uri.endswith("/b.csv")
-    assert len(server.calls_to("PUT", r"/datastores/.*")) == 2
-
-
-def test_a_file_name_with_spaces_is_quoted_in_the_url(tmp_path: Path) -> None:
-    folder = make_folder(tmp_path / "data", {"my file.csv": "1"})
-    server = FakeServer()
-    Uploader(server.connection()).upload(folder)
-    (call,) = server.calls_to("PUT", r"/datastores/.*")
-    assert call.path.endswith("/data/my file.csv")

@@ -1,0 +1,595 @@
+"""Run one claimed pipeline job: its steps, in dependency order, as local processes.
+
+The job's spec holds every step (see ``services/pipeline_invoke.py``): its command, code folder,
+inputs resolved to locations, literal values or other steps' outputs, and where each output
+goes. The runner plans the steps into the database once, then starts each step whose inputs are
+ready, up to ``max_concurrent_steps`` at a time, so independent steps run side by side.
+
+A step runs in a fresh work folder: its code folder is copied there, each output is a fresh,
+empty folder, and its data inputs are local paths (:func:`stage_input`). The command is turned
+into an argument list (``runtime/command.py``) and started without a shell, in a process group
+of its own. Its stdout and stderr go to ``logs/steps/<step>/`` in the job's folder. When it
+exits 0, each output folder is committed, file by file and never overwriting, to its datastore
+path (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for one that only
+feeds later steps, which then read it from there). When it fails, the job fails with its exit
+code and the end of its stderr, and the steps that need it are skipped; other running steps are
+stopped unless ``continue_on_step_failure`` lets the independent ones go on.
+
+The runner reads the job's status about twice a second: a cancel request kills every running
+step's process group and ends the job ``Canceled``; a lost lease stops it without touching the
+job. A graceful stop kills the running steps and hands the job back; steps that completed keep
+their committed outputs and are not run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sluiceway.clock import utcnow
+from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
+from sluiceway.scheduler.runner import JobAborted, JobCanceled, LeaseLost
+from sluiceway.schemas.jobs import JobStatus, StepStatus
+from sluiceway.services.datastores import DatastoreService
+from sluiceway.storage.locations import Location
+from sluiceway.store.jobs import JobRecord, JobStore
+from sluiceway.store.steps import StepStore
+
+logger = logging.getLogger("sluiceway.scheduler")
+
+CHECK_SECONDS = 0.5  # how often the runner reads the job's status (cancel, lost lease)
+POLL_SECONDS = 0.1  # how often it looks at its running steps
+KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL of a step's process group
+STDERR_TAIL_LINES = 20
+STDERR_TAIL_CHARS = 4000
+
+README = """\
+Logs of a Sluiceway pipeline job.
+
+job_progress_overview.txt   what the job did: each step started and ended (exit code, duration),
+                            outputs committed, the result or error
+sys/master_role.txt         the scheduler's record: claims, leases, steps started and stopped
+steps/<step>/command.txt    the argument list the step ran (JSON), with its working folder
+steps/<step>/stdout.txt     what the step's command printed
+steps/<step>/stderr.txt     what it wrote to its error output
+"""
+
+
+class _Log:
+    """Appends lines to the job's progress overview and the scheduler's record."""
+
+    def __init__(self, job_name: str, folder: Path | None) -> None:
+        self._job_name = job_name
+        self._folder = folder
+
+    def overview(self, message: str) -> None:
+        logger.info("job %s: %s", self._job_name, message)
+        self._append("job_progress_overview.txt", message)
+        self._append("sys/master_role.txt", message)
+
+    def scheduler(self, message: str) -> None:
+        self._append("sys/master_role.txt", message)
+
+    def _append(self, relative: str, message: str) -> None:
+        if self._folder is None:
+            return
+        path = self._folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {message}\n")
+
+
+class StepFailed(Exception):
+    """A step could not start or could not commit its outputs; the message says why."""
+
+
+def stage_input(location: Location, work: Path) -> Path:
+    """A local path a step reads an input from.
+
+    This is the one place that decides how a step's data reaches it. Data in a local
+    datastore is read in place; ``work`` is the step's own folder, where data fetched from a
+    remote datastore would go.
+
+    Raises:
+        StepFailed: the data is in a datastore this server cannot read in place.
+    """
+    local = location.local_path()
+    if local is None:
+        raise StepFailed(
+            f"{location.uri} is in datastore {location.datastore!r}, which pipeline steps cannot "
+            "read in place yet; pipeline steps read data from local datastores only."
+        )
+    return local
+
+
+def stderr_tail(path: Path) -> str:
+    """The last lines of a step's stderr, small enough to keep in the job's error."""
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(max(path.stat().st_size - STDERR_TAIL_CHARS * 4, 0))
+        text = fh.read().decode("utf-8", errors="replace")
+    tail = "\n".join(text.rstrip("\n").splitlines()[-STDERR_TAIL_LINES:])
+    return tail[-STDERR_TAIL_CHARS:]
+
+
+@dataclass
+class _Running:
+    """A step whose process runs."""
+
+    spec: dict[str, Any]
+    process: subprocess.Popen[bytes]
+    outputs: dict[str, Path]
+    logs: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    def close_logs(self) -> None:
+        for fh in self.logs:
+            with contextlib.suppress(OSError):
+                fh.close()
+
+
+class PipelineRunner:
+    """Runs one pipeline job while holding its lease."""
+
+    def __init__(
+        self,
+        job: JobRecord,
+        *,
+        store: JobStore,
+        steps: StepStore,
+        datastores: DatastoreService,
+        owner: str,
+        lease: timedelta,
+        stop: threading.Event,
+        python: str = sys.executable,
+    ) -> None:
+        self.job = job
+        self._store = store
+        self._steps = steps
+        self._datastores = datastores
+        self._owner = owner
+        self._lease = lease
+        self._stop = stop
+        self._python = python
+        self._specs: dict[str, dict[str, Any]] = {s["name"]: s for s in job.spec["steps"]}
+        settings = job.spec.get("settings") or {}
+        self._parallel = max(1, int(settings.get("max_concurrent_steps") or 1))
+        self._continue = bool(settings.get("continue_on_step_failure"))
+        self._running: dict[str, _Running] = {}
+        self._status: dict[str, StepStatus] = {}
+        self._last_renew = time.monotonic()
+        self._last_check = 0.0
+        self._work: Path | None = None
+        folder = job.spec["job_folder"]
+        self._job_folder = datastores.location(folder["datastore"], folder["path"])
+        self._log_dir = self._job_folder.child("logs").local_path()
+        self._log = _Log(job.name, self._log_dir)
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        name = self.job.name
+        try:
+            self._start_logs()
+            self._log.scheduler(
+                f"Claimed by scheduler {self._owner} with status {self.job.status.value}."
+            )
+            if self.job.status is JobStatus.CANCEL_REQUESTED:
+                raise JobCanceled
+            self._steps.plan(name, [s["name"] for s in self.job.spec["steps"]])
+            returned = self._steps.reset_unfinished(name)
+            if returned:
+                self._log.overview(f"Resuming: {returned} steps that were running start again.")
+            self._set_status(JobStatus.RUNNING)
+            self._work = Path(tempfile.mkdtemp(prefix=f"sluiceway-{name}-"))
+            if not self._run_steps():
+                self._hand_back()
+                return
+            self._finish()
+        except LeaseLost:
+            self._kill_all(None)
+            logger.info("job %s: lease lost, stopping", name)
+            self._log.scheduler("The lease was lost; another scheduler runs the job now.")
+        except JobCanceled:
+            self._cancel()
+        except JobAborted as exc:
+            self._kill_all(StepStatus.CANCELED)
+            self._fail(exc.code, exc.message, exc.details)
+        except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
+            logger.exception("job %s failed unexpectedly", name)
+            self._kill_all(StepStatus.CANCELED)
+            self._fail("SystemError", f"{type(exc).__name__}: {exc}")
+        finally:
+            if self._work is not None:
+                shutil.rmtree(self._work, ignore_errors=True)
+
+    @property
+    def _logs(self) -> Path:
+        assert self._log_dir is not None  # checked when the run starts
+        return self._log_dir
+
+    def _start_logs(self) -> Path:
+        if self._log_dir is None:
+            raise JobAborted(
+                "SystemError",
+                f"The job's folder {self._job_folder.uri} is not in a local datastore; pipeline "
+                "jobs keep their logs in a local default datastore.",
+            )
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        readme = self._log_dir / "readme.txt"
+        if not readme.exists():
+            readme.write_text(README, encoding="utf-8")
+        return self._log_dir
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def _run_steps(self) -> bool:
+        """Run steps until none is left to run; False when the scheduler is stopping."""
+        self._status = {s.name: s.status for s in self._steps.steps(self.job.name)}
+        failed = any(s is StepStatus.FAILED for s in self._status.values())
+        while True:
+            self._check_in()
+            if self._stop.is_set():
+                self._kill_all(StepStatus.NOT_STARTED)
+                return False
+            failed = self._reap() or failed
+            if failed and not self._continue:
+                self._kill_all(StepStatus.CANCELED, reason="another step failed")
+                self._skip(everything=True)
+                return True
+            self._skip(everything=False)
+            ready = [
+                name
+                for name, status in self._status.items()
+                if status is StepStatus.NOT_STARTED
+                and all(
+                    self._status[d] is StepStatus.COMPLETED for d in self._specs[name]["depends_on"]
+                )
+            ]
+            for name in ready[: max(self._parallel - len(self._running), 0)]:
+                if not self._start(self._specs[name]):
+                    failed = True
+                    if not self._continue:
+                        break
+            if not self._running:
+                if all(status.is_done for status in self._status.values()):
+                    return True
+                if not ready and not failed:
+                    waiting = [n for n, s in self._status.items() if not s.is_done]
+                    raise JobAborted("SystemError", f"Steps {', '.join(waiting)} can never start.")
+            time.sleep(POLL_SECONDS)
+
+    def _set_step(
+        self,
+        name: str,
+        status: StepStatus,
+        *,
+        exit_code: int | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self._steps.finish(self.job.name, name, status, exit_code=exit_code, error=error)
+        self._status[name] = status
+
+    def _skip(self, *, everything: bool) -> None:
+        """Mark the steps that will never run: those that need a step that did not complete,
+        or, with ``everything``, all that have not started."""
+        changed = True
+        while changed:
+            changed = False
+            for name, current in self._status.items():
+                if current is not StepStatus.NOT_STARTED:
+                    continue
+                blocked = [
+                    d
+                    for d in self._specs[name]["depends_on"]
+                    if self._status[d]
+                    in (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELED)
+                ]
+                if not blocked and not everything:
+                    continue
+                reason = (
+                    f"step {blocked[0]!r} did not complete"
+                    if blocked
+                    else "the job stopped after a step failed"
+                )
+                self._set_step(
+                    name,
+                    StepStatus.SKIPPED,
+                    error={"code": "Skipped", "message": f"Not run: {reason}."},
+                )
+                self._log.overview(f"Step {name} skipped: {reason}.")
+                changed = True
+
+    def _start(self, spec: dict[str, Any]) -> bool:
+        """Start a step's process; False when it could not start (the step failed)."""
+        name = str(spec["name"])
+        assert self._work is not None
+        work = self._work / name
+        shutil.rmtree(work, ignore_errors=True)
+        log_dir = self._logs / "steps" / name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._steps.start(self.job.name, name)
+        self._status[name] = StepStatus.RUNNING
+        try:
+            argv, cwd, outputs = self._prepare(spec, work)
+            (log_dir / "command.txt").write_text(
+                json.dumps({"argv": argv, "cwd": str(cwd)}, indent=2) + "\n", encoding="utf-8"
+            )
+            # Closed when the step ends (_Running.close_logs).
+            stdout = open(log_dir / "stdout.txt", "wb")
+            stderr = open(log_dir / "stderr.txt", "wb")
+            env = {**os.environ, **spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=env,
+                    start_new_session=True,  # its own process group, killed as a whole
+                )
+            except OSError as exc:
+                stdout.close()
+                stderr.close()
+                raise StepFailed(f"its program {argv[0]!r} could not be started: {exc}") from None
+        except StepFailed as exc:
+            message = f"Step {name!r} could not start: {exc}"
+            self._set_step(name, StepStatus.FAILED, error={"code": "UserError", "message": message})
+            self._log.overview(message)
+            return False
+        self._running[name] = _Running(spec, process, outputs, [stdout, stderr])
+        self._log.overview(f"Step {name} started (process {process.pid}).")
+        return True
+
+    def _prepare(self, spec: dict[str, Any], work: Path) -> tuple[list[str], Path, dict[str, Path]]:
+        """The step's argument list, working folder and fresh output folders."""
+        values: dict[str, str | None] = {}
+        for input_name, value in spec["inputs"].items():
+            if value["type"] == "literal":
+                values[input_name] = literal_text(value["value"])
+            elif value["type"] == "step_output":
+                producer = self._specs[value["step"]]["outputs"][value["output"]]
+                location = self._datastores.location(producer["datastore"], producer["path"])
+                values[input_name] = str(stage_input(location, work / "inputs" / input_name))
+            else:
+                location = self._datastores.location(value["datastore"], value["path"])
+                values[input_name] = str(stage_input(location, work / "inputs" / input_name))
+        outputs = {}
+        for output_name, target in spec["outputs"].items():
+            folder = work / "outputs" / output_name
+            folder.mkdir(parents=True)
+            outputs[output_name] = folder
+            if target.get("pipeline_output") is None:
+                # An output kept between steps is the job's own: a rerun starts it afresh.
+                own = self._datastores.location(target["datastore"], target["path"]).local_path()
+                if own is not None:
+                    shutil.rmtree(own, ignore_errors=True)
+        cwd = work / "code"
+        if spec.get("code"):
+            code = self._datastores.location(spec["code"]["datastore"], spec["code"]["path"])
+            shutil.copytree(stage_input(code, work / "inputs" / ".code"), cwd, symlinks=True)
+        else:
+            cwd.mkdir(parents=True)
+        try:
+            template = parse_command(str(spec["command"]))
+            argv = template.render(values, {k: str(v) for k, v in outputs.items()})
+        except CommandError as exc:
+            raise StepFailed(f"its command cannot be run: {exc}") from None
+        return with_interpreter(argv, self._python), cwd, outputs
+
+    def _reap(self) -> bool:
+        """Record the steps whose processes ended; True when one of them failed."""
+        failed = False
+        for name, running in list(self._running.items()):
+            code = running.process.poll()
+            if code is None:
+                continue
+            running.close_logs()
+            del self._running[name]
+            if code == 0:
+                try:
+                    self._commit(running)
+                except StepFailed as exc:
+                    message = f"Step {name!r} exited 0, but its outputs were not committed: {exc}"
+                    self._set_step(
+                        name,
+                        StepStatus.FAILED,
+                        exit_code=0,
+                        error={"code": "UserError", "message": message},
+                    )
+                    self._log.overview(message)
+                    failed = True
+                    continue
+                self._set_step(name, StepStatus.COMPLETED, exit_code=0)
+                self._log.overview(f"Step {name} completed (exit code 0).")
+                continue
+            failed = True
+            tail = stderr_tail(self._logs / "steps" / name / "stderr.txt")
+            how = f"was killed by signal {-code}" if code < 0 else f"failed with exit code {code}"
+            message = f"Step {name!r} {how}."
+            if tail:
+                message += f" The end of its stderr:\n{tail}"
+            self._set_step(
+                name,
+                StepStatus.FAILED,
+                exit_code=code,
+                error={"code": "UserError", "message": message, "stderr_tail": tail},
+            )
+            self._log.overview(f"Step {name} {how}.")
+        return failed
+
+    def _commit(self, running: _Running) -> None:
+        """Copy each output folder's files to its datastore path, never overwriting a file."""
+        for output_name, folder in running.outputs.items():
+            target = running.spec["outputs"][output_name]
+            location = self._datastores.location(target["datastore"], target["path"])
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+            local = location.local_path()
+            if local is not None:
+                local.mkdir(parents=True, exist_ok=True)
+            for path in files:
+                self._keep_lease()
+                relative = path.relative_to(folder).as_posix()
+                try:
+                    location.child(relative).write_stream(_chunks(path), overwrite=False)
+                except FileExistsError:
+                    raise StepFailed(
+                        f"output {output_name!r}: {location.child(relative).uri} already "
+                        "exists, and outputs are never overwritten"
+                    ) from None
+            self._log.overview(
+                f"Step {running.name}: output {output_name} committed to {location.uri} "
+                f"({len(files)} files)."
+            )
+
+    # -- stopping steps ---------------------------------------------------------------------
+
+    def _kill_all(self, status: StepStatus | None, reason: str | None = None) -> None:
+        """Stop every running step's process group.
+
+        The steps are recorded as ``status``: ``NotStarted`` to run again later, ``Canceled``;
+        None leaves their rows alone (another scheduler owns the job now).
+        """
+        running = list(self._running.values())
+        self._running.clear()
+        for step in running:
+            _signal_group(step.process, signal.SIGTERM)
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        for step in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                step.process.wait(max(deadline - time.monotonic(), 0.0))
+            _signal_group(step.process, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                step.process.wait(5.0)
+            step.close_logs()
+            self._log.overview(f"Step {step.name} stopped (process {step.process.pid}).")
+        if status is None or not running:
+            return
+        if status is StepStatus.NOT_STARTED:
+            self._steps.reset_unfinished(self.job.name)
+            return
+        why = reason or "the job was canceled"
+        for step in running:
+            self._set_step(
+                step.name, status, error={"code": status.value, "message": f"Stopped: {why}."}
+            )
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        steps = self._steps.steps(self.job.name)
+        failed = [s for s in steps if s.status is StepStatus.FAILED]
+        if not failed:
+            self._log.overview("Job completed: every step completed.")
+            self._store.set_status(self.job.name, JobStatus.COMPLETED, owner=self._owner)
+            return
+        first = min(failed, key=lambda s: (s.ended_at is None, s.ended_at, s.index))
+        message = str((first.error or {}).get("message") or f"Step {first.name!r} failed.")
+        if len(failed) > 1:
+            message += f" ({len(failed)} steps failed: {', '.join(s.name for s in failed)}.)"
+        details = [
+            {
+                "step": s.name,
+                "exit_code": s.exit_code,
+                "message": (s.error or {}).get("message"),
+                "stderr_tail": (s.error or {}).get("stderr_tail"),
+            }
+            for s in failed
+        ]
+        self._fail("UserError", message, details)
+
+    def _fail(self, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        self._log.overview(f"Job failed: {message}")
+        self._store.set_status(
+            self.job.name,
+            JobStatus.FAILED,
+            owner=self._owner,
+            error={"code": code, "message": message, "details": details or []},
+        )
+
+    def _cancel(self) -> None:
+        self._kill_all(StepStatus.CANCELED)
+        for step in self._steps.steps(self.job.name):
+            if step.status is StepStatus.NOT_STARTED:
+                self._set_step(
+                    step.name,
+                    StepStatus.CANCELED,
+                    error={"code": "Canceled", "message": "Not run: the job was canceled."},
+                )
+        if self._store.set_status(self.job.name, JobStatus.CANCELED, owner=self._owner):
+            self._log.overview("Job canceled; its running steps were stopped.")
+
+    def _hand_back(self) -> None:
+        self._store.release(self.job.name, self._owner)
+        self._log.overview(
+            "Scheduler stopping: the job is handed back; completed steps are not run again."
+        )
+
+    # -- the lease --------------------------------------------------------------------------
+
+    def _set_status(self, status: JobStatus) -> None:
+        if self._store.set_status(self.job.name, status, owner=self._owner):
+            return
+        if self._store.status(self.job.name, self._owner) is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        raise LeaseLost
+
+    def _check_in(self) -> None:
+        """Renew the lease when it is due and look for a cancel request.
+
+        Raises:
+            JobCanceled: a cancel was requested.
+            LeaseLost: the lease is lost, or the job ended meanwhile.
+        """
+        clock = time.monotonic()
+        if clock - self._last_check < CHECK_SECONDS:
+            return
+        self._last_check = clock
+        if clock - self._last_renew >= self._lease.total_seconds() / 3:
+            status = self._store.renew(self.job.name, self._owner, self._lease)
+            self._last_renew = clock
+        else:
+            status = self._store.status(self.job.name, self._owner)
+        if status is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        if status is None or status.is_terminal:
+            raise LeaseLost
+
+    def _keep_lease(self) -> None:
+        clock = time.monotonic()
+        if clock - self._last_renew < self._lease.total_seconds() / 3:
+            return
+        if self._store.renew(self.job.name, self._owner, self._lease) is None:
+            raise LeaseLost
+        self._last_renew = clock
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk

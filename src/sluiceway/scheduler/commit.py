@@ -1,0 +1,197 @@
+"""Committing a job's staged outputs into its output folder.
+
+Workers write each succeeded mini-batch's rows as a part file, and the scoring script writes its
+own files into ``AZUREML_BI_OUTPUT_PATH``; both live under the job's folder until the job
+completes. The commit then copies the script's files into the output folder, joins the parts, in
+input order, into the rows file (``append_row``), and writes ``errors.jsonl`` when files failed.
+
+Nothing that exists is overwritten. A commit records its intent in ``<job folder>/commit.json``
+before it writes anything, so a scheduler that takes over a job which crashed while committing
+finishes that commit (its own files) instead of refusing to overwrite them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sluiceway.clock import utcnow
+from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog
+from sluiceway.storage.locations import Location
+from sluiceway.store.jobs import MiniBatchRecord
+
+COMMIT_RECORD = "commit.json"
+
+
+class CommitRefused(Exception):
+    """The outputs cannot be committed; the message says why."""
+
+    def __init__(self, message: str, code: str = "UserError") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OutputCommit:
+    """The commit of one job's outputs.
+
+    Args:
+        job_folder: the job's folder (the commit record goes there).
+        output_folder: where the outputs go.
+        staging_dir: the script's own files (``AZUREML_BI_OUTPUT_PATH``).
+        parts_dir: one ``<index:06d>.part`` file per succeeded mini-batch.
+        rows_file: the file the rows are joined into, or None for ``summary_only``.
+        log: the job's logs.
+        keep_lease: called between files, so a long commit keeps the job's lease.
+        owner: the scheduler, named in the commit record.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_folder: Location,
+        output_folder: Location,
+        staging_dir: Path,
+        parts_dir: Path,
+        rows_file: str | None,
+        log: JobLog,
+        keep_lease: Callable[[], None],
+        owner: str,
+    ) -> None:
+        self._job_folder = job_folder
+        self._output = output_folder
+        self._staging = staging_dir
+        self._parts = parts_dir
+        self._rows_file = rows_file
+        self._log = log
+        self._keep_lease = keep_lease
+        self._owner = owner
+
+    def commit(
+        self, succeeded: Sequence[MiniBatchRecord], error_lines: Sequence[dict[str, Any]]
+    ) -> None:
+        """Copy the staged files, join the rows and write ``errors.jsonl``.
+
+        Raises:
+            CommitRefused: an output file exists already (and is not this job's), the script
+                wrote a file named like the rows file, or a part file is missing.
+        """
+        staged = self._staged_files()
+        targets = sorted(staged)
+        if self._rows_file is not None:
+            if self._rows_file in staged:
+                raise CommitRefused(
+                    f"The scoring script wrote a file named {self._rows_file!r} into "
+                    "AZUREML_BI_OUTPUT_PATH, where the job writes its rows (output_file_name); "
+                    "name the script's files differently or use output_action summary_only."
+                )
+            targets.append(self._rows_file)
+        resuming = self._read_record() is not None
+        if resuming:
+            self._log.overview("Finishing the commit of the outputs that a restart interrupted.")
+            self._remove_partial_writes(targets)
+        else:
+            taken = [t for t in targets if self._output.child(t).exists()]
+            if taken:
+                raise CommitRefused(
+                    f"The output file {self._output.child(taken[0]).uri} already exists, and "
+                    "outputs are never overwritten."
+                )
+            self._write_record(targets)
+        for relative, local in staged.items():
+            self._commit_file(self._output.child(relative), local, overwrite=resuming)
+        if staged:
+            self._log.overview(f"Committed {len(staged)} files the script wrote.")
+        if self._rows_file is not None:
+            self._commit_rows(succeeded, resuming=resuming)
+        self.write_errors(error_lines, overwrite=resuming)
+
+    def write_errors(self, lines: Sequence[dict[str, Any]], *, overwrite: bool = False) -> None:
+        """``errors.jsonl`` beside the output, when files failed for good."""
+        if not lines:
+            return
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        target = self._output.child(ERRORS_FILE)
+        try:
+            target.write_stream(iter([data]), overwrite=overwrite)
+        except FileExistsError:
+            self._log.overview(
+                f"{target.uri} already exists and is not overwritten; the failed files are "
+                f"listed in the job's logs/{ERRORS_FILE}."
+            )
+            return
+        self._log.overview(f"Wrote {target.uri} ({len(lines)} failed files).")
+
+    def _commit_rows(self, succeeded: Sequence[MiniBatchRecord], *, resuming: bool) -> None:
+        assert self._rows_file is not None
+        target = self._output.child(self._rows_file)
+        if resuming and target.exists():
+            return  # written whole (the write is atomic) before the restart
+        items = sum(m.items_succeeded for m in succeeded)
+
+        def chunks() -> Iterator[bytes]:
+            for m in succeeded:
+                self._keep_lease()
+                yield self._read_part(m.index)
+
+        try:
+            size = target.write_stream(chunks(), overwrite=False)
+        except FileExistsError:
+            raise CommitRefused(
+                f"The output file {target.uri} already exists, and outputs are never overwritten."
+            ) from None
+        self._log.overview(f"Wrote {target.uri} ({size} bytes, {items} rows).")
+
+    # File access: each of these is one small step, so another storage can take its place.
+
+    def _read_part(self, index: int) -> bytes:
+        part = self._parts / f"{index:06d}.part"
+        try:
+            return part.read_bytes()
+        except FileNotFoundError:
+            raise CommitRefused(
+                f"The rows of mini-batch {index} are missing from the job folder ({part}).",
+                code="SystemError",
+            ) from None
+
+    def _staged_files(self) -> dict[str, Path]:
+        """The files the script wrote to ``AZUREML_BI_OUTPUT_PATH``, by relative path."""
+        root = self._staging
+        if not root.is_dir():
+            return {}
+        return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+    def _commit_file(self, target: Location, local: Path, *, overwrite: bool) -> None:
+        with open(local, "rb") as fh:
+            target.write_stream(iter(lambda: fh.read(1 << 20), b""), overwrite=overwrite)
+        local.unlink()
+        self._keep_lease()
+
+    def _remove_partial_writes(self, targets: Sequence[str]) -> None:
+        """Temporary files an interrupted commit left beside its targets."""
+        local = self._output.local_path()
+        if local is None:
+            return
+        for relative in targets:
+            target = local / relative
+            for stale in target.parent.glob(f".{target.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+
+    def _read_record(self) -> dict[str, Any] | None:
+        record = self._job_folder.child(COMMIT_RECORD)
+        if not record.exists():
+            return None
+        with record.open_read() as fh:
+            value: dict[str, Any] = json.loads(fh.read())
+        return value
+
+    def _write_record(self, targets: Sequence[str]) -> None:
+        value = {
+            "output": self._output.uri,
+            "files": list(targets),
+            "owner": self._owner,
+            "started_at": utcnow().isoformat(),
+        }
+        data = json.dumps(value, indent=2).encode()
+        self._job_folder.child(COMMIT_RECORD).write_stream(iter([data]), overwrite=True)

@@ -1,0 +1,82 @@
+"""Who holds a job's lease, and whether that holder is known to be gone.
+
+A scheduler names itself ``<host>:<pid>:<started>-<random>`` in the leases it takes, where
+``started`` is when its process started (in clock ticks since boot, from ``/proc``). A lease
+whose holder is a process of this machine that no longer runs (a server killed with SIGKILL, or
+one that crashed) can be taken over at once, without waiting for it to expire. A pid in use
+again by a process that started at another time is a new process, so its old holder is gone
+too; that is also how a server restarted in a container, with its predecessor's pid, knows its
+predecessor's leases. Where the start time cannot be read, only a pid that no process uses
+counts as gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as ``/proc/<pid>/stat`` says; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces: count after it.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None  # field 22, starttime
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """A scheduler of one process on one machine."""
+
+    host: str
+    pid: int
+    token: str  # "<started>-<random>"; "<random>" alone where the start time is unknown
+
+    @classmethod
+    def new(cls) -> LeaseOwner:
+        """The owner for a scheduler of this process."""
+        pid = os.getpid()
+        started = process_start(pid)
+        random = uuid.uuid4().hex[:8]
+        return cls(socket.gethostname(), pid, f"{started}-{random}" if started else random)
+
+    @classmethod
+    def parse(cls, text: str) -> LeaseOwner | None:
+        """Read an owner back from a lease; None for text that is not one."""
+        parts = text.rsplit(":", 2)
+        if len(parts) != 3 or not parts[2]:
+            return None
+        host, pid, token = parts
+        try:
+            return cls(host, int(pid), token)
+        except ValueError:
+            return None
+
+    @property
+    def started(self) -> str | None:
+        started, dash, _ = self.token.partition("-")
+        return started if dash and started else None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+    def is_gone(self, me: LeaseOwner) -> bool:
+        """Whether this owner is a process of ``me``'s machine that no longer runs."""
+        if self.host != me.host or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # a process of another user has the pid now
+        if self.started is None:
+            return False
+        now = process_start(self.pid)
+        return now is not None and now != self.started

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,9 +25,12 @@ class Location:
     datastore: str
     path: str
     backend: DatastoreBackend
+    url: str | None = None  # set for a storage URL outside any datastore: how the user named it
 
     @property
     def uri(self) -> str:
+        if self.url is not None:
+            return self.url
         return datastore_uri(self.datastore, self.path)
 
     @property
@@ -40,8 +41,12 @@ class Location:
         return self.backend.local_path(self.path)
 
     def child(self, relative: str) -> Location:
+        url = None
+        if self.url is not None:
+            base, _, query = self.url.partition("?")
+            url = posixpath.join(base, relative) + (f"?{query}" if query else "")
         return Location(
-            self.datastore, posixpath.join(self.path, relative).strip("/"), self.backend
+            self.datastore, posixpath.join(self.path, relative).strip("/"), self.backend, url
         )
 
     def exists(self) -> bool:
@@ -78,33 +83,11 @@ class Location:
             while chunk := fh.read(chunk_size):
                 yield chunk
 
-    def write_stream(self, chunks: Iterator[bytes], *, overwrite: bool = True) -> int:
-        """Write a file through a temporary name, so readers never see half of it.
+    def write_stream(self, chunks: Iterable[bytes], *, overwrite: bool = True) -> int:
+        """Write a file atomically: readers see all of it or none of it.
 
         Raises:
-            FileExistsError: ``overwrite`` is False and the file exists.
+            FileExistsError: ``overwrite`` is False and the file exists, or another writer
+                created it meanwhile (the datastore type makes this check atomic).
         """
-        fs = self.backend.fs
-        target = self.full_path
-        if not overwrite and fs.exists(target):
-            raise FileExistsError(target)
-        parent = posixpath.dirname(target)
-        fs.makedirs(parent, exist_ok=True)
-        tmp = posixpath.join(parent, f".{posixpath.basename(target)}.{uuid.uuid4().hex}.tmp")
-        size = 0
-        with fs.open(tmp, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                size += len(chunk)
-        if self.local_path() is not None:
-            if not overwrite:
-                # link() fails if the name was taken meanwhile: no job ever overwrites a file.
-                try:
-                    os.link(tmp, target)
-                finally:
-                    os.unlink(tmp)
-            else:
-                os.replace(tmp, target)
-        else:
-            fs.mv(tmp, target)
-        return size
+        return self.backend.write_file(self.path, chunks, overwrite=overwrite)

@@ -1,10 +1,20 @@
-"""What a datastore type provides: an fsspec filesystem and the root of the store in it."""
+"""What a datastore type provides: an fsspec filesystem, the root of the store in it, and writes.
+
+Reads, listings and existence checks go through the fsspec filesystem. Writes go through
+:meth:`DatastoreBackend.write_file`, because each store has its own way of making a write
+atomic and of refusing to replace a file that exists (a hard link on a local disk, a
+conditional ``If-None-Match: *`` request on Azure Blob and S3).
+"""
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+from sluiceway.errors import ValidationError
 
 
 class DatastoreType(StrEnum):
@@ -28,3 +38,56 @@ class DatastoreBackend(Protocol):
 
     def local_path(self, path: str) -> Path | None:
         """A local path to read in place, for stores on this machine; None otherwise."""
+
+    def write_file(self, path: str, chunks: Iterable[bytes], *, overwrite: bool) -> int:
+        """Write ``path`` from ``chunks`` so that readers see all of it or nothing.
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            FileExistsError: ``overwrite`` is False and the file exists (also when another
+                writer created it while this one was writing).
+        """
+
+
+def contained_path(root: str, path: str) -> str:
+    """``root/path`` for a path relative to a store's root; ``..`` may not climb above it.
+
+    Args:
+        root: The store's root in its filesystem (``container``, ``bucket/prefix``).
+        path: A path relative to the root; leading ``/`` and ``.`` segments are ignored.
+
+    Raises:
+        ValidationError: the path leaves the root.
+    """
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not parts:
+                raise ValidationError(f"Path {path!r} leaves the datastore's root.", target="path")
+            parts.pop()
+        else:
+            parts.append(segment)
+    return posixpath.join(root, *parts) if parts else root
+
+
+def required(config: dict[str, Any], key: str, type_name: str) -> str:
+    """A non-empty string setting of a datastore's config."""
+    value = config.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f"A datastore of type {type_name} needs {key!r} (got {value!r}).", target=key
+        )
+    return value.strip()
+
+
+def optional(config: dict[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{key!r} must be a string (got {value!r}).", target=key)
+    return value.strip()

@@ -1,0 +1,247 @@
+"""Local places for one job's data, whichever datastore holds it.
+
+Workers read and write local files. A job's data in a local datastore is used in place, without
+a copy. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage URL) is staged under
+``<staging_dir>/<job>/``:
+
+- **Inputs** stream through a bounded cache: a mini-batch's files are fetched when it is
+  dispatched (if they were not fetched ahead), the next mini-batches' files are prefetched in
+  the background while there is room, and a mini-batch's files are deleted as soon as it is
+  done. The cache holds at most ``capacity`` bytes, plus one mini-batch that alone is larger.
+- **Model and code** folders are fetched once per job.
+- **The job folder** (logs, parts, the script's staged outputs), when the default datastore is
+  remote, is a local folder whose logs are uploaded to the job folder when the runner ends.
+
+Downloads stream from storage to disk in chunks, so the server's memory stays flat whatever
+the size of the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sluiceway.services.datastores import DatastoreService
+from sluiceway.storage.locations import Location
+
+logger = logging.getLogger("sluiceway.scheduler")
+
+FETCH_THREADS = 4
+
+
+class StagingError(Exception):
+    """A remote file could not be fetched; the message names it and says why."""
+
+
+def download(location: Location, target: Path) -> int:
+    """Copy one remote file to ``target`` (through a temporary name); its size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        location.backend.fs.get_file(location.full_path, str(tmp))
+        os.replace(tmp, target)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise StagingError(
+            f"{location.uri} could not be fetched: {type(exc).__name__}: {exc}"
+        ) from None
+    return target.stat().st_size
+
+
+@dataclass
+class _Batch:
+    files: tuple[str, ...]
+    folder: Path
+    futures: list[Future[int]] = field(default_factory=list)
+    released: bool = False
+
+    def size(self) -> int:
+        return sum(f.result() for f in self.futures if f.done() and f.exception() is None)
+
+
+class InputFiles:
+    """The files of one input as local paths, mini-batch by mini-batch.
+
+    Args:
+        source: the input: a folder, or one file.
+        cache_dir: where remote files are staged.
+        capacity: the most bytes the cache holds for prefetching.
+    """
+
+    def __init__(self, source: Location, cache_dir: Path, capacity: int) -> None:
+        self._source = source
+        self._single = source.is_file()
+        local = source.local_path()
+        if local is not None:
+            self._local_root: Path | None = local.parent if self._single else local
+        else:
+            self._local_root = None
+        self._cache = cache_dir
+        self._capacity = capacity
+        self._batches: dict[int, _Batch] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether files are fetched (remote) rather than read in place (local)."""
+        return self._local_root is None
+
+    @property
+    def root(self) -> Path:
+        """The folder the local paths are under."""
+        return self._local_root if self._local_root is not None else self._cache
+
+    def paths(self, index: int, files: Sequence[str]) -> tuple[str, ...]:
+        """Local paths of mini-batch ``index``'s files, fetched now unless fetched ahead.
+
+        Raises:
+            StagingError: a file could not be fetched.
+        """
+        if self._local_root is not None:
+            return tuple(str(self._local_root / f) for f in files)
+        batch = self._start(index, tuple(files))
+        for future in batch.futures:
+            future.result()  # raises StagingError
+        return tuple(str(batch.folder / f) for f in batch.files)
+
+    def prefetch(self, index: int, files: Sequence[str]) -> bool:
+        """Start fetching a later mini-batch if the cache has room; whether it was started."""
+        if self._local_root is not None:
+            return False
+        with self._lock:
+            if index in self._batches:
+                return True
+            used = self._used_bytes()
+            if used >= self._capacity or used + self._estimate() > self._capacity:
+                return False
+        self._start(index, tuple(files))
+        return True
+
+    def release(self, index: int) -> None:
+        """Mini-batch ``index`` is done: delete its staged files."""
+        with self._lock:
+            batch = self._batches.pop(index, None)
+        if batch is None:
+            return
+        batch.released = True
+        for future in batch.futures:
+            future.cancel()
+        for future in batch.futures:
+            if not future.cancelled():
+                try:
+                    future.result()
+                except Exception:
+                    pass
+        shutil.rmtree(batch.folder, ignore_errors=True)
+
+    def cached_bytes(self) -> int:
+        """The bytes of fetched files the cache holds now."""
+        with self._lock:
+            return self._used_bytes()
+
+    def close(self) -> None:
+        for index in list(self._batches):
+            self.release(index)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _start(self, index: int, files: tuple[str, ...]) -> _Batch:
+        with self._lock:
+            batch = self._batches.get(index)
+            if batch is not None and batch.files == files:
+                return batch
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="stage-in")
+            batch = _Batch(files, self._cache / f"{index:06d}")
+            for relative in files:
+                remote = self._source if self._single else self._source.child(relative)
+                batch.futures.append(self._pool.submit(download, remote, batch.folder / relative))
+            self._batches[index] = batch
+            return batch
+
+    def _used_bytes(self) -> int:
+        return sum(b.size() for b in self._batches.values())
+
+    def _estimate(self) -> int:
+        """The expected size of one more mini-batch: the largest fetched so far."""
+        sizes = [b.size() for b in self._batches.values() if all(f.done() for f in b.futures)]
+        return max(sizes, default=0)
+
+
+class JobStaging:
+    """The local side of one job: staged inputs, model and code, and its folder's mirror."""
+
+    def __init__(self, datastores: DatastoreService, job_name: str) -> None:
+        self._datastores = datastores
+        self.root = datastores.staging_dir / job_name
+        self._mirrors: dict[str, tuple[Location, Path]] = {}
+        self._inputs: list[InputFiles] = []
+
+    def inputs(self, source: Location) -> InputFiles:
+        """The input's files: in place when local, else streamed through the cache."""
+        files = InputFiles(source, self.root / "inputs", self._datastores.staging_cache_bytes)
+        self._inputs.append(files)
+        return files
+
+    def folder(self, location: Location) -> Path:
+        """A folder a job reads whole (the model, the code): in place, or fetched once.
+
+        Raises:
+            StagingError: a file could not be fetched.
+        """
+        local = location.local_path()
+        if local is not None:
+            return local
+        target = self.root / "folders" / f"{location.datastore or 'url'}" / location.path
+        done = target.with_name(target.name + ".complete")
+        if done.exists():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        entries = location.list_files()
+        if location.is_file():
+            download(location, target / location.path.rsplit("/", 1)[-1])
+        else:
+            for entry in entries:
+                download(location.child(entry.path), target / entry.path)
+        done.touch()
+        return target
+
+    def work_dir(self, location: Location) -> Path:
+        """A local folder standing for a folder of the job's own (logs, parts, staged outputs):
+        the folder itself in a local datastore, else a mirror under the staging root."""
+        local = location.local_path()
+        if local is not None:
+            return local
+        mirror = self.root / "job" / location.path
+        self._mirrors[location.uri] = (location, mirror)
+        return mirror
+
+    def close(self) -> None:
+        """Upload mirrored folders' files, then delete everything staged for the job."""
+        for files in self._inputs:
+            files.close()
+        for location, mirror in self._mirrors.values():
+            if location.path.rsplit("/", 1)[-1] != "logs" or not mirror.is_dir():
+                continue
+            for path in sorted(p for p in mirror.rglob("*") if p.is_file()):
+                relative = path.relative_to(mirror).as_posix()
+                try:
+                    location.child(relative).write_stream(_file_chunks(path), overwrite=True)
+                except Exception:
+                    logger.exception("could not upload %s to %s", path, location.uri)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk

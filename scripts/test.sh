@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Install what the tests need, start the services they use (a throwaway PostgreSQL cluster),
-# then run ruff, mypy --strict and the whole pytest suite. Extra arguments go to pytest.
+# Install what the tests need, start the services they use (a throwaway PostgreSQL cluster,
+# Azurite for Azure Blob and moto's S3 server), then run ruff, mypy --strict and the whole
+# pytest suite. Extra arguments go to pytest.
 source "$(dirname "$0")/_env.sh"
-sync_env server mlflow dev
+sync_env server mlflow dev azure s3
 
 SERVICES="$(mktemp -d /tmp/sluiceway-test.XXXXXX)"
 chmod 755 "$SERVICES"
 cleanup() {
     bash "$ROOT/scripts/postgres.sh" stop "$SERVICES/pg" || true
+    bash "$ROOT/scripts/storage.sh" stop "$SERVICES/storage" || true
     rm -rf "$SERVICES"
 }
 trap cleanup EXIT
@@ -18,6 +20,14 @@ if url="$(bash "$ROOT/scripts/postgres.sh" start "$SERVICES/pg")"; then
 else
     echo "PostgreSQL could not be started: its tests skip (and fail when CI=true)." >&2
 fi
+
+# Never ask a cloud metadata service for credentials: tests reach only loopback.
+export AWS_EC2_METADATA_DISABLED=true
+while IFS='=' read -r key value; do
+    [ -n "$key" ] && export "$key=$value" && echo "$key: $value"
+done < <(bash "$ROOT/scripts/storage.sh" start "$SERVICES/storage" || true)
+[ -n "${SLUICEWAY_TEST_AZURITE_URL:-}" ] && [ -n "${SLUICEWAY_TEST_S3_URL:-}" ] ||
+    echo "Azurite or the S3 server could not be started: their tests skip (and fail when CI=true)." >&2
 
 echo "== ruff" && "$ROOT/.venv/bin/ruff" check src tests benchmarks
 "$ROOT/.venv/bin/ruff" format --check src tests benchmarks

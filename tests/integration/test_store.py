@@ -152,13 +152,14 @@ def test_mini_batches_are_planned_once_and_resume_after_a_crash(db: Database) ->
     store.finish_mini_batch(name, 1, status=MiniBatchStatus.PENDING, error={"message": "x"})
     store.start_mini_batch(name, 1, 2, "w1")
     store.start_mini_batch(name, 2, 1, "w0")
-    # The scheduler dies here; the next one puts running mini-batches back.
+    # The scheduler dies here; the next one puts running mini-batches back, giving back the
+    # attempts they were on (the scheduler stopped, not the mini-batch).
     store.reset_running(name)
     pending = store.mini_batches(name, MiniBatchStatus.PENDING)
     assert [m.index for m in pending] == [1, 2]
-    assert [m.attempts for m in pending] == [2, 1]
+    assert [m.attempts for m in pending] == [1, 0]
     counts = store.counts(name)
-    assert (counts.total, counts.succeeded, counts.pending, counts.retried) == (3, 1, 2, 1)
+    assert (counts.total, counts.succeeded, counts.pending, counts.retried) == (3, 1, 2, 0)
     assert (counts.items_total, counts.items_succeeded) == (5, 2)
 
 

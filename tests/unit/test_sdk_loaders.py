@@ -14,6 +14,7 @@ from sluiceway import (
     Data,
     Model,
     ModelBatchDeployment,
+    PipelineComponent,
     load_batch_deployment,
     load_batch_endpoint,
     load_data,
@@ -369,7 +370,9 @@ def test_pipeline_component_file_is_read(tmp_path: Path) -> None:
         "deployment.yml",
         "name: dpl\nendpoint_name: ep1\ntype: pipeline\ncomponent: pipeline.yml\n",
     )
-    assert load_batch_deployment(path).component == {"type": "pipeline", "name": "p", "jobs": {}}
+    component = load_batch_deployment(path).component
+    assert isinstance(component, PipelineComponent)
+    assert component._to_dict() == {"type": "pipeline", "name": "p"}
 
 
 def test_deployment_params_override(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""``sluice job``: show, list, stream and download batch jobs.
+"""``sluice job``: show, list, stream, cancel and download batch jobs, read their logs and
+rerun the files that failed.
 
 ``job download -n J --output-name score --download-path DIR`` writes
 ``DIR/named-outputs/score/<files>``, as ``az ml job download`` does.
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sluiceway.cli.arguments import Subcommands, add_command, add_group, positive_int
 from sluiceway.cli.context import CommandContext
@@ -61,6 +63,35 @@ def stream(args: argparse.Namespace, context: CommandContext) -> int:
     return follow(context, args.name)
 
 
+def cancel(args: argparse.Namespace, context: CommandContext) -> int:
+    poller = context.client.jobs.begin_cancel(args.name)
+    if args.wait:
+        poller.wait()
+    context.emit(resource_json(context.client.jobs.get(args.name)))
+    return 0
+
+
+def rerun_failed(args: argparse.Namespace, context: CommandContext) -> int:
+    job = context.client.jobs.rerun_failed(args.name)
+    print_note(f"Job {job.name} reruns the files that failed in job {args.name}.")
+    context.emit(resource_json(job))
+    return 0
+
+
+def logs(args: argparse.Namespace, context: CommandContext) -> int:
+    jobs = context.client.jobs
+    if args.list:
+        context.emit(jobs.list_logs(args.name))
+        return 0
+    if args.follow:
+        for line in jobs.follow_log(args.name, args.path, poll_interval=args.poll_interval):
+            print(line, flush=True)
+        return 0
+    sys.stdout.write(jobs.read_log(args.name, args.path))
+    sys.stdout.flush()
+    return 0
+
+
 def download(args: argparse.Namespace, context: CommandContext) -> int:
     context.client.jobs.download(
         args.name, download_path=args.download_path, output_name=args.output_name, all=args.all
@@ -93,6 +124,41 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
         commands, "stream", "Follow a job's status and progress until it ends.", stream, common
     )
     parser.add_argument("-n", "--name", required=True)
+
+    parser = add_command(
+        commands,
+        "cancel",
+        "Cancel a job: a queued one at once, a running one once its workers are stopped.",
+        cancel,
+        common,
+    )
+    parser.add_argument("-n", "--name", required=True)
+    parser.add_argument(
+        "--wait", action="store_true", help="wait until the job has ended, then show it"
+    )
+
+    parser = add_command(
+        commands,
+        "rerun-failed",
+        "Start a new job over exactly the files that failed in a job.",
+        rerun_failed,
+        common,
+    )
+    parser.add_argument("-n", "--name", required=True, help="the job whose failed files to rerun")
+
+    parser = add_command(commands, "logs", "Print a job's log file.", logs, common)
+    parser.add_argument("-n", "--name", required=True)
+    parser.add_argument(
+        "--path",
+        default="job_progress_overview.txt",
+        help="the log file, relative to the job's logs folder, e.g. user/error.txt or "
+        "user/stdout/worker-0.txt (default: job_progress_overview.txt)",
+    )
+    parser.add_argument(
+        "-f", "--follow", action="store_true", help="print new lines until the job ends"
+    )
+    parser.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--list", action="store_true", help="list the job's log files instead")
 
     parser = add_command(commands, "download", "Download a job's outputs.", download, common)
     parser.add_argument("-n", "--name", required=True)

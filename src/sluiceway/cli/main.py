@@ -15,7 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sluiceway.cli import assets, datastore, deployment, endpoint, job, quickstart, server
+from sluiceway.cli import (
+    assets,
+    component,
+    datastore,
+    deployment,
+    endpoint,
+    job,
+    quickstart,
+    server,
+)
 from sluiceway.cli.arguments import common_options
 from sluiceway.cli.context import ClientFactory, CommandContext, Handler
 from sluiceway.cli.output import print_error
@@ -65,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.register(subcommands, common)
     datastore.register(subcommands, common)
     assets.register(subcommands, common)
+    component.register(subcommands, common)
     endpoint.register(subcommands, common)
     deployment.register(subcommands, common)
     job.register(subcommands, common)

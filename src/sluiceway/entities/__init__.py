@@ -7,7 +7,23 @@ JSON, which ``_to_dict()`` gives back unchanged.
 from __future__ import annotations
 
 from sluiceway.entities._resource import SystemData
-from sluiceway.entities.assets import Data, Datastore, Model
+from sluiceway.entities.assets import Data, Model
+from sluiceway.entities.component import (
+    CommandComponent,
+    Component,
+    PipelineComponent,
+    PipelineComponentBatchDeployment,
+)
+from sluiceway.entities.datastore import (
+    AccessKeyConfiguration,
+    AccountKeyConfiguration,
+    AzureBlobDatastore,
+    AzureDataLakeGen2Datastore,
+    Datastore,
+    LocalDatastore,
+    S3Datastore,
+    SasTokenConfiguration,
+)
 from sluiceway.entities.deployment import (
     BatchDeployment,
     BatchRetrySettings,
@@ -19,14 +35,20 @@ from sluiceway.entities.deployment import (
 )
 from sluiceway.entities.endpoint import BatchEndpoint, EndpointDefaults
 from sluiceway.entities.io import Input, Output
-from sluiceway.entities.job import BatchJob, JobError, JobProgress
+from sluiceway.entities.job import BatchJob, JobError, JobProgress, JobStep
 
 __all__ = [
+    "AccessKeyConfiguration",
+    "AccountKeyConfiguration",
+    "AzureBlobDatastore",
+    "AzureDataLakeGen2Datastore",
     "BatchDeployment",
     "BatchEndpoint",
     "BatchJob",
     "BatchRetrySettings",
     "CodeConfiguration",
+    "CommandComponent",
+    "Component",
     "Data",
     "Datastore",
     "EndpointDefaults",
@@ -34,10 +56,16 @@ __all__ = [
     "Input",
     "JobError",
     "JobProgress",
+    "JobStep",
+    "LocalDatastore",
     "Model",
     "ModelBatchDeployment",
     "ModelBatchDeploymentSettings",
     "Output",
+    "PipelineComponent",
+    "PipelineComponentBatchDeployment",
     "ResourceConfiguration",
+    "S3Datastore",
+    "SasTokenConfiguration",
     "SystemData",
 ]

@@ -1,4 +1,4 @@
-"""Data assets, models and datastores."""
+"""Data assets and models (``Datastore`` lives in ``entities.datastore``)."""
 
 from __future__ import annotations
 
@@ -144,50 +144,3 @@ class Model(_VersionedAsset):
         )
         model._fill_from_rest(raw)
         return model
-
-
-class Datastore(RestBacked):
-    """A named storage location; read-only in the SDK (the server's admin registers them)."""
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        type: str = "local",
-        description: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-        is_default: bool = False,
-        credentials: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.name = name
-        self.type = type
-        self.description = description
-        self.tags = str_dict(tags)
-        self.is_default = is_default
-        self.credentials = str_dict(credentials)
-        self.id: str | None = None
-
-    @classmethod
-    def _from_rest(cls, raw: Mapping[str, Any]) -> Datastore:
-        store = cls(
-            name=str(raw.get("name", "")),
-            type=str(raw.get("type", "")),
-            description=str_or_none(raw.get("description")),
-            tags=raw.get("tags"),
-            is_default=bool(raw.get("is_default", False)),
-            credentials=raw.get("credentials"),
-        )
-        store.id = str_or_none(raw.get("id"))
-        store._keep(raw)
-        return store
-
-    def _local_dict(self) -> dict[str, Any]:
-        return drop_empty(
-            {
-                "name": self.name,
-                "type": self.type,
-                "description": self.description,
-                "tags": self.tags,
-                "is_default": self.is_default,
-            }
-        )

@@ -98,6 +98,50 @@ class JobError:
         )
 
 
+@dataclass(frozen=True)
+class JobStep:
+    """One step of a pipeline job: its status, exit code, times and log files."""
+
+    name: str
+    status: str
+    display_name: str | None = None
+    component: str | None = None
+    exit_code: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration_seconds: float | None = None
+    logs: dict[str, str] = field(default_factory=dict)
+    error: JobError | None = None
+
+    @classmethod
+    def _from_rest(cls, raw: Any) -> JobStep | None:
+        if not isinstance(raw, Mapping) or "name" not in raw:
+            return None
+        exit_code = raw.get("exit_code")
+        logs = raw.get("logs")
+        return cls(
+            name=str(raw["name"]),
+            status=str(raw.get("status", "")),
+            display_name=str_or_none(raw.get("display_name")),
+            component=str_or_none(raw.get("component")),
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            start_time=parse_datetime(raw.get("start_time")),
+            end_time=parse_datetime(raw.get("end_time")),
+            duration_seconds=_float(raw, "duration_seconds"),
+            logs={str(k): str(v) for k, v in logs.items()} if isinstance(logs, Mapping) else {},
+            error=JobError._from_rest(raw.get("error")),
+        )
+
+    def describe(self) -> str:
+        """One line, such as ``Step score: Failed (exit code 3, 1.2 s)``."""
+        extra = []
+        if self.exit_code is not None:
+            extra.append(f"exit code {self.exit_code}")
+        if self.duration_seconds is not None and self.status != "Running":
+            extra.append(f"{self.duration_seconds:.1f} s")
+        return f"Step {self.name}: {self.status}" + (f" ({', '.join(extra)})" if extra else "")
+
+
 def _job_input(raw: Any) -> Input:
     spec = raw if isinstance(raw, Mapping) else {}
     if spec.get("path") is None and spec.get("value") is not None:
@@ -124,6 +168,7 @@ class BatchJob(RestBacked):
     def __init__(self, *, name: str, status: str) -> None:
         self.name = name
         self.status = status
+        self.status_detail: str | None = None
         self.id: str | None = None
         self.type = "batch"
         self.display_name: str | None = None
@@ -134,6 +179,7 @@ class BatchJob(RestBacked):
         self.outputs: dict[str, Output] = {}
         self.settings: dict[str, Any] = {}
         self.progress = JobProgress()
+        self.steps: list[JobStep] = []
         self.error: JobError | None = None
         self.creation_context: SystemData | None = None
         self.start_time: datetime | None = None
@@ -153,6 +199,7 @@ class BatchJob(RestBacked):
     def _from_rest(cls, raw: Mapping[str, Any]) -> BatchJob:
         job = cls(name=str(raw.get("name", "")), status=str(raw.get("status", "")))
         job.id = str_or_none(raw.get("id"))
+        job.status_detail = str_or_none(raw.get("status_detail"))
         job.type = str(raw.get("type") or "batch")
         job.display_name = str_or_none(raw.get("display_name"))
         job.experiment_name = str_or_none(raw.get("experiment_name"))
@@ -167,6 +214,9 @@ class BatchJob(RestBacked):
         settings = raw.get("settings")
         job.settings = dict(settings) if isinstance(settings, Mapping) else {}
         job.progress = JobProgress._from_rest(raw.get("progress"))
+        steps = raw.get("steps")
+        if isinstance(steps, list):
+            job.steps = [s for s in (JobStep._from_rest(item) for item in steps) if s is not None]
         job.error = JobError._from_rest(raw.get("error"))
         job.creation_context = SystemData._from_rest(raw.get("creation_context"))
         job.start_time = parse_datetime(raw.get("start_time"))

@@ -25,6 +25,7 @@ MODEL_DIR_VARIABLE = "AZUREML_MODEL_DIR"
 OUTPUT_COLUMNS = ("row", "prediction", "file_name")
 CSV_EXTENSIONS = frozenset({"csv"})
 PARQUET_EXTENSIONS = frozenset({"parquet", "pqt"})
+ROWS_PER_PREDICT = 50_000
 
 # The scoring-script contract: init() loads the model that later run() calls use.
 _model: PyFuncModel | None = None
@@ -121,26 +122,42 @@ def ignoring_mlflow_import_warnings() -> Iterator[None]:
 
 
 def _score_file(model: PyFuncModel, path: str) -> pd.DataFrame | None:
-    data = _read_table(path)
-    if len(data) == 0:
-        # Nothing to score; predict() on zero rows fails for many models (scikit-learn's do).
+    parts = []
+    rows = 0
+    for data in _read_table(path):
+        if len(data) == 0:
+            # Nothing to score; predict() on zero rows fails for many models (scikit-learn's do).
+            continue
+        parts.append(_one_per_row(model.predict(data), len(data), path))
+        rows += len(data)
+    if not rows:
         return None
-    predictions = _one_per_row(model.predict(data), len(data), path)
+    if len(parts) == 1:
+        predictions = parts[0]
+    elif all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
+        predictions = np.concatenate(parts)
+    else:
+        predictions = [value for part in parts for value in part]
     return pd.DataFrame(
         {
-            "row": np.arange(len(data)),
+            "row": np.arange(rows),
             "prediction": predictions,
             "file_name": os.path.basename(path),
         }
     )
 
 
-def _read_table(path: str) -> pd.DataFrame:
+def _read_table(path: str) -> Iterator[pd.DataFrame]:
+    """The file's rows, a CSV file in slices of :data:`ROWS_PER_PREDICT`, so that scoring a big
+    file needs the memory of one slice (``predict()`` scores each row on its own)."""
     extension = Path(path).suffix.removeprefix(".")
     if extension.lower() in CSV_EXTENSIONS:
-        return pd.read_csv(path)
+        with pd.read_csv(path, chunksize=ROWS_PER_PREDICT) as reader:
+            yield from reader
+        return
     if extension.lower() in PARQUET_EXTENSIONS:
-        return pd.read_parquet(path)
+        yield pd.read_parquet(path)
+        return
     # Azure's message, word for word, so logs and error counts read the same.
     raise ValueError(
         f"Error processing input file: '{path}'. File type '{extension}' is not supported"

@@ -14,7 +14,9 @@ import faulthandler
 import io
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from sluiceway.runtime import scoring
 from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
+
+ORPHAN_CHECK_SECONDS = 0.2
 
 # Frames of the worker itself, skipped at the top of a traceback so it starts at the user's code.
 _OWN_FILES = frozenset({__file__, scoring.__file__})
@@ -86,6 +90,7 @@ def main(conn: Connection, spec: WorkerSpec, worker: str) -> None:
     # A process group of its own lets the pool kill the worker together with any process the
     # script started, and keeps a terminal's Ctrl-C for the server to handle.
     os.setpgrp()
+    _exit_with_parent(os.getppid())
     redirect_output(stdout_log_path(spec.log_dir, worker))
     # A crash in C code (a segfault, an abort) then leaves its Python stack in the log, which
     # is all a "worker died" report can point to.
@@ -186,7 +191,8 @@ def write_part(parts_dir: str, index: int, text: str) -> Path:
     """
     final = part_path(parts_dir, index)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f"{final.name}.tmp")
+    # A name of this process's own: a worker killed mid-write never shares it with the next.
+    temporary = final.with_name(f"{final.name}.{os.getpid()}.tmp")
     with open(temporary, "w", encoding="utf-8", errors="backslashreplace", newline="") as file:
         file.write(text)
         file.flush()
@@ -215,6 +221,19 @@ def redirect_output(path: Path) -> None:
         if isinstance(stream, io.TextIOWrapper):
             # Line buffering keeps the log current even when the worker is killed mid-batch.
             stream.reconfigure(line_buffering=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Kill this worker, with whatever its script started, as soon as the process that started
+    it is gone (a server killed with SIGKILL cannot stop its workers): an orphan must not go on
+    scoring, or write parts, for a job that another scheduler now runs."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="sluiceway-orphan-watch", daemon=True).start()
 
 
 def _set_environment(spec: WorkerSpec) -> None:

@@ -1,24 +1,37 @@
-"""The scheduler: claims queued jobs from the database and runs each on its own thread."""
+"""The scheduler: claims queued jobs from the database and runs each on its own thread.
+
+A job whose lease names a process of this machine that no longer runs (a server killed with
+SIGKILL, or one that crashed; see ``lease.py``) is taken over at once, without waiting for the
+lease to expire; a lease of another machine's scheduler is only taken over once it expires.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
+import time
 from datetime import timedelta
 
 from sluiceway.executors.base import Executor
+from sluiceway.scheduler.lease import LeaseOwner
+from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.store.jobs import JobStore
+from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.scheduler")
 
+DEFAULT_DRAIN_SECONDS = 10.0
+"""How long a graceful stop lets running mini-batches finish before handing them back."""
+
 
 class Scheduler:
-    """Polls the jobs table; at most ``max_jobs`` jobs run at once in this process."""
+    """Polls the jobs table; at most ``max_jobs`` jobs run at once in this process.
+
+    A model deployment's job runs on a :class:`~sluiceway.scheduler.runner.JobRunner`, a
+    pipeline deployment's on a :class:`~sluiceway.scheduler.pipeline.PipelineRunner`.
+    """
 
     def __init__(
         self,
@@ -29,20 +42,27 @@ class Scheduler:
         lease_seconds: float,
         poll_seconds: float,
         max_jobs: int,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+        steps: StepStore | None = None,
     ) -> None:
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.identity = LeaseOwner.new()
+        self.owner = str(self.identity)
         self._store = store
         self._datastores = datastores
         self._executor = executor
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_jobs = max_jobs
+        self._drain = drain_seconds
+        self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> None:
+        logger.info("scheduler %s starting", self.owner)
         self._thread = threading.Thread(target=self._loop, name="sluiceway-scheduler", daemon=True)
         self._thread.start()
 
@@ -50,40 +70,79 @@ class Scheduler:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming; running jobs hand their lease back and resume on the next start."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; running jobs let their mini-batches finish for the drain period,
+        hand the rest back and release their lease, to resume on the next start.
+
+        Args:
+            timeout: how long to wait for the jobs' threads in all (default: the drain
+                period and 5 seconds more, so a server stops well within 30 seconds).
+        """
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + (self._drain + 5.0 if timeout is None else timeout)
         if self._thread is not None:
-            self._thread.join(timeout)
-        for thread in list(self._running.values()):
-            thread.join(timeout)
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            threads = list(self._running.items())
+        for name, thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            if thread.is_alive():
+                logger.warning("job %s did not stop in time; its lease will expire", name)
+
+    def _dead_owners(self) -> list[str]:
+        dead = []
+        for text in self._store.lease_owners():
+            owner = LeaseOwner.parse(text)
+            if owner is not None and owner.is_gone(self.identity):
+                dead.append(text)
+        return dead
+
+    def _claim(self) -> JobRunner | PipelineRunner | None:
+        job = self._store.claim(self.owner, self._lease, dead_owners=self._dead_owners())
+        if job is None:
+            return None
+        logger.info("job %s claimed (status %s)", job.name, job.status.value)
+        if job.spec.get("kind") == "pipeline" and self._steps is not None:
+            return PipelineRunner(
+                job,
+                store=self._store,
+                steps=self._steps,
+                datastores=self._datastores,
+                owner=self.owner,
+                lease=self._lease,
+                stop=self._stop,
+            )
+        return JobRunner(
+            job,
+            store=self._store,
+            datastores=self._datastores,
+            executor=self._executor,
+            owner=self.owner,
+            lease=self._lease,
+            stop=self._stop,
+            drain_seconds=self._drain,
+        )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._running = {n: t for n, t in self._running.items() if t.is_alive()}
+            with self._lock:
+                self._running = {n: t for n, t in self._running.items() if t.is_alive()}
+                busy = len(self._running)
             claimed = False
-            if len(self._running) < self._max_jobs:
+            if busy < self._max_jobs:
                 try:
-                    job = self._store.claim(self.owner, self._lease)
+                    runner = self._claim()
                 except Exception:
                     logger.exception("claiming a job failed")
-                    job = None
-                if job is not None and job.name not in self._running:
+                    runner = None
+                if runner is not None:
                     claimed = True
-                    runner = JobRunner(
-                        job,
-                        store=self._store,
-                        datastores=self._datastores,
-                        executor=self._executor,
-                        owner=self.owner,
-                        lease=self._lease,
-                        stop=self._stop,
-                    )
                     thread = threading.Thread(
-                        target=runner.run, name=f"job-{job.name}", daemon=True
+                        target=runner.run, name=f"job-{runner.job.name}", daemon=True
                     )
-                    self._running[job.name] = thread
+                    with self._lock:
+                        self._running[runner.job.name] = thread
                     thread.start()
             if not claimed:
                 self._wake.wait(self._poll)

@@ -1,26 +1,34 @@
 """Run one claimed model-deployment job to its end.
 
 The runner plans the job's mini-batches into the database (once: a job taken over after a crash
-keeps its plan), runs the pending ones on a worker pool, retries failures, and joins the
+keeps its plan), runs the pending ones on a worker pool, retries failures, and commits the
 succeeded mini-batches' parts, in input order, into the output file. Every state change goes to
 the database first, so progress is visible to the API while the job runs, and a job resumed by
 another scheduler never runs a succeeded mini-batch again.
+
+Outputs are staged, then committed (``commit.py``): workers write part files and the script's
+own files (``AZUREML_BI_OUTPUT_PATH``) under the job's folder, and only a job that completes
+copies them into its output. A canceled job commits nothing.
+
+While it runs, the runner checks the job's status about twice a second: a cancel request stops
+the workers at once; a lost lease (another scheduler took the job over) stops the runner without
+touching the job. A graceful stop lets running mini-batches finish for the drain period, hands
+the others back and releases the lease.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sluiceway.clock import utcnow
 from sluiceway.executors.base import (
     Executor,
     FailureKind,
@@ -30,10 +38,13 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.scheduler.commit import CommitRefused, OutputCommit
+from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
+from sluiceway.scheduler.staging import InputFiles, JobStaging
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
-from sluiceway.store.jobs import JobRecord, JobStore
+from sluiceway.store.jobs import JobRecord, JobStore, MiniBatchRecord
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -41,6 +52,9 @@ NOTHING_SUCCEEDED = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation."
 )
+CHECK_SECONDS = 0.5  # how often the runner reads the job's status (cancel, lost lease)
+POLL_SECONDS = 0.5  # how long one poll of the pool waits for results
+ERROR_DETAILS = 10  # failed mini-batches described in a failed job's error
 
 
 class JobAborted(Exception):
@@ -56,18 +70,24 @@ class JobAborted(Exception):
 
 
 class LeaseLost(Exception):
-    """Another scheduler took the job over, or it was cancelled; stop without touching it."""
+    """Another scheduler took the job over, or it ended; stop without touching it."""
 
 
-@dataclass
+class JobCanceled(Exception):
+    """A cancel was requested: stop the workers and end the job ``Canceled``."""
+
+
+@dataclass(frozen=True)
 class _Paths:
-    input_files: list[Path]
-    input_root: Path
+    input_root: Path  # mini-batch files are stored relative to it
     model_dir: Path | None
     code_dir: Path | None
-    output: Location
-    output_dir: Path
-    parts_dir: Path
+    output_folder: Location  # the output: the rows file and the script's files go here
+    output_name: str
+    rows_file: str  # append_row: the file, in output_folder, that the rows are joined into
+    job_folder: Location
+    staging_dir: Path  # AZUREML_BI_OUTPUT_PATH: the script's own files, until committed
+    parts_dir: Path  # append_row: one part file per succeeded mini-batch
     log_dir: Path
 
 
@@ -84,6 +104,7 @@ class JobRunner:
         owner: str,
         lease: timedelta,
         stop: threading.Event,
+        drain_seconds: float = 10.0,
     ) -> None:
         self.job = job
         self._store = store
@@ -92,124 +113,228 @@ class JobRunner:
         self._owner = owner
         self._lease = lease
         self._stop = stop
+        self._drain = drain_seconds
         self._settings: dict[str, Any] = job.spec["settings"]
-        self._last_renew = 0.0
+        self._last_renew = time.monotonic()
+        self._last_check = 0.0
         self._failed_files = 0
+        self._done = 0
+        self._total = 0
         self._paths: _Paths | None = None
+        self._staging = JobStaging(datastores, job.name)
+        self._inputs: InputFiles | None = None
+        self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
 
     # -- entry point ------------------------------------------------------------------------
 
     def run(self) -> None:
         name = self.job.name
         try:
+            self._log.start()
+            self._log.scheduler(
+                f"Claimed by scheduler {self._owner} with status {self.job.status.value}."
+            )
+            if self.job.status is JobStatus.CANCEL_REQUESTED:
+                raise JobCanceled
             paths = self._prepare()
             self._paths = paths
             self._set_status(JobStatus.RUNNING)
-            self._run_mini_batches(paths)
-            if self._stop.is_set():
-                self._store.release(name, self._owner)
-                self._log(
-                    "Scheduler stopping: the job is handed back and resumes where it stopped."
-                )
+            if not self._run_mini_batches(paths):
+                self._hand_back()
                 return
             self._set_status(JobStatus.FINALIZING)
             self._finalize(paths)
-            self._log("Job completed.")
-            self._store.set_status(name, JobStatus.COMPLETED, owner=self._owner)
         except LeaseLost:
             logger.info("job %s: lease lost, stopping", name)
+            self._log.scheduler("The lease was lost; another scheduler runs the job now.")
+        except JobCanceled:
+            self._cancel()
         except JobAborted as exc:
             self._fail(exc.code, exc.message, exc.details)
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._staging.close()
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _complete(self, failed_files: int) -> None:
+        if failed_files:
+            self._log.overview(
+                f"Job completed; {failed_files} files failed and are listed in {ERRORS_FILE}."
+            )
+        else:
+            self._log.overview("Job completed.")
+        if self._store.set_status(self.job.name, JobStatus.COMPLETED, owner=self._owner):
+            self._remove_staged()
 
     def _fail(self, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
-        self._log(f"Job failed: {message}")
-        self._store.set_status(
+        self._store.reset_running(self.job.name)
+        if self._paths is not None:
+            with contextlib.suppress(Exception):
+                self._output_commit(self._paths).write_errors(self._all_error_lines())
+        self._log.overview(f"Job failed: {message}")
+        if self._store.set_status(
             self.job.name,
             JobStatus.FAILED,
             owner=self._owner,
             error={"code": code, "message": message, "details": details or []},
+        ):
+            self._remove_staged()
+
+    def _cancel(self) -> None:
+        self._store.reset_running(self.job.name)
+        if not self._store.set_status(self.job.name, JobStatus.CANCELED, owner=self._owner):
+            return
+        self._log.overview("Job canceled; nothing was committed to its outputs.")
+        self._remove_staged()
+
+    def _remove_staged(self) -> None:
+        """The parts and the script's staged files, of no use once the job has ended."""
+        if self._paths is not None:
+            folders = [self._paths.parts_dir, self._paths.staging_dir.parent]
+        else:
+            found = (self._job_folder().child(f).local_path() for f in ("parts", "staging"))
+            folders = [folder for folder in found if folder is not None]
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _hand_back(self) -> None:
+        returned = self._store.reset_running(self.job.name)
+        self._store.release(self.job.name, self._owner)
+        self._log.overview(
+            "Scheduler stopping: the job is handed back and resumes where it stopped"
+            + (f" ({returned} running mini-batches will run again)." if returned else ".")
         )
 
     def _set_status(self, status: JobStatus) -> None:
-        if not self._store.set_status(self.job.name, status, owner=self._owner):
+        if self._store.set_status(self.job.name, status, owner=self._owner):
+            return
+        if self._store.status(self.job.name, self._owner) is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        raise LeaseLost
+
+    def _check_in(self, *, now: bool = False) -> None:
+        """Renew the lease when it is due and look for a cancel request.
+
+        Raises:
+            JobCanceled: a cancel was requested.
+            LeaseLost: the lease is lost, or the job ended meanwhile.
+        """
+        clock = time.monotonic()
+        if not now and clock - self._last_check < CHECK_SECONDS:
+            return
+        self._last_check = clock
+        if clock - self._last_renew >= self._lease.total_seconds() / 3:
+            status = self._store.renew(self.job.name, self._owner, self._lease)
+            self._last_renew = clock
+        else:
+            status = self._store.status(self.job.name, self._owner)
+        if status is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        if status is None or status.is_terminal:
             raise LeaseLost
+
+    def _keep_lease(self) -> None:
+        """Renew the lease if due, during long steps that must not be interrupted."""
+        clock = time.monotonic()
+        if clock - self._last_renew < self._lease.total_seconds() / 3:
+            return
+        if self._store.renew(self.job.name, self._owner, self._lease) is None:
+            raise LeaseLost
+        self._last_renew = clock
 
     # -- preparing --------------------------------------------------------------------------
 
+    def _job_folder(self) -> Location:
+        folder = self.job.spec["job_folder"]
+        return self._datastores.location(folder["datastore"], folder["path"])
+
     def _prepare(self) -> _Paths:
         spec = self.job.spec
-        folder = self._datastores.location(
-            spec["job_folder"]["datastore"], spec["job_folder"]["path"]
-        )
-        log_dir = self._local(folder.child("logs"), "the job folder")
-        parts_dir = self._local(folder.child("parts"), "the job folder")
-        log_dir.mkdir(parents=True, exist_ok=True)
+        job_folder = self._job_folder()
+        log_dir = self._staging.work_dir(job_folder.child("logs"))
+        parts_dir = self._staging.work_dir(job_folder.child("parts"))
         parts_dir.mkdir(parents=True, exist_ok=True)
-        self._log_dir = log_dir
 
         (input_spec,) = spec["inputs"].values()
-        source = self._datastores.location(input_spec["datastore"], input_spec["path"])
-        input_root = self._local(source, f"input {input_spec['uri']!r}")
-        if not source.exists():
-            raise JobAborted("UserError", f"Input {input_spec['uri']!r} no longer exists.")
-        if source.is_file():
-            files = [input_root]
-            input_root = input_root.parent
-        else:
-            files = [input_root / e.path for e in source.list_files()]
-        if not files:
-            raise JobAborted("UserError", f"Input {input_spec['uri']!r} holds no files.")
+        input_root = self._plan(input_spec)
 
         model = spec["model"]
-        model_dir = self._local(
-            self._datastores.location(model["datastore"], model["path"]), "the model"
+        model_dir = self._staging.folder(
+            self._datastores.location(model["datastore"], model["path"])
         )
         code_dir = None
         if spec.get("code"):
             code = spec["code"]
-            code_dir = self._local(
-                self._datastores.location(code["datastore"], code["path"]), "the code"
+            code_dir = self._staging.folder(
+                self._datastores.location(code["datastore"], code["path"])
             )
 
-        out = next(iter(spec["outputs"].values()))
+        output_name, out = next(iter(spec["outputs"].items()))
         output_folder = self._datastores.location(out["datastore"], out["path"])
-        output_dir = self._local(output_folder, f"output {out['uri']!r}")
-        output_dir.mkdir(parents=True, exist_ok=True)
-
-        size = int(self._settings["mini_batch_size"])
-        # Stored relative to the input's root, so a job resumed elsewhere finds them again.
-        relative = [p.relative_to(input_root).as_posix() for p in files]
-        batches = [relative[i : i + size] for i in range(0, len(relative), size)]
-        self._store.plan(self.job.name, batches)
-        self._store.reset_running(self.job.name)
-        self._log(
-            f"Input {input_spec['uri']}: {len(files)} files in {len(batches)} mini-batches of up "
-            f"to {size} files."
-        )
+        staging_dir = self._staging.work_dir(job_folder.child(f"staging/{output_name}"))
+        staging_dir.mkdir(parents=True, exist_ok=True)
         return _Paths(
-            input_files=files,
             input_root=input_root,
             model_dir=model_dir,
             code_dir=code_dir,
-            output=output_folder.child(out["file_name"]),
-            output_dir=output_dir,
+            output_folder=output_folder,
+            output_name=output_name,
+            rows_file=out["file_name"],
+            job_folder=job_folder,
+            staging_dir=staging_dir,
             parts_dir=parts_dir,
             log_dir=log_dir,
         )
 
-    @staticmethod
-    def _local(location: Location, what: str) -> Path:
-        path = location.local_path()
-        if path is None:
+    def _plan(self, input_spec: dict[str, Any]) -> Path:
+        """Cut the input into mini-batches, unless a scheduler before this one did; return the
+        folder the mini-batches' file paths are relative to."""
+        source = self._datastores.stored_location(input_spec)
+        if not source.exists():
+            raise JobAborted("UserError", f"Input {input_spec['uri']!r} no longer exists.")
+        self._inputs = self._staging.inputs(source)
+        root = self._inputs.root
+        reset = self._store.reset_running(self.job.name)
+        if self._store.counts(self.job.name).total:
+            self._log.overview(
+                "Resuming the job where it stopped"
+                + (f"; {reset} mini-batches that were running will run again." if reset else ".")
+            )
+            return root
+        files = self._input_files(source, input_spec)
+        size = int(self._settings["mini_batch_size"])
+        batches = [files[i : i + size] for i in range(0, len(files), size)]
+        self._store.plan(self.job.name, batches)
+        self._log.overview(
+            f"Input {input_spec['uri']}: {len(files)} files in {len(batches)} mini-batches of up "
+            f"to {size} files."
+        )
+        return root
+
+    def _input_files(self, source: Location, input_spec: dict[str, Any]) -> list[str]:
+        """The input's files, relative to its folder, in input order; an explicit list in the
+        job (a rerun of failed files) is used as it is, once every file is checked."""
+        if source.is_file():
+            return [source.path.rsplit("/", 1)[-1]]
+        listed = input_spec.get("files")
+        if listed is None:
+            files = [entry.path for entry in source.list_files()]
+            if not files:
+                raise JobAborted("UserError", f"Input {input_spec['uri']!r} holds no files.")
+            return files
+        missing = [f for f in listed if not source.child(f).is_file()]
+        if missing:
+            shown = ", ".join(repr(f) for f in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise JobAborted(
                 "UserError",
-                f"{what} is in datastore {location.datastore!r}, which this server cannot read in "
-                "place yet; only local datastores are supported for job data in this version.",
+                f"{len(missing)} files the job lists no longer exist in input "
+                f"{input_spec['uri']!r}: {shown}{more}.",
             )
-        return path
+        return [str(f) for f in listed]
 
     # -- running ----------------------------------------------------------------------------
 
@@ -220,7 +345,7 @@ class JobRunner:
             job_name=self.job.name,
             scorer=ScorerKind(spec["scorer"]),
             model_dir=str(paths.model_dir) if paths.model_dir else None,
-            output_dir=str(paths.output_dir),
+            output_dir=str(paths.staging_dir),
             parts_dir=str(paths.parts_dir),
             log_dir=str(paths.log_dir),
             code_dir=str(paths.code_dir) if paths.code_dir else None,
@@ -230,200 +355,210 @@ class JobRunner:
             environment_variables=dict(self._settings.get("environment_variables") or {}),
         )
 
-    def _run_mini_batches(self, paths: _Paths) -> None:
-        done = self._store.mini_batches(self.job.name)
-        self._failed_files = sum(len(m.files) for m in done if m.status is MiniBatchStatus.FAILED)
-        pending = deque(m for m in done if m.status is MiniBatchStatus.PENDING)
+    def _run_mini_batches(self, paths: _Paths) -> bool:
+        """Run every pending mini-batch; False when the scheduler is stopping first."""
+        batches = self._store.mini_batches(self.job.name)
+        self._total = len(batches)
+        self._done = sum(1 for m in batches if m.status is not MiniBatchStatus.PENDING)
+        self._failed_files = sum(
+            len(m.files) for m in batches if m.status is MiniBatchStatus.FAILED
+        )
+        pending = deque(m for m in batches if m.status is MiniBatchStatus.PENDING)
         if not pending:
-            return
-        attempts = {m.index: m.attempts for m in pending}
-        files = {m.index: m.files for m in pending}
+            return True
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
-        self._log(f"Starting {workers} workers for {len(pending)} pending mini-batches.")
-        self._input_root = paths.input_root
+        self._log.overview(f"Starting {workers} workers for {len(pending)} pending mini-batches.")
         pool = self._executor.open_pool(self._worker_spec(paths), workers)
         try:
-            self._dispatch(pool, pending, attempts, files)
+            return self._dispatch(pool, pending, paths.input_root)
         finally:
             pool.close(kill=True)
 
     def _dispatch(
-        self,
-        pool: WorkerPool,
-        pending: deque[Any],
-        attempts: dict[int, int],
-        files: dict[int, tuple[str, ...]],
-    ) -> None:
+        self, pool: WorkerPool, pending: deque[MiniBatchRecord], input_root: Path
+    ) -> bool:
         timeout = float(self._settings["timeout"])
         max_attempts = int(self._settings["max_retries"]) + 1
-        in_flight = 0
+        in_flight: dict[int, MiniBatchRecord] = {}
+        drain_until: float | None = None
         while pending or in_flight:
-            self._heartbeat()
+            self._check_in()
             if self._stop.is_set():
-                return
-            while pending and pool.idle() > 0:
-                batch = pending.popleft()
-                attempts[batch.index] += 1
-                local = tuple(str(self._input_root / f) for f in batch.files)
-                task = MiniBatchTask(batch.index, local, attempts[batch.index], timeout)
-                self._store.start_mini_batch(self.job.name, batch.index, task.attempt, "pool")
-                pool.submit(task)
-                in_flight += 1
-            for result in pool.poll(0.5):
-                in_flight -= 1
-                retry = self._record(result, max_attempts, len(files[result.index]))
-                if retry:
-                    pending.append(_Pending(result.index, files[result.index]))
+                if drain_until is None:
+                    drain_until = time.monotonic() + self._drain
+                    self._log.scheduler(
+                        f"Scheduler stopping: waiting up to {self._drain:g} s for "
+                        f"{len(in_flight)} running mini-batches."
+                    )
+                if not in_flight or time.monotonic() >= drain_until:
+                    return False
+            else:
+                while pending and pool.idle() > 0:
+                    batch = pending.popleft()
+                    attempt = batch.attempts + 1
+                    assert self._inputs is not None
+                    local = self._inputs.paths(batch.index, batch.files)
+                    task = MiniBatchTask(batch.index, local, attempt, timeout)
+                    if not self._store.start_mini_batch(
+                        self.job.name, batch.index, attempt, "pool", owner=self._owner
+                    ):
+                        raise LeaseLost
+                    pool.submit(task)
+                    in_flight[batch.index] = replace(batch, attempts=attempt)
+                    self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {attempt}).")
+                for later in list(pending)[: pool.size]:  # fetched while the others run
+                    if self._inputs is not None:
+                        self._inputs.prefetch(later.index, later.files)
+            for result in pool.poll(POLL_SECONDS):
+                batch = in_flight.pop(result.index)
+                if self._record(result, batch, max_attempts):
+                    pending.append(batch)
+                elif self._inputs is not None:
+                    self._inputs.release(result.index)
+        return True
 
-    def _record(self, result: MiniBatchResult, max_attempts: int, n_files: int) -> bool:
+    def _record(self, result: MiniBatchResult, batch: MiniBatchRecord, max_attempts: int) -> bool:
         """Store a mini-batch's result; True when it should be tried again."""
         name = self.job.name
+        self._log.mini_batch(result, len(batch.files))
         if result.ok:
-            self._store.finish_mini_batch(
+            if not self._store.finish_mini_batch(
                 name,
                 result.index,
                 status=MiniBatchStatus.SUCCEEDED,
                 items_succeeded=result.items_succeeded,
+                owner=self._owner,
+            ):
+                raise LeaseLost
+            self._log.scheduler(
+                f"Mini-batch {result.index} succeeded on {result.worker} (attempt "
+                f"{result.attempt}, {result.items_succeeded} items, {result.duration:.2f} s)."
             )
-            self._log(
-                f"Mini-batch {result.index} succeeded on {result.worker} "
-                f"(attempt {result.attempt}, "
-                f"{result.items_succeeded} items, {result.duration:.2f} s)."
-            )
+            self._count_done()
             return False
         error = {
             "type": result.error_type,
             "message": result.error_message,
+            "traceback": traceback_tail(result.traceback),
             "failure": result.failure.value if result.failure else None,
             "attempt": result.attempt,
             "worker": result.worker,
         }
-        self._write_error(result)
+        self._log.script_error(result)
         if result.failure is FailureKind.INIT_ERROR:
             self._store.finish_mini_batch(
-                name, result.index, status=MiniBatchStatus.FAILED, error=error
+                name, result.index, status=MiniBatchStatus.FAILED, error=error, owner=self._owner
             )
             raise JobAborted(
                 "UserError",
                 f"The scoring script's init() failed: {result.error_type}: {result.error_message}",
-                [error],
+                [{**error, "mini_batch": result.index, "files": list(batch.files)}],
             )
         retry = result.attempt < max_attempts
         status = MiniBatchStatus.PENDING if retry else MiniBatchStatus.FAILED
-        self._store.finish_mini_batch(name, result.index, status=status, error=error)
-        self._log(
-            f"Mini-batch {result.index} failed on {result.worker} (attempt {result.attempt}): "
-            f"{result.error_type}: {result.error_message}"
+        if not self._store.finish_mini_batch(
+            name, result.index, status=status, error=error, owner=self._owner
+        ):
+            raise LeaseLost
+        self._log.overview(
+            f"Mini-batch {result.index} failed on {result.worker} (attempt {result.attempt} of "
+            f"{max_attempts}): {result.error_type}: {result.error_message}"
             + ("; retrying." if retry else "; no retries left.")
         )
         if retry:
             return True
-        self._failed_files += n_files
+        self._log.failed_files(self._error_lines(batch, error))
+        self._failed_files += len(batch.files)
+        self._count_done()
         threshold = int(self._settings["error_threshold"])
         if threshold != -1 and self._failed_files > threshold:
+            first = self._failure_details(1)
+            shown = first[0] if first else error
             raise JobAborted(
                 "UserError",
                 f"{self._failed_files} files failed, which is more than error_threshold "
-                f"({threshold}). Last error: {result.error_type}: {result.error_message}",
-                [error],
+                f"({threshold}); the job stopped. First error: {shown['type']}: "
+                f"{shown['message']}",
+                self._failure_details(ERROR_DETAILS),
             )
         return False
 
-    def _heartbeat(self) -> None:
-        now = time.monotonic()
-        if now - self._last_renew < self._lease.total_seconds() / 3:
-            return
-        self._last_renew = now
-        status = self._store.renew(self.job.name, self._owner, self._lease)
-        if status is None or status.is_terminal:
-            raise LeaseLost
+    def _count_done(self) -> None:
+        """A progress line in the overview at every tenth of the mini-batches."""
+        self._done += 1
+        step = max(self._total // 10, 1)
+        if self._done % step == 0 or self._done == self._total:
+            self._log.overview(f"{self._done} of {self._total} mini-batches processed.")
+
+    def _error_lines(self, batch: MiniBatchRecord, error: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``errors.jsonl`` lines of a mini-batch that failed for good: one per file."""
+        (input_spec,) = self.job.spec["inputs"].values()
+        source = self._datastores.stored_location(input_spec)
+        single = input_spec.get("type") == "uri_file"
+        lines = []
+        for path in batch.files:
+            uri = source.uri if single else source.child(path).uri
+            lines.append(
+                {
+                    "path": path,
+                    "uri": uri,
+                    "mini_batch": batch.index,
+                    "error_type": error.get("type"),
+                    "message": error.get("message"),
+                    "traceback": error.get("traceback"),
+                    "attempts": error.get("attempt"),
+                    "failure": error.get("failure"),
+                }
+            )
+        return lines
+
+    def _failure_details(self, limit: int) -> list[dict[str, Any]]:
+        """The errors of the first failed mini-batches, in input order, for the job's error."""
+        details = []
+        for m in self._store.mini_batches(self.job.name, MiniBatchStatus.FAILED)[:limit]:
+            if m.error:
+                details.append({**m.error, "mini_batch": m.index, "files": list(m.files)})
+        return details
 
     # -- finalizing -------------------------------------------------------------------------
 
     def _finalize(self, paths: _Paths) -> None:
         batches = self._store.mini_batches(self.job.name)
         succeeded = [m for m in batches if m.status is MiniBatchStatus.SUCCEEDED]
-        items = sum(m.items_succeeded for m in succeeded)
         failed = [m for m in batches if m.status is MiniBatchStatus.FAILED]
-        self._log(
+        items = sum(m.items_succeeded for m in succeeded)
+        failed_files = sum(len(m.files) for m in failed)
+        self._log.overview(
             f"Processed {len(batches)} mini-batches: {len(succeeded)} succeeded, {len(failed)} "
-            f"failed; {items} items succeeded."
+            f"failed; {items} items succeeded, {failed_files} files failed."
         )
         if items == 0:
-            details = [m.error for m in failed if m.error][:10]
-            raise JobAborted("UserError", NOTHING_SUCCEEDED, details)
-        if self._settings["output_action"] != "append_row":
-            return
-
-        def chunks() -> Iterator[bytes]:
-            for m in succeeded:
-                part = paths.parts_dir / f"{m.index:06d}.part"
-                if part.exists():
-                    yield part.read_bytes()
-
+            details = self._failure_details(ERROR_DETAILS)
+            first = (
+                f" First error: {details[0]['type']}: {details[0]['message']}" if details else ""
+            )
+            raise JobAborted("UserError", NOTHING_SUCCEEDED + first, details)
+        self._check_in(now=True)  # the last moment a cancel stops the job
         try:
-            size = paths.output.write_stream(chunks(), overwrite=False)
-        except FileExistsError:
-            raise JobAborted(
-                "UserError",
-                f"The output file {paths.output.uri} already exists, and outputs are never "
-                "overwritten.",
-            ) from None
-        self._log(f"Wrote {paths.output.uri} ({size} bytes, {items} rows).")
+            self._output_commit(paths).commit(succeeded, self._all_error_lines())
+        except CommitRefused as exc:
+            raise JobAborted(exc.code, str(exc)) from None
+        self._complete(failed_files)
 
-    # -- logs -------------------------------------------------------------------------------
-
-    def _log(self, message: str) -> None:
-        log_dir = getattr(self, "_log_dir", None)
-        logger.info("job %s: %s", self.job.name, message)
-        if log_dir is None:
-            return
-        stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
-        with open(log_dir / "job_progress_overview.txt", "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {message}\n")
-
-    def _write_error(self, result: MiniBatchResult) -> None:
-        log_dir: Path | None = getattr(self, "_log_dir", None)
-        if log_dir is None:
-            return
-        user = log_dir / "user"
-        (user / "error").mkdir(parents=True, exist_ok=True)
-        stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
-        summary = (
-            f"{stamp} mini-batch {result.index} attempt {result.attempt} on {result.worker}: "
-            f"{result.error_type}: {result.error_message}\n"
+    def _output_commit(self, paths: _Paths) -> OutputCommit:
+        return OutputCommit(
+            job_folder=paths.job_folder,
+            output_folder=paths.output_folder,
+            staging_dir=paths.staging_dir,
+            parts_dir=paths.parts_dir,
+            rows_file=paths.rows_file if self._settings["output_action"] == "append_row" else None,
+            log=self._log,
+            keep_lease=self._keep_lease,
+            owner=self._owner,
         )
-        with open(user / "error.txt", "a", encoding="utf-8") as fh:
-            fh.write(summary)
-        if result.traceback:
-            with open(user / "error" / f"{result.worker}.txt", "a", encoding="utf-8") as fh:
-                fh.write(summary + result.traceback + "\n")
-        if self._paths is not None:
-            with open(log_dir / "errors.jsonl", "a", encoding="utf-8") as fh:
-                for path in self._files_of(result.index):
-                    fh.write(
-                        json.dumps(
-                            {
-                                "file": path,
-                                "mini_batch": result.index,
-                                "attempt": result.attempt,
-                                "error_type": result.error_type,
-                                "error": result.error_message,
-                            }
-                        )
-                        + "\n"
-                    )
 
-    def _files_of(self, index: int) -> tuple[str, ...]:
-        for m in self._store.mini_batches(self.job.name):
-            if m.index == index:
-                return m.files
-        return ()
-
-
-@dataclass(frozen=True)
-class _Pending:
-    index: int
-    files: tuple[str, ...]
+    def _all_error_lines(self) -> list[dict[str, Any]]:
+        failed = self._store.mini_batches(self.job.name, MiniBatchStatus.FAILED)
+        return [line for m in failed for line in self._error_lines(m, m.error or {})]

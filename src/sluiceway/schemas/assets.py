@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from sluiceway.schemas.common import ASSET_NAME_RE, AssetType, CreationContext, Open, Strict
+from sluiceway.schemas.datastores import DatastoreOut
 
 
 def _check_asset_name(value: str) -> str:
@@ -27,16 +28,6 @@ def _check_version(value: str | None) -> str | None:
             f"version {value!r} is not valid: it may not be empty or hold '/', ':' or '@'"
         )
     return value
-
-
-class DatastoreOut(Open):
-    id: str
-    name: str
-    type: str
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    is_default: bool = False
-    credentials: dict[str, str] = Field(default_factory=dict)
 
 
 class DataCreate(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sluiceway.schemas.common import ENDPOINT_NAME_RE, CreationContext, Open, Strict
 
@@ -115,6 +115,47 @@ class ModelDeploymentSettings(Strict):
         return self.output_file_name or DEFAULT_OUTPUT_FILE_NAME
 
 
+DEFAULT_MAX_CONCURRENT_STEPS = 4
+
+
+class PipelineDeploymentSettings(Strict):
+    """``settings`` of a ``type: pipeline`` deployment (Azure's pipeline job settings)."""
+
+    default_compute: str | None = Field(default=None, description="kept; steps run here")
+    default_datastore: str | None = Field(
+        default=None, description="where outputs go by default (default: workspaceblobstore)"
+    )
+    continue_on_step_failure: bool = Field(
+        default=False,
+        description="keep running the steps that do not need a failed one; the job still fails",
+    )
+    force_rerun: bool | None = Field(
+        default=None, description="accepted; every step always runs (results are not reused)"
+    )
+    max_concurrent_steps: int = Field(
+        default=DEFAULT_MAX_CONCURRENT_STEPS,
+        ge=1,
+        le=64,
+        description="how many independent steps of one job run at the same time",
+    )
+
+
+def _settings_for_type(value: Any, _handler: Any, info: ValidationInfo) -> Any:
+    """Check ``settings`` against the shape of the deployment's ``type``."""
+    shape: type[ModelDeploymentSettings] | type[PipelineDeploymentSettings] = (
+        PipelineDeploymentSettings
+        if info.data.get("type") == "pipeline"
+        else ModelDeploymentSettings
+    )
+    if isinstance(value, shape):
+        return value
+    if isinstance(value, ModelDeploymentSettings | PipelineDeploymentSettings):
+        value = value.model_dump(exclude_unset=True)
+    if value is None:
+        value = {}
+    return shape.model_validate(value)
+
+
 class CodeConfiguration(Strict):
     code: str = Field(description="datastore URI of the uploaded code folder")
     scoring_script: str
@@ -141,11 +182,17 @@ class BatchDeploymentCreate(Strict):
     environment: str | dict[str, Any] | None = None
     compute: str | None = None
     resources: DeploymentResources = Field(default_factory=DeploymentResources)
-    settings: ModelDeploymentSettings = Field(default_factory=ModelDeploymentSettings)
+    settings: ModelDeploymentSettings | PipelineDeploymentSettings = Field(
+        default_factory=ModelDeploymentSettings,
+        validate_default=True,
+        description="ModelDeploymentSettings for type model, PipelineDeploymentSettings for "
+        "type pipeline",
+    )
     component: str | dict[str, Any] | None = None
     properties: dict[str, str] = Field(default_factory=dict)
 
     _name = field_validator("name")(_check_endpoint_name)
+    _settings = field_validator("settings", mode="wrap")(_settings_for_type)
 
 
 class BatchDeploymentOut(Open):
@@ -160,7 +207,12 @@ class BatchDeploymentOut(Open):
     environment: str | dict[str, Any] | None = None
     compute: str | None = None
     resources: DeploymentResources = Field(default_factory=DeploymentResources)
-    settings: ModelDeploymentSettings = Field(default_factory=ModelDeploymentSettings)
+    settings: ModelDeploymentSettings | PipelineDeploymentSettings = Field(
+        default_factory=ModelDeploymentSettings, validate_default=True
+    )
+    component: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
     provisioning_state: str = "Succeeded"
     creation_context: CreationContext | None = None
+
+    _settings = field_validator("settings", mode="wrap")(_settings_for_type)

@@ -39,6 +39,21 @@ class MiniBatchStatus(StrEnum):
     FAILED = "failed"
 
 
+class StepStatus(StrEnum):
+    """A pipeline step's status; ``Skipped`` steps never ran (a step they need failed)."""
+
+    NOT_STARTED = "NotStarted"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    SKIPPED = "Skipped"
+
+    @property
+    def is_done(self) -> bool:
+        return self not in (StepStatus.NOT_STARTED, StepStatus.RUNNING)
+
+
 class JobProgress(Open):
     mini_batches_total: int = 0
     mini_batches_pending: int = 0
@@ -61,6 +76,21 @@ class JobError(Open):
     details: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class JobStep(Open):
+    """One step of a pipeline job; its logs are ``logs`` paths under ``/jobs/{name}/logs/``."""
+
+    name: str
+    display_name: str | None = None
+    component: str | None = None
+    status: StepStatus
+    exit_code: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration_seconds: float | None = None
+    logs: dict[str, str] = Field(default_factory=dict)
+    error: JobError | None = None
+
+
 class JobIO(Open):
     """One input or output as ``az ml job show`` prints it."""
 
@@ -79,12 +109,14 @@ class JobOut(Open):
     display_name: str | None = None
     experiment_name: str | None = None
     status: JobStatus
+    status_detail: str | None = None  # failed files of a completed job, a cancel, an error
     endpoint_name: str
     deployment_name: str
     inputs: dict[str, JobIO] = Field(default_factory=dict)
     outputs: dict[str, JobIO] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     progress: JobProgress = Field(default_factory=JobProgress)
+    steps: list[JobStep] = Field(default_factory=list)
     error: JobError | None = None
     creation_context: CreationContext | None = None
     start_time: datetime | None = None

@@ -6,6 +6,7 @@ It imports only the core dependencies (httpx, pydantic, PyYAML, rich), never the
 from __future__ import annotations
 
 from sluiceway.sdk.client import MLClient
+from sluiceway.sdk.component_loader import load_component
 from sluiceway.sdk.connection import Connection, resolve_connection
 from sluiceway.sdk.job_operations import JobFailedError
 from sluiceway.sdk.loaders import load_batch_deployment, load_batch_endpoint, load_data, load_model
@@ -18,6 +19,7 @@ __all__ = [
     "MLClient",
     "load_batch_deployment",
     "load_batch_endpoint",
+    "load_component",
     "load_data",
     "load_model",
     "resolve_connection",

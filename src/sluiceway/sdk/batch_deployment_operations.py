@@ -16,11 +16,13 @@ from typing import Any
 import yaml
 
 from sluiceway.entities.assets import Model
+from sluiceway.entities.component import PipelineComponentBatchDeployment
 from sluiceway.entities.deployment import BatchDeployment, Environment, EnvironmentLike, ModelLike
 from sluiceway.entities.job import BatchJob
 from sluiceway.errors import ValidationError
 from sluiceway.schemas.endpoints import BatchDeploymentCreate
 from sluiceway.sdk.asset_operations import ModelOperations
+from sluiceway.sdk.component_operations import component_body
 from sluiceway.sdk.connection import Connection, segment
 from sluiceway.sdk.paths import local_path, model_reference
 from sluiceway.sdk.poller import LROPoller
@@ -28,6 +30,15 @@ from sluiceway.sdk.uploads import Uploader
 from sluiceway.sdk.validate import validate_shape
 
 _INLINE_MODEL_KEYS = ("name", "version", "type", "path", "description", "tags", "properties")
+
+AnyDeployment = BatchDeployment | PipelineComponentBatchDeployment
+
+
+def deployment_from_rest(raw: Mapping[str, Any]) -> AnyDeployment:
+    """The entity for a deployment the server returned, by its ``type``."""
+    if raw.get("type") == "pipeline":
+        return PipelineComponentBatchDeployment._from_rest(raw)
+    return BatchDeployment._from_rest(raw)
 
 
 def check_scoring_script(code: Path, script: str) -> None:
@@ -159,13 +170,31 @@ class BatchDeploymentOperations:
             check_scoring_script(folder, config.scoring_script)
         return self._uploader.upload(folder)
 
+    def _pipeline_body(self, deployment: AnyDeployment) -> dict[str, Any]:
+        """A pipeline deployment's body; a local or inline component goes with its code."""
+        if deployment.component is None:
+            raise ValidationError(
+                f"BatchDeployment {deployment.name!r} has type pipeline and needs a component",
+                target="component",
+            )
+        component = component_body(deployment.component, self._uploader)
+        if isinstance(deployment, PipelineComponentBatchDeployment):
+            return deployment._to_create_body(component)
+        return PipelineComponentBatchDeployment(
+            name=deployment.name,
+            endpoint_name=deployment.endpoint_name,
+            description=deployment.description,
+            tags=deployment.tags,
+            properties=deployment.properties,
+        )._to_create_body(component)
+
     def begin_create_or_update(
         self,
-        deployment: BatchDeployment,
+        deployment: AnyDeployment,
         *,
         set_default: bool = False,
         skip_script_validation: bool = False,
-    ) -> LROPoller[BatchDeployment]:
+    ) -> LROPoller[AnyDeployment]:
         """Create or replace a deployment of ``deployment.endpoint_name``.
 
         An inline model is registered and local code uploaded first. The first deployment of
@@ -182,11 +211,17 @@ class BatchDeploymentOperations:
             raise ValidationError(
                 f"BatchDeployment {deployment.name!r} needs endpoint_name", target="endpoint_name"
             )
-        code = self._code_for_server(deployment, validate_script=not skip_script_validation)
-        model = self._model_for_server(deployment)
-        body = deployment._to_create_body(
-            model=model, code=code, environment=environment_body(deployment.environment)
-        )
+        if (
+            isinstance(deployment, PipelineComponentBatchDeployment)
+            or deployment.type == "pipeline"
+        ):
+            body = self._pipeline_body(deployment)
+        else:
+            code = self._code_for_server(deployment, validate_script=not skip_script_validation)
+            model = self._model_for_server(deployment)
+            body = deployment._to_create_body(
+                model=model, code=code, environment=environment_body(deployment.environment)
+            )
         checked = validate_shape(
             BatchDeploymentCreate, body, source=f"BatchDeployment {deployment.name!r}"
         )
@@ -197,16 +232,16 @@ class BatchDeploymentOperations:
             params={"set_default": "true"} if set_default else None,
             expected=(200, 201),
         )
-        return LROPoller(BatchDeployment._from_rest(answer))
+        return LROPoller(deployment_from_rest(answer))
 
-    def get(self, name: str, endpoint_name: str) -> BatchDeployment:
-        return BatchDeployment._from_rest(
+    def get(self, name: str, endpoint_name: str) -> AnyDeployment:
+        return deployment_from_rest(
             self._connection.request("GET", self._route(endpoint_name, name), expected=(200,))
         )
 
-    def list(self, endpoint_name: str) -> list[BatchDeployment]:
+    def list(self, endpoint_name: str) -> list[AnyDeployment]:
         answer = self._connection.request("GET", self._route(endpoint_name), expected=(200,))
-        return [BatchDeployment._from_rest(item) for item in answer or []]
+        return [deployment_from_rest(item) for item in answer or []]
 
     def begin_delete(self, name: str, endpoint_name: str) -> LROPoller[None]:
         """Delete a deployment; the server refuses the default while others exist."""

@@ -11,6 +11,7 @@ from sluiceway.home import WorkspaceHome
 from sluiceway.sdk.asset_operations import DataOperations, ModelOperations
 from sluiceway.sdk.batch_deployment_operations import BatchDeploymentOperations
 from sluiceway.sdk.batch_endpoint_operations import BatchEndpointOperations
+from sluiceway.sdk.component_operations import ComponentOperations
 from sluiceway.sdk.connection import (
     Connection,
     Credential,
@@ -101,6 +102,7 @@ class MLClient:
         self.datastores = DatastoreOperations(connection)
         self.batch_endpoints = BatchEndpointOperations(connection, uploader)
         self.batch_deployments = BatchDeploymentOperations(connection, uploader, self.models)
+        self.components = ComponentOperations(connection, uploader)
         self.jobs = JobOperations(connection)
 
     @classmethod

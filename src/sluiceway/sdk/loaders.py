@@ -18,10 +18,12 @@ from typing import IO, Any
 import yaml
 
 from sluiceway.entities.assets import Data, Model
+from sluiceway.entities.component import Component, PipelineComponentBatchDeployment
 from sluiceway.entities.deployment import BatchDeployment, ModelBatchDeployment
 from sluiceway.entities.endpoint import BatchEndpoint
 from sluiceway.errors import ValidationError
-from sluiceway.schemas.endpoints import ModelDeploymentSettings
+from sluiceway.schemas.endpoints import ModelDeploymentSettings, PipelineDeploymentSettings
+from sluiceway.sdk.component_loader import component_from_mapping, load_component
 from sluiceway.sdk.paths import local_path
 from sluiceway.sdk.validate import validate_shape
 
@@ -46,11 +48,17 @@ ENDPOINT_KEYS = (
 ENDPOINT_DEFAULTS_KEYS = ("deployment_name",)
 SETTINGS_KEYS = (*ModelDeploymentSettings.model_fields, "instance_count")
 RETRY_KEYS = ("max_retries", "timeout")
-PIPELINE_SETTINGS_KEYS = (
-    "default_compute",
-    "default_datastore",
-    "continue_on_step_failure",
-    "force_rerun",
+PIPELINE_SETTINGS_KEYS = tuple(PipelineDeploymentSettings.model_fields)
+PIPELINE_DEPLOYMENT_KEYS = (
+    "$schema",
+    "name",
+    "endpoint_name",
+    "type",
+    "description",
+    "tags",
+    "properties",
+    "component",
+    "settings",
 )
 DEPLOYMENT_KEYS = (
     "$schema",
@@ -286,20 +294,43 @@ def _environment(doc: _Yaml, value: Any) -> str | dict[str, Any] | None:
     return environment
 
 
-def _component(doc: _Yaml, value: Any) -> str | dict[str, Any] | None:
-    if value is None or isinstance(value, Mapping):
-        return None if value is None else doc.mapping("component", value)
+def _component(doc: _Yaml, value: Any) -> str | Component | None:
+    """A pipeline deployment's component: a reference, or a local or inline one, loaded."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return component_from_mapping(value, doc.base, f"{doc.label}: component")
     text = doc.text("component", value)
     local = local_path(text) if text else None
     if text and local is not None and text.endswith((".yml", ".yaml")):
         path = local if local.is_absolute() else doc.base / local
         if not path.is_file():
             raise doc.error(f"component file {text!r} does not exist", target="component")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(loaded, dict):
-            raise doc.error(f"component file {text!r} must hold a mapping", target="component")
-        return loaded
+        return load_component(path)
     return text
+
+
+def _pipeline_deployment(doc: _Yaml) -> PipelineComponentBatchDeployment:
+    data = doc.data
+    for key in ("model", "code_configuration", "resources", "environment", "compute"):
+        if key in data:
+            raise doc.error(
+                f"{key!r} belongs to model deployments; a pipeline deployment takes "
+                f"{', '.join(k for k in PIPELINE_DEPLOYMENT_KEYS if k != '$schema')}",
+                target=key,
+            )
+    doc.check_keys(data, PIPELINE_DEPLOYMENT_KEYS)
+    settings = doc.mapping("settings", data.get("settings"))
+    doc.check_keys(settings, PIPELINE_SETTINGS_KEYS, "settings")
+    return PipelineComponentBatchDeployment(
+        name=doc.text("name", data.get("name")),
+        endpoint_name=doc.text("endpoint_name", data.get("endpoint_name")),
+        description=doc.text("description", data.get("description")),
+        tags=doc.mapping("tags", data.get("tags")),
+        properties=doc.mapping("properties", data.get("properties")),
+        component=_component(doc, data.get("component")),
+        settings=settings or None,
+    )
 
 
 def _model_settings(doc: _Yaml, settings: dict[str, Any], where: str) -> dict[str, Any]:
@@ -318,13 +349,16 @@ def _model_settings(doc: _Yaml, settings: dict[str, Any], where: str) -> dict[st
 
 def load_batch_deployment(
     source: Source, *, relative_origin: str | None = None, params_override: ParamsOverride = None
-) -> BatchDeployment:
+) -> BatchDeployment | PipelineComponentBatchDeployment:
     """Read a batch deployment YAML (``deployment.yml``).
 
     ``type: model`` gives a :class:`ModelBatchDeployment` (settings under ``settings:``); a
     file without ``type`` is Azure's older form, with the settings at the root, and gives a
-    :class:`BatchDeployment`. An inline model and a local code folder are kept as paths made
-    absolute; ``ml_client.batch_deployments.begin_create_or_update`` uploads them.
+    :class:`BatchDeployment`. ``type: pipeline`` gives a
+    :class:`PipelineComponentBatchDeployment` whose local or inline component is loaded
+    (``load_component``), to be registered with the deployment. An inline model and a local
+    code folder are kept as paths made absolute;
+    ``ml_client.batch_deployments.begin_create_or_update`` uploads them.
 
     Raises:
         ValidationError: the file is missing or not YAML, has an unknown key, or a bad value.
@@ -334,6 +368,8 @@ def load_batch_deployment(
     kind = doc.text("type", data.get("type"))
     if kind is not None and kind not in ("model", "pipeline"):
         raise doc.error(f"type {kind!r} is not accepted; use model or pipeline", target="type")
+    if kind == "pipeline" or (kind is None and "component" in data and "model" not in data):
+        return _pipeline_deployment(doc)
 
     raw_settings = doc.mapping("settings", data.get("settings"))
     if kind is None:
@@ -345,7 +381,7 @@ def load_batch_deployment(
             **_model_settings(doc, legacy, ""),
         }
         instance_count = raw_settings.get("instance_count")
-    elif kind == "model":
+    else:
         unknown_settings = [k for k in data if k in LEGACY_SETTINGS_KEYS]
         if unknown_settings:
             raise doc.error(
@@ -355,13 +391,12 @@ def load_batch_deployment(
         doc.check_keys(data, DEPLOYMENT_KEYS)
         settings = _model_settings(doc, raw_settings, "settings")
         instance_count = raw_settings.get("instance_count")
-    else:
-        doc.check_keys(data, DEPLOYMENT_KEYS)
-        # Pipeline-job settings have no place in a model deployment's settings; the server
-        # runs pipeline deployments without them.
-        doc.check_keys(raw_settings, PIPELINE_SETTINGS_KEYS, "settings")
-        settings = {}
-        instance_count = None
+    if "component" in data:
+        raise doc.error(
+            "'component' belongs to pipeline deployments (type: pipeline), not to a model "
+            "deployment",
+            target="component",
+        )
 
     code = doc.mapping("code_configuration", data.get("code_configuration"))
     doc.check_keys(code, CODE_KEYS, "code_configuration")
@@ -392,6 +427,5 @@ def load_batch_deployment(
         compute=doc.text("compute", data.get("compute")),
         resources=resources or None,
         settings=settings or None,
-        type=kind or ("pipeline" if data.get("component") is not None else "model"),
-        component=_component(doc, data.get("component")),
+        type="model",
     )

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
 from sluiceway.server.deps import principal
-from sluiceway.server.routers import assets, datastores, endpoints, jobs, system
+from sluiceway.server.routers import assets, components, datastores, endpoints, jobs, system
 from sluiceway.server.workspace import Workspace
 
 
@@ -73,6 +73,6 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
 
     app.include_router(system.public)
     secured: list[Any] = [Depends(principal)]
-    for module in (system, datastores, assets, endpoints, jobs):
+    for module in (system, datastores, assets, components, endpoints, jobs):
         app.include_router(module.router, dependencies=secured)
     return app

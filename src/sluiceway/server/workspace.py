@@ -11,16 +11,21 @@ from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
+from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.invoke import InvokeService
 from sluiceway.services.jobs import JobService
+from sluiceway.services.pipeline_invoke import PipelineInvoker
 from sluiceway.services.resolver import InputResolver
+from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.store.assets import AssetStore, DatastoreStore
+from sluiceway.store.components import ComponentStore
 from sluiceway.store.db import Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
+from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.server")
 
@@ -51,22 +56,44 @@ class Workspace:
         self.db = Database(settings.effective_database_url)
         upgrade(self.db.engine)
         scope = settings.scope
-        self.issuer = TokenIssuer(
-            load_or_create_key(home), issuer=f"sluiceway:{scope.workspace_name}"
-        )
+        workspace_key = load_or_create_key(home)
+        self.issuer = TokenIssuer(workspace_key, issuer=f"sluiceway:{scope.workspace_name}")
         self.identities = IdentityStore(self.db)
         self.owner = ensure_owner(home, self.issuer, self.identities)
-        self.datastores = DatastoreService(DatastoreStore(self.db), home, scope)
+        self.datastores = DatastoreService(
+            DatastoreStore(self.db),
+            home,
+            scope,
+            CredentialCipher(workspace_key),
+            default=settings.default_datastore,
+            blob_emulator_endpoints=settings.emulator_endpoints,
+            staging_dir=settings.effective_staging_dir,
+            staging_cache_bytes=settings.staging_cache_bytes,
+        )
         self.datastores.ensure_default(self.owner.name)
         self.assets = AssetService(AssetStore(self.db), self.datastores, scope)
+        self.components = ComponentService(ComponentStore(self.db), self.datastores, scope)
         self.endpoints = EndpointService(
-            EndpointStore(self.db), self.assets, self.datastores, scope, self.base_url
+            EndpointStore(self.db),
+            self.assets,
+            self.datastores,
+            scope,
+            self.base_url,
+            components=self.components,
         )
         self.job_store = JobStore(self.db)
-        self.jobs = JobService(self.job_store, self.datastores, scope, self.base_url)
+        self.step_store = StepStore(self.db)
+        self.jobs = JobService(
+            self.job_store, self.datastores, scope, self.base_url, steps=self.step_store
+        )
         resolver = InputResolver(self.datastores, self.assets, scope)
         self.invocations = InvokeService(
-            self.endpoints, self.assets, resolver, self.job_store, scope
+            self.endpoints,
+            self.assets,
+            resolver,
+            self.job_store,
+            scope,
+            pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
         )
         self.scheduler: Scheduler | None = None
 
@@ -82,6 +109,7 @@ class Workspace:
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,
+                steps=self.step_store,
             )
             self.scheduler.start()
 

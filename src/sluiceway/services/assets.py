@@ -9,7 +9,8 @@ from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
 from sluiceway.schemas.assets import DataCreate, DataOut, ModelCreate, ModelOut
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
-from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.datastores import DatastoreService, storage_call
+from sluiceway.storage.locations import Location
 from sluiceway.storage.references import (
     DatastorePathRef,
     LocalPathRef,
@@ -95,7 +96,7 @@ class AssetService:
         return record, created
 
     def _check_path(self, kind: Kind, type_: str, path: str) -> str:
-        ref = parse_reference(path, self._scope)
+        ref = self._datastores.parse_reference(path)
         if isinstance(ref, LocalPathRef):
             raise ValidationError(
                 f"path {path!r} is a local path: the server does not read its own disk for a "
@@ -104,6 +105,8 @@ class AssetService:
                 target="path",
             )
         if isinstance(ref, StorageUrlRef):
+            location = self._datastores.url_location(ref)
+            storage_call(f"path {path!r}", "path", lambda: _check_type(location, path, type_))
             return ref.url
         if not isinstance(ref, DatastorePathRef):
             raise ValidationError(
@@ -111,19 +114,8 @@ class AssetService:
                 target="path",
             )
         location = self._datastores.location(ref.datastore, ref.path)
-        if not location.exists():
-            raise ValidationError(
-                f"path {path!r} does not exist in datastore {ref.datastore!r}.", target="path"
-            )
-        if type_ == "uri_file" and not location.is_file():
-            raise ValidationError(
-                f"path {path!r} is a folder, but type is uri_file.", target="path"
-            )
-        if type_ == "uri_folder" and not location.is_dir():
-            raise ValidationError(
-                f"path {path!r} is a file, but type is uri_folder.", target="path"
-            )
-        return location.uri + ("/" if location.is_dir() else "")
+        is_dir = storage_call(f"path {path!r}", "path", lambda: _check_type(location, path, type_))
+        return location.uri + ("/" if is_dir else "")
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -193,3 +185,15 @@ class AssetService:
             properties=record.properties,
             creation_context=self._context(record),
         )
+
+
+def _check_type(location: Location, path: str, type_: str) -> bool:
+    """That ``path`` exists and fits ``type_``; whether it is a folder."""
+    if not location.exists():
+        raise ValidationError(f"path {path!r} does not exist ({location.uri}).", target="path")
+    is_dir = location.is_dir()
+    if type_ == "uri_file" and is_dir:
+        raise ValidationError(f"path {path!r} is a folder, but type is uri_file.", target="path")
+    if type_ == "uri_folder" and not is_dir:
+        raise ValidationError(f"path {path!r} is a file, but type is uri_folder.", target="path")
+    return is_dir

@@ -14,8 +14,10 @@ from sluiceway.schemas.endpoints import (
     BatchEndpointCreate,
     BatchEndpointOut,
     EndpointDefaults,
+    PipelineDeploymentSettings,
 )
 from sluiceway.services.assets import AssetService
+from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
@@ -29,12 +31,14 @@ class EndpointService:
         datastores: DatastoreService,
         scope: WorkspaceScope,
         base_url: str,
+        components: ComponentService | None = None,
     ) -> None:
         self._store = store
         self._assets = assets
         self._datastores = datastores
         self._scope = scope
         self._base_url = base_url.rstrip("/")
+        self._components = components
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -157,7 +161,10 @@ class EndpointService:
                 target="name",
             )
         self.endpoint(endpoint)
-        spec = self._model_spec(body) if body.type == "model" else self._pipeline_spec(body)
+        if body.type == "model":
+            spec = self._model_spec(body)
+        else:
+            spec = self._pipeline_spec(body, principal)
         record, created = self._store.upsert_deployment(
             endpoint,
             name,
@@ -168,12 +175,46 @@ class EndpointService:
         )
         return self.deployment_out(record), created
 
-    def _pipeline_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
-        raise UnsupportedError(
-            f"Deployment {body.name!r} has type 'pipeline': pipeline component deployments are "
-            "not supported by this server yet. Accepted: type 'model'.",
-            target="type",
+    def _pipeline_spec(self, body: BatchDeploymentCreate, principal: Principal) -> dict[str, Any]:
+        """A pipeline deployment: its component registered (when inline) and pinned."""
+        if self._components is None:
+            raise UnsupportedError(
+                f"Deployment {body.name!r} has type 'pipeline', and this server runs no pipeline "
+                "components. Accepted: type 'model'.",
+                target="type",
+            )
+        for key in ("model", "code_configuration"):
+            if getattr(body, key) is not None:
+                raise ValidationError(
+                    f"{key!r} belongs to model deployments; a pipeline deployment runs its "
+                    "component's steps.",
+                    target=key,
+                )
+        if body.component is None:
+            raise ValidationError(
+                "A pipeline deployment needs 'component': azureml:<name>:<version>, "
+                "azureml:<name>@latest, or the component inline.",
+                target="component",
+            )
+        settings = body.settings
+        if isinstance(settings, PipelineDeploymentSettings) and settings.default_datastore:
+            self._datastores.record(settings.default_datastore)
+        if isinstance(body.component, str):
+            record = self._components.resolve(body.component)
+            self._components.plan(record)  # a pipeline component, wired completely
+        else:
+            record, _ = self._components.create(
+                body.component,
+                principal,
+                where="component",
+                default_name=f"{body.name}-component",
+                kind="pipeline",
+            )
+        spec = body.model_dump(
+            mode="json", exclude={"name", "endpoint_name", "type", "model", "code_configuration"}
         )
+        spec["component"] = f"azureml:{record.name}:{record.version}"
+        return spec
 
     def _model_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
         if body.model is None:

@@ -12,7 +12,7 @@ import posixpath
 import re
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluiceway.auth.principals import Principal
 from sluiceway.errors import ConflictError, ValidationError
@@ -26,6 +26,9 @@ from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord
 from sluiceway.store.jobs import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from sluiceway.services.pipeline_invoke import PipelineInvoker
 
 NO_ROUTE = (
     "No valid deployments to route to. Please check that the endpoint has at least one deployment "
@@ -48,12 +51,14 @@ class InvokeService:
         resolver: InputResolver,
         jobs: JobStore,
         scope: WorkspaceScope,
+        pipelines: PipelineInvoker | None = None,
     ) -> None:
         self._endpoints = endpoints
         self._assets = assets
         self._resolver = resolver
         self._jobs = jobs
         self._scope = scope
+        self._pipelines = pipelines
 
     def invoke(
         self,
@@ -76,7 +81,10 @@ class InvokeService:
             raise ValidationError(NO_ROUTE, target="azureml-model-deployment")
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
-        spec = self._model_job_spec(deployment, request, job_name)
+        if deployment.type == "pipeline" and self._pipelines is not None:
+            spec = self._pipelines.job_spec(deployment, request, job_name)
+        else:
+            spec = self._model_job_spec(deployment, request, job_name)
         if request.properties:
             spec["properties"] = request.properties
         try:
@@ -147,14 +155,7 @@ class InvokeService:
             }
         return {
             "kind": "model",
-            "inputs": {
-                resolved.name: {
-                    "type": resolved.type,
-                    "uri": resolved.uri,
-                    "datastore": resolved.location.datastore,
-                    "path": resolved.location.path,
-                }
-            },
+            "inputs": {resolved.name: resolved.spec()},
             "outputs": {output["name"]: output},
             "settings": settings,
             "scorer": (ScorerKind.SCORING_SCRIPT if code_spec else ScorerKind.MLFLOW).value,
@@ -240,13 +241,7 @@ class InvokeService:
                 f"{job_folder(job_name)}/{DEFAULT_OUTPUT_NAME}/",
             )
         where = f"OutputData.{given.name}"
-        ref = parse_reference(given.uri or "", self._scope)
-        if not isinstance(ref, DatastorePathRef):
-            raise ValidationError(
-                f"{where}.Uri {given.uri!r} is not accepted: outputs are written to a datastore "
-                "path, azureml://datastores/<datastore>/paths/<path>.",
-                target=where,
-            )
+        ref = self._resolver.output_reference(where, given.uri or "")
         folder, file_name = ref.path, str(settings["output_file_name"])
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:
@@ -259,7 +254,7 @@ class InvokeService:
         location = self._resolver.output_location(ref.datastore, folder)
         if settings["output_action"] == OutputAction.APPEND_ROW.value:
             target = location.child(file_name)
-            if target.exists():
+            if self._resolver.exists(target, where):
                 raise ConflictError(
                     f"{where}: {target.uri} already exists, and outputs are never overwritten; "
                     "choose another output path or file name.",

@@ -1,28 +1,59 @@
-"""Jobs as users see them: the job resource, its progress, outputs and logs."""
+"""Jobs as users see them: the job resource, its progress, outputs and logs; cancelling a job
+and rerunning the files that failed in one."""
 
 from __future__ import annotations
 
+import copy
 import posixpath
+import uuid
 from typing import Any
 
+from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
-from sluiceway.errors import ResourceNotFoundError, ValidationError
-from sluiceway.schemas.common import CreationContext, WorkspaceScope
-from sluiceway.schemas.jobs import JobError, JobFile, JobIO, JobOut, JobOutputListing, JobProgress
+from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
+from sluiceway.schemas.common import DEFAULT_DATASTORE, CreationContext, WorkspaceScope
+from sluiceway.schemas.jobs import (
+    JobError,
+    JobFile,
+    JobIO,
+    JobOut,
+    JobOutputListing,
+    JobProgress,
+    JobStatus,
+    MiniBatchStatus,
+)
 from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.invoke import job_folder
+from sluiceway.services.steps import describe_steps
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import normalise_datastore_path
 from sluiceway.store.jobs import JobRecord, JobStore, MiniBatchCounts
+from sluiceway.store.steps import StepStore
 
-_REST_TYPES = {"uri_folder": "UriFolder", "uri_file": "UriFile", "literal": "Literal"}
+ERRORS_FILE = "errors.jsonl"
+
+_REST_TYPES = {
+    "uri_folder": "UriFolder",
+    "uri_file": "UriFile",
+    "literal": "Literal",
+    "custom_model": "CustomModel",
+    "mlflow_model": "MLFlowModel",
+}
 _PROVISIONING = {"Completed": "Succeeded", "Failed": "Failed", "Canceled": "Canceled"}
 
 
 class JobService:
     def __init__(
-        self, store: JobStore, datastores: DatastoreService, scope: WorkspaceScope, base_url: str
+        self,
+        store: JobStore,
+        datastores: DatastoreService,
+        scope: WorkspaceScope,
+        base_url: str,
+        *,
+        steps: StepStore | None = None,
     ) -> None:
         self._store = store
+        self._steps = steps  # a pipeline job's steps
         self._datastores = datastores
         self._scope = scope
         self._base_url = base_url.rstrip("/")
@@ -51,6 +82,86 @@ class JobService:
             limit=limit,
         )
         return [self.job_out(r) for r in records]
+
+    # -- cancel and rerun -------------------------------------------------------------------
+
+    def cancel(self, name: str) -> JobOut:
+        """Cancel a job: a queued one ends ``Canceled`` at once; a running one goes to
+        ``CancelRequested`` and its scheduler stops its workers and ends it ``Canceled``.
+        Cancelling a canceled job again changes nothing.
+
+        Raises:
+            ResourceNotFoundError: there is no such job.
+            ConflictError: the job already ended ``Completed`` or ``Failed``.
+        """
+        self.record(name)
+        record = self._store.request_cancel(name)
+        if record is None:
+            raise ResourceNotFoundError(f"Job {name!r} does not exist.", target="job")
+        if record.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            raise ConflictError(
+                f"Job {name!r} already ended {record.status.value}; only a job that has not "
+                "ended can be canceled.",
+                target="name",
+            )
+        return self.job_out(record)
+
+    def rerun_failed(self, name: str, principal: Principal) -> JobRecord:
+        """Queue a new job over exactly the files that failed in job ``name``: the same input,
+        deployment (as the job ran it) and settings, with its outputs in the new job's own
+        default location.
+
+        Raises:
+            ResourceNotFoundError: there is no such job.
+            ConflictError: the job has not ended, or no file failed in it.
+            ValidationError: the job is not a model deployment's job.
+        """
+        record = self.record(name)
+        if not record.status.is_terminal:
+            raise ConflictError(
+                f"Job {name!r} is {record.status.value}; rerun its failed files once it has ended.",
+                target="name",
+            )
+        if record.spec.get("kind") != "model" or len(record.spec.get("inputs", {})) != 1:
+            raise ValidationError(
+                f"Job {name!r} is not a model deployment's job; only the failed files of a "
+                "model deployment's job can be rerun.",
+                target="name",
+            )
+        failed = self._store.mini_batches(name, MiniBatchStatus.FAILED)
+        files = [f for m in failed for f in m.files]
+        if not files:
+            raise ConflictError(
+                f"No file failed in job {name!r} (it ended {record.status.value}); there is "
+                "nothing to rerun.",
+                target="name",
+            )
+        new_name = str(uuid.uuid4())
+        spec = copy.deepcopy(record.spec)
+        (input_spec,) = spec["inputs"].values()
+        input_spec["files"] = files
+        folder = job_folder(new_name)
+        spec["outputs"] = {
+            output: {
+                "name": output,
+                "type": "uri_folder",
+                "uri": f"azureml://datastores/{DEFAULT_DATASTORE}/paths/{folder}/{output}/",
+                "datastore": DEFAULT_DATASTORE,
+                "path": f"{folder}/{output}",
+                "file_name": value["file_name"],
+            }
+            for output, value in spec["outputs"].items()
+        }
+        spec["job_folder"] = {"datastore": DEFAULT_DATASTORE, "path": folder}
+        spec["rerun_of"] = name
+        return self._store.create(
+            new_name,
+            endpoint_name=record.endpoint_name,
+            deployment_name=record.deployment_name,
+            spec=spec,
+            invoker=principal.name,
+            experiment_name=record.experiment_name,
+        )
 
     # -- outputs and logs -------------------------------------------------------------------
 
@@ -100,6 +211,23 @@ class JobService:
     def log_file(self, name: str, path: str) -> Location:
         return self._file_in(self.logs_location(name), path)
 
+    def read_log(self, name: str, path: str, offset: int = 0) -> bytes:
+        """A log file's bytes from ``offset`` on (empty past its end), so a client that follows
+        a log fetches only what was added.
+
+        Raises:
+            ValidationError: ``offset`` is negative.
+            ResourceNotFoundError: no such job or log file.
+        """
+        if offset < 0:
+            raise ValidationError(
+                f"offset {offset} is not valid: give a byte offset of 0 or more.", target="offset"
+            )
+        with self.log_file(name, path).open_read() as fh:
+            fh.seek(offset)
+            data: bytes = fh.read()
+        return data
+
     def _file_in(self, folder: Location, path: str) -> Location:
         relative, _ = normalise_datastore_path(path)
         target = folder.child(relative)
@@ -137,10 +265,43 @@ class JobService:
             eta_seconds=eta,
         )
 
+    def status_detail(self, record: JobRecord, counts: MiniBatchCounts) -> str | None:
+        """A sentence on how the job stands, beyond its status: failed files, a cancel."""
+        status = record.status
+        if status is JobStatus.CANCEL_REQUESTED:
+            return "A cancel was requested; the job's workers are being stopped."
+        if status is JobStatus.CANCELED:
+            return "The job was canceled; nothing was committed to its outputs."
+        if status is JobStatus.FAILED and record.error:
+            return str(record.error.get("message") or "") or None
+        if not counts.failed:
+            return None
+        where = ERRORS_FILE
+        output = next(iter(record.spec.get("outputs", {}).values()), None)
+        if output is not None and "datastore" in output and status.is_terminal:
+            location = self._datastores.location(output["datastore"], output["path"])
+            where = location.child(ERRORS_FILE).uri
+        verb = "failed" if status.is_terminal else "have failed so far"
+        detail = (
+            f"{counts.items_failed} of {counts.items_total} files {verb} after their last "
+            f"retry ({counts.failed} mini-batches); they are listed in {where} and in the "
+            f"job's logs/{ERRORS_FILE}."
+        )
+        failed = self._store.mini_batches(record.name, MiniBatchStatus.FAILED)
+        first = failed[0].error if failed else None
+        if first and first.get("type"):
+            detail += f" First error: {first['type']}: {first.get('message')}"
+        return detail
+
     def job_out(self, record: JobRecord) -> JobOut:
         spec = record.spec
         inputs = {
-            name: JobIO(type=i["type"], path=i.get("uri"), value=i.get("value"), mode=i.get("mode"))
+            name: JobIO(
+                type=i["type"],
+                path=redact_url(i.get("uri")),
+                value=i.get("value"),
+                mode=i.get("mode"),
+            )
             for name, i in spec.get("inputs", {}).items()
         }
         outputs = {
@@ -148,6 +309,7 @@ class JobService:
             for name, o in spec.get("outputs", {}).items()
         }
         link = f"{self._base_url}/jobs/{record.name}"
+        counts = self._store.counts(record.name)
         error = JobError.model_validate(record.error) if record.error else None
         properties: dict[str, Any] = {
             "status": record.status.value,
@@ -167,6 +329,8 @@ class JobService:
             "interactionEndpoints": {"Studio": {"endpoint": link}},
             "properties": spec.get("properties", {}),
         }
+        if spec.get("rerun_of"):
+            properties["rerunOf"] = spec["rerun_of"]
         first_output = next(iter(spec.get("outputs", {}).values()), None)
         if first_output is not None:
             properties["output"] = {
@@ -184,7 +348,13 @@ class JobService:
             inputs=inputs,
             outputs=outputs,
             settings=spec.get("settings", {}),
-            progress=self.progress(record, self._store.counts(record.name)),
+            progress=self.progress(record, counts),
+            status_detail=self.status_detail(record, counts),
+            steps=(
+                describe_steps(spec, self._steps.steps(record.name))
+                if self._steps is not None and spec.get("kind") == "pipeline"
+                else []
+            ),
             error=error,
             creation_context=CreationContext(
                 created_at=record.created_at, created_by=record.invoker
@@ -206,3 +376,30 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= 1000:
         raise ValidationError(f"limit {limit} is not valid: use 1 to 1000.", target="limit")
     return limit
+
+
+_SECRET_QUERY_KEYS = frozenset(
+    {
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "token",
+        "code",
+    }
+)
+
+
+def redact_url(uri: str | None) -> str | None:
+    """A URL as jobs show it: a SAS signature or other credential in its query is hidden."""
+    if not uri or "?" not in uri:
+        return uri
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    query = [
+        (k, "REDACTED" if k.lower() in _SECRET_QUERY_KEYS else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query, safe=":")))

@@ -1,4 +1,10 @@
-"""Turns an input reference into files in a datastore, checking what can be checked up front."""
+"""Turns an input reference into files in storage, checking what can be checked up front.
+
+Every form resolves to a :class:`Location`: a datastore path, a data asset (through its path,
+which may itself be a datastore path or a storage URL), or a storage URL (Azure Blob, ADLS,
+S3, or a blob emulator's path-style URL). The checks (the input exists, is of its declared type
+and holds files) run before a job is created, so a wrong input is a 4xx that names it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from dataclasses import dataclass
 from sluiceway.errors import UnsupportedError, ValidationError
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.services.assets import AssetService
-from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import (
     ACCEPTED_INPUT_FORMS,
@@ -16,7 +22,6 @@ from sluiceway.storage.references import (
     LocalPathRef,
     Reference,
     StorageUrlRef,
-    parse_reference,
 )
 
 DATA_TYPES = ("uri_folder", "uri_file")
@@ -28,6 +33,14 @@ class ResolvedInput:
     type: str  # uri_file | uri_folder
     uri: str  # as the caller gave it
     location: Location
+
+    def spec(self) -> dict[str, str]:
+        """How a job records the input: a datastore and a path, or the storage URL."""
+        spec = {"type": self.type, "uri": self.uri, "datastore": self.location.datastore}
+        spec["path"] = self.location.path
+        if self.location.url is not None:
+            spec["url"] = self.location.url
+        return spec
 
 
 class InputResolver:
@@ -58,11 +71,15 @@ class InputResolver:
                 target=name,
             )
         try:
-            ref = parse_reference(uri, self._scope)
+            ref = self._datastores.parse_reference(uri)
         except ValidationError as exc:
-            raise ValidationError(f"{where}: {exc.message}", target=name) from None
+            raise type(exc)(f"{where}: {exc.message}", target=name) from None
         location = self._locate(where, name, ref, uri)
-        self._check(where, name, declared_type, uri, location)
+        storage_call(
+            f"{where}: {uri!r}",
+            name,
+            lambda: self._check(where, name, declared_type, uri, location),
+        )
         return ResolvedInput(name, declared_type, uri, location)
 
     def _locate(self, where: str, name: str, ref: Reference, uri: str) -> Location:
@@ -74,11 +91,10 @@ class InputResolver:
                 target=name,
             )
         if isinstance(ref, StorageUrlRef):
-            raise UnsupportedError(
-                f"{where}: storage URLs ({ref.kind}) are not supported by this server yet; "
-                f"accepted: {ACCEPTED_INPUT_FORMS}.",
-                target=name,
-            )
+            try:
+                return self._datastores.url_location(ref)
+            except ValidationError as exc:
+                raise type(exc)(f"{where}: {exc.message}", target=name) from None
         if isinstance(ref, DataAssetRef):
             asset = self._assets.get("data", ref.name, ref.version)
             if asset.type == "mltable":
@@ -88,29 +104,36 @@ class InputResolver:
                     "uri_file.",
                     target=name,
                 )
-            inner = parse_reference(asset.path, self._scope)
-            if not isinstance(inner, DatastorePathRef):
-                return self._locate(where, name, inner, asset.path)
-            ref = inner
+            inner = self._datastores.parse_reference(asset.path)
+            if isinstance(inner, DataAssetRef):
+                raise ValidationError(
+                    f"{where}: data asset {asset.name}:{asset.version} points at another asset "
+                    f"({asset.path!r}).",
+                    target=name,
+                )
+            return self._locate(where, name, inner, asset.path)
         if not isinstance(ref, DatastorePathRef):
             raise ValidationError(
                 f"{where}: {uri!r} is not a data location; accepted: {ACCEPTED_INPUT_FORMS}.",
                 target=name,
             )
-        return self._datastores.location(ref.datastore, ref.path)
+        try:
+            return self._datastores.location(ref.datastore, ref.path)
+        except ValidationError as exc:
+            raise type(exc)(f"{where}: {exc.message}", target=name) from None
 
     def _check(
         self, where: str, name: str, declared_type: str, uri: str, location: Location
     ) -> None:
         if not location.exists():
             raise ValidationError(
-                f"{where}: {uri!r} does not exist (datastore {location.datastore!r}, "
-                f"path {location.path!r}).",
+                f"{where}: {uri!r} does not exist ({_describe(location)}).",
                 target=name,
             )
         if declared_type == "uri_file" and not location.is_file():
             raise ValidationError(
-                f"{where}: {uri!r} is a folder, but the input type is uri_file.", target=name
+                f"{where}: {uri!r} is a folder, but the input type is uri_file; use uri_folder.",
+                target=name,
             )
         if declared_type == "uri_folder" and not location.is_dir():
             raise ValidationError(
@@ -120,11 +143,53 @@ class InputResolver:
         if declared_type == "uri_folder" and not location.list_files():
             raise ValidationError(f"{where}: folder {uri!r} holds no files.", target=name)
 
+    def output_reference(self, where: str, uri: str) -> DatastorePathRef:
+        """The datastore path an output goes to.
+
+        Outputs go to datastores (local, Azure Blob, ADLS Gen2, S3). A storage URL is accepted
+        when a registered datastore names its container or bucket; an https URL of no datastore
+        is read-only.
+
+        Raises:
+            ValidationError: naming ``where`` and what is accepted.
+        """
+        accepted = (
+            "outputs are written to a datastore path, azureml://datastores/<datastore>/paths/"
+            "<path> (or its /subscriptions/.../datastores/<datastore>/paths/<path> form)"
+        )
+        try:
+            ref = self._datastores.parse_reference(uri)
+        except ValidationError as exc:
+            raise type(exc)(f"{where}.Uri: {exc.message}", target=where) from None
+        if isinstance(ref, StorageUrlRef):
+            location = None if ref.kind == "https" else self._datastores.url_location(ref)
+            if location is None or location.url is not None:
+                raise ValidationError(
+                    f"{where}.Uri {uri!r} is not accepted: a storage URL of no registered "
+                    f"datastore is read-only; {accepted}.",
+                    target=where,
+                )
+            return DatastorePathRef(location.datastore, location.path, uri.endswith("/"))
+        if not isinstance(ref, DatastorePathRef):
+            raise ValidationError(f"{where}.Uri {uri!r} is not accepted: {accepted}.", target=where)
+        return ref
+
+    def exists(self, location: Location, where: str) -> bool:
+        """Whether a file or folder exists; an unreadable store is a 4xx naming ``where``."""
+        return storage_call(f"{where}: {location.uri}", where, location.exists)
+
     def output_location(self, datastore: str, folder: str) -> Location:
         """Where an output folder goes; it may not exist yet, but it may not be a file."""
         location = self._datastores.location(datastore, folder)
-        if location.is_file():
+        is_file = storage_call(f"Output folder {location.uri!r}", "OutputData", location.is_file)
+        if is_file:
             raise ValidationError(
                 f"Output folder {location.uri!r} is an existing file.", target="OutputData"
             )
         return location
+
+
+def _describe(location: Location) -> str:
+    if location.url is not None:
+        return f"storage URL, path {location.full_path!r}"
+    return f"datastore {location.datastore!r}, path {location.path!r}"

@@ -102,6 +102,15 @@ class DatastoreStore:
             )
         return record
 
+    def delete(self, name: str) -> bool:
+        """Remove a datastore's row; False when there was none."""
+        with self._db.session() as s:
+            row = s.get(DatastoreRow, name)
+            if row is None:
+                return False
+            s.delete(row)
+        return True
+
 
 class AssetStore:
     """Versions of data assets (``kind="data"``) and models (``kind="model"``)."""

@@ -21,6 +21,7 @@ from sluiceway.store.db import Database
 from sluiceway.store.tables import JobRow, MiniBatchRow
 
 ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
+WAITING = (JobStatus.NOT_STARTED, JobStatus.QUEUED)
 
 
 @dataclass(frozen=True)
@@ -144,18 +145,27 @@ class JobStore:
         with self._db.session() as s:
             return [_job(r) for r in s.scalars(query)]
 
-    def claim(self, owner: str, lease: timedelta) -> JobRecord | None:
-        """Take the oldest queued job, or an active one whose lease expired."""
+    def claim(
+        self, owner: str, lease: timedelta, *, dead_owners: Sequence[str] = ()
+    ) -> JobRecord | None:
+        """Take the oldest queued job, or an active one whose lease expired.
+
+        Args:
+            owner: the claiming scheduler.
+            lease: how long the claim holds without a renewal.
+            dead_owners: lease owners known to be gone (a crashed process of this machine);
+                their jobs are taken over without waiting for the lease to expire.
+        """
         now = utcnow()
+        reclaimable = or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now)
+        if dead_owners:
+            reclaimable = or_(reclaimable, JobRow.lease_owner.in_(list(dead_owners)))
         query = (
             select(JobRow)
             .where(
                 or_(
                     JobRow.status == JobStatus.QUEUED.value,
-                    and_(
-                        JobRow.status.in_([s.value for s in ACTIVE]),
-                        or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now),
-                    ),
+                    and_(JobRow.status.in_([s.value for s in ACTIVE]), reclaimable),
                 )
             )
             .order_by(JobRow.seq)
@@ -174,6 +184,29 @@ class JobStore:
                 row.started_at = now
             s.flush()
             return _job(row)
+
+    def lease_owners(self) -> list[str]:
+        """The schedulers that hold a lease on an active job now."""
+        query = (
+            select(JobRow.lease_owner)
+            .where(
+                JobRow.status.in_([s.value for s in ACTIVE]),
+                JobRow.lease_owner.is_not(None),
+                JobRow.lease_expires_at >= utcnow(),
+            )
+            .distinct()
+        )
+        with self._db.session() as s:
+            return [owner for owner in s.scalars(query) if owner]
+
+    def status(self, name: str, owner: str) -> JobStatus | None:
+        """The job's status while ``owner`` holds its lease, else None (a cheap read)."""
+        query = select(JobRow.status, JobRow.lease_owner).where(JobRow.name == name)
+        with self._db.session() as s:
+            row = s.execute(query).first()
+        if row is None or row.lease_owner != owner:
+            return None
+        return JobStatus(row.status)
 
     def renew(self, name: str, owner: str, lease: timedelta) -> JobStatus | None:
         """Extend the lease; returns the job's status, or None if the lease was lost."""
@@ -194,7 +227,8 @@ class JobStore:
     ) -> bool:
         """Move a job to ``status``; a terminal status ends it and drops its lease.
 
-        With ``owner`` the change only happens while that scheduler holds the lease.
+        With ``owner`` the change only happens while that scheduler holds the lease, and a
+        job whose cancel was requested moves on only to a terminal status.
         """
         values: dict[str, Any] = {"status": status.value}
         if error is not None:
@@ -204,8 +238,42 @@ class JobStore:
         query = update(JobRow).where(JobRow.name == name).values(**values)
         if owner is not None:
             query = query.where(JobRow.lease_owner == owner)
+            if not status.is_terminal:
+                query = query.where(JobRow.status != JobStatus.CANCEL_REQUESTED.value)
         with self._db.session() as s:
             return bool(s.execute(query).rowcount)  # type: ignore[attr-defined]
+
+    def request_cancel(self, name: str) -> JobRecord | None:
+        """Cancel a job: a waiting one ends ``Canceled`` at once, an active one goes to
+        ``CancelRequested`` for its scheduler to stop. A job that ended stays as it is.
+
+        Returns:
+            The job as it is afterwards, or None if there is no such job.
+        """
+        now = utcnow()
+        with self._db.session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.name == name, JobRow.status.in_([w.value for w in WAITING]))
+                .values(
+                    status=JobStatus.CANCELED.value,
+                    ended_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.name == name,
+                    JobRow.status.in_(
+                        [a.value for a in ACTIVE if a is not JobStatus.CANCEL_REQUESTED]
+                    ),
+                )
+                .values(status=JobStatus.CANCEL_REQUESTED.value)
+            )
+            row = s.get(JobRow, name)
+            return _job(row) if row else None
 
     def release(self, name: str, owner: str) -> None:
         """Hand a job back (graceful stop): another scheduler may claim it at once."""
@@ -235,17 +303,27 @@ class JobStore:
                 for i, files in enumerate(batches)
             )
 
-    def reset_running(self, job: str) -> None:
-        """Mini-batches left running by a scheduler that stopped go back to pending."""
+    def reset_running(self, job: str) -> int:
+        """Mini-batches left running by a scheduler that stopped go back to pending.
+
+        The attempt they were on is given back: the scheduler stopped, not the mini-batch.
+
+        Returns:
+            How many mini-batches went back.
+        """
         with self._db.session() as s:
-            s.execute(
+            result = s.execute(
                 update(MiniBatchRow)
                 .where(
                     MiniBatchRow.job_name == job,
                     MiniBatchRow.status == MiniBatchStatus.RUNNING.value,
                 )
-                .values(status=MiniBatchStatus.PENDING.value)
+                .values(
+                    status=MiniBatchStatus.PENDING.value,
+                    attempts=case((MiniBatchRow.attempts > 0, MiniBatchRow.attempts - 1), else_=0),
+                )
             )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def mini_batches(
         self, job: str, status: MiniBatchStatus | None = None
@@ -268,10 +346,18 @@ class JobStore:
                 for r in s.scalars(query)
             ]
 
-    def start_mini_batch(self, job: str, index: int, attempt: int, worker: str) -> None:
-        self._update_mini_batch(
+    def start_mini_batch(
+        self, job: str, index: int, attempt: int, worker: str, *, owner: str | None = None
+    ) -> bool:
+        """Mark a mini-batch running; with ``owner``, only while that scheduler holds the lease.
+
+        Returns:
+            Whether the mini-batch was updated (False: the lease is lost).
+        """
+        return self._update_mini_batch(
             job,
             index,
+            owner,
             status=MiniBatchStatus.RUNNING.value,
             attempts=attempt,
             worker=worker,
@@ -287,23 +373,35 @@ class JobStore:
         status: MiniBatchStatus,
         items_succeeded: int = 0,
         error: dict[str, Any] | None = None,
-    ) -> None:
-        self._update_mini_batch(
+        owner: str | None = None,
+    ) -> bool:
+        """Record a mini-batch's result; with ``owner``, only while that scheduler holds the
+        lease, so a scheduler that lost its job never records a result into it.
+
+        Returns:
+            Whether the mini-batch was updated (False: the lease is lost).
+        """
+        return self._update_mini_batch(
             job,
             index,
+            owner,
             status=status.value,
             items_succeeded=items_succeeded,
             error=error,
             ended_at=utcnow(),
         )
 
-    def _update_mini_batch(self, job: str, index: int, **values: Any) -> None:
+    def _update_mini_batch(self, job: str, index: int, owner: str | None, **values: Any) -> bool:
+        query = (
+            update(MiniBatchRow)
+            .where(MiniBatchRow.job_name == job, MiniBatchRow.index == index)
+            .values(**values)
+        )
+        if owner is not None:
+            holder = select(JobRow.name).where(JobRow.name == job, JobRow.lease_owner == owner)
+            query = query.where(holder.exists())
         with self._db.session() as s:
-            s.execute(
-                update(MiniBatchRow)
-                .where(MiniBatchRow.job_name == job, MiniBatchRow.index == index)
-                .values(**values)
-            )
+            return bool(s.execute(query).rowcount)  # type: ignore[attr-defined]
 
     def counts(self, job: str) -> MiniBatchCounts:
         """Progress, derived from the mini-batch rows."""

@@ -160,3 +160,38 @@ class MiniBatchRow(Base):
         ForeignKeyConstraint(["job_name"], ["jobs.name"], ondelete="CASCADE"),
         Index("ix_mini_batches_status", "job_name", "status"),
     )
+
+
+class ComponentVersionRow(Base):
+    """A version of a command or pipeline component; ``spec`` is its YAML, checked and pinned."""
+
+    __tablename__ = "component_versions"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)  # creation order within the name: "latest" is the max
+    type: Mapped[str] = mapped_column(String(16))  # command | pipeline
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class JobStepRow(Base):
+    """One step of a pipeline job: its status, exit code and times (logs are files)."""
+
+    __tablename__ = "job_steps"
+
+    job_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer)  # dependency order
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["job_name"], ["jobs.name"], ondelete="CASCADE"),
+        Index("ix_job_steps_job", "job_name", "index"),
+    )

@@ -6,11 +6,12 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from sluiceway.schemas.assets import DatastoreOut, UploadRecord
+from sluiceway.schemas.assets import UploadRecord
+from sluiceway.schemas.datastores import DatastoreCreate, DatastoreOut
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 from sluiceway.storage.locations import Location
 
@@ -27,6 +28,23 @@ def list_datastores(ws: WorkspaceDep) -> list[DatastoreOut]:
 @router.get("/datastores/{name}")
 def get_datastore(name: str, ws: WorkspaceDep) -> DatastoreOut:
     return ws.datastores.get(name)
+
+
+@router.put("/datastores/{name}")
+def put_datastore(
+    name: str, body: DatastoreCreate, response: Response, ws: WorkspaceDep, caller: PrincipalDep
+) -> DatastoreOut:
+    """Register a datastore (201) or replace its settings (200); credentials are never echoed."""
+    out, created = ws.datastores.create_or_update(name, body, caller)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
+
+
+@router.delete("/datastores/{name}", status_code=204)
+def delete_datastore(name: str, ws: WorkspaceDep) -> Response:
+    """Forget a datastore; the files in it stay."""
+    ws.datastores.delete(name)
+    return Response(status_code=204)
 
 
 @router.put("/datastores/{name}/files/{path:path}")

@@ -1,12 +1,11 @@
-"""Jobs: status, progress, outputs and logs."""
+"""Jobs: status, progress, outputs and logs; cancel, and rerun of the failed files."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Response, status
 
 from sluiceway.schemas.jobs import JobFile, JobOut, JobOutputListing
-from sluiceway.server.deps import WorkspaceDep
+from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 from sluiceway.server.routers.datastores import file_response
 from sluiceway.services.jobs import check_limit
 
@@ -50,7 +49,22 @@ def list_logs(name: str, ws: WorkspaceDep) -> list[JobFile]:
 
 
 @router.get("/jobs/{name}/logs/{path:path}")
-def get_log(name: str, path: str, ws: WorkspaceDep) -> PlainTextResponse:
-    location = ws.jobs.log_file(name, path)
-    with location.open_read() as fh:
-        return PlainTextResponse(fh.read().decode("utf-8", errors="replace"))
+def get_log(name: str, path: str, ws: WorkspaceDep, offset: int = 0) -> Response:
+    """The log file's text from byte ``offset`` on; a client following a log asks again from
+    its offset plus the bytes it got."""
+    return Response(ws.jobs.read_log(name, path, offset), media_type="text/plain; charset=utf-8")
+
+
+@router.post("/jobs/{name}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(name: str, ws: WorkspaceDep) -> JobOut:
+    """Cancel a job: a queued one ends ``Canceled`` at once, a running one goes to
+    ``CancelRequested`` until its workers are stopped."""
+    return ws.jobs.cancel(name)
+
+
+@router.post("/jobs/{name}/rerun-failed", status_code=status.HTTP_201_CREATED)
+def rerun_failed(name: str, ws: WorkspaceDep, principal: PrincipalDep) -> JobOut:
+    """A new job over exactly the files that failed in job ``name``."""
+    record = ws.jobs.rerun_failed(name, principal)
+    ws.job_queued()
+    return ws.jobs.job_out(record)

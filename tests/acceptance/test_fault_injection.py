@@ -133,11 +133,14 @@ def wait_until(client: httpx.Client, name: str, ready: Any, timeout: float = 120
 
 def workers_of(server: RunningServer) -> list[psutil.Process]:
     """Every process the server started (workers, and whatever their scripts started)."""
-    return [
-        p
-        for p in psutil.Process(server.process.pid).children(recursive=True)
-        if "resource_tracker" not in " ".join(p.cmdline())
-    ]
+    found = []
+    for p in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(p.cmdline()):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # it exited while we looked: nothing left to stop
+    return found
 
 
 def still_running(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:

@@ -6,14 +6,18 @@ goes. The runner plans the steps into the database once, then starts each step w
 ready, up to ``max_concurrent_steps`` at a time, so independent steps run side by side.
 
 A step runs in a fresh work folder: its code folder is copied there, each output is a fresh,
-empty folder, and its data inputs are local paths (:func:`stage_input`). The command is turned
+empty folder, and its data inputs are local paths (:func:`stage_input`). Data in a local
+datastore is read in place. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage
+URL) is fetched when the step starts, only the files the input names, into
+``<staging_dir>/<job>/steps/<step>/<input>/`` (``scheduler/staging.py``), and deleted when the
+step ends; a remote code folder is fetched once per job. The command is turned
 into an argument list (``runtime/command.py``) and started without a shell, in a process group
 of its own. Its stdout and stderr go to ``logs/steps/<step>/`` in the job's folder. When it
 exits 0, each output folder is committed, file by file and never overwriting, to its datastore
-path (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for one that only
-feeds later steps, which then read it from there). When it fails, the job fails with its exit
-code and the end of its stderr, and the steps that need it are skipped; other running steps are
-stopped unless ``continue_on_step_failure`` lets the independent ones go on.
+path, in any datastore (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for
+one that only feeds later steps, which then read it from there). When it fails, the job fails
+with its exit code and the end of its stderr, and the steps that need it are skipped; other
+running steps are stopped unless ``continue_on_step_failure`` lets the independent ones go on.
 
 The runner reads the job's status about twice a second: a cancel request kills every running
 step's process group and ends the job ``Canceled``; a lost lease stops it without touching the
@@ -34,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +47,7 @@ from typing import IO, Any
 from sluiceway.clock import utcnow
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
 from sluiceway.scheduler.runner import JobAborted, JobCanceled, LeaseLost
+from sluiceway.scheduler.staging import JobStaging, StagingError, download
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
@@ -98,23 +103,43 @@ class StepFailed(Exception):
     """A step could not start or could not commit its outputs; the message says why."""
 
 
-def stage_input(location: Location, work: Path) -> Path:
+def stage_input(
+    location: Location, target: Path, *, single: bool, on_file: Callable[[], None] = lambda: None
+) -> Path:
     """A local path a step reads an input from.
 
     This is the one place that decides how a step's data reaches it. Data in a local
-    datastore is read in place; ``work`` is the step's own folder, where data fetched from a
-    remote datastore would go.
+    datastore is read in place. Data elsewhere is fetched into ``target``: a file (``single``)
+    to ``target/<its name>``, whose path is returned, or a folder's files below ``target``.
+    ``on_file`` is called before each file is fetched (the runner keeps its lease).
 
     Raises:
-        StepFailed: the data is in a datastore this server cannot read in place.
+        StepFailed: the data could not be listed or fetched; the message names it.
     """
     local = location.local_path()
-    if local is None:
+    if local is not None:
+        return local
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        if single:
+            path = target / location.path.rsplit("/", 1)[-1]
+            on_file()
+            download(location, path)
+            return path
+        entries = location.list_files()
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            on_file()
+            download(location.child(entry.path), target / entry.path)
+    except StagingError as exc:
+        raise StepFailed(str(exc)) from None
+    except (LeaseLost, JobCanceled):
+        raise
+    except Exception as exc:
         raise StepFailed(
-            f"{location.uri} is in datastore {location.datastore!r}, which pipeline steps cannot "
-            "read in place yet; pipeline steps read data from local datastores only."
-        )
-    return local
+            f"{location.uri} could not be listed: {type(exc).__name__}: {exc}"
+        ) from None
+    return target
 
 
 def stderr_tail(path: Path) -> str:
@@ -179,6 +204,7 @@ class PipelineRunner:
         self._last_renew = time.monotonic()
         self._last_check = 0.0
         self._work: Path | None = None
+        self._staging = JobStaging(datastores, job.name)
         folder = job.spec["job_folder"]
         self._job_folder = datastores.location(folder["datastore"], folder["path"])
         self._log_dir = self._job_folder.child("logs").local_path()
@@ -221,6 +247,7 @@ class PipelineRunner:
         finally:
             if self._work is not None:
                 shutil.rmtree(self._work, ignore_errors=True)
+            self._staging.close()
 
     @property
     def _logs(self) -> Path:
@@ -353,6 +380,7 @@ class PipelineRunner:
                 stderr.close()
                 raise StepFailed(f"its program {argv[0]!r} could not be started: {exc}") from None
         except StepFailed as exc:
+            self._release(name)
             message = f"Step {name!r} could not start: {exc}"
             self._set_step(name, StepStatus.FAILED, error={"code": "UserError", "message": message})
             self._log.overview(message)
@@ -364,16 +392,24 @@ class PipelineRunner:
     def _prepare(self, spec: dict[str, Any], work: Path) -> tuple[list[str], Path, dict[str, Path]]:
         """The step's argument list, working folder and fresh output folders."""
         values: dict[str, str | None] = {}
+        fetched = self._fetched(str(spec["name"]))
         for input_name, value in spec["inputs"].items():
             if value["type"] == "literal":
                 values[input_name] = literal_text(value["value"])
-            elif value["type"] == "step_output":
+                continue
+            if value["type"] == "step_output":
                 producer = self._specs[value["step"]]["outputs"][value["output"]]
                 location = self._datastores.location(producer["datastore"], producer["path"])
-                values[input_name] = str(stage_input(location, work / "inputs" / input_name))
+                single = False
             else:
-                location = self._datastores.location(value["datastore"], value["path"])
-                values[input_name] = str(stage_input(location, work / "inputs" / input_name))
+                location = self._datastores.stored_location(value)
+                single = value["type"] == "uri_file" or (
+                    value["type"] != "uri_folder" and self._is_file(location)
+                )
+            path = stage_input(
+                location, fetched / input_name, single=single, on_file=self._keep_lease
+            )
+            values[input_name] = str(path)
         outputs = {}
         for output_name, target in spec["outputs"].items():
             folder = work / "outputs" / output_name
@@ -387,7 +423,15 @@ class PipelineRunner:
         cwd = work / "code"
         if spec.get("code"):
             code = self._datastores.location(spec["code"]["datastore"], spec["code"]["path"])
-            shutil.copytree(stage_input(code, work / "inputs" / ".code"), cwd, symlinks=True)
+            try:
+                folder = self._staging.folder(code)  # fetched once per job when remote
+            except StagingError as exc:
+                raise StepFailed(f"its code folder could not be fetched: {exc}") from None
+            except Exception as exc:
+                raise StepFailed(
+                    f"its code folder {code.uri} could not be read: {type(exc).__name__}: {exc}"
+                ) from None
+            shutil.copytree(folder, cwd, symlinks=True)
         else:
             cwd.mkdir(parents=True)
         try:
@@ -396,6 +440,21 @@ class PipelineRunner:
         except CommandError as exc:
             raise StepFailed(f"its command cannot be run: {exc}") from None
         return with_interpreter(argv, self._python), cwd, outputs
+
+    def _fetched(self, step: str) -> Path:
+        """Where a step's remote inputs are fetched; deleted when the step ends."""
+        return self._staging.root / "steps" / step
+
+    def _release(self, step: str) -> None:
+        shutil.rmtree(self._fetched(step), ignore_errors=True)
+
+    def _is_file(self, location: Location) -> bool:
+        try:
+            return location.is_file()
+        except Exception as exc:
+            raise StepFailed(
+                f"{location.uri} could not be read: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _reap(self) -> bool:
         """Record the steps whose processes ended; True when one of them failed."""
@@ -406,6 +465,7 @@ class PipelineRunner:
                 continue
             running.close_logs()
             del self._running[name]
+            self._release(name)
             if code == 0:
                 try:
                     self._commit(running)
@@ -482,6 +542,7 @@ class PipelineRunner:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 step.process.wait(5.0)
             step.close_logs()
+            self._release(step.name)
             self._log.overview(f"Step {step.name} stopped (process {step.process.pid}).")
         if status is None or not running:
             return

@@ -3,7 +3,9 @@
 The pipeline component declares the inputs and outputs an invocation may name. Every input
 given must be declared; every required one must be given; a literal is converted to its
 declared type (``"5"`` for an ``integer`` input becomes 5, ``"abc"`` is refused) and checked
-against ``min``, ``max`` and ``enum``; data is resolved as for a model deployment. Every output
+against ``min``, ``max`` and ``enum``; data is resolved and checked (it exists, is of its type
+and holds files) by the same resolver as a model deployment's, in every form it accepts: a
+datastore path in any datastore, a data asset, or a storage URL. Every output
 goes to its default folder, ``azureml/<job>/<output>/`` in the default datastore, or to the
 folder the invocation names. Each problem is a 4xx that names the input or output, the value and
 what is accepted, and no job is created.
@@ -104,7 +106,7 @@ class PipelineInvoker:
         record = self._components.resolve(str(deployment.spec["component"]))
         plan = self._components.plan(record)
         folder = self._resolver.output_location(DEFAULT_DATASTORE, job_folder(job_name))
-        _read_in_place(
+        _local_job_folder(
             folder, "The job's folder (logs, outputs passed between steps)", "job_folder"
         )
         settings = PipelineDeploymentSettings.model_validate(deployment.spec.get("settings") or {})
@@ -203,14 +205,12 @@ class PipelineInvoker:
             model = self._assets.get("model", ref.name, ref.version)
             kind = "uri_folder" if model.path.endswith("/") else "uri_file"
             resolved = self._resolver.resolve(name, kind, model.path)
-            _read_in_place(resolved.location, f"Input {name!r}", f"InputData.{name}")
             return {
                 **resolved.spec(),
                 "type": declared.type.value,
                 "uri": f"azureml:{model.name}:{model.version}",
             }
         resolved = self._resolver.resolve(name, declared.type.value, uri)
-        _read_in_place(resolved.location, f"Input {name!r}", f"InputData.{name}")
         return dict(resolved.spec())
 
     # -- outputs ----------------------------------------------------------------------------
@@ -327,7 +327,11 @@ class PipelineInvoker:
             assert isinstance(ref, DatastorePathRef)  # checked when the component was registered
             code = {"datastore": ref.datastore, "path": ref.path}
             location = self._resolver.output_location(ref.datastore, ref.path)
-            _read_in_place(location, f"Step {plan.name!r}: its code folder", "component")
+            if not self._resolver.exists(location, "component"):
+                raise ValidationError(
+                    f"Step {plan.name!r}: its code folder {location.uri} does not exist.",
+                    target="component",
+                )
         return {
             "name": plan.name,
             "display_name": step.display_name or command.display_name,
@@ -357,19 +361,16 @@ class PipelineInvoker:
             ) from None
 
 
-def _read_in_place(location: Location, what: str, target: str) -> None:
-    """Refuse data a step could not read: steps read local datastores in place.
-
-    This goes with ``scheduler.pipeline.stage_input``, the one place that gives a step its
-    data; the two change together when steps fetch data from remote datastores.
+def _local_job_folder(location: Location, what: str, target: str) -> None:
+    """Refuse a job folder outside a local datastore: a pipeline job writes its logs there.
 
     Raises:
         UnsupportedError: the location is not in a local datastore.
     """
     if location.local_path() is None:
         raise UnsupportedError(
-            f"{what}: {location.uri} is not in a local datastore, and pipeline steps read data "
-            "from local datastores only, for now; copy it to one (such as workspaceblobstore).",
+            f"{what}: {location.uri} is not in a local datastore, and pipeline jobs keep their "
+            "logs in a local default datastore, for now.",
             target=target,
         )
 

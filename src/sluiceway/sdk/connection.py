@@ -103,8 +103,8 @@ class Connection:
         if isinstance(exc, httpx.ConnectError):
             return ServerUnavailableError(
                 f"Could not connect to the Sluiceway server at {self.endpoint} ({exc}). "
-                f"Is it running? To {_START_HINT}; to use another server set "
-                f"{ENDPOINT_ENV} or pass endpoint=."
+                f"Is it running? Start a local server with `sluice server start`, or set "
+                f"{ENDPOINT_ENV} (endpoint= in the SDK) to use another server."
             )
         return ServerUnavailableError(
             f"The Sluiceway server at {self.endpoint} did not answer ({type(exc).__name__}: "

@@ -14,9 +14,90 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from sluiceway.schemas.jobs import JobStatus
+from sluiceway.store.jobs import JobStore
+
+CHECK_SECONDS = 0.5  # how often a runner reads its job's status (cancel, lost lease)
+
+
+class LeaseLost(Exception):
+    """Another scheduler took the job over, or it ended; stop without touching it."""
+
+
+class JobCanceled(Exception):
+    """A cancel was requested: stop the job's work and end it ``Canceled``."""
+
+
+class JobLease:
+    """The lease one runner holds on its job: renewed when due, checked for a cancel.
+
+    Model and pipeline runners share it, so both renew at a third of the lease and notice a
+    cancel request within :data:`CHECK_SECONDS`.
+    """
+
+    def __init__(self, store: JobStore, job: str, owner: str, lease: timedelta) -> None:
+        self._store = store
+        self._job = job
+        self._owner = owner
+        self._lease = lease
+        self._last_renew = time.monotonic()
+        self._last_check = 0.0
+
+    def set_status(self, status: JobStatus) -> None:
+        """Move the job to ``status`` while holding the lease.
+
+        Raises:
+            JobCanceled: a cancel was requested meanwhile.
+            LeaseLost: the lease is lost.
+        """
+        if self._store.set_status(self._job, status, owner=self._owner):
+            return
+        if self._store.status(self._job, self._owner) is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        raise LeaseLost
+
+    def check_in(self, *, now: bool = False) -> None:
+        """Renew the lease when it is due and look for a cancel request.
+
+        Raises:
+            JobCanceled: a cancel was requested.
+            LeaseLost: the lease is lost, or the job ended meanwhile.
+        """
+        clock = time.monotonic()
+        if not now and clock - self._last_check < CHECK_SECONDS:
+            return
+        self._last_check = clock
+        if self._renewal_due(clock):
+            status = self._store.renew(self._job, self._owner, self._lease)
+            self._last_renew = clock
+        else:
+            status = self._store.status(self._job, self._owner)
+        if status is JobStatus.CANCEL_REQUESTED:
+            raise JobCanceled
+        if status is None or status.is_terminal:
+            raise LeaseLost
+
+    def keep(self) -> None:
+        """Renew the lease if due, during long work that must not be interrupted.
+
+        Raises:
+            LeaseLost: the lease is lost.
+        """
+        clock = time.monotonic()
+        if not self._renewal_due(clock):
+            return
+        if self._store.renew(self._job, self._owner, self._lease) is None:
+            raise LeaseLost
+        self._last_renew = clock
+
+    def _renewal_due(self, clock: float) -> bool:
+        return clock - self._last_renew >= self._lease.total_seconds() / 3
 
 
 def process_start(pid: int) -> str | None:

@@ -46,7 +46,8 @@ from typing import IO, Any
 
 from sluiceway.clock import utcnow
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
-from sluiceway.scheduler.runner import JobAborted, JobCanceled, LeaseLost
+from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
+from sluiceway.scheduler.runner import JobAborted
 from sluiceway.scheduler.staging import JobStaging, StagingError, download
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.services.datastores import DatastoreService
@@ -56,7 +57,6 @@ from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.scheduler")
 
-CHECK_SECONDS = 0.5  # how often the runner reads the job's status (cancel, lost lease)
 POLL_SECONDS = 0.1  # how often it looks at its running steps
 KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL of a step's process group
 STDERR_TAIL_LINES = 20
@@ -192,7 +192,6 @@ class PipelineRunner:
         self._steps = steps
         self._datastores = datastores
         self._owner = owner
-        self._lease = lease
         self._stop = stop
         self._python = python
         self._specs: dict[str, dict[str, Any]] = {s["name"]: s for s in job.spec["steps"]}
@@ -201,8 +200,7 @@ class PipelineRunner:
         self._continue = bool(settings.get("continue_on_step_failure"))
         self._running: dict[str, _Running] = {}
         self._status: dict[str, StepStatus] = {}
-        self._last_renew = time.monotonic()
-        self._last_check = 0.0
+        self._lease = JobLease(store, job.name, owner, lease)
         self._work: Path | None = None
         self._staging = JobStaging(datastores, job.name)
         folder = job.spec["job_folder"]
@@ -225,7 +223,7 @@ class PipelineRunner:
             returned = self._steps.reset_unfinished(name)
             if returned:
                 self._log.overview(f"Resuming: {returned} steps that were running start again.")
-            self._set_status(JobStatus.RUNNING)
+            self._lease.set_status(JobStatus.RUNNING)
             self._work = Path(tempfile.mkdtemp(prefix=f"sluiceway-{name}-"))
             if not self._run_steps():
                 self._hand_back()
@@ -274,7 +272,7 @@ class PipelineRunner:
         self._status = {s.name: s.status for s in self._steps.steps(self.job.name)}
         failed = any(s is StepStatus.FAILED for s in self._status.values())
         while True:
-            self._check_in()
+            self._lease.check_in()
             if self._stop.is_set():
                 self._kill_all(StepStatus.NOT_STARTED)
                 return False
@@ -407,7 +405,7 @@ class PipelineRunner:
                     value["type"] != "uri_folder" and self._is_file(location)
                 )
             path = stage_input(
-                location, fetched / input_name, single=single, on_file=self._keep_lease
+                location, fetched / input_name, single=single, on_file=self._lease.keep
             )
             values[input_name] = str(path)
         outputs = {}
@@ -508,7 +506,7 @@ class PipelineRunner:
             if local is not None:
                 local.mkdir(parents=True, exist_ok=True)
             for path in files:
-                self._keep_lease()
+                self._lease.keep()
                 relative = path.relative_to(folder).as_posix()
                 try:
                     location.child(relative).write_stream(_chunks(path), overwrite=False)
@@ -605,44 +603,6 @@ class PipelineRunner:
         self._log.overview(
             "Scheduler stopping: the job is handed back; completed steps are not run again."
         )
-
-    # -- the lease --------------------------------------------------------------------------
-
-    def _set_status(self, status: JobStatus) -> None:
-        if self._store.set_status(self.job.name, status, owner=self._owner):
-            return
-        if self._store.status(self.job.name, self._owner) is JobStatus.CANCEL_REQUESTED:
-            raise JobCanceled
-        raise LeaseLost
-
-    def _check_in(self) -> None:
-        """Renew the lease when it is due and look for a cancel request.
-
-        Raises:
-            JobCanceled: a cancel was requested.
-            LeaseLost: the lease is lost, or the job ended meanwhile.
-        """
-        clock = time.monotonic()
-        if clock - self._last_check < CHECK_SECONDS:
-            return
-        self._last_check = clock
-        if clock - self._last_renew >= self._lease.total_seconds() / 3:
-            status = self._store.renew(self.job.name, self._owner, self._lease)
-            self._last_renew = clock
-        else:
-            status = self._store.status(self.job.name, self._owner)
-        if status is JobStatus.CANCEL_REQUESTED:
-            raise JobCanceled
-        if status is None or status.is_terminal:
-            raise LeaseLost
-
-    def _keep_lease(self) -> None:
-        clock = time.monotonic()
-        if clock - self._last_renew < self._lease.total_seconds() / 3:
-            return
-        if self._store.renew(self.job.name, self._owner, self._lease) is None:
-            raise LeaseLost
-        self._last_renew = clock
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -40,6 +40,7 @@ from sluiceway.executors.base import (
 )
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
+from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.staging import InputFiles, JobStaging
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.services.datastores import DatastoreService
@@ -52,7 +53,6 @@ NOTHING_SUCCEEDED = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation."
 )
-CHECK_SECONDS = 0.5  # how often the runner reads the job's status (cancel, lost lease)
 POLL_SECONDS = 0.5  # how long one poll of the pool waits for results
 ERROR_DETAILS = 10  # failed mini-batches described in a failed job's error
 
@@ -67,14 +67,6 @@ class JobAborted(Exception):
         self.code = code
         self.message = message
         self.details = details or []
-
-
-class LeaseLost(Exception):
-    """Another scheduler took the job over, or it ended; stop without touching it."""
-
-
-class JobCanceled(Exception):
-    """A cancel was requested: stop the workers and end the job ``Canceled``."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +103,10 @@ class JobRunner:
         self._datastores = datastores
         self._executor = executor
         self._owner = owner
-        self._lease = lease
         self._stop = stop
         self._drain = drain_seconds
         self._settings: dict[str, Any] = job.spec["settings"]
-        self._last_renew = time.monotonic()
-        self._last_check = 0.0
+        self._lease = JobLease(store, job.name, owner, lease)
         self._failed_files = 0
         self._done = 0
         self._total = 0
@@ -138,11 +128,11 @@ class JobRunner:
                 raise JobCanceled
             paths = self._prepare()
             self._paths = paths
-            self._set_status(JobStatus.RUNNING)
+            self._lease.set_status(JobStatus.RUNNING)
             if not self._run_mini_batches(paths):
                 self._hand_back()
                 return
-            self._set_status(JobStatus.FINALIZING)
+            self._lease.set_status(JobStatus.FINALIZING)
             self._finalize(paths)
         except LeaseLost:
             logger.info("job %s: lease lost, stopping", name)
@@ -207,43 +197,6 @@ class JobRunner:
             "Scheduler stopping: the job is handed back and resumes where it stopped"
             + (f" ({returned} running mini-batches will run again)." if returned else ".")
         )
-
-    def _set_status(self, status: JobStatus) -> None:
-        if self._store.set_status(self.job.name, status, owner=self._owner):
-            return
-        if self._store.status(self.job.name, self._owner) is JobStatus.CANCEL_REQUESTED:
-            raise JobCanceled
-        raise LeaseLost
-
-    def _check_in(self, *, now: bool = False) -> None:
-        """Renew the lease when it is due and look for a cancel request.
-
-        Raises:
-            JobCanceled: a cancel was requested.
-            LeaseLost: the lease is lost, or the job ended meanwhile.
-        """
-        clock = time.monotonic()
-        if not now and clock - self._last_check < CHECK_SECONDS:
-            return
-        self._last_check = clock
-        if clock - self._last_renew >= self._lease.total_seconds() / 3:
-            status = self._store.renew(self.job.name, self._owner, self._lease)
-            self._last_renew = clock
-        else:
-            status = self._store.status(self.job.name, self._owner)
-        if status is JobStatus.CANCEL_REQUESTED:
-            raise JobCanceled
-        if status is None or status.is_terminal:
-            raise LeaseLost
-
-    def _keep_lease(self) -> None:
-        """Renew the lease if due, during long steps that must not be interrupted."""
-        clock = time.monotonic()
-        if clock - self._last_renew < self._lease.total_seconds() / 3:
-            return
-        if self._store.renew(self.job.name, self._owner, self._lease) is None:
-            raise LeaseLost
-        self._last_renew = clock
 
     # -- preparing --------------------------------------------------------------------------
 
@@ -384,7 +337,7 @@ class JobRunner:
         in_flight: dict[int, MiniBatchRecord] = {}
         drain_until: float | None = None
         while pending or in_flight:
-            self._check_in()
+            self._lease.check_in()
             if self._stop.is_set():
                 if drain_until is None:
                     drain_until = time.monotonic() + self._drain
@@ -540,7 +493,7 @@ class JobRunner:
                 f" First error: {details[0]['type']}: {details[0]['message']}" if details else ""
             )
             raise JobAborted("UserError", NOTHING_SUCCEEDED + first, details)
-        self._check_in(now=True)  # the last moment a cancel stops the job
+        self._lease.check_in(now=True)  # the last moment a cancel stops the job
         try:
             self._output_commit(paths).commit(succeeded, self._all_error_lines())
         except CommitRefused as exc:
@@ -555,7 +508,7 @@ class JobRunner:
             parts_dir=paths.parts_dir,
             rows_file=paths.rows_file if self._settings["output_action"] == "append_row" else None,
             log=self._log,
-            keep_lease=self._keep_lease,
+            keep_lease=self._lease.keep,
             owner=self._owner,
         )
 

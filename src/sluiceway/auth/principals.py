@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from sluiceway.auth.policy import WORKSPACE, Action, Grants, Role
 from sluiceway.auth.tokens import TokenIssuer
 from sluiceway.errors import AuthenticationError
 from sluiceway.home import WorkspaceHome
 from sluiceway.store.identities import Identity, IdentityStore
 
 OWNER_NAME = "owner"
-WORKSPACE_SCOPE = "workspace"
-
-
-class Role(StrEnum):
-    OWNER = "owner"
-    CONTRIBUTOR = "contributor"
-    INVOKER = "invoker"
-    READER = "reader"
+WORKSPACE_SCOPE = WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -31,6 +24,17 @@ class Principal:
     @classmethod
     def of(cls, identity: Identity) -> Principal:
         return cls(identity.id, identity.name, identity.kind, identity.roles)
+
+    @property
+    def grants(self) -> Grants:
+        return Grants(self.name, self.roles)
+
+    def allows(self, action: Action, scope: str = WORKSPACE) -> bool:
+        return self.grants.allows(action, scope)
+
+    def require(self, action: Action, scope: str = WORKSPACE, *, what: str | None = None) -> None:
+        """Raises: PermissionDeniedError (403) naming the action, scope and allowing roles."""
+        self.grants.require(action, scope, what=what)
 
 
 def authenticate(

@@ -158,6 +158,7 @@ def measure(
     server_env = {
         **env,
         "SLUICEWAY_STAGING_CACHE_BYTES": str(int(args.cache_mb * MB)),
+        "SLUICEWAY_ALLOW_PRIVATE_NETWORK": "127.0.0.1",  # the S3 datastore is moto on loopback
     }
     argv = [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"]
     home.mkdir()

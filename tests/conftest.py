@@ -16,3 +16,11 @@ def service_missing(what: str) -> None:
     if in_ci():
         pytest.fail(f"{what} is not available, and CI must run every test", pytrace=False)
     pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(autouse=True)
+def _own_login_file(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep every test away from the user's ``sluice login`` credentials."""
+    monkeypatch.setenv("SLUICEWAY_CONFIG_DIR", str(tmp_path_factory.mktemp("sluice-config")))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sluiceway.home import WorkspaceHome, default_home
 from sluiceway.schemas.common import WorkspaceScope
+from sluiceway.storage.network import PrivateNetworkPolicy
 
 
 class Settings(BaseSettings):
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = 0.5
     lease_seconds: float = 30.0
     max_concurrent_jobs: int = 2
+    # Workers a job is done with stay up (model loaded) this long for the next job of the same
+    # deployment, model, code and settings; 0 stops them with their job. At most this many
+    # pools are kept at once.
+    worker_idle_seconds: float = Field(default=300.0, ge=0)
+    max_idle_worker_pools: int = Field(default=4, ge=0)
 
     # Where workspaceblobstore lives: unset for <home>/blobstore, else a datastore in the YAML
     # shape as JSON, e.g. {"type": "s3", "bucket": "b", "endpoint_url": "http://...",
@@ -44,6 +50,38 @@ class Settings(BaseSettings):
     # mini-batch that reads them; this bounds what the cache holds at once.
     staging_dir: Path | None = None
     staging_cache_bytes: int = 2 << 30
+
+    # Security (README, "Security settings"). Hosts a caller's URLs and datastore endpoints may
+    # resolve to besides public ones: false, true, or hosts and networks, comma-separated.
+    allow_private_network: str = "false"
+    # Folders that local datastores' roots must lie in, comma-separated; default: the home.
+    local_datastore_roots: str = ""
+    # The largest request body: JSON bodies, and files written by PUT /datastores/.../files/.
+    max_body_bytes: int = Field(default=1 << 20, ge=0)
+    max_upload_bytes: int = Field(default=5 << 30, ge=0)
+
+    @field_validator("allow_private_network")
+    @classmethod
+    def _private_network_parses(cls, value: str) -> str:
+        PrivateNetworkPolicy.parse(value)
+        return value
+
+    # An external OpenID Connect issuer whose tokens are accepted besides the workspace's own:
+    # its exact ``iss``, the ``aud`` its tokens must carry, and where its keys are (default:
+    # the jwks_uri of <issuer>/.well-known/openid-configuration). A token's ``oid`` (else its
+    # ``sub``) names the identity whose external_id it is.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+
+    @model_validator(mode="after")
+    def _oidc_needs_an_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError(
+                "SLUICEWAY_OIDC_ISSUER is set but SLUICEWAY_OIDC_AUDIENCE is not: set the "
+                "audience (aud) that the issuer's tokens for this service carry."
+            )
+        return self
 
     @property
     def workspace(self) -> WorkspaceHome:
@@ -58,6 +96,18 @@ class Settings(BaseSettings):
         return tuple(
             e.strip().rstrip("/") for e in self.blob_emulator_endpoints.split(",") if e.strip()
         )
+
+    @property
+    def private_network(self) -> PrivateNetworkPolicy:
+        """Private hosts the server may reach for callers: the setting, plus blob emulators."""
+        policy = PrivateNetworkPolicy.parse(self.allow_private_network)
+        return policy.with_endpoints(self.emulator_endpoints)
+
+    @property
+    def local_roots(self) -> tuple[Path, ...]:
+        """Folders local datastores may be in (the workspace home unless set)."""
+        roots = [r.strip() for r in self.local_datastore_roots.split(",") if r.strip()]
+        return tuple(Path(r).expanduser() for r in roots) or (self.home,)
 
     @property
     def effective_staging_dir(self) -> Path:

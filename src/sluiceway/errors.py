@@ -122,6 +122,8 @@ def error_from_response(status_code: int, body: object) -> SluicewayError:
             403: PermissionDeniedError,
             404: ResourceNotFoundError,
             409: ConflictError,
+            413: ValidationError,
+            415: ValidationError,
             422: ValidationError,
         }
         cls = by_status.get(status_code, SluicewayError)

@@ -110,9 +110,14 @@ def upload_to_bucket(bucket: str, folder: Path, prefix: str) -> None:
 
 
 def server_env() -> dict[str, str]:
-    """Settings for a server whose storage is Azurite and moto (ambient AWS credentials too)."""
+    """Settings for a server whose storage is Azurite and moto (ambient AWS credentials too).
+
+    Both listen on loopback: Azurite is allowed as a blob emulator, and datastores may name
+    moto's endpoint because loopback is allowed explicitly.
+    """
     return {
         "SLUICEWAY_BLOB_EMULATOR_ENDPOINTS": azurite_url(),
+        "SLUICEWAY_ALLOW_PRIVATE_NETWORK": "127.0.0.1",
         "AWS_ACCESS_KEY_ID": S3_KEY,
         "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         "AWS_ENDPOINT_URL_S3": s3_url(),

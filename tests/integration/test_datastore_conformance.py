@@ -125,7 +125,12 @@ def test_large_streamed_write(backend: DatastoreBackend) -> None:
 
 
 def test_paths_cannot_leave_the_root(backend: DatastoreBackend) -> None:
-    for path in ("../escape.txt", "a/../../escape.txt", "../../etc/passwd"):
+    for path in ("../escape.txt", "a/../../escape.txt", "../../etc/passwd", "a/../c.txt"):
         with pytest.raises(ValidationError, match="leaves the datastore's root"):
             backend.full_path(path)
-    assert backend.full_path("a/./b/../c.txt") == backend.full_path("a/c.txt")
+    for path in ("%2e%2e/escape.txt", "%252e%252e/x", "a\\..\\b", "a\x00b", "C:/x"):
+        with pytest.raises(ValidationError, match="is not accepted"):
+            backend.full_path(path)
+        with pytest.raises(ValidationError, match="is not accepted"):
+            backend.write_file(path, iter([b"x"]), overwrite=True)
+    assert backend.full_path("/a/./b//c.txt") == backend.full_path("a/b/c.txt")

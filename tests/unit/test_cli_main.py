@@ -40,6 +40,17 @@ COMMANDS = [
     ["job", "list"],
     ["job", "stream"],
     ["job", "download"],
+    ["identity", "create"],
+    ["identity", "list"],
+    ["identity", "show"],
+    ["identity", "delete"],
+    ["identity", "rotate-secret"],
+    ["role", "assign"],
+    ["role", "list"],
+    ["role", "remove"],
+    ["token", "create"],
+    ["login"],
+    ["logout"],
 ]
 
 

@@ -16,6 +16,7 @@ from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.storage.datastores.azure import AzureContainerDatastore
 from sluiceway.storage.datastores.s3 import S3Datastore
+from sluiceway.storage.network import PrivateNetworkPolicy
 from sluiceway.storage.references import StorageUrlRef
 from sluiceway.store.assets import DatastoreStore
 from sluiceway.store.db import Database, upgrade
@@ -37,6 +38,8 @@ def service(tmp_path: Path) -> DatastoreService:
         WorkspaceScope(),
         CredentialCipher(b"k" * 32),
         blob_emulator_endpoints=(EMULATOR,),
+        network=PrivateNetworkPolicy.parse("127.0.0.1"),
+        local_roots=(tmp_path,),
     )
     ds.ensure_default("owner")
     return ds
@@ -120,6 +123,92 @@ def test_local_roots_may_not_reach_the_workspace_home(
         "elsewhere", DatastoreCreate(name="elsewhere", type="local", root=str(elsewhere)), OWNER
     )
     assert out.root == str(elsewhere)
+
+
+def test_local_roots_lie_in_the_allowed_folders(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ws.db'}")
+    upgrade(db.engine)
+    home = WorkspaceHome(tmp_path / "home")
+    service = DatastoreService(DatastoreStore(db), home, WorkspaceScope())
+    service.ensure_default("owner")
+    (home.root / "data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (home.root / "escape").symlink_to(tmp_path / "elsewhere")
+    # By default local datastores lie in the workspace home (never in its own folders).
+    out, _ = service.create_or_update("inside", local("inside", home.root / "data"), OWNER)
+    assert out.root == str(home.root / "data")
+    for root in (tmp_path / "elsewhere", home.root / "escape", Path("/usr")):
+        with pytest.raises(ValidationError, match="SLUICEWAY_LOCAL_DATASTORE_ROOTS") as info:
+            service.create_or_update("outside", local("outside", root), OWNER)
+        assert repr(str(root)) in info.value.message and info.value.target == "root"
+    (home.root / "staging").mkdir()
+    with pytest.raises(ValidationError, match="keeps for itself"):
+        service.create_or_update("staged", local("staged", home.root / "staging"), OWNER)
+    with pytest.raises(ResourceNotFoundError):
+        service.record("outside")
+    # A setting that no longer allows a registered root closes it.
+    narrower = DatastoreService(
+        DatastoreStore(db), home, WorkspaceScope(), local_roots=(tmp_path / "elsewhere",)
+    )
+    with pytest.raises(ValidationError, match="SLUICEWAY_LOCAL_DATASTORE_ROOTS"):
+        narrower.backend("inside")
+
+
+def local(name: str, root: Path) -> DatastoreCreate:
+    return DatastoreCreate(name=name, type="local", root=str(root))
+
+
+@pytest.mark.parametrize(
+    ("body", "host"),
+    [
+        ({"type": "s3", "bucket": "b", "endpoint_url": "http://169.254.169.254/"}, "169.254"),
+        ({"type": "s3", "bucket": "b", "endpoint_url": "http://localhost:9000"}, "localhost"),
+        ({"type": "s3", "bucket": "b", "endpoint_url": "http://[::1]:9000"}, "::1"),
+        ({"type": "azure_blob", "account_name": "a", "container_name": "c",
+          "endpoint": "http://10.1.2.3:10000/a"}, "10.1.2.3"),
+        ({"type": "azure_data_lake_gen2", "account_name": "a", "filesystem": "f",
+          "endpoint": "http://0.0.0.0:10000"}, "0.0.0.0"),
+    ],
+)  # fmt: skip
+def test_private_endpoints_are_refused_unless_allowed(
+    tmp_path: Path, body: dict[str, object], host: str
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ws.db'}")
+    upgrade(db.engine)
+    home = WorkspaceHome(tmp_path / "home")
+    strict = DatastoreService(DatastoreStore(db), home, WorkspaceScope())
+    create = DatastoreCreate.model_validate({"name": "near", **body})
+    with pytest.raises(ValidationError, match="SLUICEWAY_ALLOW_PRIVATE_NETWORK") as info:
+        strict.create_or_update("near", create, OWNER)
+    assert host in info.value.message and info.value.target in ("endpoint", "endpoint_url")
+    with pytest.raises(ResourceNotFoundError):
+        strict.record("near")
+    lenient = DatastoreService(
+        DatastoreStore(db), home, WorkspaceScope(), network=PrivateNetworkPolicy.parse("true")
+    )
+    if host != "169.254":  # a metadata address needs naming, not just "true"
+        lenient.create_or_update("near", create, OWNER)
+        # ... and is refused again where the settings no longer allow it.
+        with pytest.raises(ValidationError, match="SLUICEWAY_ALLOW_PRIVATE_NETWORK"):
+            strict.backend("near")
+
+
+def test_private_storage_urls_are_refused(service: DatastoreService) -> None:
+    for url in (
+        "http://10.0.0.1/c/a.csv",
+        "http://127.0.0.2/c/a.csv",
+        "https://169.254.169.254/latest/meta-data",
+        "http://[::1]:10000/devstoreaccount1/c/a.csv?sv=1&sig=SECRETSIG",
+    ):
+        ref = service.parse_reference(url)
+        assert isinstance(ref, StorageUrlRef)
+        with pytest.raises(ValidationError, match="SLUICEWAY_ALLOW_PRIVATE_NETWORK") as info:
+            service.url_location(ref)
+        assert "SECRETSIG" not in info.value.message
+    # The blob emulator is the operator's own setting: always allowed.
+    emulated = service.parse_reference(f"{EMULATOR}/devstoreaccount1/pub/d/f.csv")
+    assert isinstance(emulated, StorageUrlRef)
+    service.url_location(emulated)
 
 
 def test_the_default_cannot_be_replaced_or_deleted(service: DatastoreService) -> None:

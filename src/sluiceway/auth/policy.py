@@ -2,8 +2,9 @@
 
 A role is granted on a scope: the whole ``workspace``, one ``endpoint:<name>`` or one
 ``datastore:<name>``. A grant on the workspace covers every endpoint and datastore in it. The
-check is one function, :func:`require`, which every route and the invoke path call; a refusal
-is a 403 that names the identity, the action and the scope, and the roles that would allow it.
+check is one method, :meth:`Grants.require` (``Principal.require``), which every route and the
+invoke path call; a refusal is a 403 that names the identity, the action, the scope and what
+was asked for, and the roles that would allow it.
 """
 
 from __future__ import annotations
@@ -110,22 +111,34 @@ class Grants:
         if self.allows(action, WORKSPACE):
             return None
         names = set()
-        for held_scope, role in self.roles:
+        for held_scope, _role in self.roles:
             held_kind, _, name = held_scope.partition(":")
             if held_kind == kind and self.allows(action, held_scope):
                 names.add(name)
         return names
 
     def require(self, action: Action, scope: str = WORKSPACE, *, what: str | None = None) -> None:
-        """Raises: PermissionDeniedError naming the action, the scope and the roles that allow it."""
+        """Raises: PermissionDeniedError naming the action, scope, ``what`` and allowing roles."""
         if self.allows(action, scope):
             return
-        allowing = [r.value for r, acts in GRANTS.items() if action in acts]
-        roles = " or ".join(filter(None, [", ".join(allowing[:-1]), allowing[-1]]))
-        where = scope if scope == WORKSPACE else f"{scope} (or the workspace)"
-        subject = f" for {what}" if what else ""
         raise PermissionDeniedError(
-            f"Identity {self.identity!r} may not {action.value}{subject} on {scope}: "
-            f"it needs the role {roles} on {where}.",
-            target=what or scope,
+            refusal(self.identity, action, scope, what), target=what or scope
         )
+
+
+def allowing_roles(action: Action) -> list[Role]:
+    """The roles that grant ``action``, the most powerful first."""
+    return [role for role, actions in GRANTS.items() if action in actions]
+
+
+def refusal(identity: str, action: Action, scope: str, what: str | None = None) -> str:
+    """The message of a 403: who may not do what, where, and which roles would allow it."""
+    names = [role.value for role in allowing_roles(action)]
+    roles = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+    place = "the workspace" if scope == WORKSPACE else scope
+    where = place if scope == WORKSPACE else f"{scope} (or on the workspace)"
+    subject = f" ({what})" if what else ""
+    return (
+        f"Identity {identity!r} may not {action.value} on {place}{subject}: it needs the role "
+        f"{roles} on {where}."
+    )

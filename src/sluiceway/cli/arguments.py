@@ -38,7 +38,8 @@ def common_options() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--token",
-        help="the bearer token; default: $SLUICEWAY_TOKEN, config.json, or <home>/token",
+        help="the bearer token; default: $SLUICEWAY_TOKEN, config.json, the `sluice login` "
+        "for the server, or <home>/token",
     )
     shown = parent.add_argument_group("output")
     shown.add_argument(

@@ -21,9 +21,13 @@ from sluiceway.cli import (
     datastore,
     deployment,
     endpoint,
+    identity,
     job,
+    login,
     quickstart,
+    role,
     server,
+    token,
 )
 from sluiceway.cli.arguments import common_options
 from sluiceway.cli.context import ClientFactory, CommandContext, Handler
@@ -78,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint.register(subcommands, common)
     deployment.register(subcommands, common)
     job.register(subcommands, common)
+    identity.register(subcommands, common)
+    role.register(subcommands, common)
+    token.register(subcommands, common)
+    login.register(subcommands, common)
     return parser
 
 

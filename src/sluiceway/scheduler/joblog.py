@@ -20,6 +20,7 @@ from typing import Any
 
 from sluiceway.clock import utcnow
 from sluiceway.executors.base import MiniBatchResult
+from sluiceway.storage.redaction import redact_text
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -122,6 +123,7 @@ class JobLog:
     def _append(self, relative: str, text: str) -> None:
         if not text or self.folder is None:
             return
+        text = redact_text(text)  # a SAS in an input URL or a storage error stays out
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:

@@ -52,6 +52,7 @@ from sluiceway.scheduler.staging import JobStaging, StagingError, download
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
+from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore
 from sluiceway.store.steps import StepStore
 
@@ -136,9 +137,7 @@ def stage_input(
     except (LeaseLost, JobCanceled):
         raise
     except Exception as exc:
-        raise StepFailed(
-            f"{location.uri} could not be listed: {type(exc).__name__}: {exc}"
-        ) from None
+        raise StepFailed(f"{location.uri} could not be listed: {describe_error(exc)}") from None
     return target
 
 
@@ -241,7 +240,7 @@ class PipelineRunner:
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._kill_all(StepStatus.CANCELED)
-            self._fail("SystemError", f"{type(exc).__name__}: {exc}")
+            self._fail("SystemError", describe_error(exc))
         finally:
             if self._work is not None:
                 shutil.rmtree(self._work, ignore_errors=True)
@@ -427,7 +426,7 @@ class PipelineRunner:
                 raise StepFailed(f"its code folder could not be fetched: {exc}") from None
             except Exception as exc:
                 raise StepFailed(
-                    f"its code folder {code.uri} could not be read: {type(exc).__name__}: {exc}"
+                    f"its code folder {code.uri} could not be read: {describe_error(exc)}"
                 ) from None
             shutil.copytree(folder, cwd, symlinks=True)
         else:
@@ -450,9 +449,7 @@ class PipelineRunner:
         try:
             return location.is_file()
         except Exception as exc:
-            raise StepFailed(
-                f"{location.uri} could not be read: {type(exc).__name__}: {exc}"
-            ) from None
+            raise StepFailed(f"{location.uri} could not be read: {describe_error(exc)}") from None
 
     def _reap(self) -> bool:
         """Record the steps whose processes ended; True when one of them failed."""
@@ -578,6 +575,7 @@ class PipelineRunner:
         self._fail("UserError", message, details)
 
     def _fail(self, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        message = redact_text(message)
         self._log.overview(f"Job failed: {message}")
         self._store.set_status(
             self.job.name,

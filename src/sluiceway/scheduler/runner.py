@@ -45,6 +45,7 @@ from sluiceway.scheduler.staging import InputFiles, JobStaging
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
+from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore, MiniBatchRecord
 
 logger = logging.getLogger("sluiceway.scheduler")
@@ -143,7 +144,7 @@ class JobRunner:
             self._fail(exc.code, exc.message, exc.details)
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
-            self._fail("SystemError", f"{type(exc).__name__}: {exc}")
+            self._fail("SystemError", describe_error(exc))
         finally:
             self._staging.close()
 
@@ -160,6 +161,7 @@ class JobRunner:
             self._remove_staged()
 
     def _fail(self, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        message = redact_text(message)
         self._store.reset_running(self.job.name)
         if self._paths is not None:
             with contextlib.suppress(Exception):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
+from sluiceway.storage.redaction import describe_error
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -49,9 +50,7 @@ def download(location: Location, target: Path) -> int:
         os.replace(tmp, target)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
-        raise StagingError(
-            f"{location.uri} could not be fetched: {type(exc).__name__}: {exc}"
-        ) from None
+        raise StagingError(f"{location.uri} could not be fetched: {describe_error(exc)}") from None
     return target.stat().st_size
 
 

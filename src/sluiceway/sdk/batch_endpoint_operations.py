@@ -10,7 +10,7 @@ from typing import Any
 from sluiceway.entities.endpoint import BatchEndpoint
 from sluiceway.entities.io import Input
 from sluiceway.entities.job import BatchJob
-from sluiceway.errors import ValidationError
+from sluiceway.errors import PermissionDeniedError, ValidationError
 from sluiceway.schemas.endpoints import BatchEndpointCreate
 from sluiceway.sdk.connection import Connection, segment
 from sluiceway.sdk.invoke import (
@@ -79,7 +79,7 @@ class BatchEndpointOperations:
 
     # -- invoke ------------------------------------------------------------------------------
 
-    def _data_asset_type(self, path: str) -> str:
+    def _data_asset_type(self, name: str, path: str) -> str:
         pointer = data_asset_pointer(path)
         if pointer is None:
             return "uri_folder"
@@ -89,7 +89,15 @@ class BatchEndpointOperations:
             if pointer.version is not None
             else f"{base}/labels/latest"
         )
-        answer = self._connection.request("GET", route, expected=(200,))
+        try:
+            answer = self._connection.request("GET", route, expected=(200,))
+        except PermissionDeniedError as exc:
+            raise PermissionDeniedError(
+                f"inputs.{name}: the type of data asset {path!r} is read from the workspace, "
+                f"and {exc.message} Give the Input a type (uri_file or uri_folder) to invoke "
+                "without reading the asset.",
+                target=f"inputs.{name}",
+            ) from None
         kind = answer.get("type") if isinstance(answer, dict) else None
         return str(kind) if kind else "uri_folder"
 
@@ -106,7 +114,7 @@ class BatchEndpointOperations:
         local = local_path(value.path)
         if local is None:
             if value.type is None:
-                return value._copy(type=self._data_asset_type(value.path))
+                return value._copy(type=self._data_asset_type(name, value.path))
             return value
         local = local if local.is_absolute() else Path.cwd() / local
         kind = value.type or ("uri_file" if local.is_file() else "uri_folder")

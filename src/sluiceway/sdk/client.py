@@ -20,7 +20,9 @@ from sluiceway.sdk.connection import (
     resolve_settings,
     token_from_credential,
 )
+from sluiceway.sdk.credentials import SluicewayCredential
 from sluiceway.sdk.datastore_operations import DatastoreOperations
+from sluiceway.sdk.identity_operations import IdentityOperations, RoleAssignmentOperations
 from sluiceway.sdk.job_operations import JobOperations
 from sluiceway.sdk.uploads import Uploader
 
@@ -35,16 +37,20 @@ class MLClient:
 
     The server is found as :func:`sluiceway.sdk.connection.resolve_connection` describes
     (``endpoint=``, ``$SLUICEWAY_ENDPOINT``, ``config.json``, then the local server in the
-    workspace home). The token comes from ``token=``, then ``credential`` (a token string or any
-    object with ``get_token(*scopes)``), then ``$SLUICEWAY_TOKEN``, ``config.json`` and the
-    workspace home's ``token`` file. An Azure credential (``azure.identity``) is asked only when
-    none of those has a token, since Azure AD tokens are not Sluiceway tokens.
+    workspace home). The token comes from ``token=``, then ``credential`` (a token string, a
+    credential of :mod:`sluiceway.identity` such as ``ClientSecretCredential``, or any object
+    with ``get_token(*scopes)``), then ``$SLUICEWAY_TOKEN``, ``config.json``, the credential
+    ``sluice login`` stored for the server, and the workspace home's ``token`` file.
+    ``sluiceway.identity.DefaultAzureCredential()`` means exactly that order. An Azure
+    credential (``azure.identity``) is asked only when none of those has a token, since Azure
+    AD tokens are not Sluiceway tokens.
 
     The subscription, resource group and workspace names are kept (``config.json`` may give
     them) and otherwise unused: a server serves one workspace.
 
     Args:
-        credential: None, a token string, or an object with ``get_token(*scopes)``.
+        credential: None, a token string, a :mod:`sluiceway.identity` credential, or an
+            object with ``get_token(*scopes)``.
         subscription_id: Kept for compatibility.
         resource_group_name: Kept for compatibility.
         workspace_name: Kept for compatibility.
@@ -77,16 +83,23 @@ class MLClient:
     ) -> None:
         self._credential = credential
         if connection is None:
+            ours = credential if isinstance(credential, SluicewayCredential) else None
             ambient = credential is not None and is_azure_identity(credential)
-            explicit = token or (None if ambient else token_from_credential(credential))
+            explicit = token
+            if explicit is None and ours is None and not ambient:
+                explicit = token_from_credential(credential)
             settings = resolve_settings(
                 endpoint,
                 explicit,
                 home,
                 config_path,
                 fallback_credential=credential if ambient else None,
+                credential=ours,
+                transport=transport,
             )
-            connection = Connection(settings.endpoint, settings.token, transport=transport)
+            connection = Connection(
+                settings.endpoint, settings.provider or settings.token, transport=transport
+            )
             config = settings.config
             subscription_id = subscription_id or config.subscription_id
             resource_group_name = resource_group_name or config.resource_group
@@ -104,6 +117,8 @@ class MLClient:
         self.batch_deployments = BatchDeploymentOperations(connection, uploader, self.models)
         self.components = ComponentOperations(connection, uploader)
         self.jobs = JobOperations(connection)
+        self.identities = IdentityOperations(connection)
+        self.role_assignments = RoleAssignmentOperations(connection)
 
     @classmethod
     def from_config(

@@ -2,12 +2,14 @@
 
 :func:`resolve_connection` finds the server and the token, each in this order:
 
-1. the arguments (``endpoint=``, ``token=``);
+1. the arguments (``endpoint=``, ``token=``, or a credential of :mod:`sluiceway.identity`);
 2. ``$SLUICEWAY_ENDPOINT`` and ``$SLUICEWAY_TOKEN``;
 3. ``config.json`` in the current folder (or ``.azureml/config.json``), with keys
    ``endpoint`` and ``token``; Azure's ``subscription_id``, ``resource_group`` and
    ``workspace_name`` may be there too and are kept;
-4. the workspace home (``$SLUICEWAY_HOME``, default ``~/.sluiceway``): the URL a running
+4. for the token only: the credential ``sluice login`` stored for that server
+   (:mod:`sluiceway.sdk.login_store`);
+5. the workspace home (``$SLUICEWAY_HOME``, default ``~/.sluiceway``): the URL a running
    ``sluice server start`` wrote to ``server.json`` and the owner's ``token`` file.
 """
 
@@ -17,7 +19,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -32,6 +34,7 @@ from sluiceway.errors import (
     error_from_response,
 )
 from sluiceway.home import WorkspaceHome, default_home
+from sluiceway.sdk.credentials import SluicewayCredential, TokenProvider, stored_login_provider
 
 ENDPOINT_ENV = "SLUICEWAY_ENDPOINT"
 TOKEN_ENV = "SLUICEWAY_TOKEN"
@@ -52,12 +55,25 @@ def file_path(value: str) -> str:
     return quote(str(value).lstrip("/"), safe="/")
 
 
+class _Bearer(httpx.Auth):
+    """Sets ``Authorization: Bearer`` on each request, asking the provider every time so that
+    a renewing credential's new token is used as soon as it has one."""
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self._provider = provider
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._provider()}"
+        yield request
+
+
 class Connection:
     """An authenticated HTTP session with one Sluiceway server.
 
     Args:
         endpoint: The server's base URL, e.g. ``http://127.0.0.1:8080``.
-        token: The bearer token sent with every request.
+        token: The bearer token sent with every request, or a function that gives the token
+            to send (a renewing credential).
         transport: An httpx transport to use instead of the network (tests).
         timeout: Seconds to wait for a response (connecting gets at most 10).
     """
@@ -65,19 +81,25 @@ class Connection:
     def __init__(
         self,
         endpoint: str,
-        token: str,
+        token: str | TokenProvider,
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 300.0,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self.token = token
+        self._token: TokenProvider = token if callable(token) else (lambda: token)
         self._client = httpx.Client(
             base_url=self.endpoint,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "sluiceway-sdk"},
+            headers={"User-Agent": "sluiceway-sdk"},
+            auth=_Bearer(self._token),
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )
+
+    @property
+    def token(self) -> str:
+        """The bearer token sent now."""
+        return self._token()
 
     def close(self) -> None:
         self._client.close()
@@ -364,11 +386,42 @@ def _env(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class ResolvedSettings:
-    """Where the server is, the token to use, and the Azure-style workspace names."""
+    """Where the server is, the token to use, and the Azure-style workspace names.
+
+    ``provider``, when set, gives the token to send from now on (a credential that renews
+    its token); ``token`` is the one it gave first.
+    """
 
     endpoint: str
     token: str
     config: ClientConfig
+    provider: TokenProvider | None = None
+
+
+def _find_endpoint(endpoint: str | None, config: ClientConfig, workspace: WorkspaceHome) -> str:
+    resolved = endpoint or _env(ENDPOINT_ENV) or config.endpoint or workspace.read_server_address()
+    if not resolved:
+        raise ServerUnavailableError(
+            "No Sluiceway server found: pass endpoint=, set "
+            f'{ENDPOINT_ENV}, put "endpoint" in config.json, or {_START_HINT} (it records '
+            f"its URL in {workspace.server_file})."
+        )
+    return resolved
+
+
+def resolve_endpoint(
+    endpoint: str | None = None,
+    home: WorkspaceHome | str | os.PathLike[str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> str:
+    """The server's URL, found in the documented order.
+
+    Raises:
+        ServerUnavailableError: no server URL was found anywhere.
+    """
+    found = find_config_file(config_path)
+    config = read_config_file(found) if found is not None else ClientConfig()
+    return _find_endpoint(endpoint, config, _home_of(home))
 
 
 def resolve_settings(
@@ -378,37 +431,42 @@ def resolve_settings(
     config_path: str | os.PathLike[str] | None = None,
     *,
     fallback_credential: Credential | None = None,
+    credential: SluicewayCredential | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> ResolvedSettings:
     """Find the server and token in the documented order (see the module's docstring).
 
+    ``credential`` (a credential of :mod:`sluiceway.identity`) comes right after ``token``;
     ``fallback_credential`` is asked for a token only when nothing else gave one.
 
     Raises:
         ServerUnavailableError: no server URL was found anywhere.
-        AuthenticationError: a server was found but no token.
+        AuthenticationError: a server was found but no token, or the stored login expired.
     """
     found = find_config_file(config_path)
     config = read_config_file(found) if found is not None else ClientConfig()
     workspace = _home_of(home)
-    resolved_endpoint = (
-        endpoint or _env(ENDPOINT_ENV) or config.endpoint or workspace.read_server_address()
-    )
-    if not resolved_endpoint:
-        raise ServerUnavailableError(
-            "No Sluiceway server found: pass endpoint=, set "
-            f'{ENDPOINT_ENV}, put "endpoint" in config.json, or {_START_HINT} (it records '
-            f"its URL in {workspace.server_file})."
-        )
-    resolved_token = token or _env(TOKEN_ENV) or config.token or workspace.read_token()
+    resolved_endpoint = _find_endpoint(endpoint, config, workspace)
+    provider: TokenProvider | None = None
+    if not token and credential is not None:
+        provider = credential.provider_for(resolved_endpoint, transport)
+    resolved_token = token or (provider() if provider else None)
+    resolved_token = resolved_token or _env(TOKEN_ENV) or config.token
+    if not resolved_token:
+        provider = stored_login_provider(resolved_endpoint, transport=transport)
+        resolved_token = provider() if provider else None
+    resolved_token = resolved_token or workspace.read_token()
     if not resolved_token and fallback_credential is not None:
         resolved_token = token_from_credential(fallback_credential)
     if not resolved_token:
         raise AuthenticationError(
             f"No token for the Sluiceway server at {resolved_endpoint}: pass token= or a "
-            f'credential, set {TOKEN_ENV}, put "token" in config.json, or use the owner\'s '
-            f"token that `sluice server start` writes to {workspace.token}."
+            f'credential, set {TOKEN_ENV}, put "token" in config.json, run `sluice login`, '
+            f"or use the owner's token that `sluice server start` writes to {workspace.token}."
         )
-    return ResolvedSettings(endpoint=resolved_endpoint, token=resolved_token, config=config)
+    return ResolvedSettings(
+        endpoint=resolved_endpoint, token=resolved_token, config=config, provider=provider
+    )
 
 
 def resolve_connection(
@@ -425,5 +483,5 @@ def resolve_connection(
         ServerUnavailableError: no server URL was found anywhere.
         AuthenticationError: a server was found but no token.
     """
-    settings = resolve_settings(endpoint, token, home, config_path)
-    return Connection(settings.endpoint, settings.token, transport=transport)
+    settings = resolve_settings(endpoint, token, home, config_path, transport=transport)
+    return Connection(settings.endpoint, settings.provider or settings.token, transport=transport)

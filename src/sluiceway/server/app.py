@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,26 +14,56 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
+from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
-from sluiceway.server.routers import assets, components, datastores, endpoints, jobs, system
+from sluiceway.server.routers import (
+    assets,
+    components,
+    datastores,
+    endpoints,
+    identities,
+    jobs,
+    oauth2,
+    roles,
+    system,
+)
 from sluiceway.server.workspace import Workspace
+from sluiceway.storage.redaction import redact_text
 
 
 def _error(status: int, code: str, message: str, target: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        status_code=status, content={"error": {"code": code, "message": message, "target": target}}
-    )
+    # Every error answer passes here: a SAS or key that a message quotes is hidden.
+    content = {"error": {"code": code, "message": redact_text(message), "target": target}}
+    return JSONResponse(status_code=status, content=content)
+
+
+_SECRET_FIELD = re.compile(r"(?i)credential|secret|key|token|password|sas")
+_NOT_AN_OBJECT = ("dict_type", "model_type", "model_attributes_type")
 
 
 def _describe(exc: RequestValidationError) -> tuple[str, str | None]:
     lines = []
     target = None
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        raw_loc = err.get("loc", ())
+        loc = [str(p) for p in raw_loc if p != "body"]
         where = ".".join(loc) or "body"
+        kind = err.get("type")
+        if kind == "json_invalid":
+            error = err.get("ctx", {}).get("error", "malformed")
+            at = f" (at character {loc[0]})" if loc else ""
+            lines.append(f"The request body is not valid JSON: {error}{at}.")
+            target = target or "body"
+            continue
         target = target or where
+        if tuple(raw_loc) == ("body",) and kind in _NOT_AN_OBJECT:
+            lines.append("The request body must be a JSON object (Content-Type: application/json).")
+            continue
         value = err.get("input")
-        shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+        shown = ""
+        if value is not None and not isinstance(value, dict) and not _SECRET_FIELD.search(where):
+            text = repr(value)  # never a credential, and never much of a large body
+            shown = f" (got {text[:200] + '...' if len(text) > 200 else text})"
         lines.append(f"{where}: {err.get('msg', 'invalid')}{shown}")
     return "; ".join(lines), target
 
@@ -52,10 +83,18 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Sluiceway",
-        description="Self-hosted batch endpoints. Every route but /healthz needs a bearer token.",
+        description=(
+            "Self-hosted batch endpoints. Every route but /healthz and /oauth2/token needs a "
+            "bearer token."
+        ),
         lifespan=lifespan,
     )
     app.state.workspace = workspace
+    app.add_middleware(
+        RequestBodyLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
 
     @app.exception_handler(SluicewayError)
     async def sluiceway_error(_: Request, exc: SluicewayError) -> JSONResponse:
@@ -68,11 +107,14 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
+        code = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}.get(
+            exc.status_code, "HttpError"
+        )
         return _error(exc.status_code, code, str(exc.detail))
 
     app.include_router(system.public)
+    app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
-    for module in (system, datastores, assets, components, endpoints, jobs):
+    for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
     return app

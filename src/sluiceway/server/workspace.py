@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
@@ -14,10 +15,12 @@ from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.identities import IdentityService
 from sluiceway.services.invoke import InvokeService
 from sluiceway.services.jobs import JobService
 from sluiceway.services.pipeline_invoke import PipelineInvoker
 from sluiceway.services.resolver import InputResolver
+from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
@@ -30,15 +33,28 @@ from sluiceway.store.steps import StepStore
 logger = logging.getLogger("sluiceway.server")
 
 
-def make_executor(name: str) -> Executor:
+def make_executor(name: str, settings: Settings) -> Executor:
     if name == "local":
         from sluiceway.executors.local import LocalExecutor
 
-        return LocalExecutor()
+        return LocalExecutor(
+            idle_seconds=settings.worker_idle_seconds,
+            max_idle_pools=settings.max_idle_worker_pools,
+            run_dir=settings.effective_staging_dir / "pools",
+        )
     from sluiceway.errors import UnsupportedError
 
     raise UnsupportedError(
         f"Executor {name!r} is not supported; accepted: local.", target="executor"
+    )
+
+
+def external_issuer(settings: Settings) -> ExternalIssuer | None:
+    """The OpenID Connect issuer the settings name, if any."""
+    if not settings.oidc_issuer or not settings.oidc_audience:
+        return None
+    return ExternalIssuer(
+        settings.oidc_issuer, settings.oidc_audience, jwks_url=settings.oidc_jwks_url
     )
 
 
@@ -59,7 +75,9 @@ class Workspace:
         workspace_key = load_or_create_key(home)
         self.issuer = TokenIssuer(workspace_key, issuer=f"sluiceway:{scope.workspace_name}")
         self.identities = IdentityStore(self.db)
+        self.external_issuer = external_issuer(settings)
         self.owner = ensure_owner(home, self.issuer, self.identities)
+        self.identity_service = IdentityService(self.identities, self.issuer)
         self.datastores = DatastoreService(
             DatastoreStore(self.db),
             home,
@@ -69,6 +87,8 @@ class Workspace:
             blob_emulator_endpoints=settings.emulator_endpoints,
             staging_dir=settings.effective_staging_dir,
             staging_cache_bytes=settings.staging_cache_bytes,
+            network=settings.private_network,
+            local_roots=settings.local_roots,
         )
         self.datastores.ensure_default(self.owner.name)
         self.assets = AssetService(AssetStore(self.db), self.datastores, scope)
@@ -80,6 +100,14 @@ class Workspace:
             scope,
             self.base_url,
             components=self.components,
+        )
+        self.role_assignments = RoleAssignmentService(
+            self.identities,
+            self.identity_service,
+            {
+                "endpoint": lambda name: EndpointStore(self.db).get(name) is not None,
+                "datastore": lambda name: DatastoreStore(self.db).get(name) is not None,
+            },
         )
         self.job_store = JobStore(self.db)
         self.step_store = StepStore(self.db)
@@ -98,14 +126,16 @@ class Workspace:
         self.scheduler: Scheduler | None = None
 
     def authenticate(self, authorization: str | None) -> Principal:
-        return authenticate(authorization, self.issuer, self.identities)
+        return authenticate(
+            authorization, self.issuer, self.identities, external=self.external_issuer
+        )
 
     def start(self) -> None:
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,
-                executor=make_executor(self.settings.executor),
+                executor=make_executor(self.settings.executor, self.settings),
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,

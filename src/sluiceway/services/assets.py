@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sluiceway.auth.policy import WORKSPACE, Action, datastore_scope
 from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
@@ -138,14 +139,33 @@ class AssetService:
 
     # -- uploads ----------------------------------------------------------------------------
 
-    def get_upload(self, content_hash: str) -> tuple[str, str]:
+    def get_upload(self, content_hash: str, principal: Principal) -> tuple[str, str]:
+        """The name and path of a finished upload.
+
+        Raises:
+            ResourceNotFoundError: no upload of that content was recorded.
+            PermissionDeniedError: the caller may not read the datastore the upload is in.
+        """
         found = self._store.get_upload(content_hash)
         if found is None:
             raise ResourceNotFoundError(f"No finished upload with hash {content_hash!r}.")
+        ref = parse_reference(found[1], self._scope)
+        scope = datastore_scope(ref.datastore) if isinstance(ref, DatastorePathRef) else WORKSPACE
+        principal.require(Action.READ_DATA, scope, what=f"upload {content_hash}")
         return found
 
-    def record_upload(self, content_hash: str, name: str, path: str) -> None:
+    def record_upload(self, content_hash: str, name: str, path: str, principal: Principal) -> None:
+        """Remember that ``path`` holds the upload of content ``content_hash``.
+
+        Raises:
+            ValidationError: ``path`` is not an existing datastore path.
+            PermissionDeniedError: the caller may not write the datastore ``path`` is in.
+        """
         ref = parse_reference(path, self._scope)
+        if isinstance(ref, DatastorePathRef):
+            principal.require(
+                Action.WRITE_DATA, datastore_scope(ref.datastore), what=f"upload {content_hash}"
+            )
         if (
             not isinstance(ref, DatastorePathRef)
             or not self._datastores.location(ref.datastore, ref.path).exists()

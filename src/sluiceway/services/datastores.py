@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from pydantic import ValidationError as PydanticValidationError
+
+from sluiceway.auth.policy import WORKSPACE, Action, datastore_scope
 from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import (
@@ -33,8 +36,11 @@ from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.storage.datastores import datastore_type, open_backend
 from sluiceway.storage.datastores.azure import AzureContainerDatastore, blob_endpoint
 from sluiceway.storage.datastores.base import DatastoreBackend, DatastoreType
+from sluiceway.storage.datastores.local import check_root as check_local_root
 from sluiceway.storage.datastores.s3 import S3Datastore
 from sluiceway.storage.locations import Location
+from sluiceway.storage.network import PrivateNetworkPolicy
+from sluiceway.storage.redaction import redact_text, redact_url
 from sluiceway.storage.references import (
     Reference,
     StorageUrlRef,
@@ -66,6 +72,8 @@ class DatastoreService:
         blob_emulator_endpoints: tuple[str, ...] = (),
         staging_dir: Path | None = None,
         staging_cache_bytes: int = 2 << 30,
+        network: PrivateNetworkPolicy | None = None,
+        local_roots: tuple[Path, ...] | None = None,
     ) -> None:
         self._store = store
         self._home = home
@@ -73,6 +81,10 @@ class DatastoreService:
         self._cipher = cipher
         self._default = default
         self._emulators = blob_emulator_endpoints
+        # Private hosts callers' URLs and endpoints may reach (blob emulators always may), and
+        # the folders local datastores may be in.
+        self._network = (network or PrivateNetworkPolicy()).with_endpoints(blob_emulator_endpoints)
+        self._local_roots = local_roots or (home.root,)
         #: Where jobs stage files of remote datastores, and how much their input cache holds.
         self.staging_dir = staging_dir or home.root / "staging"
         self.staging_cache_bytes = staging_cache_bytes
@@ -127,9 +139,16 @@ class DatastoreService:
         """Register a datastore, or replace one's settings (not the default's).
 
         Raises:
+            PermissionDeniedError: the caller may not manage the workspace (a new datastore)
+                or this datastore (an existing one).
             ValidationError: a setting is missing, belongs to another type, or is not valid.
             ConflictError: ``name`` is the default datastore, which the server's settings own.
         """
+        existing = self._store.get(name)
+        if existing is None:
+            principal.require(Action.MANAGE, WORKSPACE, what=f"new datastore {name!r}")
+        else:
+            principal.require(Action.MANAGE, datastore_scope(name))
         if body.name != name:
             raise ValidationError(
                 f"The body names datastore {body.name!r}, but the route names {name!r}.",
@@ -143,7 +162,6 @@ class DatastoreService:
             )
         self._check_fields(body)
         record = self._record_for(body, principal.name, is_default=False)
-        existing = self._store.get(name)
         if existing is not None:
             record = replace(record, created_at=existing.created_at, created_by=existing.created_by)
         self._store.put(record)
@@ -170,8 +188,12 @@ class DatastoreService:
     def _parse_body(self, raw: dict[str, Any], where: str) -> DatastoreCreate:
         try:
             body = DatastoreCreate.model_validate(raw)
-        except Exception as exc:
-            raise ValidationError(f"{where} is not a valid datastore: {exc}") from None
+        except PydanticValidationError as exc:
+            # Without the values: the body may hold credentials.
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValidationError(f"{where} is not a valid datastore: {problems}") from None
         self._check_fields(body)
         return body
 
@@ -190,20 +212,19 @@ class DatastoreService:
             self._check_local_root(body.root)
 
     def _check_local_root(self, root: str | None) -> None:
-        if not root or not Path(root).is_absolute():
-            raise ValidationError(
-                f"root {root!r} is not accepted: a local datastore needs an absolute folder.",
-                target="root",
-            )
-        path = Path(root).resolve()
-        if not path.is_dir():
-            raise ValidationError(f"root {root!r} is not an existing folder.", target="root")
-        home = self._home.root.resolve()
-        if path == home or home in path.parents or path in home.parents:
-            raise ValidationError(
-                f"root {root!r} holds or lies inside the workspace home, whose files (keys, "
-                "tokens, the database) no datastore may reach; choose another folder.",
-                target="root",
+        check_local_root(
+            root,
+            allowed=self._local_roots,
+            home=self._home.root,
+            reserved=(self._home.blobstore, self.staging_dir),
+        )
+
+    def _check_reachable(self, name: str, backend: DatastoreBackend) -> None:
+        """A datastore's endpoint may not be a private address the settings do not allow."""
+        if backend.service_url is not None:
+            key = "endpoint_url" if backend.type is DatastoreType.S3 else "endpoint"
+            self._network.check_url(
+                backend.service_url, what=f"Datastore {name!r}: {key}", target=key
             )
 
     def _record_for(
@@ -212,7 +233,9 @@ class DatastoreService:
         config = body.settings()
         credentials = {k: v for k, v in (body.credentials or {}).items() if v}
         # Opening the backend checks the settings and credentials (it reaches no storage).
-        open_backend(body.type, config, credentials or None)
+        backend = open_backend(body.type, config, credentials or None)
+        if not is_default:  # the default's endpoint is the operator's own setting
+            self._check_reachable(body.name, backend)
         secret = None
         if credentials:
             if self._cipher is None:
@@ -246,8 +269,12 @@ class DatastoreService:
     def get(self, name: str) -> DatastoreOut:
         return self._out(self.record(name))
 
-    def list_all(self) -> list[DatastoreOut]:
-        return [self._out(r) for r in self._store.list_all()]
+    def list_all(self, principal: Principal) -> list[DatastoreOut]:
+        """The datastores ``principal`` may read."""
+        readable = principal.grants.scopes_allowing(Action.READ, "datastore")
+        return [
+            self._out(r) for r in self._store.list_all() if readable is None or r.name in readable
+        ]
 
     def backend(self, name: str) -> DatastoreBackend:
         with self._lock:
@@ -258,6 +285,10 @@ class DatastoreService:
             if record.type == DatastoreType.LOCAL.value and config.get("root") == HOME_ROOT:
                 config["root"] = str(self._home.blobstore)
             backend = open_backend(record.type, config, self._credentials(record))
+            if not record.is_default:  # settings may have changed since it was registered
+                if record.type == DatastoreType.LOCAL.value:
+                    self._check_local_root(config.get("root"))
+                self._check_reachable(name, backend)
             with self._lock:
                 backend = self._backends.setdefault(name, backend)
         return backend
@@ -303,6 +334,8 @@ class DatastoreService:
             UnsupportedError: a plain https URL that is not an Azure Blob URL.
             ValidationError: the path leaves the container.
         """
+        if ref.kind != "s3":  # an s3:// URL names a bucket, not a host
+            self._network.check_url(ref.url, what="The storage URL", target="Uri")
         if ref.kind == "https":
             raise UnsupportedError(
                 f"{ref.url!r} is a plain https URL, which cannot be listed or checked: give an "
@@ -319,11 +352,13 @@ class DatastoreService:
             backend = S3Datastore(str(ref.container))
         else:
             credentials = {"sas_token": ref.query} if ref.query else None
+            account_url = self._account_url(ref)
+            self._network.check_url(account_url, what="The storage account URL", target="Uri")
             backend = AzureContainerDatastore(
                 DatastoreType.AZURE_BLOB,
                 str(ref.account),
                 str(ref.container),
-                self._account_url(ref),
+                account_url,
                 credentials,
             )
         return Location("", path, backend, url=ref.url)
@@ -361,6 +396,9 @@ class DatastoreService:
         }
         if settings.get("root") == HOME_ROOT:
             settings["root"] = str(self._home.blobstore)
+        for key in ("endpoint", "endpoint_url"):  # a SAS pasted into an endpoint stays hidden
+            if isinstance(settings.get(key), str):
+                settings[key] = redact_url(settings[key])
         kind = "none"
         if record.secret and self._cipher is not None:
             try:
@@ -380,8 +418,9 @@ class DatastoreService:
         )
 
 
-def storage_call(what: str, target: str, call: Callable[[], _T]) -> _T:
-    """Run a storage operation; a failure (no such account, no access, ...) becomes a 4xx.
+def storage_call(what: str, target: str, call: Callable[[], _T], *, writing: bool = False) -> _T:
+    """Run a storage operation; a failure (no such account, no access, ...) becomes a 4xx
+    whose message shows no credential.
 
     Raises:
         ValidationError: naming ``what`` and the storage's own error.
@@ -391,11 +430,12 @@ def storage_call(what: str, target: str, call: Callable[[], _T]) -> _T:
     except SluicewayError:
         raise
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = redact_text(str(exc)).strip().splitlines()[0] if str(exc).strip() else ""
+        verb = "written" if writing else "read"
         raise ValidationError(
-            f"{what} cannot be read: {type(exc).__name__}"
+            f"{what} cannot be {verb}: {type(exc).__name__}"
             + (f": {reason}" if reason else "")
             + ". Check that the account, container or bucket exists and that the datastore's "
-            "credentials (or the SAS in the URL) allow reading it.",
+            f"credentials (or the SAS in the URL) allow {'writing' if writing else 'reading'} it.",
             target=target,
         ) from None

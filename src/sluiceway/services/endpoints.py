@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from sluiceway.auth.policy import WORKSPACE, Action, endpoint_scope
 from sluiceway.auth.principals import Principal
 from sluiceway.errors import ConflictError, ResourceNotFoundError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
@@ -53,7 +54,18 @@ class EndpointService:
     def create_or_update(
         self, body: BatchEndpointCreate, principal: Principal
     ) -> tuple[BatchEndpointOut, bool]:
+        """Create an endpoint, or update the one of that name.
+
+        Raises:
+            PermissionDeniedError: the caller may not manage the workspace (a new endpoint) or
+                this endpoint (an existing one).
+            ResourceNotFoundError: ``defaults.deployment_name`` is not a deployment of it.
+        """
         existing = self._store.get(body.name)
+        if existing is None:
+            principal.require(Action.MANAGE, WORKSPACE, what=f"new endpoint {body.name!r}")
+        else:
+            principal.require(Action.MANAGE, endpoint_scope(body.name))
         default = body.defaults.deployment_name
         if default is not None:
             if existing is None:
@@ -109,8 +121,14 @@ class EndpointService:
     def get(self, name: str) -> BatchEndpointOut:
         return self.endpoint_out(self.endpoint(name))
 
-    def list_all(self) -> list[BatchEndpointOut]:
-        return [self.endpoint_out(r) for r in self._store.list_all()]
+    def list_all(self, principal: Principal) -> list[BatchEndpointOut]:
+        """The endpoints ``principal`` may read."""
+        readable = principal.grants.scopes_allowing(Action.READ, "endpoint")
+        return [
+            self.endpoint_out(r)
+            for r in self._store.list_all()
+            if readable is None or r.name in readable
+        ]
 
     def delete(self, name: str) -> None:
         self.endpoint(name)
@@ -203,6 +221,8 @@ class EndpointService:
             record = self._components.resolve(body.component)
             self._components.plan(record)  # a pipeline component, wired completely
         else:
+            # An inline component is registered in the workspace like any other.
+            principal.require(Action.MANAGE, WORKSPACE, what=f"inline component of {body.name!r}")
             record, _ = self._components.create(
                 body.component,
                 principal,

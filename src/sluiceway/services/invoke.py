@@ -1,7 +1,8 @@
 """Invoke: turn an invoke body into a queued job, or into a clear error and nothing at all.
 
-Everything is checked before the job row is written: the deployment, each input (it must exist,
-be of its type and hold files), the output location and the overrides. The job's ``spec`` holds
+Everything is checked before the job row is written: the deployment, each input (the invoker
+may read it; it must exist, be of its type and hold files), the output location (the invoker may
+write a location it names) and the overrides. The job's ``spec`` holds
 the resolved locations and the effective settings, so the scheduler needs nothing else, and a
 later change to the deployment does not change a job already queued.
 """
@@ -21,6 +22,7 @@ from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
 from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
 from sluiceway.services.assets import AssetService
+from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
@@ -70,9 +72,15 @@ class InvokeService:
     ) -> JobRecord:
         """Check the request against the endpoint's deployment and queue a job.
 
+        The caller's ``invoke`` on the endpoint is checked by the route; here, that it may read
+        every input and write every output location it names. The job's own folder (its logs,
+        and the default outputs under it) is written on the job's behalf.
+
         Raises:
             ResourceNotFoundError: the endpoint, the deployment or a data asset does not exist.
             ValidationError: the request does not fit the deployment, naming the field.
+            PermissionDeniedError: the caller may not read an input or write an output,
+                naming it.
             ConflictError: a job with the requested name exists.
         """
         endpoint = self._endpoints.endpoint(endpoint_name)
@@ -82,9 +90,9 @@ class InvokeService:
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
         if deployment.type == "pipeline" and self._pipelines is not None:
-            spec = self._pipelines.job_spec(deployment, request, job_name)
+            spec = self._pipelines.job_spec(deployment, request, job_name, principal)
         else:
-            spec = self._model_job_spec(deployment, request, job_name)
+            spec = self._model_job_spec(deployment, request, job_name, principal)
         if request.properties:
             spec["properties"] = request.properties
         try:
@@ -121,7 +129,11 @@ class InvokeService:
     # -- model deployments ------------------------------------------------------------------
 
     def _model_job_spec(
-        self, deployment: DeploymentRecord, request: InvokeRequest, job_name: str
+        self,
+        deployment: DeploymentRecord,
+        request: InvokeRequest,
+        job_name: str,
+        principal: Principal,
     ) -> dict[str, Any]:
         literals = [i.name for i in request.inputs.values() if i.type == "literal"]
         if literals:
@@ -138,9 +150,9 @@ class InvokeService:
                 target="InputData",
             )
         (given,) = request.inputs.values()
-        resolved = self._resolver.resolve(given.name, given.type, given.uri or "")
+        resolved = self._resolver.resolve(given.name, given.type, given.uri or "", reader=principal)
         settings = self._settings(deployment, request)
-        output = self._output(request.outputs, job_name, settings)
+        output = self._output(request.outputs, job_name, settings, principal)
         model_ref = parse_model_reference(str(deployment.spec["model"]), self._scope)
         model = self._assets.get("model", model_ref.name, model_ref.version)
         model_location = self._datastore_ref(model.path, "model")
@@ -224,7 +236,11 @@ class InvokeService:
         }
 
     def _output(
-        self, outputs: dict[str, InvokeOutput], job_name: str, settings: dict[str, Any]
+        self,
+        outputs: dict[str, InvokeOutput],
+        job_name: str,
+        settings: dict[str, Any],
+        principal: Principal,
     ) -> dict[str, Any]:
         """The one output of a model deployment: a folder, and the file written in it."""
         if len(outputs) > 1:
@@ -234,6 +250,7 @@ class InvokeService:
         given = next(
             iter(outputs.values()), InvokeOutput(name=DEFAULT_OUTPUT_NAME, type="uri_folder")
         )
+        named = given.uri is not None
         if given.uri is None:
             given = replace(
                 given,
@@ -242,6 +259,8 @@ class InvokeService:
             )
         where = f"OutputData.{given.name}"
         ref = self._resolver.output_reference(where, given.uri or "")
+        if named:
+            require_write(principal, ref.datastore, f"output {given.name!r}")
         folder, file_name = ref.path, str(settings["output_file_name"])
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:

@@ -1,5 +1,10 @@
 """Jobs as users see them: the job resource, its progress, outputs and logs; cancelling a job
-and rerunning the files that failed in one."""
+and rerunning the files that failed in one.
+
+A job belongs to its invoker. Anyone may read and cancel the jobs they started; reading
+another identity's job (its resource, outputs and logs) needs ``read jobs`` on the job's
+endpoint, and cancelling it ``cancel jobs``. Lists hold only the jobs the caller may read.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import posixpath
 import uuid
 from typing import Any
 
+from sluiceway.auth.policy import Action, endpoint_scope
 from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
@@ -22,12 +28,14 @@ from sluiceway.schemas.jobs import (
     JobStatus,
     MiniBatchStatus,
 )
-from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.data_access import require_read
+from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.invoke import job_folder
 from sluiceway.services.steps import describe_steps
 from sluiceway.storage.locations import Location
+from sluiceway.storage.redaction import redact_url
 from sluiceway.storage.references import normalise_datastore_path
-from sluiceway.store.jobs import JobRecord, JobStore, MiniBatchCounts
+from sluiceway.store.jobs import JobRecord, JobStore, JobVisibility, MiniBatchCounts
 from sluiceway.store.steps import StepStore
 
 ERRORS_FILE = "errors.jsonl"
@@ -64,37 +72,68 @@ class JobService:
             raise ResourceNotFoundError(f"Job {name!r} does not exist.", target="job")
         return record
 
-    def get(self, name: str) -> JobOut:
-        return self.job_out(self.record(name))
+    def readable(self, name: str, principal: Principal) -> JobRecord:
+        """The job, if ``principal`` started it or may read the jobs of its endpoint.
+
+        Raises:
+            ResourceNotFoundError: there is no such job.
+            PermissionDeniedError: it is another identity's job, and the caller may not read
+                the jobs of its endpoint.
+        """
+        record = self.record(name)
+        if record.invoker != principal.name:
+            principal.require(
+                Action.READ_JOBS,
+                endpoint_scope(record.endpoint_name),
+                what=f"job {name!r}, started by another identity",
+            )
+        return record
+
+    def get(self, name: str, principal: Principal) -> JobOut:
+        return self.job_out(self.readable(name, principal))
 
     def list_all(
         self,
+        principal: Principal,
         *,
         endpoint_name: str | None = None,
         deployment_name: str | None = None,
         status: str | None = None,
         limit: int = 100,
     ) -> list[JobOut]:
+        """The newest jobs ``principal`` may read: its own, and those of the endpoints on
+        which it may read jobs."""
+        endpoints = principal.grants.scopes_allowing(Action.READ_JOBS, "endpoint")
+        visible = None if endpoints is None else JobVisibility(principal.name, frozenset(endpoints))
         records = self._store.list_all(
             endpoint_name=endpoint_name,
             deployment_name=deployment_name,
             status=status,
             limit=limit,
+            visible=visible,
         )
         return [self.job_out(r) for r in records]
 
     # -- cancel and rerun -------------------------------------------------------------------
 
-    def cancel(self, name: str) -> JobOut:
+    def cancel(self, name: str, principal: Principal) -> JobOut:
         """Cancel a job: a queued one ends ``Canceled`` at once; a running one goes to
         ``CancelRequested`` and its scheduler stops its workers and ends it ``Canceled``.
         Cancelling a canceled job again changes nothing.
 
         Raises:
             ResourceNotFoundError: there is no such job.
+            PermissionDeniedError: it is another identity's job, and the caller may not cancel
+                the jobs of its endpoint.
             ConflictError: the job already ended ``Completed`` or ``Failed``.
         """
-        self.record(name)
+        found = self.record(name)
+        if found.invoker != principal.name:
+            principal.require(
+                Action.CANCEL_JOBS,
+                endpoint_scope(found.endpoint_name),
+                what=f"job {name!r}, started by another identity",
+            )
         record = self._store.request_cancel(name)
         if record is None:
             raise ResourceNotFoundError(f"Job {name!r} does not exist.", target="job")
@@ -111,12 +150,20 @@ class JobService:
         deployment (as the job ran it) and settings, with its outputs in the new job's own
         default location.
 
+        The caller must be allowed to read the job, to invoke its endpoint and to read its
+        input, as if it invoked the endpoint on those files itself.
+
         Raises:
             ResourceNotFoundError: there is no such job.
+            PermissionDeniedError: the caller may not read the job, invoke its endpoint or
+                read its input.
             ConflictError: the job has not ended, or no file failed in it.
             ValidationError: the job is not a model deployment's job.
         """
-        record = self.record(name)
+        record = self.readable(name, principal)
+        principal.require(
+            Action.INVOKE, endpoint_scope(record.endpoint_name), what=f"a rerun of job {name!r}"
+        )
         if not record.status.is_terminal:
             raise ConflictError(
                 f"Job {name!r} is {record.status.value}; rerun its failed files once it has ended.",
@@ -138,7 +185,10 @@ class JobService:
             )
         new_name = str(uuid.uuid4())
         spec = copy.deepcopy(record.spec)
-        (input_spec,) = spec["inputs"].values()
+        ((input_name, input_spec),) = spec["inputs"].items()
+        require_read(
+            principal, self._datastores.stored_location(input_spec), f"input {input_name!r}"
+        )
         input_spec["files"] = files
         folder = job_folder(new_name)
         spec["outputs"] = {
@@ -165,21 +215,25 @@ class JobService:
 
     # -- outputs and logs -------------------------------------------------------------------
 
-    def output_location(self, name: str, output: str) -> Location:
-        record = self.record(name)
+    def _output_location(self, record: JobRecord, output: str) -> Location:
         spec = record.spec.get("outputs", {}).get(output)
         if spec is None:
             known = ", ".join(record.spec.get("outputs", {})) or "none"
             raise ResourceNotFoundError(
-                f"Job {name!r} has no output {output!r}; its outputs: {known}.", target="output"
+                f"Job {record.name!r} has no output {output!r}; its outputs: {known}.",
+                target="output",
             )
         return self._datastores.location(spec["datastore"], spec["path"])
 
-    def list_output(self, name: str, output: str) -> JobOutputListing:
-        location = self.output_location(name, output)
-        record = self.record(name)
+    def list_output(self, name: str, output: str, principal: Principal) -> JobOutputListing:
+        record = self.readable(name, principal)
+        location = self._output_location(record, output)
         spec = record.spec["outputs"][output]
-        files = self._own_files(location, spec) if location.exists() else []
+        files = storage_call(
+            location.uri,
+            output,
+            lambda: self._own_files(location, spec) if location.exists() else [],
+        )
         return JobOutputListing(output_name=output, uri=location.uri, files=files)
 
     def _own_files(self, location: Location, spec: dict[str, Any]) -> list[JobFile]:
@@ -191,47 +245,53 @@ class JobService:
             return [JobFile(path=e.path, size=e.size) for e in target.list_files()]
         return [JobFile(path=e.path, size=e.size) for e in location.list_files()]
 
-    def output_file(self, name: str, output: str, path: str) -> Location:
-        return self._file_in(self.output_location(name, output), path)
+    def output_file(self, name: str, output: str, path: str, principal: Principal) -> Location:
+        record = self.readable(name, principal)
+        return self._file_in(self._output_location(record, output), path)
 
-    def logs_location(self, name: str) -> Location:
-        folder = self.record(name).spec.get("job_folder")
+    def _logs_location(self, record: JobRecord) -> Location:
+        folder = record.spec.get("job_folder")
         if not folder:
-            raise ResourceNotFoundError(f"Job {name!r} has no logs.", target="job")
+            raise ResourceNotFoundError(f"Job {record.name!r} has no logs.", target="job")
         return self._datastores.location(
             folder["datastore"], posixpath.join(folder["path"], "logs")
         )
 
-    def list_logs(self, name: str) -> list[JobFile]:
-        location = self.logs_location(name)
-        if not location.exists():
+    def list_logs(self, name: str, principal: Principal) -> list[JobFile]:
+        location = self._logs_location(self.readable(name, principal))
+        if not storage_call(location.uri, "logs", location.exists):
             return []
-        return [JobFile(path=e.path, size=e.size) for e in location.list_files()]
+        entries = storage_call(location.uri, "logs", location.list_files)
+        return [JobFile(path=e.path, size=e.size) for e in entries]
 
-    def log_file(self, name: str, path: str) -> Location:
-        return self._file_in(self.logs_location(name), path)
-
-    def read_log(self, name: str, path: str, offset: int = 0) -> bytes:
+    def read_log(self, name: str, path: str, principal: Principal, offset: int = 0) -> bytes:
         """A log file's bytes from ``offset`` on (empty past its end), so a client that follows
         a log fetches only what was added.
 
         Raises:
             ValidationError: ``offset`` is negative.
             ResourceNotFoundError: no such job or log file.
+            PermissionDeniedError: the caller may not read the job.
         """
         if offset < 0:
             raise ValidationError(
                 f"offset {offset} is not valid: give a byte offset of 0 or more.", target="offset"
             )
-        with self.log_file(name, path).open_read() as fh:
-            fh.seek(offset)
-            data: bytes = fh.read()
-        return data
+        folder = self._logs_location(self.readable(name, principal))
+        target = self._file_in(folder, path)
+
+        def read() -> bytes:
+            with target.open_read() as fh:
+                fh.seek(offset)
+                data: bytes = fh.read()
+            return data
+
+        return storage_call(target.uri, "path", read)
 
     def _file_in(self, folder: Location, path: str) -> Location:
         relative, _ = normalise_datastore_path(path)
         target = folder.child(relative)
-        if not relative or not target.is_file():
+        if not relative or not storage_call(target.uri, "path", target.is_file):
             raise ResourceNotFoundError(f"No file {path!r} in {folder.uri}.", target="path")
         return target
 
@@ -376,30 +436,3 @@ def check_limit(limit: int) -> int:
     if not 1 <= limit <= 1000:
         raise ValidationError(f"limit {limit} is not valid: use 1 to 1000.", target="limit")
     return limit
-
-
-_SECRET_QUERY_KEYS = frozenset(
-    {
-        "sig",
-        "signature",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "token",
-        "code",
-    }
-)
-
-
-def redact_url(uri: str | None) -> str | None:
-    """A URL as jobs show it: a SAS signature or other credential in its query is hidden."""
-    if not uri or "?" not in uri:
-        return uri
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    query = [
-        (k, "REDACTED" if k.lower() in _SECRET_QUERY_KEYS else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query, safe=":")))

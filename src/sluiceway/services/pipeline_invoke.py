@@ -5,9 +5,12 @@ given must be declared; every required one must be given; a literal is converted
 declared type (``"5"`` for an ``integer`` input becomes 5, ``"abc"`` is refused) and checked
 against ``min``, ``max`` and ``enum``; data is resolved and checked (it exists, is of its type
 and holds files) by the same resolver as a model deployment's, in every form it accepts: a
-datastore path in any datastore, a data asset, or a storage URL. Every output
-goes to its default folder, ``azureml/<job>/<output>/`` in the default datastore, or to the
-folder the invocation names. Each problem is a 4xx that names the input or output, the value and
+datastore path in any datastore, a data asset, or a storage URL, and the invoker must be allowed
+to read it. Every output goes to its default folder, ``azureml/<job>/<output>/`` in the
+deployment's default datastore, or to the folder the invocation names, which the invoker must be
+allowed to write. Data the pipeline itself names (fixed inputs of its steps, their code) was
+chosen by those who may manage the component and the deployment, and is not checked against the
+invoker. Each problem is a 4xx that names the input or output, the value and
 what is accepted, and no job is created.
 
 The job's spec is a complete snapshot: each step's command, code folder and environment, and
@@ -21,6 +24,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from sluiceway.auth.principals import Principal
 from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.components import (
@@ -37,6 +41,7 @@ from sluiceway.schemas.endpoints import PipelineDeploymentSettings
 from sluiceway.schemas.invoke import InvokeInput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService, PipelinePlan, PipelineStepPlan
+from sluiceway.services.data_access import require_write
 from sluiceway.services.invoke import job_folder
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.locations import Location
@@ -94,12 +99,18 @@ class PipelineInvoker:
         self._scope = scope
 
     def job_spec(
-        self, deployment: DeploymentRecord, request: InvokeRequest, job_name: str
+        self,
+        deployment: DeploymentRecord,
+        request: InvokeRequest,
+        job_name: str,
+        principal: Principal,
     ) -> dict[str, Any]:
         """The spec of a job that runs the deployment's pipeline on the request's inputs.
 
         Raises:
             ValidationError: an input or output is unknown, missing, or not accepted.
+            PermissionDeniedError: ``principal`` may not read an input it gives or write an
+                output location it names.
             ConflictError: an output folder already holds files.
             ResourceNotFoundError: a data asset, model or datastore does not exist.
         """
@@ -111,8 +122,8 @@ class PipelineInvoker:
         )
         settings = PipelineDeploymentSettings.model_validate(deployment.spec.get("settings") or {})
         self._refuse_model_settings(deployment, request)
-        inputs = self._inputs(plan, request)
-        outputs = self._outputs(plan, request, job_name, settings)
+        inputs = self._inputs(plan, request, principal)
+        outputs = self._outputs(plan, request, job_name, settings, principal)
         steps = [self._step(step, inputs, outputs, job_name) for step in plan.steps]
         return {
             "kind": "pipeline",
@@ -140,7 +151,9 @@ class PipelineInvoker:
 
     # -- inputs -----------------------------------------------------------------------------
 
-    def _inputs(self, plan: PipelinePlan, request: InvokeRequest) -> dict[str, Any]:
+    def _inputs(
+        self, plan: PipelinePlan, request: InvokeRequest, principal: Principal
+    ) -> dict[str, Any]:
         spec = plan.spec
         for name in request.inputs:
             if name not in spec.inputs:
@@ -162,10 +175,12 @@ class PipelineInvoker:
             if given is None:
                 resolved[name] = _default(declared)
             else:
-                resolved[name] = self._input(name, declared, given)
+                resolved[name] = self._input(name, declared, given, principal)
         return resolved
 
-    def _input(self, name: str, declared: ComponentInput, given: InvokeInput) -> dict[str, Any]:
+    def _input(
+        self, name: str, declared: ComponentInput, given: InvokeInput, principal: Principal
+    ) -> dict[str, Any]:
         where = f"InputData.{name}"
         got = _REST_NAMES.get(given.type, given.type)
         if declared.type.is_literal:
@@ -193,10 +208,13 @@ class PipelineInvoker:
                 f"JobInputType {wanted}.",
                 target=where,
             )
-        return self._data(name, declared, given.uri or "")
+        return self._data(name, declared, given.uri or "", principal)
 
-    def _data(self, name: str, declared: ComponentInput, uri: str) -> dict[str, Any]:
-        """A data or model input resolved to its location, checked to exist."""
+    def _data(
+        self, name: str, declared: ComponentInput, uri: str, reader: Principal | None
+    ) -> dict[str, Any]:
+        """A data or model input resolved to its location, checked to exist and, when
+        ``reader`` is given, that it may read it."""
         if declared.type.is_model:
             try:
                 ref = parse_model_reference(uri, self._scope)
@@ -204,13 +222,13 @@ class PipelineInvoker:
                 raise ValidationError(f"Input {name!r}: {exc.message}", target=name) from None
             model = self._assets.get("model", ref.name, ref.version)
             kind = "uri_folder" if model.path.endswith("/") else "uri_file"
-            resolved = self._resolver.resolve(name, kind, model.path)
+            resolved = self._resolver.resolve(name, kind, model.path, reader=reader)
             return {
                 **resolved.spec(),
                 "type": declared.type.value,
                 "uri": f"azureml:{model.name}:{model.version}",
             }
-        resolved = self._resolver.resolve(name, declared.type.value, uri)
+        resolved = self._resolver.resolve(name, declared.type.value, uri, reader=reader)
         return dict(resolved.spec())
 
     # -- outputs ----------------------------------------------------------------------------
@@ -221,6 +239,7 @@ class PipelineInvoker:
         request: InvokeRequest,
         job_name: str,
         settings: PipelineDeploymentSettings,
+        principal: Principal,
     ) -> dict[str, Any]:
         spec = plan.spec
         for name in request.outputs:
@@ -242,6 +261,8 @@ class PipelineInvoker:
                 else f"azureml://datastores/{datastore}/paths/{job_folder(job_name)}/{name}/"
             )
             ref = self._resolver.output_reference(where, uri)
+            if given is not None and given.uri:
+                require_write(principal, ref.datastore, f"output {name!r}")
             location = self._resolver.output_location(ref.datastore, ref.path)
             key = (location.datastore, location.path)
             if key in folders:
@@ -352,7 +373,7 @@ class PipelineInvoker:
     ) -> dict[str, Any]:
         """Data or a model the pipeline names itself, resolved when the job is created."""
         try:
-            return self._data(f"{step}.{input_name}", declared, binding.path)
+            return self._data(f"{step}.{input_name}", declared, binding.path, None)
         except ValidationError as exc:
             raise type(exc)(
                 f"Step {step!r} of the pipeline reads {binding.path!r} as its input "

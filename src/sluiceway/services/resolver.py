@@ -2,17 +2,21 @@
 
 Every form resolves to a :class:`Location`: a datastore path, a data asset (through its path,
 which may itself be a datastore path or a storage URL), or a storage URL (Azure Blob, ADLS,
-S3, or a blob emulator's path-style URL). The checks (the input exists, is of its declared type
-and holds files) run before a job is created, so a wrong input is a 4xx that names it.
+S3, or a blob emulator's path-style URL). The checks (the caller may read it, it exists, is of
+its declared type and holds files) run before a job is created, so a wrong input is a 4xx that
+names it. Access is checked once the location is known and before storage is touched, so a
+caller learns nothing about data it may not read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sluiceway.auth.principals import Principal
 from sluiceway.errors import UnsupportedError, ValidationError
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.services.assets import AssetService
+from sluiceway.services.data_access import require_read
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import (
@@ -51,11 +55,21 @@ class InputResolver:
         self._assets = assets
         self._scope = scope
 
-    def resolve(self, name: str, declared_type: str, uri: str) -> ResolvedInput:
+    def resolve(
+        self, name: str, declared_type: str, uri: str, *, reader: Principal | None
+    ) -> ResolvedInput:
         """Resolve one data input; it must exist, be of its declared type and hold files.
+
+        Args:
+            name: The input's name, as errors name it.
+            declared_type: ``uri_file`` or ``uri_folder``.
+            uri: The reference as the caller gave it.
+            reader: Who must be allowed to read it: the invoker for an input it gives; None for
+                data the deployment names itself (its manager chose it, the invoker cannot).
 
         Raises:
             ValidationError: naming the input and the location, for every problem.
+            PermissionDeniedError: ``reader`` may not read the location.
         """
         where = f"Input {name!r}"
         if declared_type == "mltable":
@@ -75,6 +89,8 @@ class InputResolver:
         except ValidationError as exc:
             raise type(exc)(f"{where}: {exc.message}", target=name) from None
         location = self._locate(where, name, ref, uri)
+        if reader is not None:
+            require_read(reader, location, f"input {name!r}")
         storage_call(
             f"{where}: {uri!r}",
             name,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from sluiceway.errors import ValidationError
 from sluiceway.schemas.common import datastore_uri
 from sluiceway.storage.datastores.base import DatastoreBackend
+from sluiceway.storage.paths import check_relative_path
+from sluiceway.storage.redaction import redact_url
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,9 @@ class Location:
 
     @property
     def uri(self) -> str:
+        """How the server names the location to users; a SAS in a storage URL is hidden."""
         if self.url is not None:
-            return self.url
+            return redact_url(self.url) or self.url
         return datastore_uri(self.datastore, self.path)
 
     @property
@@ -41,6 +46,13 @@ class Location:
         return self.backend.local_path(self.path)
 
     def child(self, relative: str) -> Location:
+        """The location ``relative`` below this one.
+
+        Raises:
+            ValidationError: ``relative`` could leave this location (``..``, also
+                percent-encoded, a backslash, a NUL byte, or an absolute path).
+        """
+        check_relative_path(relative)
         url = None
         if self.url is not None:
             base, _, query = self.url.partition("?")
@@ -60,6 +72,9 @@ class Location:
 
     def list_files(self) -> list[FileEntry]:
         """Every file below this location, recursively, in path order; a file lists itself."""
+        local = self.local_path()
+        if local is not None:
+            return self._list_local(local)
         fs = self.backend.fs
         root = self.full_path
         if fs.isfile(root):
@@ -73,6 +88,26 @@ class Location:
             for name, info in found.items()
             if info.get("type") == "file" and name.startswith(prefix)
         ]
+        return sorted(entries, key=lambda e: e.path)
+
+    def _list_local(self, root: Path) -> list[FileEntry]:
+        """Files below a local folder, never following a link out of the datastore's root:
+        linked folders are not entered, and a linked file counts only when its real path is
+        inside the root."""
+        if root.is_file():
+            return [FileEntry(posixpath.basename(self.path), root.stat().st_size)]
+        entries = []
+        for folder, _, names in os.walk(root):
+            for name in names:
+                relative = Path(folder, name).relative_to(root).as_posix()
+                path = Path(folder, name)
+                if path.is_symlink():
+                    try:
+                        path = self.child(relative).local_path() or path
+                    except ValidationError:
+                        continue
+                if path.is_file():
+                    entries.append(FileEntry(relative, path.stat().st_size))
         return sorted(entries, key=lambda e: e.path)
 
     def open_read(self) -> IO[bytes]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from sluiceway.errors import UnsupportedError, ValidationError
 from sluiceway.schemas.common import ASSET_NAME_RE, WorkspaceScope
+from sluiceway.storage.paths import check_relative_path
 
 __all__ = [
     "ACCEPTED_INPUT_FORMS",
@@ -252,42 +253,26 @@ def parse_model_reference(value: str, scope: WorkspaceScope) -> ModelRef:
 
 
 def normalise_datastore_path(path: str) -> tuple[str, bool]:
-    """Normalise a path relative to a datastore's root.
+    """Check and normalise a path relative to a datastore's root.
 
-    Leading and repeated ``/`` and ``.`` segments are dropped and ``..`` removes the segment
-    before it. Percent escapes are not decoded: ``%2e%2e`` is an ordinary name.
+    Repeated ``/`` and ``.`` segments are dropped. A ``..`` segment (also percent-encoded), a
+    backslash, a NUL byte and an absolute path are refused (see :mod:`sluiceway.storage.paths`).
 
     Args:
         path: The path as written after ``/paths/``.
 
     Returns:
         The normalised path (``""`` for the root) and whether it names a folder: the path
-        ended in ``/``, ``.`` or ``..``, or it is the root.
+        ended in ``/`` or ``.``, or it is the root.
 
     Raises:
-        ValidationError: A ``..`` would climb above the datastore's root.
+        ValidationError: The path could leave the datastore's root.
     """
-    return _normalise(path, "")
+    return check_relative_path(path)
 
 
 def _normalise(path: str, where: str) -> tuple[str, bool]:
-    raw = path.split("/")
-    segments: list[str] = []
-    for segment in raw:
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if not segments:
-                raise ValidationError(
-                    f"The path {path!r}{where} leaves the datastore's root: '..' may not climb "
-                    "above it. Give a path relative to the datastore's root, such as "
-                    "'folder/file.csv'."
-                )
-            segments.pop()
-        else:
-            segments.append(segment)
-    is_folder = not segments or raw[-1] in ("", ".", "..")
-    return "/".join(segments), is_folder
+    return check_relative_path(path, where=where)
 
 
 def _require_text(value: str, accepted: str) -> str:

@@ -41,6 +41,14 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class JobVisibility:
+    """The jobs one identity may see: those it started, and every job of ``endpoints``."""
+
+    invoker: str
+    endpoints: frozenset[str]
+
+
+@dataclass(frozen=True)
 class MiniBatchRecord:
     index: int
     files: tuple[str, ...]
@@ -134,8 +142,15 @@ class JobStore:
         deployment_name: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        visible: JobVisibility | None = None,
     ) -> list[JobRecord]:
+        """The newest jobs first; ``visible`` None means every job."""
         query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
+        if visible is not None:
+            mine = JobRow.invoker == visible.invoker
+            if visible.endpoints:
+                mine = or_(mine, JobRow.endpoint_name.in_(sorted(visible.endpoints)))
+            query = query.where(mine)
         if endpoint_name:
             query = query.where(JobRow.endpoint_name == endpoint_name)
         if deployment_name:

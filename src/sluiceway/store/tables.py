@@ -26,6 +26,15 @@ class IdentityRow(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(32))  # user | service_principal
     created_at: Mapped[datetime]
+    description: Mapped[str | None] = mapped_column(Text)
+    client_id: Mapped[str | None] = mapped_column(String(64))  # service principals only
+    secret_hash: Mapped[str | None] = mapped_column(String(255))  # scrypt, salted; never the secret
+    external_id: Mapped[str | None] = mapped_column(String(255))  # an OpenID Connect oid or sub
+
+    __table_args__ = (
+        Index("ix_identities_client_id", "client_id", unique=True),
+        Index("ix_identities_external_id", "external_id", unique=True),
+    )
 
 
 class RoleAssignmentRow(Base):
@@ -124,7 +133,7 @@ class JobRow(Base):
     spec: Mapped[
         dict[str, Any]
     ]  # resolved inputs, outputs, effective settings, deployment snapshot
-    invoker: Mapped[str] = mapped_column(String(64))
+    invoker: Mapped[str] = mapped_column(String(255))  # the identity's name
     experiment_name: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]

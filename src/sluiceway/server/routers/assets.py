@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from sluiceway.auth.policy import Action
 from sluiceway.errors import ResourceNotFoundError
 from sluiceway.schemas.assets import DataCreate, DataOut, ModelCreate, ModelOut
+from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 
 router = APIRouter()
+READ = [allowed(Action.READ)]
+MANAGE = [allowed(Action.MANAGE)]
 
 
 def _latest_label(label: str) -> None:
@@ -18,7 +22,7 @@ def _latest_label(label: str) -> None:
         )
 
 
-@router.post("/data", status_code=status.HTTP_201_CREATED, tags=["data"])
+@router.post("/data", status_code=status.HTTP_201_CREATED, tags=["data"], dependencies=MANAGE)
 def create_data(
     body: DataCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> DataOut:
@@ -28,28 +32,28 @@ def create_data(
     return out
 
 
-@router.get("/data", tags=["data"])
+@router.get("/data", tags=["data"], dependencies=READ)
 def list_data(ws: WorkspaceDep) -> list[DataOut]:
     return [ws.assets.data_out(r) for r in ws.assets.list_latest("data")]
 
 
-@router.get("/data/{name}/versions", tags=["data"])
+@router.get("/data/{name}/versions", tags=["data"], dependencies=READ)
 def data_versions(name: str, ws: WorkspaceDep) -> list[DataOut]:
     return [ws.assets.data_out(r) for r in ws.assets.versions("data", name)]
 
 
-@router.get("/data/{name}/versions/{version}", tags=["data"])
+@router.get("/data/{name}/versions/{version}", tags=["data"], dependencies=READ)
 def get_data(name: str, version: str, ws: WorkspaceDep) -> DataOut:
     return ws.assets.data_out(ws.assets.get("data", name, version))
 
 
-@router.get("/data/{name}/labels/{label}", tags=["data"])
+@router.get("/data/{name}/labels/{label}", tags=["data"], dependencies=READ)
 def get_data_label(name: str, label: str, ws: WorkspaceDep) -> DataOut:
     _latest_label(label)
     return ws.assets.data_out(ws.assets.get("data", name))
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED, tags=["models"])
+@router.post("/models", status_code=status.HTTP_201_CREATED, tags=["models"], dependencies=MANAGE)
 def create_model(
     body: ModelCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> ModelOut:
@@ -59,22 +63,22 @@ def create_model(
     return out
 
 
-@router.get("/models", tags=["models"])
+@router.get("/models", tags=["models"], dependencies=READ)
 def list_models(ws: WorkspaceDep) -> list[ModelOut]:
     return [ws.assets.model_out(r) for r in ws.assets.list_latest("model")]
 
 
-@router.get("/models/{name}/versions", tags=["models"])
+@router.get("/models/{name}/versions", tags=["models"], dependencies=READ)
 def model_versions(name: str, ws: WorkspaceDep) -> list[ModelOut]:
     return [ws.assets.model_out(r) for r in ws.assets.versions("model", name)]
 
 
-@router.get("/models/{name}/versions/{version}", tags=["models"])
+@router.get("/models/{name}/versions/{version}", tags=["models"], dependencies=READ)
 def get_model(name: str, version: str, ws: WorkspaceDep) -> ModelOut:
     return ws.assets.model_out(ws.assets.get("model", name, version))
 
 
-@router.get("/models/{name}/labels/{label}", tags=["models"])
+@router.get("/models/{name}/labels/{label}", tags=["models"], dependencies=READ)
 def get_model_label(name: str, label: str, ws: WorkspaceDep) -> ModelOut:
     _latest_label(label)
     return ws.assets.model_out(ws.assets.get("model", name))

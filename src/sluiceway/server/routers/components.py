@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response, status
 
+from sluiceway.auth.policy import Action
 from sluiceway.errors import ResourceNotFoundError
 from sluiceway.schemas.components import ComponentOut
+from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 
 router = APIRouter(tags=["components"])
@@ -29,7 +31,9 @@ _BODY = Body(
 )
 
 
-@router.post("/components", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/components", status_code=status.HTTP_201_CREATED, dependencies=[allowed(Action.MANAGE)]
+)
 def create_component(
     body: Annotated[dict[str, Any], _BODY],
     ws: WorkspaceDep,
@@ -43,23 +47,23 @@ def create_component(
     return ws.components.component_out(record)
 
 
-@router.get("/components")
+@router.get("/components", dependencies=[allowed(Action.READ)])
 def list_components(ws: WorkspaceDep) -> list[ComponentOut]:
     """The latest version of each component."""
     return [ws.components.component_out(r) for r in ws.components.list_latest()]
 
 
-@router.get("/components/{name}/versions")
+@router.get("/components/{name}/versions", dependencies=[allowed(Action.READ)])
 def component_versions(name: str, ws: WorkspaceDep) -> list[ComponentOut]:
     return [ws.components.component_out(r) for r in ws.components.versions(name)]
 
 
-@router.get("/components/{name}/versions/{version}")
+@router.get("/components/{name}/versions/{version}", dependencies=[allowed(Action.READ)])
 def get_component(name: str, version: str, ws: WorkspaceDep) -> ComponentOut:
     return ws.components.component_out(ws.components.get(name, version))
 
 
-@router.get("/components/{name}/labels/{label}")
+@router.get("/components/{name}/labels/{label}", dependencies=[allowed(Action.READ)])
 def get_component_label(name: str, label: str, ws: WorkspaceDep) -> ComponentOut:
     if label != "latest":
         raise ResourceNotFoundError(

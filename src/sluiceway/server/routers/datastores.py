@@ -10,9 +10,12 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from sluiceway.auth.policy import Action
 from sluiceway.schemas.assets import UploadRecord
 from sluiceway.schemas.datastores import DatastoreCreate, DatastoreOut
+from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.services.datastores import storage_call
 from sluiceway.storage.locations import Location
 
 router = APIRouter(tags=["datastores"])
@@ -21,11 +24,12 @@ SPOOL_BYTES = 8 << 20
 
 
 @router.get("/datastores")
-def list_datastores(ws: WorkspaceDep) -> list[DatastoreOut]:
-    return ws.datastores.list_all()
+def list_datastores(ws: WorkspaceDep, caller: PrincipalDep) -> list[DatastoreOut]:
+    """The datastores the caller may read."""
+    return ws.datastores.list_all(caller)
 
 
-@router.get("/datastores/{name}")
+@router.get("/datastores/{name}", dependencies=[allowed(Action.READ, datastore="name")])
 def get_datastore(name: str, ws: WorkspaceDep) -> DatastoreOut:
     return ws.datastores.get(name)
 
@@ -34,30 +38,43 @@ def get_datastore(name: str, ws: WorkspaceDep) -> DatastoreOut:
 def put_datastore(
     name: str, body: DatastoreCreate, response: Response, ws: WorkspaceDep, caller: PrincipalDep
 ) -> DatastoreOut:
-    """Register a datastore (201) or replace its settings (200); credentials are never echoed."""
+    """Register a datastore (201) or replace its settings (200); credentials are never echoed.
+
+    A new datastore needs ``manage`` on the workspace, replacing one ``manage`` on it."""
     out, created = ws.datastores.create_or_update(name, body, caller)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return out
 
 
-@router.delete("/datastores/{name}", status_code=204)
+@router.delete(
+    "/datastores/{name}",
+    status_code=204,
+    dependencies=[allowed(Action.MANAGE, datastore="name")],
+)
 def delete_datastore(name: str, ws: WorkspaceDep) -> Response:
     """Forget a datastore; the files in it stay."""
     ws.datastores.delete(name)
     return Response(status_code=204)
 
 
-@router.put("/datastores/{name}/files/{path:path}")
-async def put_file(
-    name: str, path: str, request: Request, ws: WorkspaceDep, _: PrincipalDep
-) -> dict[str, Any]:
+@router.put(
+    "/datastores/{name}/files/{path:path}",
+    dependencies=[allowed(Action.WRITE_DATA, datastore="name")],
+)
+async def put_file(name: str, path: str, request: Request, ws: WorkspaceDep) -> dict[str, Any]:
     """Write one file (replacing it): the request body is the file's bytes."""
     location = ws.datastores.location(name, path)
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
         async for chunk in request.stream():
             spool.write(chunk)
         spool.seek(0)
-        size = await run_in_threadpool(location.write_stream, _read_chunks(spool))
+        size = await run_in_threadpool(
+            storage_call,
+            location.uri,
+            "path",
+            lambda: location.write_stream(_read_chunks(spool)),
+            writing=True,
+        )
     return {"path": location.path, "size": size}
 
 
@@ -66,7 +83,10 @@ def _read_chunks(fh: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-@router.get("/datastores/{name}/files/{path:path}")
+@router.get(
+    "/datastores/{name}/files/{path:path}",
+    dependencies=[allowed(Action.READ_DATA, datastore="name")],
+)
 def get_file(name: str, path: str, ws: WorkspaceDep) -> Response:
     location = ws.datastores.location(name, path)
     return file_response(location)
@@ -75,30 +95,35 @@ def get_file(name: str, path: str, ws: WorkspaceDep) -> Response:
 def file_response(location: Location) -> Response:
     from sluiceway.errors import ResourceNotFoundError
 
-    if not location.path or not location.is_file():
+    if not location.path or not storage_call(location.uri, "path", location.is_file):
         raise ResourceNotFoundError(f"No file at {location.uri}.", target="path")
     return StreamingResponse(location.iter_bytes(), media_type="application/octet-stream")
 
 
-@router.get("/datastores/{name}/list")
+@router.get("/datastores/{name}/list", dependencies=[allowed(Action.READ_DATA, datastore="name")])
 def list_files(name: str, ws: WorkspaceDep, path: str = "") -> list[dict[str, Any]]:
     """Files under ``path``, recursively, with paths relative to the datastore's root."""
     location = ws.datastores.location(name, path)
-    if not location.exists():
+    if not storage_call(location.uri, "path", location.exists):
         return []
-    if location.is_file():
-        return [{"path": location.path, "size": location.list_files()[0].size}]
+    entries = storage_call(location.uri, "path", location.list_files)
+    if storage_call(location.uri, "path", location.is_file):
+        return [{"path": location.path, "size": entries[0].size}]
     prefix = f"{location.path}/" if location.path else ""
-    return [{"path": prefix + e.path, "size": e.size} for e in location.list_files()]
+    return [{"path": prefix + e.path, "size": e.size} for e in entries]
 
 
 @router.get("/uploads/{content_hash}")
-def get_upload(content_hash: str, ws: WorkspaceDep) -> UploadRecord:
-    name, path = ws.assets.get_upload(content_hash)
+def get_upload(content_hash: str, ws: WorkspaceDep, caller: PrincipalDep) -> UploadRecord:
+    """A finished upload, if the caller may read the datastore it is in."""
+    name, path = ws.assets.get_upload(content_hash, caller)
     return UploadRecord(name=name, path=path)
 
 
 @router.put("/uploads/{content_hash}")
-def put_upload(content_hash: str, body: UploadRecord, ws: WorkspaceDep) -> UploadRecord:
-    ws.assets.record_upload(content_hash, body.name, body.path)
+def put_upload(
+    content_hash: str, body: UploadRecord, ws: WorkspaceDep, caller: PrincipalDep
+) -> UploadRecord:
+    """Record a finished upload; the caller must be allowed to write where it is."""
+    ws.assets.record_upload(content_hash, body.name, body.path, caller)
     return body

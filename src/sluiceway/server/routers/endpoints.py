@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response, status
 
+from sluiceway.auth.policy import Action
 from sluiceway.schemas.endpoints import (
     BatchDeploymentCreate,
     BatchDeploymentOut,
@@ -14,9 +15,15 @@ from sluiceway.schemas.endpoints import (
 )
 from sluiceway.schemas.invoke import parse_invoke_body
 from sluiceway.schemas.jobs import JobOut
+from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 
 router = APIRouter(tags=["batch endpoints"])
+READ = [allowed(Action.READ, endpoint="name")]
+MANAGE = [allowed(Action.MANAGE, endpoint="name")]
+# Deployment routes name the endpoint ``endpoint`` and the deployment ``name``.
+READ_ENDPOINT = [allowed(Action.READ, endpoint="endpoint")]
+MANAGE_ENDPOINT = [allowed(Action.MANAGE, endpoint="endpoint")]
 
 
 @router.put("/batch-endpoints/{name}")
@@ -27,6 +34,7 @@ def put_endpoint(
     principal: PrincipalDep,
     response: Response,
 ) -> BatchEndpointOut:
+    """Create an endpoint (``manage`` on the workspace) or update one (``manage`` on it)."""
     from sluiceway.errors import ValidationError
 
     if body.name != name:
@@ -38,7 +46,7 @@ def put_endpoint(
     return out
 
 
-@router.patch("/batch-endpoints/{name}")
+@router.patch("/batch-endpoints/{name}", dependencies=MANAGE)
 def patch_endpoint(
     name: str, ws: WorkspaceDep, changes: Annotated[dict[str, Any], Body()]
 ) -> BatchEndpointOut:
@@ -46,27 +54,31 @@ def patch_endpoint(
 
 
 @router.get("/batch-endpoints")
-def list_endpoints(ws: WorkspaceDep) -> list[BatchEndpointOut]:
-    return ws.endpoints.list_all()
+def list_endpoints(ws: WorkspaceDep, caller: PrincipalDep) -> list[BatchEndpointOut]:
+    """The endpoints the caller may read."""
+    return ws.endpoints.list_all(caller)
 
 
-@router.get("/batch-endpoints/{name}")
+@router.get("/batch-endpoints/{name}", dependencies=READ)
 def get_endpoint(name: str, ws: WorkspaceDep) -> BatchEndpointOut:
     return ws.endpoints.get(name)
 
 
-@router.delete("/batch-endpoints/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/batch-endpoints/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=MANAGE
+)
 def delete_endpoint(name: str, ws: WorkspaceDep) -> None:
     ws.endpoints.delete(name)
 
 
-@router.get("/batch-endpoints/{name}/jobs")
-def endpoint_jobs(name: str, ws: WorkspaceDep) -> list[JobOut]:
+@router.get("/batch-endpoints/{name}/jobs", dependencies=READ)
+def endpoint_jobs(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> list[JobOut]:
+    """The endpoint's jobs the caller may read: its own, or all with ``read jobs`` on it."""
     ws.endpoints.endpoint(name)
-    return ws.jobs.list_all(endpoint_name=name)
+    return ws.jobs.list_all(caller, endpoint_name=name)
 
 
-@router.put("/batch-endpoints/{endpoint}/deployments/{name}")
+@router.put("/batch-endpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
 def put_deployment(
     endpoint: str,
     name: str,
@@ -83,30 +95,39 @@ def put_deployment(
     return out
 
 
-@router.get("/batch-endpoints/{endpoint}/deployments")
+@router.get("/batch-endpoints/{endpoint}/deployments", dependencies=READ_ENDPOINT)
 def list_deployments(endpoint: str, ws: WorkspaceDep) -> list[BatchDeploymentOut]:
     return ws.endpoints.list_deployments(endpoint)
 
 
-@router.get("/batch-endpoints/{endpoint}/deployments/{name}")
+@router.get("/batch-endpoints/{endpoint}/deployments/{name}", dependencies=READ_ENDPOINT)
 def get_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> BatchDeploymentOut:
     return ws.endpoints.get_deployment(endpoint, name)
 
 
 @router.delete(
-    "/batch-endpoints/{endpoint}/deployments/{name}", status_code=status.HTTP_204_NO_CONTENT
+    "/batch-endpoints/{endpoint}/deployments/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=MANAGE_ENDPOINT,
 )
 def delete_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> None:
     ws.endpoints.delete_deployment(endpoint, name)
 
 
-@router.get("/batch-endpoints/{endpoint}/deployments/{name}/jobs")
-def deployment_jobs(endpoint: str, name: str, ws: WorkspaceDep) -> list[JobOut]:
+@router.get("/batch-endpoints/{endpoint}/deployments/{name}/jobs", dependencies=READ_ENDPOINT)
+def deployment_jobs(
+    endpoint: str, name: str, ws: WorkspaceDep, caller: PrincipalDep
+) -> list[JobOut]:
     ws.endpoints.deployment(endpoint, name)
-    return ws.jobs.list_all(endpoint_name=endpoint, deployment_name=name)
+    return ws.jobs.list_all(caller, endpoint_name=endpoint, deployment_name=name)
 
 
-@router.post("/endpoints/{endpoint}/jobs", status_code=status.HTTP_201_CREATED, tags=["invoke"])
+@router.post(
+    "/endpoints/{endpoint}/jobs",
+    status_code=status.HTTP_201_CREATED,
+    tags=["invoke"],
+    dependencies=[allowed(Action.INVOKE, endpoint="endpoint")],
+)
 def invoke(
     endpoint: str,
     ws: WorkspaceDep,
@@ -114,7 +135,10 @@ def invoke(
     body: Annotated[dict[str, Any], Body()],
     azureml_model_deployment: Annotated[str | None, Header()] = None,
 ) -> JobOut:
-    """Invoke an endpoint: Azure's body (``properties.InputData``/``OutputData``)."""
+    """Invoke an endpoint: Azure's body (``properties.InputData``/``OutputData``).
+
+    The caller needs ``invoke`` on the endpoint, ``read data`` where each input is and
+    ``write data`` where each output it names goes."""
     request = parse_invoke_body(body)
     record = ws.invocations.invoke(
         endpoint, request, principal, deployment_name=azureml_model_deployment or None
@@ -123,7 +147,8 @@ def invoke(
     return ws.jobs.job_out(record)
 
 
-@router.get("/endpoints/{endpoint}/jobs", tags=["invoke"])
-def invoked_jobs(endpoint: str, ws: WorkspaceDep) -> list[JobOut]:
+@router.get("/endpoints/{endpoint}/jobs", tags=["invoke"], dependencies=READ_ENDPOINT)
+def invoked_jobs(endpoint: str, ws: WorkspaceDep, caller: PrincipalDep) -> list[JobOut]:
+    """The endpoint's jobs the caller may read: its own, or all with ``read jobs`` on it."""
     ws.endpoints.endpoint(endpoint)
-    return ws.jobs.list_all(endpoint_name=endpoint)
+    return ws.jobs.list_all(caller, endpoint_name=endpoint)

@@ -1,4 +1,8 @@
-"""Jobs: status, progress, outputs and logs; cancel, and rerun of the failed files."""
+"""Jobs: status, progress, outputs and logs; cancel, and rerun of the failed files.
+
+The job service decides who may see and cancel a job: its invoker, and those with ``read jobs``
+or ``cancel jobs`` on its endpoint.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,15 @@ router = APIRouter(tags=["jobs"])
 @router.get("/jobs")
 def list_jobs(
     ws: WorkspaceDep,
+    caller: PrincipalDep,
     endpoint_name: str | None = None,
     deployment_name: str | None = None,
     status: str | None = None,
     limit: int = 100,
 ) -> list[JobOut]:
+    """The newest jobs the caller may read."""
     return ws.jobs.list_all(
+        caller,
         endpoint_name=endpoint_name,
         deployment_name=deployment_name,
         status=status,
@@ -29,37 +36,42 @@ def list_jobs(
 
 
 @router.get("/jobs/{name}")
-def get_job(name: str, ws: WorkspaceDep) -> JobOut:
-    return ws.jobs.get(name)
+def get_job(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JobOut:
+    return ws.jobs.get(name, caller)
 
 
 @router.get("/jobs/{name}/outputs/{output}")
-def list_output(name: str, output: str, ws: WorkspaceDep) -> JobOutputListing:
-    return ws.jobs.list_output(name, output)
+def list_output(name: str, output: str, ws: WorkspaceDep, caller: PrincipalDep) -> JobOutputListing:
+    return ws.jobs.list_output(name, output, caller)
 
 
 @router.get("/jobs/{name}/outputs/{output}/files/{path:path}")
-def get_output_file(name: str, output: str, path: str, ws: WorkspaceDep) -> Response:
-    return file_response(ws.jobs.output_file(name, output, path))
+def get_output_file(
+    name: str, output: str, path: str, ws: WorkspaceDep, caller: PrincipalDep
+) -> Response:
+    return file_response(ws.jobs.output_file(name, output, path, caller))
 
 
 @router.get("/jobs/{name}/logs")
-def list_logs(name: str, ws: WorkspaceDep) -> list[JobFile]:
-    return ws.jobs.list_logs(name)
+def list_logs(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> list[JobFile]:
+    return ws.jobs.list_logs(name, caller)
 
 
 @router.get("/jobs/{name}/logs/{path:path}")
-def get_log(name: str, path: str, ws: WorkspaceDep, offset: int = 0) -> Response:
+def get_log(
+    name: str, path: str, ws: WorkspaceDep, caller: PrincipalDep, offset: int = 0
+) -> Response:
     """The log file's text from byte ``offset`` on; a client following a log asks again from
     its offset plus the bytes it got."""
-    return Response(ws.jobs.read_log(name, path, offset), media_type="text/plain; charset=utf-8")
+    text = ws.jobs.read_log(name, path, caller, offset)
+    return Response(text, media_type="text/plain; charset=utf-8")
 
 
 @router.post("/jobs/{name}/cancel", status_code=status.HTTP_202_ACCEPTED)
-def cancel_job(name: str, ws: WorkspaceDep) -> JobOut:
+def cancel_job(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JobOut:
     """Cancel a job: a queued one ends ``Canceled`` at once, a running one goes to
     ``CancelRequested`` until its workers are stopped."""
-    return ws.jobs.cancel(name)
+    return ws.jobs.cancel(name, caller)
 
 
 @router.post("/jobs/{name}/rerun-failed", status_code=status.HTTP_201_CREATED)

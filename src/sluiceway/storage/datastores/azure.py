@@ -99,6 +99,10 @@ class AzureContainerDatastore:
         return cls(kind, account, container, url, dict(credentials) if credentials else None)
 
     @property
+    def service_url(self) -> str:
+        return self.url
+
+    @property
     def connection_string(self) -> str:
         return connection_string(self.url, self.account, self.credentials)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sluiceway.errors import ValidationError
+from sluiceway.storage.paths import check_relative_path
 
 
 class DatastoreType(StrEnum):
@@ -32,6 +33,11 @@ class DatastoreBackend(Protocol):
     @property
     def fs(self) -> Any:
         """The fsspec filesystem that reaches the store."""
+
+    @property
+    def service_url(self) -> str | None:
+        """The URL the store is reached at when its settings name one (None for a local
+        folder, or a cloud's own endpoint); the server checks it before connecting."""
 
     def full_path(self, path: str) -> str:
         """The filesystem path of ``path`` (normalised, relative to the store's root)."""
@@ -52,26 +58,18 @@ class DatastoreBackend(Protocol):
 
 
 def contained_path(root: str, path: str) -> str:
-    """``root/path`` for a path relative to a store's root; ``..`` may not climb above it.
+    """``root/path`` for a path relative to a store's root; it may not leave the root.
 
     Args:
         root: The store's root in its filesystem (``container``, ``bucket/prefix``).
-        path: A path relative to the root; leading ``/`` and ``.`` segments are ignored.
+        path: A path relative to the root; a leading ``/`` and ``.`` segments are ignored.
 
     Raises:
-        ValidationError: the path leaves the root.
+        ValidationError: the path could leave the root (``..``, also percent-encoded, a
+            backslash or a NUL byte; see :func:`sluiceway.storage.paths.check_relative_path`).
     """
-    parts: list[str] = []
-    for segment in path.split("/"):
-        if segment in ("", "."):
-            continue
-        if segment == "..":
-            if not parts:
-                raise ValidationError(f"Path {path!r} leaves the datastore's root.", target="path")
-            parts.pop()
-        else:
-            parts.append(segment)
-    return posixpath.join(root, *parts) if parts else root
+    relative, _ = check_relative_path(path, leading_slash=True)
+    return posixpath.join(root, relative) if relative else root
 
 
 def required(config: dict[str, Any], key: str, type_name: str) -> str:

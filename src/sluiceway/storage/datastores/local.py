@@ -13,6 +13,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from sluiceway.errors import ValidationError
 from sluiceway.storage.datastores.base import DatastoreType
+from sluiceway.storage.paths import ACCEPTED_PATHS, check_relative_path
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,26 @@ class LocalDatastore:
     def fs(self) -> LocalFileSystem:
         return self._fs
 
+    @property
+    def service_url(self) -> None:
+        return None
+
     def local_path(self, path: str) -> Path:
-        """The real path of ``path``, refusing any that leaves the root (through links too)."""
-        target = (self.root / path.lstrip("/")).resolve()
+        """The real path of ``path``, refusing any that leaves the root, through links too.
+
+        Raises:
+            ValidationError: ``path`` is not a datastore path (see
+                :func:`~sluiceway.storage.paths.check_relative_path`), or its real path, with
+                every symbolic link resolved, is outside the datastore's root.
+        """
+        relative, _ = check_relative_path(path, leading_slash=True)
+        target = (self.root / relative).resolve()
         if target != self.root and self.root not in target.parents:
-            raise ValidationError(f"Path {path!r} leaves the datastore's root.", target="path")
+            raise ValidationError(
+                f"The path {path!r} is not accepted: a symbolic link takes it out of the "
+                f"datastore's root. Give {ACCEPTED_PATHS}, whose real path stays inside it.",
+                target="path",
+            )
         return target
 
     def full_path(self, path: str) -> str:
@@ -61,3 +77,58 @@ class LocalDatastore:
         finally:
             tmp.unlink(missing_ok=True)
         return size
+
+
+ROOTS_SETTING = "SLUICEWAY_LOCAL_DATASTORE_ROOTS"
+
+
+def check_root(
+    root: str | None, *, allowed: tuple[Path, ...], home: Path, reserved: tuple[Path, ...]
+) -> Path:
+    """Check where a local datastore may be: an existing folder inside one of ``allowed``.
+
+    Args:
+        root: The datastore's ``root`` as given.
+        allowed: The folders of ``SLUICEWAY_LOCAL_DATASTORE_ROOTS`` (by default the home).
+        home: The workspace home, whose own files (keys, tokens, the database) no datastore
+            may reach.
+        reserved: Folders in the home that belong to the server (the default datastore's
+            folder, the staging folder): no datastore may hold or lie inside them.
+
+    Returns:
+        The root's real path.
+
+    Raises:
+        ValidationError: naming the root, what is wrong and which setting allows more.
+    """
+    if not root or not Path(root).is_absolute():
+        raise ValidationError(
+            f"root {root!r} is not accepted: a local datastore needs an absolute folder.",
+            target="root",
+        )
+    path = Path(root).resolve()
+    if not path.is_dir():
+        raise ValidationError(f"root {root!r} is not an existing folder.", target="root")
+    home = home.resolve()
+    if path == home or path in home.parents:
+        raise ValidationError(
+            f"root {root!r} holds the workspace home, whose files (keys, tokens, the database) "
+            "no datastore may reach; choose a folder inside it or elsewhere.",
+            target="root",
+        )
+    for folder in (r.resolve() for r in reserved):
+        if path == folder or folder in path.parents or path in folder.parents:
+            raise ValidationError(
+                f"root {root!r} holds or lies inside {folder}, which the server keeps for "
+                "itself in the workspace home; choose another folder.",
+                target="root",
+            )
+    folders = [a.resolve() for a in allowed]
+    if not any(path == a or a in path.parents for a in folders):
+        raise ValidationError(
+            f"root {root!r} is not accepted: local datastores must lie in "
+            f"{', '.join(str(a) for a in folders)}. The server's operator can allow other "
+            f"folders with {ROOTS_SETTING} (a comma-separated list of folders).",
+            target="root",
+        )
+    return path

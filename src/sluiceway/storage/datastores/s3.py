@@ -60,6 +60,10 @@ class S3Datastore:
         )
 
     @property
+    def service_url(self) -> str | None:
+        return self.endpoint_url
+
+    @property
     def fs(self) -> Any:
         if self._fs is None:
             try:

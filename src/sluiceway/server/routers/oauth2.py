@@ -1,0 +1,148 @@
+"""``POST /oauth2/token``: the OAuth2 client-credentials grant (RFC 6749 section 4.4).
+
+A service principal sends ``grant_type=client_credentials``, its ``client_id`` and
+``client_secret`` as a form (or the id and secret as HTTP Basic credentials) and gets a bearer
+token for an hour, in the shape Azure's token endpoint answers. ``scope`` is accepted whatever
+it says (Azure callers send ``https://ml.azure.com/.default``). Errors have OAuth2's shape,
+``{"error", "error_description"}`` (section 5.2), never the workspace's error shape.
+
+The form is parsed here rather than by FastAPI so that the route needs no multipart parser
+and a malformed request still gets an OAuth2 error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qs, unquote_plus
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from sluiceway.server.deps import WorkspaceDep
+
+public = APIRouter(tags=["oauth2"])
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 16 << 10
+GRANT_TYPE = "client_credentials"
+_NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def _error(exc: OAuthError, *, basic: bool) -> JSONResponse:
+    headers = dict(_NO_CACHE)
+    if exc.status == 401 and basic:
+        headers["WWW-Authenticate"] = 'Basic realm="sluiceway"'
+    return JSONResponse(
+        status_code=exc.status,
+        content={"error": exc.error, "error_description": exc.description},
+        headers=headers,
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise OAuthError(
+            "invalid_request",
+            f"The token request must be a form: Content-Type {FORM_TYPE}, not "
+            f"{media_type or 'none'!r}.",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthError(
+                "invalid_request", f"The token request is larger than {MAX_FORM_BYTES} bytes."
+            )
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "The token request is not UTF-8 text.") from None
+    repeated = sorted(name for name, values in fields.items() if len(values) > 1)
+    if repeated:
+        raise OAuthError("invalid_request", f"Parameter {repeated[0]!r} is given more than once.")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The client id and secret of an ``Authorization: Basic`` header (section 2.3.1)."""
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise OAuthError(
+            "invalid_client",
+            "The token endpoint takes client credentials in the form or as HTTP Basic; "
+            f"not as {scheme or 'an empty'!r} authorization.",
+            401,
+        )
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise OAuthError(
+            "invalid_client", "The Basic credentials are not valid base64.", 401
+        ) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "The Basic credentials need 'client_id:secret'.", 401)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+@public.post("/oauth2/token")
+async def token(request: Request, ws: WorkspaceDep) -> JSONResponse:
+    """Exchange a service principal's client id and secret for an access token."""
+    basic = False
+    try:
+        form = await _form(request)
+        from_header = _basic_credentials(request.headers.get("authorization"))
+        basic = from_header is not None
+        grant_type = form.get("grant_type", "")
+        if not grant_type:
+            raise OAuthError("invalid_request", "The 'grant_type' parameter is missing.")
+        if grant_type != GRANT_TYPE:
+            raise OAuthError(
+                "unsupported_grant_type",
+                f"Grant type {grant_type!r} is not supported; accepted: {GRANT_TYPE!r}.",
+            )
+        in_form = "client_id" in form or "client_secret" in form
+        if from_header is not None and in_form:
+            raise OAuthError(
+                "invalid_request",
+                "Give the client credentials once: in the form or as HTTP Basic, not both.",
+            )
+        client_id, secret = from_header or (
+            form.get("client_id", ""),
+            form.get("client_secret", ""),
+        )
+        if not client_id:
+            raise OAuthError("invalid_request", "The 'client_id' parameter is missing.")
+        if not secret:
+            raise OAuthError("invalid_request", "The 'client_secret' parameter is missing.")
+        issued = await run_in_threadpool(ws.identity_service.client_credentials, client_id, secret)
+        if issued is None:
+            raise OAuthError(
+                "invalid_client",
+                "Client authentication failed: no service principal has this client id and secret.",
+                401,
+            )
+    except OAuthError as exc:
+        return _error(exc, basic=basic)
+    return JSONResponse(
+        {
+            "access_token": issued.access_token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "ext_expires_in": issued.expires_in,
+        },
+        headers=_NO_CACHE,
+    )

@@ -1,0 +1,85 @@
+"""Migration 0004 widens ``jobs.invoker`` to any identity name, keeping every job's rows.
+
+On SQLite the jobs table is copied to change the column, which would delete the mini-batches
+and steps that reference it; they must all be there afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
+
+from sluiceway.store.db import MIGRATIONS, Database
+from sluiceway.store.jobs import JobStore
+from sluiceway.store.steps import StepStore
+from tests.integration.test_store import _postgres_database
+
+
+def _migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
+    else:
+        urls = _postgres_database()
+    database = Database(next(urls))
+    _migrate(database.engine, "0003")
+    yield database
+    database.dispose()
+    for _ in urls:  # runs the generator's clean-up
+        pass
+
+
+def _rows(db: Database, table: str) -> list[tuple[object, ...]]:
+    with db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))]
+
+
+def test_long_invoker_names_fit_and_no_job_loses_its_rows(db_at_0003: Database) -> None:
+    db = db_at_0003
+    jobs, steps = JobStore(db), StepStore(db)
+    for name in ("job-a", "job-b"):
+        jobs.create(
+            name,
+            endpoint_name="ep",
+            deployment_name="dep",
+            spec={"kind": "model"},
+            invoker="alice",
+            experiment_name=None,
+        )
+        jobs.plan(name, [["a.csv", "b.csv"], ["c.csv"]])
+        steps.plan(name, ["prep", "score"])
+    before = {t: _rows(db, t) for t in ("jobs", "mini_batches", "job_steps")}
+    assert len(before["mini_batches"]) == 4 and len(before["job_steps"]) == 4
+
+    _migrate(db.engine, "head")
+
+    assert {t: _rows(db, t) for t in before} == before
+    long_name = "service-principal-" + "x" * 200
+    jobs.create(
+        "job-c",
+        endpoint_name="ep",
+        deployment_name="dep",
+        spec={"kind": "model"},
+        invoker=long_name,
+        experiment_name=None,
+    )
+    created = jobs.get("job-c")
+    assert created is not None and created.invoker == long_name
+    # The references still hold: deleting a job still removes its mini-batches and steps.
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM jobs WHERE name = 'job-a'"))
+    assert {r[0] for r in _rows(db, "mini_batches")} == {"job-b"}
+    assert {r[0] for r in _rows(db, "job_steps")} == {"job-b"}

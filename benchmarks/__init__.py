@@ -1,0 +1,1 @@
+"""Benchmarks of Sluiceway: ``./benchmarks/run.sh`` runs :mod:`benchmarks.compare`."""

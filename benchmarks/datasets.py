@@ -1,0 +1,132 @@
+"""The data and the model every contender scores: folders of heart-schema CSV files and one
+MLflow gradient-boosting classifier.
+
+The rows come from :func:`sluiceway.examples.heart.generate_heart_frame` (synthetic, with the UCI
+Cleveland columns); each folder is written once per run and read by every contender.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from sluiceway.examples.heart import HEART_FEATURES, HEART_TARGET, generate_heart_frame
+
+MB = 1 << 20
+TRAINING_ROWS = 2000
+CATEGORICAL = ["cp", "restecg", "slope", "thal"]
+
+
+@dataclass(frozen=True)
+class InputFolder:
+    """A folder of CSV files, as written."""
+
+    path: Path
+    files: int
+    rows: int
+    bytes: int
+
+
+def file_name(index: int) -> str:
+    return f"part-{index:06d}.csv"
+
+
+def write_folder(folder: Path, files: int, rows_per_file: int, seed: int) -> InputFolder:
+    """Write ``files`` CSV files of ``rows_per_file`` heart rows each (a header row, no target).
+
+    Every file has rows of its own and the same seed writes the same folder. Rows are drawn
+    for up to 200,000 rows' worth of files at a time (one draw is far faster than thousands of
+    small ones), so a large folder never sits in memory.
+    """
+    folder.mkdir(parents=True, exist_ok=False)
+    total = 0
+    per_draw = max(1, min(files, 200_000 // max(rows_per_file, 1)))
+    for start in range(0, files, per_draw):
+        count = min(per_draw, files - start)
+        frame = generate_heart_frame(count * rows_per_file, seed=seed * 1_000_003 + start)
+        text = frame[HEART_FEATURES].to_csv(index=False, lineterminator="\n")
+        header, _, body = text.partition("\n")
+        lines = body.splitlines(keepends=True)
+        for offset in range(count):
+            chunk = lines[offset * rows_per_file : (offset + 1) * rows_per_file]
+            data = (header + "\n" + "".join(chunk)).encode()
+            (folder / file_name(start + offset)).write_bytes(data)
+            total += len(data)
+    return InputFolder(folder, files, files * rows_per_file, total)
+
+
+def rows_for_size(megabytes: float) -> int:
+    """How many heart rows make a CSV file of about ``megabytes`` MB."""
+    sample = generate_heart_frame(10_000, seed=0)[HEART_FEATURES].to_csv(index=False)
+    per_row = len(sample.encode()) / 10_000
+    return max(1, int(megabytes * MB / per_row))
+
+
+def train_model(model_dir: Path, seed: int = 0) -> Path:
+    """Train a gradient-boosting classifier on heart rows and save it as an MLflow model.
+
+    The pipeline one-hot encodes the categorical columns and passes the others through; it is
+    saved with cloudpickle (mlflow-skinny lacks the default format's package) and a column
+    signature, so every contender loads the same model and MLflow checks the same schema.
+    """
+    # save_model() imports mlflow.pyfunc lazily; imported here first, its import warnings
+    # stay in this one place.
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = generate_heart_frame(TRAINING_ROWS, seed=seed)
+    features, target = frame[HEART_FEATURES], frame[HEART_TARGET]
+    preprocess = ColumnTransformer(
+        [("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)],
+        remainder="passthrough",
+    )
+    pipeline = Pipeline(
+        [("preprocess", preprocess), ("classifier", GradientBoostingClassifier(random_state=seed))]
+    ).fit(features, target)
+    requirements = [
+        f"mlflow-skinny=={mlflow.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"cloudpickle=={importlib.metadata.version('cloudpickle')}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        # The hint that int columns cannot hold missing values: the generated ones never do.
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(features, target)
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(model_dir),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        pip_requirements=requirements,
+        signature=signature,
+    )
+    return model_dir
+
+
+def describe(folder: InputFolder) -> str:
+    size = folder.bytes / MB
+    return f"{folder.files} files x {folder.rows // max(folder.files, 1)} rows ({size:,.1f} MB)"
+
+
+__all__ = [
+    "MB",
+    "InputFolder",
+    "describe",
+    "file_name",
+    "rows_for_size",
+    "train_model",
+    "write_folder",
+]

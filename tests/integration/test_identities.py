@@ -216,6 +216,7 @@ def test_expired_and_foreign_tokens_are_401_without_echo(
             {**base, "aud": "https://ml.azure.com", "exp": 4_000_000_000}, key, algorithm="HS256"
         ),
         "'exp'": jwt.encode(base, key, algorithm="HS256"),
+        "signature": jwt.encode({**base, "exp": 4_000_000_000}, b"x" * 32, algorithm="HS256"),
         "algorithm": (
             base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
             + "."

@@ -10,13 +10,14 @@ mini-batches on a :class:`~sluiceway.executors.local.LocalExecutor` pool (worker
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import tempfile
 import time
 from pathlib import Path
 
 from sluiceway.examples.heart import generate_heart_frame, train_heart_model
-from sluiceway.executors.base import MiniBatchTask, ScorerKind, WorkerSpec
+from sluiceway.executors.base import JobContext, MiniBatchTask, ScorerKind, WorkerSpec
 from sluiceway.executors.local import LocalExecutor
 from sluiceway.runtime.scoring import load_scorer
 
@@ -32,21 +33,25 @@ def make_inputs(folder: Path, files: int, rows: int) -> list[str]:
     return paths
 
 
-def baseline(spec: WorkerSpec, batches: list[list[str]]) -> tuple[float, int]:
+def baseline(spec: WorkerSpec, job: JobContext, batches: list[list[str]]) -> tuple[float, int]:
     os.environ["AZUREML_MODEL_DIR"] = spec.model_dir or ""
-    os.environ["AZUREML_BI_OUTPUT_PATH"] = spec.output_dir
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir
     start = time.perf_counter()
     scorer = load_scorer(spec)
-    items = sum(scorer.score(batch, rows=True).items_succeeded for batch in batches)
+    items = 0
+    for batch in batches:
+        items += scorer.score(batch, io.StringIO())  # the lines, rendered as for a part file
     return time.perf_counter() - start, items
 
 
-def candidate(spec: WorkerSpec, batches: list[list[str]], workers: int) -> tuple[float, int]:
+def candidate(
+    spec: WorkerSpec, job: JobContext, batches: list[list[str]], workers: int
+) -> tuple[float, int]:
     start = time.perf_counter()
     pending = [MiniBatchTask(i, tuple(b), 1, 600.0) for i, b in enumerate(batches)]
     items = 0
     done = 0
-    with LocalExecutor().open_pool(spec, workers) as pool:
+    with LocalExecutor().open_pool(spec, job, workers) as pool:
         while done < len(batches):
             while pending and pool.idle():
                 pool.submit(pending.pop(0))
@@ -72,20 +77,20 @@ def main() -> None:
         size = args.mini_batch_size
         batches = [paths[i : i + size] for i in range(0, len(paths), size)]
 
-        def spec(name: str) -> WorkerSpec:
+        spec = WorkerSpec(scorer=ScorerKind.MLFLOW, model_dir=str(model_dir))
+
+        def job(name: str) -> JobContext:
             out = root / name
             (out / "parts").mkdir(parents=True)
-            return WorkerSpec(
+            return JobContext(
                 job_name=name,
-                scorer=ScorerKind.MLFLOW,
-                model_dir=str(model_dir),
                 output_dir=str(out),
                 parts_dir=str(out / "parts"),
                 log_dir=str(out / "logs"),
             )
 
-        base_time, base_items = baseline(spec("baseline"), batches)
-        cand_time, cand_items = candidate(spec("pool"), batches, args.workers)
+        base_time, base_items = baseline(spec, job("baseline"), batches)
+        cand_time, cand_items = candidate(spec, job("pool"), batches, args.workers)
     assert base_items == cand_items == args.files * args.rows, (base_items, cand_items)
     n = len(batches)
     print(f"{args.files} files x {args.rows} rows, mini_batch_size {size}: {n} mini-batches")

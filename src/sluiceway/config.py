@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     # pools are kept at once.
     worker_idle_seconds: float = Field(default=300.0, ge=0)
     max_idle_worker_pools: int = Field(default=4, ge=0)
+    # Processes started ahead, with the MLflow scorer's modules (NumPy, pandas) imported, that
+    # jobs of MLflow deployments take instead of starting workers; 0 starts none. More modules
+    # for them to import, comma-separated; those not installed are skipped. scikit-learn (in
+    # the mlflow extra) is what most MLflow models load.
+    spare_workers: int = Field(default=2, ge=0)
+    worker_preload: str = "sklearn"
 
     # Where workspaceblobstore lives: unset for <home>/blobstore, else a datastore in the YAML
     # shape as JSON, e.g. {"type": "s3", "bucket": "b", "endpoint_url": "http://...",

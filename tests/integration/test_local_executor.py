@@ -22,6 +22,7 @@ import pytest
 from sluiceway.executors.base import (
     Executor,
     FailureKind,
+    JobContext,
     MiniBatchResult,
     MiniBatchTask,
     ScorerKind,
@@ -29,7 +30,8 @@ from sluiceway.executors.base import (
     WorkerSpec,
 )
 from sluiceway.executors.local import LocalExecutor, LocalWorkerPool
-from sluiceway.runtime.worker import part_path, stdout_log_path
+from sluiceway.runtime.parts import part_path
+from sluiceway.runtime.worker import stdout_log_path
 
 # Behaviour is chosen by the name of the first file that asks for something special.
 SCRIPT = """\
@@ -86,22 +88,29 @@ RESULT_TYPE_MESSAGE = (
 
 
 def make_spec(root: Path, **changes: Any) -> WorkerSpec:
-    """A scoring-script job rooted at ``root``, with :data:`SCRIPT` as its scoring script."""
+    """A scoring-script deployment rooted at ``root``, with :data:`SCRIPT` as its script."""
     code = root / "code"
     code.mkdir(parents=True, exist_ok=True)
     (code / "score.py").write_text(SCRIPT)
     (root / "model").mkdir(exist_ok=True)
     spec = WorkerSpec(
-        job_name=root.name,
         scorer=ScorerKind.SCORING_SCRIPT,
         model_dir=str(root / "model"),
-        output_dir=str(root / "score"),
-        parts_dir=str(root / "parts"),
-        log_dir=str(root / "logs"),
         code_dir=str(code),
         scoring_script="score.py",
     )
     return replace(spec, **changes)
+
+
+def make_job(root: Path, **changes: Any) -> JobContext:
+    """A job whose output, parts and logs are under ``root``."""
+    job = JobContext(
+        job_name=root.name,
+        output_dir=str(root / "score"),
+        parts_dir=str(root / "parts"),
+        log_dir=str(root / "logs"),
+    )
+    return replace(job, **changes)
 
 
 def write_file(folder: Path, name: str, *lines: str) -> str:
@@ -134,9 +143,9 @@ def wait_for(condition: Callable[[], object], what: str, within: float = 20.0) -
         time.sleep(0.05)
 
 
-def inits(spec: WorkerSpec) -> list[int]:
-    """The pids that ran init(), in order."""
-    path = Path(spec.output_dir) / "inits.txt"
+def inits(job: JobContext) -> list[int]:
+    """The pids that ran init() while serving ``job``, in order."""
+    path = Path(job.output_dir) / "inits.txt"
     return [int(line) for line in path.read_text().split()] if path.exists() else []
 
 
@@ -194,7 +203,7 @@ def heart_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedMod
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalWorkerPool, Path]]:
     root = tmp_path_factory.mktemp("shared")
-    pool = LocalExecutor().open_pool(make_spec(root), 2)
+    pool = LocalExecutor().open_pool(make_spec(root), make_job(root), 2)
     pids = list(pool.pids().values())
     try:
         yield pool, root
@@ -217,7 +226,7 @@ def test_pool_conforms_to_the_executor_protocol(tmp_path: Path) -> None:
     executor: Executor = LocalExecutor()
     assert executor.name == "local"
     with pytest.raises(ValueError, match="at least 1 worker"):
-        executor.open_pool(make_spec(tmp_path), 0)
+        executor.open_pool(make_spec(tmp_path), make_job(tmp_path), 0)
 
 
 def test_scores_files_into_part_files_in_order(
@@ -291,8 +300,11 @@ def test_worker_sees_the_model_and_output_folders_and_logs_its_output(
     (result,) = collect(pool, 1)
 
     assert result.ok, result
-    lines = part_path(str(root / "parts"), 12).read_text().splitlines()
-    assert lines == [str(root / "model"), str(root / "score")]
+    model_dir, output_dir = part_path(str(root / "parts"), 12).read_text().splitlines()
+    assert model_dir == str(root / "model")
+    # The pool's link to the job's output folder, so a path kept from init() follows the job.
+    assert output_dir == str(pool.output_link)
+    assert Path(output_dir).resolve() == (root / "score").resolve()
     log = stdout_log_path(str(root / "logs"), result.worker).read_text()
     assert f"init in {pool.pids()[result.worker]}" in log
 
@@ -301,7 +313,7 @@ def test_timeout_kills_the_worker_and_a_new_one_takes_over(
     pool_and_root: tuple[LocalWorkerPool, Path],
 ) -> None:
     pool, root = pool_and_root
-    spec = make_spec(root)
+    job = make_job(root)
     before = pool.pids()
     started = time.monotonic()
     pool.submit(task(13, write_file(root / "data-sleep", "sleep.txt"), timeout=1))
@@ -314,7 +326,7 @@ def test_timeout_kills_the_worker_and_a_new_one_takes_over(
     assert gone(before[result.worker])
     replacement = pool.pids()[result.worker]  # the slot keeps its name
     assert replacement != before[result.worker]
-    wait_for(lambda: replacement in inits(spec), "the replacement's init()")
+    wait_for(lambda: replacement in inits(job), "the replacement's init()")
 
     data = root / "data-after-timeout"
     pool.submit(task(14, write_file(data, "x.txt", "x")))
@@ -348,7 +360,7 @@ def test_a_worker_that_dies_is_reported_and_replaced(
 def test_init_failure_answers_every_task_with_an_init_error(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, environment_variables={"FAIL_INIT": "1"})
     file = write_file(tmp_path / "data", "a.txt", "a")
-    with LocalExecutor().open_pool(spec, 1) as pool:
+    with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
         pool.submit(task(0, file))
         (first,) = collect(pool, 1)
         pool.submit(task(1, file))
@@ -361,12 +373,12 @@ def test_init_failure_answers_every_task_with_an_init_error(tmp_path: Path) -> N
         assert result.traceback is not None
         assert "in init" in result.traceback and "in load_model" in result.traceback
     assert [(e.worker, e.init_error is not None) for e in errors] == [("worker-0", True)]
-    assert len(inits(spec)) == 1  # the worker stays up; init() ran once
+    assert len(inits(make_job(tmp_path))) == 1  # the worker stays up; init() ran once
 
 
 def test_timeout_clock_starts_when_init_is_done(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, environment_variables={"INIT_SLEEP": "1.5"})
-    with LocalExecutor().open_pool(spec, 1) as pool:
+    with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
         # Sent while the worker is still in init(), which alone takes longer than the timeout.
         pool.submit(task(0, write_file(tmp_path / "data", "a.txt", "a"), timeout=1))
         (result,) = collect(pool, 1)
@@ -376,7 +388,7 @@ def test_timeout_clock_starts_when_init_is_done(tmp_path: Path) -> None:
 
 def test_init_timeout_replaces_a_worker_stuck_in_init(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, environment_variables={"INIT_SLEEP": "60"})
-    with LocalExecutor(init_timeout=0.5).open_pool(spec, 1) as pool:
+    with LocalExecutor(init_timeout=0.5).open_pool(spec, make_job(tmp_path), 1) as pool:
         first = pool.pids()["worker-0"]
         pool.submit(task(0, write_file(tmp_path / "data", "a.txt", "a")))
         (result,) = collect(pool, 1)
@@ -390,10 +402,10 @@ def test_init_timeout_replaces_a_worker_stuck_in_init(tmp_path: Path) -> None:
 
 def test_close_kills_busy_workers_and_what_their_scripts_started(tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
-    pool = LocalExecutor(grace_period=0.5).open_pool(spec, 1)
+    pool = LocalExecutor(grace_period=0.5).open_pool(spec, make_job(tmp_path), 1)
     worker = pool.pids()["worker-0"]
     pool.submit(task(0, write_file(tmp_path / "data", "child.txt")))
-    child_pid_file = Path(spec.output_dir) / "child.pid"
+    child_pid_file = tmp_path / "score" / "child.pid"
     wait_for(lambda: child_pid_file.exists() and child_pid_file.read_text(), "the child process")
     child = int(child_pid_file.read_text())
 
@@ -413,12 +425,12 @@ def test_close_kills_busy_workers_and_what_their_scripts_started(tmp_path: Path)
 def test_context_manager_closes_idle_workers_and_kills_on_error(tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
     executor = LocalExecutor()
-    with executor.open_pool(spec, 1) as pool:
+    with executor.open_pool(spec, make_job(tmp_path), 1) as pool:
         idle = pool.pids()["worker-0"]
-        wait_for(lambda: idle in inits(spec), "init()")
+        wait_for(lambda: idle in inits(make_job(tmp_path)), "init()")
     assert gone(idle)
 
-    with pytest.raises(KeyError), executor.open_pool(spec, 1) as pool:
+    with pytest.raises(KeyError), executor.open_pool(spec, make_job(tmp_path), 1) as pool:
         busy = pool.pids()["worker-0"]
         pool.submit(task(0, write_file(tmp_path / "data", "sleep.txt")))
         raise KeyError("the scheduler failed")
@@ -439,7 +451,7 @@ def test_mlflow_model_scored_without_a_script(tmp_path: Path, heart_model: Train
         code_dir=None,
         scoring_script=None,
     )
-    with LocalExecutor().open_pool(spec, 1) as pool:
+    with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
         pool.submit(task(0, files[0], files[1], timeout=60))
         (first,) = collect(pool, 1, within=90)
         pool.submit(task(1, files[2]))

@@ -1,5 +1,6 @@
-"""The MLflow scorer reads a CSV file in slices, so a big file costs one slice's memory; the
-rows it returns are those of scoring the whole file at once."""
+"""The MLflow scorer reads a CSV file in slices, so a big file costs one slice's memory, and
+scores the small files of a mini-batch together for a scikit-learn model; the rows it returns
+are those of scoring each whole file on its own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from sluiceway.runtime import mlflow_scorer
+from sluiceway.runtime.mlflow_model import SklearnModel
 
 
 class Doubler:
@@ -47,3 +49,62 @@ def test_slices_give_the_rows_of_the_whole_file(
     assert list(sliced["row"][:25]) == list(range(25))
     assert list(sliced["prediction"][:25]) == [2 * i for i in range(25)]
     assert list(sliced["file_name"].unique()) == ["one.csv", "three.parquet", "two.csv"]
+
+
+def test_a_scikit_learn_model_scores_the_small_files_of_a_mini_batch_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    paths = []
+    for i, rows in enumerate([1, 2, 0, 3, 4]):
+        path = folder / f"f-{i}.csv"
+        pd.DataFrame({"a": range(10 * i, 10 * i + rows), "b": ["x"] * rows}).to_csv(
+            path, index=False
+        )
+        paths.append(str(path))
+    other = folder / "other.csv"  # other columns: scored on its own
+    pd.DataFrame({"a": [7, 8]}).to_csv(other, index=False)
+    paths.insert(2, str(other))
+    estimator = Doubler()
+    model = SklearnModel(estimator, "predict", None, lambda: pytest.fail("no MLflow needed"))
+    monkeypatch.setattr(mlflow_scorer, "_model", model)
+    monkeypatch.setattr(mlflow_scorer, "ROWS_PER_PREDICT", 6)
+
+    together = mlflow_scorer.run(paths)
+
+    # f-0 and f-1 together; other.csv alone; f-3 and the first 3 rows of f-4 would pass the
+    # limit of 6, so f-3 goes with nothing, then f-4.
+    assert estimator.calls == [3, 2, 3, 4]
+    alone = Doubler()
+    monkeypatch.setattr(mlflow_scorer, "_model", alone)
+    one_by_one = mlflow_scorer.run(paths)
+    assert alone.calls == [1, 2, 2, 3, 4]
+    pd.testing.assert_frame_equal(together, one_by_one)
+    assert list(together["file_name"]) == [
+        "f-0.csv", "f-1.csv", "f-1.csv", "other.csv", "other.csv",
+        "f-3.csv", "f-3.csv", "f-3.csv", "f-4.csv", "f-4.csv", "f-4.csv", "f-4.csv",
+    ]  # fmt: skip
+    assert list(together["row"]) == [0, 0, 1, 0, 1, 0, 1, 2, 0, 1, 2, 3]
+    assert list(together["prediction"]) == [0, 20, 22, 14, 16, 60, 62, 64, 80, 82, 84, 86]
+
+
+def test_a_wrong_number_of_predictions_names_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"f-{i}.csv"
+        pd.DataFrame({"a": [1, 2]}).to_csv(path, index=False)
+        paths.append(str(path))
+
+    class Short:
+        def predict(self, data: pd.DataFrame) -> Any:
+            return np.zeros(len(data) - 1)
+
+    monkeypatch.setattr(mlflow_scorer, "_model", SklearnModel(Short(), "predict", None, Short))
+    with pytest.raises(ValueError, match=r"3 predictions for the 4 rows of 2 files \('.*f-0.csv'"):
+        mlflow_scorer.run(paths)
+    monkeypatch.setattr(mlflow_scorer, "_model", Short())
+    with pytest.raises(ValueError, match=r"1 predictions for the 2 rows of '.*f-0.csv'; it must"):
+        mlflow_scorer.run(paths)

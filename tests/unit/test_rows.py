@@ -95,3 +95,52 @@ def test_anything_else_gets_azures_message(value: object, type_name: str) -> Non
     with pytest.raises(TypeError) as raised:
         check_run_result(value)
     assert str(raised.value) == WRONG_TYPE.format(type_name)
+
+
+def test_plain_tables_take_a_faster_path_that_writes_what_to_csv_writes() -> None:
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    from sluiceway.runtime.rows import plain_table_lines
+
+    rng = np.random.default_rng(0)
+    floats = np.concatenate(
+        [
+            rng.random(200),
+            rng.normal(0, 1e6, 100),
+            10.0 ** rng.integers(-320, 308, 200) * rng.random(200),
+            [0.0, -0.0, 1e16, 1e15, 123456789.123, 5e-324, 1e-5, 1e-4, 0.1, 2.5, np.inf, -np.inf],
+        ]
+    )
+    n = len(floats)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "int32": rng.integers(-(2**31), 2**31 - 1, n).astype("int32"),
+            "uint": rng.integers(0, 2**63, n, dtype="uint64"),
+            "flag": rng.random(n) < 0.5,
+            "float": floats,
+            "file_name": np.repeat(
+                np.array(["a.csv", "b-é.csv", "c,d.csv"], dtype=object), [n - 2, 1, 1]
+            ),
+        }
+    )
+    expected = frame.to_csv(sep=" ", header=False, index=False, lineterminator="\n")
+    assert plain_table_lines(frame) == expected
+    assert format_rows(frame) == expected
+
+    # Anything else goes to to_csv, which quotes and formats it.
+    for other in (
+        frame.assign(float=frame["float"].where(frame["row"] != 3)),  # a missing value
+        frame.assign(float=rng.random(n).astype("float32")),
+        frame.assign(file_name="my file.csv"),
+        frame.assign(file_name='say "hi"'),
+        frame.assign(file_name=""),
+        frame.assign(file_name=[[1, 2]] * n),
+        frame.assign(row=pd.array([None, *range(1, n)], dtype="Int64")),
+        frame.assign(when=pd.Timestamp("2024-01-01")),
+    ):
+        assert plain_table_lines(other) is None
+        assert format_rows(other) == other.to_csv(
+            sep=" ", header=False, index=False, lineterminator="\n"
+        )
+    assert plain_table_lines(frame.iloc[:0]) == ""

@@ -1,11 +1,17 @@
 """The executor extension point.
 
-A job's scheduler opens one :class:`WorkerPool` per job through an :class:`Executor`, submits
+A job's scheduler opens a :class:`WorkerPool` for the job through an :class:`Executor`, submits
 :class:`MiniBatchTask` s to it and polls for :class:`MiniBatchResult` s. The pool owns the worker
 processes: each imports the scoring script and calls ``init()`` once, then ``run()`` on one
 mini-batch at a time. A mini-batch that passes its timeout has its worker killed and replaced
 (the replacement runs ``init()`` again); a worker that dies costs only its mini-batch an attempt.
 Retrying is the scheduler's decision, not the pool's.
+
+What workers share for their whole life (the deployment's scorer, model, code and settings) is a
+:class:`WorkerSpec`; where one job's results, output and logs go is a :class:`JobContext`. A job
+that ends with nothing in flight *releases* its pool, and an executor may keep it warm for the
+next job of an equal spec, which then attaches its own context instead of starting workers and
+running ``init()`` again.
 """
 
 from __future__ import annotations
@@ -29,19 +35,30 @@ class FailureKind(StrEnum):
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What every worker of one job needs; sent once when the worker starts."""
+    """What the workers of a pool share for their whole life: ``init()`` ran with it.
 
-    job_name: str
+    Nothing here names a job, so workers kept after one job can serve the next job of an equal
+    spec (same scorer, model folder, code, logging level and environment variables).
+    """
+
     scorer: ScorerKind
     model_dir: str | None  # AZUREML_MODEL_DIR
-    output_dir: str  # AZUREML_BI_OUTPUT_PATH: the output folder (summary_only scripts write here)
-    parts_dir: str  # append_row: each mini-batch's rows go to <parts_dir>/<index:06d>.part
-    log_dir: str  # the job's logs/ folder
     code_dir: str | None = None  # the deployment's code folder (on sys.path)
     scoring_script: str | None = None  # path of the script relative to code_dir
-    append_rows: bool = True  # False for summary_only: results are only counted
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Where one job's workers put what they produce; a worker gets it when it starts, and
+    again each time its pool moves on to another job."""
+
+    job_name: str
+    output_dir: str  # AZUREML_BI_OUTPUT_PATH: the output folder (summary_only scripts write here)
+    parts_dir: str  # append_row: each mini-batch's rows go to <parts_dir>/<index:06d>.part
+    log_dir: str  # the job's logs/ folder; workers write user/stdout/<worker>.txt under it
+    append_rows: bool = True  # False for summary_only: results are only counted
 
 
 @dataclass(frozen=True)
@@ -68,14 +85,14 @@ class MiniBatchResult:
 
 
 class WorkerPool(Protocol):
-    """The workers of one job."""
+    """The workers serving one job."""
 
     @property
     def size(self) -> int:
         """How many workers the pool runs."""
 
     def idle(self) -> int:
-        """How many workers can take a task now."""
+        """How many tasks can be submitted now."""
 
     def submit(self, task: MiniBatchTask) -> None:
         """Give a task to an idle worker. Raises RuntimeError if none is idle."""
@@ -89,6 +106,11 @@ class WorkerPool(Protocol):
     def running(self) -> list[int]:
         """Indexes of the mini-batches in flight."""
 
+    def release(self) -> None:
+        """The job is done with the pool: the executor may keep the workers warm for a later
+        job of an equal spec, else they are stopped. A pool with mini-batches in flight is
+        killed."""
+
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker: let them exit after their current task, or kill them now."""
 
@@ -96,5 +118,9 @@ class WorkerPool(Protocol):
 class Executor(Protocol):
     name: str
 
-    def open_pool(self, spec: WorkerSpec, workers: int) -> WorkerPool:
-        """Start ``workers`` worker processes for one job."""
+    def open_pool(self, spec: WorkerSpec, job: JobContext, workers: int) -> WorkerPool:
+        """``workers`` workers for one job: warm ones a job of an equal spec released, or new
+        ones."""
+
+    def close(self) -> None:
+        """Stop the workers the executor keeps warm; pools released later are stopped too."""

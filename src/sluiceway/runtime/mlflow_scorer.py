@@ -2,33 +2,44 @@
 
 It follows Azure ML's no-code MLflow deployment and the scoring-script contract: ``init()``
 loads the model under ``AZUREML_MODEL_DIR`` once per worker; ``run()`` reads each file of a
-mini-batch into a DataFrame, calls ``predict()`` once per file and returns one row per input row,
-with the columns ``row`` (the row's index in its file), ``prediction`` and ``file_name``.
+mini-batch into a DataFrame, calls ``predict()`` and returns one row per input row, with the
+columns ``row`` (the row's index in its file), ``prediction`` and ``file_name``.
+
+``predict()`` scores each row on its own, so what it is called on is chosen for speed and
+memory: a big CSV file is read and scored in slices of :data:`ROWS_PER_PREDICT` rows, and the
+small files of one mini-batch are scored together, up to that many rows at once, when the model
+is a scikit-learn model (whose prediction for a row never depends on the other rows) and the
+files have the same columns of the same types. Every call costs a scikit-learn pipeline some
+milliseconds whatever its size, which would otherwise dominate a mini-batch of one-row files.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from mlflow.pyfunc import PyFuncModel
+from sluiceway.runtime.mlflow_model import (
+    Model,
+    SklearnModel,
+    ignoring_mlflow_import_warnings,
+    load_model,
+)
 
 MODEL_DIR_VARIABLE = "AZUREML_MODEL_DIR"
 OUTPUT_COLUMNS = ("row", "prediction", "file_name")
 CSV_EXTENSIONS = frozenset({"csv"})
 PARQUET_EXTENSIONS = frozenset({"parquet", "pqt"})
 ROWS_PER_PREDICT = 50_000
+WHOLE_FILE_BYTES = 4 << 20  # a CSV file up to this size is read at once, a bigger one in slices
 
 # The scoring-script contract: init() loads the model that later run() calls use.
-_model: PyFuncModel | None = None
+_model: Model | None = None
 
 
 def init() -> None:
@@ -51,19 +62,40 @@ def run(mini_batch: list[str]) -> pd.DataFrame:
     """Score each file of ``mini_batch`` and return the predictions of all of them, in order.
 
     ``.csv``, ``.parquet`` and ``.pqt`` files are read into DataFrames and passed to
-    ``predict()``, once per file; a file without rows adds nothing.
+    ``predict()`` (see the module's docstring for how rows are grouped into calls); a file
+    without rows adds nothing.
 
     Raises:
         RuntimeError: If :func:`init` has not loaded a model.
         ValueError: If a file has another extension, or ``predict()`` does not return one
             prediction per row.
     """
-    if _model is None:
-        raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
-    frames = [frame for path in mini_batch if (frame := _score_file(_model, path)) is not None]
+    frames = list(run_chunks(mini_batch))
     if not frames:
         return pd.DataFrame({column: pd.Series(dtype=object) for column in OUTPUT_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def run_chunks(mini_batch: list[str]) -> Iterator[pd.DataFrame]:
+    """What :func:`run` returns, in pieces of at most :data:`ROWS_PER_PREDICT` rows, each
+    given as soon as it is scored: the worker writes it out before scoring the next, so a
+    mini-batch of big files never holds all its rows at once.
+
+    Raises:
+        See :func:`run`.
+    """
+    if _model is None:
+        raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
+    groups = _Groups(_model, together=isinstance(_model, SklearnModel))
+    for path in mini_batch:
+        first = 0
+        for data in _read_table(path):
+            # Nothing to score in an empty slice; predict() on zero rows fails for many models
+            # (scikit-learn's do).
+            if len(data):
+                yield from groups.add(path, first, data)
+                first += len(data)
+    yield from groups.flush()
 
 
 def find_mlflow_model(model_dir: Path) -> Path:
@@ -95,63 +127,80 @@ def find_mlflow_model(model_dir: Path) -> Path:
     return found[0]
 
 
-def load_mlflow_model(model_dir: Path) -> PyFuncModel:
-    """Load the pyfunc model found by :func:`find_mlflow_model` under ``model_dir``."""
-    path = find_mlflow_model(model_dir)
-    with ignoring_mlflow_import_warnings():
-        from mlflow.pyfunc import load_model
-    return load_model(str(path))
+def load_mlflow_model(model_dir: Path) -> Model:
+    """Load the model found by :func:`find_mlflow_model` under ``model_dir`` (see
+    :func:`~sluiceway.runtime.mlflow_model.load_model`: a pickled scikit-learn model loads
+    without importing MLflow)."""
+    return load_model(find_mlflow_model(model_dir))
 
 
-@contextmanager
-def ignoring_mlflow_import_warnings() -> Iterator[None]:
-    """Ignore the warning MLflow issues while importing ``mlflow.pyfunc``.
+@dataclass(frozen=True)
+class _Piece:
+    path: str
+    first: int  # the index, in its file, of the piece's first row
+    rows: int
 
-    MLflow builds a schema from its own ``Any`` type hints at import time and warns about it.
-    It mutes its warnings by replacing ``warnings.showwarning``, which does not help when
-    warnings are errors (as in the test suite), so the import fails unless this one is ignored.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            message=r".*Any type hint is inferred as AnyType",
-            category=UserWarning,
-            module=r"mlflow\.",
+
+class _Groups:
+    """Pieces of files waiting to be scored together, and the predictions of each group."""
+
+    def __init__(self, model: Model, *, together: bool) -> None:
+        self._model = model
+        self._together = together
+        self._waiting: list[tuple[_Piece, pd.DataFrame]] = []
+        self._waiting_rows = 0
+
+    def add(self, path: str, first: int, data: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """Queue rows ``first``.. of ``path``; the output of the groups this completes."""
+        if self._waiting and not self._fits(data):
+            yield from self.flush()
+        self._waiting.append((_Piece(path, first, len(data)), data))
+        self._waiting_rows += len(data)
+        if not self._together:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[pd.DataFrame]:
+        """Score the waiting pieces together: the rows ``row prediction file_name`` of them."""
+        if not self._waiting:
+            return
+        pieces = [piece for piece, _ in self._waiting]
+        frames = [data for _, data in self._waiting]
+        self._waiting = []
+        self._waiting_rows = 0
+        data = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        paths = list(dict.fromkeys(piece.path for piece in pieces))
+        where = f"'{paths[0]}'" if len(paths) == 1 else f"{len(paths)} files ('{paths[0]}' ...)"
+        predictions = _one_per_row(self._model.predict(data), len(data), where)
+        rows = [np.arange(p.first, p.first + p.rows) for p in pieces]
+        names = np.array([os.path.basename(p.path) for p in pieces], dtype=object)
+        yield pd.DataFrame(
+            {
+                "row": rows[0] if len(rows) == 1 else np.concatenate(rows),
+                "prediction": predictions,
+                "file_name": np.repeat(names, [p.rows for p in pieces]),
+            }
         )
-        yield
 
-
-def _score_file(model: PyFuncModel, path: str) -> pd.DataFrame | None:
-    parts = []
-    rows = 0
-    for data in _read_table(path):
-        if len(data) == 0:
-            # Nothing to score; predict() on zero rows fails for many models (scikit-learn's do).
-            continue
-        parts.append(_one_per_row(model.predict(data), len(data), path))
-        rows += len(data)
-    if not rows:
-        return None
-    if len(parts) == 1:
-        predictions = parts[0]
-    elif all(isinstance(p, np.ndarray) and p.ndim == 1 for p in parts):
-        predictions = np.concatenate(parts)
-    else:
-        predictions = [value for part in parts for value in part]
-    return pd.DataFrame(
-        {
-            "row": np.arange(rows),
-            "prediction": predictions,
-            "file_name": os.path.basename(path),
-        }
-    )
+    def _fits(self, data: pd.DataFrame) -> bool:
+        """Whether ``data`` can be scored together with the pieces waiting."""
+        if self._waiting_rows + len(data) > ROWS_PER_PREDICT:
+            return False
+        waiting = self._waiting[0][1]
+        return bool(waiting.columns.equals(data.columns) and waiting.dtypes.equals(data.dtypes))
 
 
 def _read_table(path: str) -> Iterator[pd.DataFrame]:
     """The file's rows, a CSV file in slices of :data:`ROWS_PER_PREDICT`, so that scoring a big
-    file needs the memory of one slice (``predict()`` scores each row on its own)."""
+    file needs the memory of one slice (``predict()`` scores each row on its own); a small
+    CSV file is read at once, then sliced."""
     extension = Path(path).suffix.removeprefix(".")
     if extension.lower() in CSV_EXTENSIONS:
+        if os.path.getsize(path) <= WHOLE_FILE_BYTES:
+            # One read is cheaper than a chunked reader's; predict() still gets slices.
+            data = pd.read_csv(path)
+            for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
+                yield data.iloc[start : start + ROWS_PER_PREDICT]
+            return
         with pd.read_csv(path, chunksize=ROWS_PER_PREDICT) as reader:
             yield from reader
         return
@@ -164,7 +213,7 @@ def _read_table(path: str) -> Iterator[pd.DataFrame]:
     )
 
 
-def _one_per_row(predictions: Any, n_rows: int, path: str) -> Any:
+def _one_per_row(predictions: Any, n_rows: int, where: str) -> Any:
     """Flatten what ``predict()`` returned to one value per row.
 
     A single column (1-D array, Series, one-column DataFrame or ``(n, 1)`` array) gives its
@@ -189,7 +238,7 @@ def _one_per_row(predictions: Any, n_rows: int, path: str) -> Any:
             values = array.tolist()
     if len(values) != n_rows:
         raise ValueError(
-            f"predict() returned {len(values)} predictions for the {n_rows} rows of '{path}'; "
+            f"predict() returned {len(values)} predictions for the {n_rows} rows of {where}; "
             "it must return one per row"
         )
     return values
@@ -203,4 +252,5 @@ __all__ = [
     "init",
     "load_mlflow_model",
     "run",
+    "run_chunks",
 ]

@@ -2,7 +2,9 @@
 
 A scorer is either the deployment's scoring script or the built-in MLflow scorer; both expose
 ``init()``, called once per worker, and ``run(mini_batch)``, called once per mini-batch with the
-local paths of its files.
+local paths of its files. The built-in MLflow scorer also gives its result in pieces
+(``run_chunks``), which are written to the part file as they come, so a mini-batch of big files
+never holds all of its rows, as objects and as text, at once.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import cast
+from typing import Protocol, cast
 
 from sluiceway.executors.base import ScorerKind, WorkerSpec
 from sluiceway.runtime.rows import RunResult, Table, format_rows
 
 MLFLOW_SCORER_MODULE = "sluiceway.runtime.mlflow_scorer"
+ROWS_PER_WRITE = 100_000  # rows of a big result rendered into text at a time
 
 _WRONG_RESULT_TYPE = (
     "The run() method in the entry script should return a list or a pandas DataFrame. "
@@ -29,40 +32,75 @@ _WRONG_RESULT_TYPE = (
 )
 
 
-@dataclass(frozen=True)
-class ScoredBatch:
-    """What one ``run()`` call produced."""
+class RowSink(Protocol):
+    """Where the ``append_row`` lines of a mini-batch go (a part file)."""
 
-    items_succeeded: int
-    rows: str | None  # the part file's text; None when rows were not asked for
+    def write(self, text: str) -> None:
+        """Append whole lines."""
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """A loaded scorer whose ``init()`` has run."""
+    """A loaded scorer whose ``init()`` has run.
+
+    ``chunks``, when set, gives the result of ``run()`` in pieces (the built-in MLflow
+    scorer's ``run_chunks``): it is called instead of ``run``.
+    """
 
     module: ModuleType
     run: Callable[[list[str]], object]
+    chunks: Callable[[list[str]], Iterable[Table]] | None = None
 
-    def score(self, files: Sequence[str], *, rows: bool) -> ScoredBatch:
-        """Call ``run()`` on one mini-batch and check what it returned.
+    def score(self, files: Sequence[str], rows: RowSink | None = None) -> int:
+        """Score one mini-batch and check what ``run()`` returned.
 
         Args:
             files: the local paths of the mini-batch's files, in input order.
-            rows: whether to render the result as ``append_row`` lines.
+            rows: where the result's ``append_row`` lines go; None to only count items.
 
         Returns:
-            The number of succeeded items (the result's length) and, if asked, the lines.
+            The number of succeeded items (the result's length).
 
         Raises:
             TypeError: ``run()`` returned something that is not a list or a DataFrame.
             Exception: whatever ``run()`` raised.
         """
+        if self.chunks is not None:
+            items = 0
+            for chunk in self.chunks(list(files)):
+                items += len(chunk)
+                if rows is not None:
+                    rows.write(format_rows(chunk))
+            return items
         result = check_run_result(self.run(list(files)))
-        return ScoredBatch(
-            items_succeeded=len(result),
-            rows=format_rows(result) if rows else None,
-        )
+        if rows is not None:
+            for piece in _pieces(result):
+                rows.write(format_rows(piece))
+        return len(result)
+
+
+def _pieces(result: RunResult) -> Iterator[RunResult]:
+    """The result in slices of :data:`ROWS_PER_WRITE`, whose lines joined are the lines of the
+    whole result."""
+    if len(result) <= ROWS_PER_WRITE:
+        yield result
+        return
+    if isinstance(result, Sequence):
+        for start in range(0, len(result), ROWS_PER_WRITE):
+            yield result[start : start + ROWS_PER_WRITE]
+        return
+    slicer = cast(_Sliceable, result).iloc
+    for start in range(0, len(result), ROWS_PER_WRITE):
+        yield slicer[start : start + ROWS_PER_WRITE]
+
+
+class _Sliceable(Protocol):
+    @property
+    def iloc(self) -> _RowSlicer: ...
+
+
+class _RowSlicer(Protocol):
+    def __getitem__(self, rows: slice) -> Table: ...
 
 
 def load_scorer(spec: WorkerSpec) -> Scorer:
@@ -81,14 +119,16 @@ def load_scorer(spec: WorkerSpec) -> Scorer:
         AttributeError: the module has no callable ``init`` or ``run``.
         Exception: whatever importing the module or its ``init()`` raised.
     """
+    chunks: Callable[[list[str]], Iterable[Table]] | None = None
     if spec.scorer is ScorerKind.MLFLOW:
         module = importlib.import_module(MLFLOW_SCORER_MODULE)
+        chunks = cast(Callable[[list[str]], Iterable[Table]], _entry_point(module, "run_chunks"))
     else:
         module = _import_script(spec.code_dir, spec.scoring_script)
     init = _entry_point(module, "init")
     run = _entry_point(module, "run")
     init()
-    return Scorer(module=module, run=run)
+    return Scorer(module=module, run=run, chunks=chunks)
 
 
 def check_run_result(value: object) -> RunResult:

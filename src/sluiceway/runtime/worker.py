@@ -1,16 +1,21 @@
 """The main of one worker process.
 
 The pool starts :func:`main` with the ``spawn`` start method and talks to it over one duplex
-pipe. The pool sends :class:`~sluiceway.executors.base.MiniBatchTask` s, and ``None`` to stop.
-The worker sends one :class:`WorkerReady` once its scorer's ``init()`` has returned (or failed),
-then one :class:`~sluiceway.executors.base.MiniBatchResult` per task, in order. A worker whose
-``init()`` failed stays up and answers every task with that failure, so each mini-batch it is
-given is reported as an ``init_error``.
+pipe. The pool sends :class:`~sluiceway.executors.base.MiniBatchTask` s, a
+:class:`~sluiceway.executors.base.JobContext` when the worker moves on to another job (a pool
+kept warm), and ``None`` to stop. The worker sends one :class:`WorkerReady` once its scorer's
+``init()`` has returned (or failed), then one :class:`~sluiceway.executors.base.MiniBatchResult`
+per task, in order. A worker whose ``init()`` failed stays up and answers every task with that
+failure, so each mini-batch it is given is reported as an ``init_error``.
+
+A spare worker (:func:`spare_main`) is started before any job needs it: it imports the modules
+it is told to and waits for an :class:`Assignment`, after which it runs as :func:`main` does.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import io
 import logging
 import os
@@ -25,12 +30,14 @@ from pathlib import Path
 
 from sluiceway.executors.base import (
     FailureKind,
+    JobContext,
     MiniBatchResult,
     MiniBatchTask,
     ScorerKind,
     WorkerSpec,
 )
 from sluiceway.runtime import scoring
+from sluiceway.runtime.parts import PartFile
 from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
@@ -74,28 +81,62 @@ def stdout_log_path(log_dir: str, worker: str) -> Path:
     return Path(log_dir) / "user" / "stdout" / f"{worker}.txt"
 
 
-def part_path(parts_dir: str, index: int) -> Path:
-    """The committed rows of mini-batch ``index``: ``<parts_dir>/<index:06d>.part``."""
-    return Path(parts_dir) / f"{index:06d}.part"
+@dataclass(frozen=True)
+class Assignment:
+    """What makes a spare worker a pool's worker: sent once, in place of :func:`main`'s
+    arguments."""
+
+    spec: WorkerSpec
+    job: JobContext
+    worker: str
 
 
-def main(conn: Connection, spec: WorkerSpec, worker: str) -> None:
+def main(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> None:
     """Run one worker until the pool sends ``None`` or closes the pipe.
 
     Args:
         conn: this worker's end of the pool's duplex pipe.
-        spec: what every worker of the job needs.
+        spec: what the worker needs for its whole life.
+        job: the job it serves first.
         worker: the worker's name (``worker-<i>``); it names its stdout log.
     """
+    _own_process_group()
+    _serve(conn, spec, job, worker)
+
+
+def spare_main(conn: Connection, preload: tuple[str, ...]) -> None:
+    """Import ``preload``, then wait for an :class:`Assignment` and serve it as :func:`main`
+    would; exit on ``None`` or when the pipe closes.
+
+    A module that cannot be imported is skipped: the worker imports what it needs later.
+    """
+    _own_process_group()
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # not installed, or broken: the job's own import reports it
+            print(f"spare worker: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return
+    if isinstance(message, Assignment):
+        _serve(conn, message.spec, message.job, message.worker)
+
+
+def _own_process_group() -> None:
     # A process group of its own lets the pool kill the worker together with any process the
     # script started, and keeps a terminal's Ctrl-C for the server to handle.
     os.setpgrp()
     _exit_with_parent(os.getppid())
-    redirect_output(stdout_log_path(spec.log_dir, worker))
+
+
+def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> None:
+    redirect_output(stdout_log_path(job.log_dir, worker))
     # A crash in C code (a segfault, an abort) then leaves its Python stack in the log, which
     # is all a "worker died" report can point to.
     faulthandler.enable()
-    _set_environment(spec)
+    _set_environment(spec, job)
     _configure_logging(spec.logging_level)
     _set_arguments(spec)
     logger.info("%s started (pid %d)", worker, os.getpid())
@@ -117,28 +158,33 @@ def main(conn: Connection, spec: WorkerSpec, worker: str) -> None:
 
     while True:
         try:
-            task: MiniBatchTask | None = conn.recv()
+            message: MiniBatchTask | JobContext | None = conn.recv()
         except (EOFError, OSError):
             return  # the pool is gone
-        if task is None:
+        if message is None:
             return
+        if isinstance(message, JobContext):
+            job = message
+            _attach(job, worker)
+            continue
+        task = message
         if scorer is None:
             assert init_error is not None
             result = _init_failed(task, worker, init_error)
         else:
-            result = run_task(scorer, task, spec, worker)
+            result = run_task(scorer, task, job, worker)
         _flush_output()
         if not _send(conn, result):
             return
 
 
-def run_task(scorer: Scorer, task: MiniBatchTask, spec: WorkerSpec, worker: str) -> MiniBatchResult:
+def run_task(scorer: Scorer, task: MiniBatchTask, job: JobContext, worker: str) -> MiniBatchResult:
     """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
 
     Args:
         scorer: the loaded scorer.
         task: the mini-batch.
-        spec: the job's worker spec (where parts go, whether rows are written).
+        job: the job it belongs to (where parts go, whether rows are written).
         worker: this worker's name, copied into the result.
 
     Returns:
@@ -146,11 +192,16 @@ def run_task(scorer: Scorer, task: MiniBatchTask, spec: WorkerSpec, worker: str)
         the error's type, message and traceback.
     """
     started = time.monotonic()
+    part = None
     try:
-        scored = scorer.score(task.files, rows=spec.append_rows)
-        part = None
-        if scored.rows is not None:
-            part = str(write_part(spec.parts_dir, task.index, scored.rows))
+        if job.append_rows:
+            # The rows go to the part file as they are scored; it is committed only if the
+            # whole mini-batch succeeds.
+            with PartFile(job.parts_dir, task.index) as rows:
+                items = scorer.score(task.files, rows)
+            part = str(rows.path)
+        else:
+            items = scorer.score(task.files)
     except (Exception, SystemExit) as exc:
         error = ErrorReport.from_exception(exc)
         logger.error("mini-batch %d failed:\n%s", task.index, error.traceback)
@@ -166,44 +217,16 @@ def run_task(scorer: Scorer, task: MiniBatchTask, spec: WorkerSpec, worker: str)
             traceback=error.traceback,
         )
     duration = time.monotonic() - started
-    logger.debug("mini-batch %d: %d items in %.2f s", task.index, scored.items_succeeded, duration)
+    logger.debug("mini-batch %d: %d items in %.2f s", task.index, items, duration)
     return MiniBatchResult(
         index=task.index,
         attempt=task.attempt,
         worker=worker,
         ok=True,
-        items_succeeded=scored.items_succeeded,
+        items_succeeded=items,
         part_path=part,
         duration=duration,
     )
-
-
-def write_part(parts_dir: str, index: int, text: str) -> Path:
-    """Commit one mini-batch's rows atomically: write a temporary file, fsync, rename.
-
-    Args:
-        parts_dir: the folder of the job's part files (created if missing).
-        index: the mini-batch's index.
-        text: the rows.
-
-    Returns:
-        The path of the committed part file.
-    """
-    final = part_path(parts_dir, index)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # A name of this process's own: a worker killed mid-write never shares it with the next.
-    temporary = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8", errors="backslashreplace", newline="") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, final)
-    folder = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # makes the rename itself durable
-    finally:
-        os.close(folder)
-    return final
 
 
 def redirect_output(path: Path) -> None:
@@ -236,12 +259,27 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="sluiceway-orphan-watch", daemon=True).start()
 
 
-def _set_environment(spec: WorkerSpec) -> None:
+def _attach(job: JobContext, worker: str) -> None:
+    """Serve another job: output from now on goes to its log."""
+    _flush_output()
+    redirect_output(stdout_log_path(job.log_dir, worker))
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir
+    logger.info(
+        "%s (pid %d) kept warm from an earlier job of this deployment: init() does not run "
+        "again; this log starts with job %s",
+        worker,
+        os.getpid(),
+        job.job_name,
+    )
+    _flush_output()
+
+
+def _set_environment(spec: WorkerSpec, job: JobContext) -> None:
     os.environ.update(spec.environment_variables)
     # The job's own locations win over the deployment's variables: outputs must land where the
     # job commits them from.
-    os.environ["AZUREML_BI_OUTPUT_PATH"] = spec.output_dir
-    Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir
+    Path(job.output_dir).mkdir(parents=True, exist_ok=True)
     if spec.model_dir is not None:
         os.environ["AZUREML_MODEL_DIR"] = spec.model_dir
 

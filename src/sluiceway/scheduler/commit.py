@@ -23,6 +23,7 @@ from sluiceway.storage.locations import Location
 from sluiceway.store.jobs import MiniBatchRecord
 
 COMMIT_RECORD = "commit.json"
+PART_CHUNK_BYTES = 1 << 20
 
 
 class CommitRefused(Exception):
@@ -133,7 +134,7 @@ class OutputCommit:
         def chunks() -> Iterator[bytes]:
             for m in succeeded:
                 self._keep_lease()
-                yield self._read_part(m.index)
+                yield from self._read_part(m.index)
 
         try:
             size = target.write_stream(chunks(), overwrite=False)
@@ -145,15 +146,19 @@ class OutputCommit:
 
     # File access: each of these is one small step, so another storage can take its place.
 
-    def _read_part(self, index: int) -> bytes:
+    def _read_part(self, index: int) -> Iterator[bytes]:
+        """The part's bytes in chunks: a part can be as big as its mini-batch's files."""
         part = self._parts / f"{index:06d}.part"
         try:
-            return part.read_bytes()
+            file = open(part, "rb")
         except FileNotFoundError:
             raise CommitRefused(
                 f"The rows of mini-batch {index} are missing from the job folder ({part}).",
                 code="SystemError",
             ) from None
+        with file:
+            while chunk := file.read(PART_CHUNK_BYTES):
+                yield chunk
 
     def _staged_files(self) -> dict[str, Path]:
         """The files the script wrote to ``AZUREML_BI_OUTPUT_PATH``, by relative path."""

@@ -72,7 +72,8 @@ class Scheduler:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; running jobs let their mini-batches finish for the drain period,
-        hand the rest back and release their lease, to resume on the next start.
+        hand the rest back and release their lease, to resume on the next start. Then the
+        executor's warm workers are stopped.
 
         Args:
             timeout: how long to wait for the jobs' threads in all (default: the drain
@@ -89,6 +90,8 @@ class Scheduler:
             thread.join(max(deadline - time.monotonic(), 0.0))
             if thread.is_alive():
                 logger.warning("job %s did not stop in time; its lease will expire", name)
+        # Workers kept warm for later jobs; a job still running stops its own when it ends.
+        self._executor.close()
 
     def _dead_owners(self) -> list[str]:
         dead = []

@@ -32,6 +32,7 @@ from typing import Any
 from sluiceway.executors.base import (
     Executor,
     FailureKind,
+    JobContext,
     MiniBatchResult,
     MiniBatchTask,
     ScorerKind,
@@ -46,7 +47,13 @@ from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.storage.locations import Location
 from sluiceway.storage.redaction import describe_error, redact_text
-from sluiceway.store.jobs import JobRecord, JobStore, MiniBatchRecord
+from sluiceway.store.jobs import (
+    JobRecord,
+    JobStore,
+    MiniBatchEnd,
+    MiniBatchRecord,
+    MiniBatchStart,
+)
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -82,6 +89,9 @@ class _Paths:
     staging_dir: Path  # AZUREML_BI_OUTPUT_PATH: the script's own files, until committed
     parts_dir: Path  # append_row: one part file per succeeded mini-batch
     log_dir: Path
+    # The model and code are read in place (a local datastore), not fetched for this job alone:
+    # only then can the workers outlive the job (the fetched copies go with it).
+    shared_folders: bool = True
 
 
 class JobRunner:
@@ -111,6 +121,7 @@ class JobRunner:
         self._failed_files = 0
         self._done = 0
         self._total = 0
+        self._ended: list[MiniBatchEnd] = []  # results not written yet; see _flush()
         self._paths: _Paths | None = None
         self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
@@ -217,15 +228,15 @@ class JobRunner:
         input_root = self._plan(input_spec)
 
         model = spec["model"]
-        model_dir = self._staging.folder(
-            self._datastores.location(model["datastore"], model["path"])
-        )
+        model_location = self._datastores.location(model["datastore"], model["path"])
+        model_dir = self._staging.folder(model_location)
+        shared = model_location.local_path() is not None
         code_dir = None
         if spec.get("code"):
             code = spec["code"]
-            code_dir = self._staging.folder(
-                self._datastores.location(code["datastore"], code["path"])
-            )
+            code_location = self._datastores.location(code["datastore"], code["path"])
+            code_dir = self._staging.folder(code_location)
+            shared = shared and code_location.local_path() is not None
 
         output_name, out = next(iter(spec["outputs"].items()))
         output_folder = self._datastores.location(out["datastore"], out["path"])
@@ -242,6 +253,7 @@ class JobRunner:
             staging_dir=staging_dir,
             parts_dir=parts_dir,
             log_dir=log_dir,
+            shared_folders=shared,
         )
 
     def _plan(self, input_spec: dict[str, Any]) -> Path:
@@ -297,17 +309,21 @@ class JobRunner:
         spec = self.job.spec
         code = spec.get("code")
         return WorkerSpec(
-            job_name=self.job.name,
             scorer=ScorerKind(spec["scorer"]),
             model_dir=str(paths.model_dir) if paths.model_dir else None,
+            code_dir=str(paths.code_dir) if paths.code_dir else None,
+            scoring_script=code["scoring_script"] if code else None,
+            logging_level=self._settings["logging_level"],
+            environment_variables=dict(self._settings.get("environment_variables") or {}),
+        )
+
+    def _job_context(self, paths: _Paths) -> JobContext:
+        return JobContext(
+            job_name=self.job.name,
             output_dir=str(paths.staging_dir),
             parts_dir=str(paths.parts_dir),
             log_dir=str(paths.log_dir),
-            code_dir=str(paths.code_dir) if paths.code_dir else None,
-            scoring_script=code["scoring_script"] if code else None,
             append_rows=self._settings["output_action"] == "append_row",
-            logging_level=self._settings["logging_level"],
-            environment_variables=dict(self._settings.get("environment_variables") or {}),
         )
 
     def _run_mini_batches(self, paths: _Paths) -> bool:
@@ -324,12 +340,19 @@ class JobRunner:
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
-        self._log.overview(f"Starting {workers} workers for {len(pending)} pending mini-batches.")
-        pool = self._executor.open_pool(self._worker_spec(paths), workers)
+        self._log.overview(f"Running {len(pending)} pending mini-batches on {workers} workers.")
+        pool = self._executor.open_pool(self._worker_spec(paths), self._job_context(paths), workers)
+        finished = False
         try:
-            return self._dispatch(pool, pending, paths.input_root)
+            finished = self._dispatch(pool, pending, paths.input_root)
+            return finished
         finally:
-            pool.close(kill=True)
+            # Only a pool whose job ran to its end is kept warm; a cancel, a stop, a lost lease
+            # or an error stops its workers at once, whatever they are doing.
+            if finished and paths.shared_folders:
+                pool.release()
+            else:
+                pool.close(kill=not finished)
 
     def _dispatch(
         self, pool: WorkerPool, pending: deque[MiniBatchRecord], input_root: Path
@@ -340,6 +363,7 @@ class JobRunner:
         drain_until: float | None = None
         while pending or in_flight:
             self._lease.check_in()
+            sending: list[tuple[MiniBatchRecord, MiniBatchTask]] = []
             if self._stop.is_set():
                 if drain_until is None:
                     drain_until = time.monotonic() + self._drain
@@ -348,45 +372,62 @@ class JobRunner:
                         f"{len(in_flight)} running mini-batches."
                     )
                 if not in_flight or time.monotonic() >= drain_until:
+                    self._flush()
                     return False
             else:
-                while pending and pool.idle() > 0:
+                idle = pool.idle()
+                while pending and len(sending) < idle:
                     batch = pending.popleft()
                     attempt = batch.attempts + 1
                     assert self._inputs is not None
                     local = self._inputs.paths(batch.index, batch.files)
-                    task = MiniBatchTask(batch.index, local, attempt, timeout)
-                    if not self._store.start_mini_batch(
-                        self.job.name, batch.index, attempt, "pool", owner=self._owner
-                    ):
-                        raise LeaseLost
-                    pool.submit(task)
-                    in_flight[batch.index] = replace(batch, attempts=attempt)
-                    self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {attempt}).")
+                    sending.append(
+                        (
+                            replace(batch, attempts=attempt),
+                            MiniBatchTask(batch.index, local, attempt, timeout),
+                        )
+                    )
+            # The results of the last poll and the mini-batches about to be sent, in one
+            # transaction: each is marked running before a worker has it.
+            self._flush([MiniBatchStart(task.index, task.attempt, "pool") for _, task in sending])
+            for batch, task in sending:
+                pool.submit(task)
+                in_flight[batch.index] = batch
+                self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {task.attempt}).")
+            if not self._stop.is_set() and self._inputs is not None:
                 for later in list(pending)[: pool.size]:  # fetched while the others run
-                    if self._inputs is not None:
-                        self._inputs.prefetch(later.index, later.files)
+                    self._inputs.prefetch(later.index, later.files)
             for result in pool.poll(POLL_SECONDS):
                 batch = in_flight.pop(result.index)
                 if self._record(result, batch, max_attempts):
                     pending.append(batch)
                 elif self._inputs is not None:
                     self._inputs.release(result.index)
+        self._flush()
         return True
 
+    def _flush(self, started: list[MiniBatchStart] | None = None) -> None:
+        """Write the results recorded since the last flush, and ``started``, in one transaction.
+
+        Raises:
+            LeaseLost: the lease is lost; nothing was written.
+        """
+        if not self._ended and not started:
+            return
+        if not self._store.update_mini_batches(
+            self.job.name, ended=self._ended, started=started or (), owner=self._owner
+        ):
+            raise LeaseLost
+        self._ended.clear()
+
     def _record(self, result: MiniBatchResult, batch: MiniBatchRecord, max_attempts: int) -> bool:
-        """Store a mini-batch's result; True when it should be tried again."""
-        name = self.job.name
+        """Record a mini-batch's result (written by the next :meth:`_flush`); True when it
+        should be tried again."""
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
-            if not self._store.finish_mini_batch(
-                name,
-                result.index,
-                status=MiniBatchStatus.SUCCEEDED,
-                items_succeeded=result.items_succeeded,
-                owner=self._owner,
-            ):
-                raise LeaseLost
+            self._ended.append(
+                MiniBatchEnd(result.index, MiniBatchStatus.SUCCEEDED, result.items_succeeded)
+            )
             self._log.scheduler(
                 f"Mini-batch {result.index} succeeded on {result.worker} (attempt "
                 f"{result.attempt}, {result.items_succeeded} items, {result.duration:.2f} s)."
@@ -403,9 +444,8 @@ class JobRunner:
         }
         self._log.script_error(result)
         if result.failure is FailureKind.INIT_ERROR:
-            self._store.finish_mini_batch(
-                name, result.index, status=MiniBatchStatus.FAILED, error=error, owner=self._owner
-            )
+            self._ended.append(MiniBatchEnd(result.index, MiniBatchStatus.FAILED, error=error))
+            self._flush()
             raise JobAborted(
                 "UserError",
                 f"The scoring script's init() failed: {result.error_type}: {result.error_message}",
@@ -413,10 +453,7 @@ class JobRunner:
             )
         retry = result.attempt < max_attempts
         status = MiniBatchStatus.PENDING if retry else MiniBatchStatus.FAILED
-        if not self._store.finish_mini_batch(
-            name, result.index, status=status, error=error, owner=self._owner
-        ):
-            raise LeaseLost
+        self._ended.append(MiniBatchEnd(result.index, status, error=error))
         self._log.overview(
             f"Mini-batch {result.index} failed on {result.worker} (attempt {result.attempt} of "
             f"{max_attempts}): {result.error_type}: {result.error_message}"
@@ -429,6 +466,7 @@ class JobRunner:
         self._count_done()
         threshold = int(self._settings["error_threshold"])
         if threshold != -1 and self._failed_files > threshold:
+            self._flush()
             first = self._failure_details(1)
             shown = first[0] if first else error
             raise JobAborted(

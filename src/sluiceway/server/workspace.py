@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 
@@ -36,11 +37,18 @@ logger = logging.getLogger("sluiceway.server")
 def make_executor(name: str, settings: Settings) -> Executor:
     if name == "local":
         from sluiceway.executors.local import LocalExecutor
+        from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
 
+        listed = (m.strip() for m in settings.worker_preload.split(","))
+        extra = tuple(m for m in listed if m and importlib.util.find_spec(m) is not None)
+        # Spares serve MLflow deployments, which need the mlflow extra (pandas) installed.
+        spares = settings.spare_workers if importlib.util.find_spec("pandas") else 0
         return LocalExecutor(
             idle_seconds=settings.worker_idle_seconds,
             max_idle_pools=settings.max_idle_worker_pools,
             run_dir=settings.effective_staging_dir / "pools",
+            spare_workers=spares,
+            preload=(MLFLOW_SCORER_MODULE, *extra),
         )
     from sluiceway.errors import UnsupportedError
 

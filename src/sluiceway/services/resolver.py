@@ -156,7 +156,7 @@ class InputResolver:
                 f"{where}: {uri!r} is a file, but the input type is uri_folder; use uri_file.",
                 target=name,
             )
-        if declared_type == "uri_folder" and not location.list_files():
+        if declared_type == "uri_folder" and not location.holds_files():
             raise ValidationError(f"{where}: folder {uri!r} holds no files.", target=name)
 
     def output_reference(self, where: str, uri: str) -> DatastorePathRef:

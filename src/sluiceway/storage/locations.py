@@ -90,25 +90,52 @@ class Location:
         ]
         return sorted(entries, key=lambda e: e.path)
 
+    def holds_files(self) -> bool:
+        """Whether :meth:`list_files` would list anything; a local folder is only read up to
+        its first file."""
+        local = self.local_path()
+        if local is None:
+            return bool(self.list_files())
+        return next(self._walk_local(local), None) is not None
+
     def _list_local(self, root: Path) -> list[FileEntry]:
         """Files below a local folder, never following a link out of the datastore's root:
         linked folders are not entered, and a linked file counts only when its real path is
         inside the root."""
+        return sorted(self._walk_local(root), key=lambda e: e.path)
+
+    def _walk_local(self, root: Path) -> Iterator[FileEntry]:
+        """The files of :meth:`_list_local`, in no order. One ``stat`` per plain file: the
+        folder listing already says which entries are folders and links."""
         if root.is_file():
-            return [FileEntry(posixpath.basename(self.path), root.stat().st_size)]
-        entries = []
-        for folder, _, names in os.walk(root):
-            for name in names:
-                relative = Path(folder, name).relative_to(root).as_posix()
-                path = Path(folder, name)
-                if path.is_symlink():
+            yield FileEntry(posixpath.basename(self.path), root.stat().st_size)
+            return
+        folders = [(str(root), "")]
+        while folders:
+            folder, prefix = folders.pop()
+            try:
+                listing = os.scandir(folder)
+            except OSError:
+                continue  # as os.walk: a folder that cannot be read holds nothing
+            with listing:
+                for entry in listing:
+                    relative = prefix + entry.name
                     try:
-                        path = self.child(relative).local_path() or path
-                    except ValidationError:
-                        continue
-                if path.is_file():
-                    entries.append(FileEntry(relative, path.stat().st_size))
-        return sorted(entries, key=lambda e: e.path)
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append((entry.path, relative + "/"))
+                        elif entry.is_symlink():
+                            if entry.is_dir():
+                                continue  # a linked folder is not entered
+                            try:
+                                path = self.child(relative).local_path() or Path(entry.path)
+                            except ValidationError:
+                                continue  # it points out of the datastore's root
+                            if path.is_file():
+                                yield FileEntry(relative, path.stat().st_size)
+                        elif entry.is_file(follow_symlinks=False):
+                            yield FileEntry(relative, entry.stat(follow_symlinks=False).st_size)
+                    except FileNotFoundError:
+                        continue  # removed while listed
 
     def open_read(self) -> IO[bytes]:
         return self.backend.fs.open(self.full_path, "rb")  # type: ignore[no-any-return]

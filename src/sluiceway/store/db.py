@@ -1,22 +1,39 @@
-"""Engine and session factory: SQLite (WAL) by default, PostgreSQL by URL."""
+"""Engine and session factory: SQLite (WAL) by default, PostgreSQL by URL.
+
+On SQLite a transaction that may write takes the database's write lock at ``BEGIN`` (``BEGIN
+IMMEDIATE``), so a read followed by a write never fails on the lock upgrade. Threads of this
+process queue for that lock on a Python lock first: SQLite's own wait polls with sleeps of up to
+100 ms, which under many concurrent requests costs far more than the transactions themselves.
+Transactions that only read (:meth:`Database.reading`) take no lock at all: in WAL mode they
+read a snapshot while writers go on.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "sluiceway_read_only"  # execution option of the connections of Database.reading()
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        pooling: dict[str, Any] = {}
+        if ":memory:" not in url and url.rstrip("/") not in {"sqlite:", "sqlite+pysqlite:"}:
+            # Request threads read concurrently; a connection closed for lack of room in the
+            # pool costs its pragmas again on the next open.
+            pooling = {"pool_size": 8, "max_overflow": 32}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pooling
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -32,7 +49,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # One writer at a time, taken at BEGIN: claims and updates never deadlock on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction reads a snapshot and never waits.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -56,7 +75,11 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+        # SQLite has one writer at a time: this process's threads queue for it here.
+        self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -64,9 +87,30 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on error."""
-        with self._sessions() as session, session.begin():
+        """A transaction that may write: committed when the block ends, rolled back on error."""
+        with self._writer(), self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads: a consistent snapshot that waits for no writer."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A transaction that may write, on a plain connection (no ORM)."""
+        with self._writer(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A transaction that only reads, on a plain connection (no ORM)."""
+        with self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    def _writer(self) -> threading.RLock | nullcontext[None]:
+        return self._write_lock if self._write_lock is not None else nullcontext()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -8,12 +8,25 @@ taken over resumes where it stopped: succeeded mini-batches are never run again.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
@@ -59,6 +72,56 @@ class MiniBatchRecord:
 
 
 @dataclass(frozen=True)
+class MiniBatchStart:
+    """A mini-batch handed to a worker for its ``attempt``-th try."""
+
+    index: int
+    attempt: int
+    worker: str
+
+
+@dataclass(frozen=True)
+class MiniBatchEnd:
+    """How an attempt at a mini-batch ended: succeeded, failed, or pending again (a retry)."""
+
+    index: int
+    status: MiniBatchStatus
+    items_succeeded: int = 0
+    error: dict[str, Any] | None = None
+
+
+_MINI_BATCHES: Table = MiniBatchRow.__table__  # type: ignore[assignment]
+_END = (
+    update(_MINI_BATCHES)
+    .where(
+        _MINI_BATCHES.c.job_name == bindparam("b_job"),
+        _MINI_BATCHES.c.index == bindparam("b_index"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        items_succeeded=bindparam("b_items"),
+        error=bindparam("b_error"),
+        ended_at=bindparam("b_at"),
+    )
+)
+_START = (
+    update(_MINI_BATCHES)
+    .where(
+        _MINI_BATCHES.c.job_name == bindparam("b_job"),
+        _MINI_BATCHES.c.index == bindparam("b_index"),
+    )
+    .values(
+        status=MiniBatchStatus.RUNNING.value,
+        attempts=bindparam("b_attempt"),
+        worker=bindparam("b_worker"),
+        started_at=bindparam("b_at"),
+        ended_at=None,
+    )
+)
+_PLANNED_FILES_CACHE = 1024  # jobs whose file count is remembered (a plan never changes)
+
+
+@dataclass(frozen=True)
 class MiniBatchCounts:
     total: int = 0
     pending: int = 0
@@ -91,6 +154,8 @@ def _job(row: JobRow) -> JobRecord:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._planned_files: OrderedDict[str, int] = OrderedDict()
+        self._planned_lock = threading.Lock()
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -104,34 +169,44 @@ class JobStore:
         invoker: str,
         experiment_name: str | None,
     ) -> JobRecord:
-        with self._db.session() as s:
-            seq = s.scalar(select(func.coalesce(func.max(JobRow.seq), 0))) or 0
-            row = JobRow(
-                name=name,
-                endpoint_name=endpoint_name,
-                deployment_name=deployment_name,
-                status=JobStatus.QUEUED.value,
-                spec=spec,
-                invoker=invoker,
-                experiment_name=experiment_name,
-                error=None,
-                created_at=utcnow(),
-                started_at=None,
-                ended_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                seq=seq + 1,
+        record = JobRecord(
+            name=name,
+            endpoint_name=endpoint_name,
+            deployment_name=deployment_name,
+            status=JobStatus.QUEUED,
+            spec=dict(spec),
+            invoker=invoker,
+            experiment_name=experiment_name,
+            error=None,
+            created_at=utcnow(),
+            started_at=None,
+            ended_at=None,
+            lease_owner=None,
+        )
+        # One statement: the next number in the queue is taken while the row goes in.
+        next_seq = select(func.coalesce(func.max(JobRow.seq), 0) + 1).scalar_subquery()
+        with self._db.writing() as conn:
+            conn.execute(
+                insert(JobRow).values(
+                    name=name,
+                    endpoint_name=endpoint_name,
+                    deployment_name=deployment_name,
+                    status=JobStatus.QUEUED.value,
+                    spec=spec,
+                    invoker=invoker,
+                    experiment_name=experiment_name,
+                    created_at=record.created_at,
+                    seq=next_seq,
+                )
             )
-            s.add(row)
-            s.flush()
-            return _job(row)
+        return record
 
     def exists(self, name: str) -> bool:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return s.get(JobRow, name) is not None
 
     def get(self, name: str) -> JobRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(JobRow, name)
             return _job(row) if row else None
 
@@ -157,7 +232,7 @@ class JobStore:
             query = query.where(JobRow.deployment_name == deployment_name)
         if status:
             query = query.where(JobRow.status == status)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [_job(r) for r in s.scalars(query)]
 
     def claim(
@@ -211,13 +286,13 @@ class JobStore:
             )
             .distinct()
         )
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [owner for owner in s.scalars(query) if owner]
 
     def status(self, name: str, owner: str) -> JobStatus | None:
         """The job's status while ``owner`` holds its lease, else None (a cheap read)."""
         query = select(JobRow.status, JobRow.lease_owner).where(JobRow.name == name)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.execute(query).first()
         if row is None or row.lease_owner != owner:
             return None
@@ -348,7 +423,7 @@ class JobStore:
         )
         if status is not None:
             query = query.where(MiniBatchRow.status == status.value)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [
                 MiniBatchRecord(
                     r.index,
@@ -361,23 +436,66 @@ class JobStore:
                 for r in s.scalars(query)
             ]
 
+    def update_mini_batches(
+        self,
+        job: str,
+        *,
+        ended: Sequence[MiniBatchEnd] = (),
+        started: Sequence[MiniBatchStart] = (),
+        owner: str | None = None,
+    ) -> bool:
+        """Record attempts that ended, then mark mini-batches running, in one transaction;
+        with ``owner``, only while that scheduler holds the lease, so a scheduler that lost its
+        job never writes into it.
+
+        Returns:
+            False when ``owner`` does not hold the lease (nothing was written), else True.
+        """
+        now = utcnow()
+        with self._db.writing() as conn:
+            if owner is not None and not self._holds_lease(conn, job, owner):
+                return False
+            if ended:
+                conn.execute(
+                    _END,
+                    [
+                        {
+                            "b_job": job,
+                            "b_index": end.index,
+                            "b_status": end.status.value,
+                            "b_items": end.items_succeeded,
+                            "b_error": end.error,
+                            "b_at": now,
+                        }
+                        for end in ended
+                    ],
+                )
+            if started:
+                conn.execute(
+                    _START,
+                    [
+                        {
+                            "b_job": job,
+                            "b_index": start.index,
+                            "b_attempt": start.attempt,
+                            "b_worker": start.worker,
+                            "b_at": now,
+                        }
+                        for start in started
+                    ],
+                )
+        return True
+
     def start_mini_batch(
         self, job: str, index: int, attempt: int, worker: str, *, owner: str | None = None
     ) -> bool:
         """Mark a mini-batch running; with ``owner``, only while that scheduler holds the lease.
 
         Returns:
-            Whether the mini-batch was updated (False: the lease is lost).
+            Whether it was written (False: the lease is lost).
         """
-        return self._update_mini_batch(
-            job,
-            index,
-            owner,
-            status=MiniBatchStatus.RUNNING.value,
-            attempts=attempt,
-            worker=worker,
-            started_at=utcnow(),
-            ended_at=None,
+        return self.update_mini_batches(
+            job, started=[MiniBatchStart(index, attempt, worker)], owner=owner
         )
 
     def finish_mini_batch(
@@ -391,51 +509,73 @@ class JobStore:
         owner: str | None = None,
     ) -> bool:
         """Record a mini-batch's result; with ``owner``, only while that scheduler holds the
-        lease, so a scheduler that lost its job never records a result into it.
+        lease.
 
         Returns:
-            Whether the mini-batch was updated (False: the lease is lost).
+            Whether it was written (False: the lease is lost).
         """
-        return self._update_mini_batch(
-            job,
-            index,
-            owner,
-            status=status.value,
-            items_succeeded=items_succeeded,
-            error=error,
-            ended_at=utcnow(),
-        )
+        end = MiniBatchEnd(index, status, items_succeeded, error)
+        return self.update_mini_batches(job, ended=[end], owner=owner)
 
-    def _update_mini_batch(self, job: str, index: int, owner: str | None, **values: Any) -> bool:
-        query = (
-            update(MiniBatchRow)
-            .where(MiniBatchRow.job_name == job, MiniBatchRow.index == index)
-            .values(**values)
-        )
-        if owner is not None:
-            holder = select(JobRow.name).where(JobRow.name == job, JobRow.lease_owner == owner)
-            query = query.where(holder.exists())
-        with self._db.session() as s:
-            return bool(s.execute(query).rowcount)  # type: ignore[attr-defined]
+    def _holds_lease(self, conn: Connection, job: str, owner: str) -> bool:
+        query = select(JobRow.name).where(JobRow.name == job, JobRow.lease_owner == owner)
+        if self._db.is_postgres:
+            query = query.with_for_update()  # no renew or claim changes it before we commit
+        return conn.execute(query).first() is not None
 
     def counts(self, job: str) -> MiniBatchCounts:
-        """Progress, derived from the mini-batch rows."""
-        files = func.json_array_length(MiniBatchRow.files)  # SQLite and PostgreSQL alike
+        """Progress, derived from the mini-batch rows.
 
-        def where(status: MiniBatchStatus) -> Any:
-            return case((MiniBatchRow.status == status.value, 1), else_=0)
+        Counting the files of every mini-batch means reading each one's list; the plan never
+        changes, so that total is counted once per job and remembered. Only failed
+        mini-batches' lists are read on every call.
+        """
+        status, attempts = MiniBatchRow.status, MiniBatchRow.attempts
+        by_status = (
+            select(
+                status,
+                func.count(),
+                func.sum(case((attempts > 1, attempts - 1), else_=0)),
+                func.sum(MiniBatchRow.items_succeeded),
+            )
+            .where(MiniBatchRow.job_name == job)
+            .group_by(status)
+        )
+        failed_files = select(func.sum(func.json_array_length(MiniBatchRow.files))).where(
+            MiniBatchRow.job_name == job, status == MiniBatchStatus.FAILED.value
+        )
+        with self._db.read_connection() as conn:
+            rows = conn.execute(by_status).all()
+            items_failed = (
+                int(conn.execute(failed_files).scalar() or 0)
+                if any(r[0] == MiniBatchStatus.FAILED.value for r in rows)
+                else 0
+            )
+            items_total = self._planned_file_count(conn, job) if rows else 0
+        per_status = {r[0]: int(r[1]) for r in rows}
+        return MiniBatchCounts(
+            total=sum(per_status.values()),
+            pending=per_status.get(MiniBatchStatus.PENDING.value, 0),
+            running=per_status.get(MiniBatchStatus.RUNNING.value, 0),
+            succeeded=per_status.get(MiniBatchStatus.SUCCEEDED.value, 0),
+            failed=per_status.get(MiniBatchStatus.FAILED.value, 0),
+            retried=sum(int(r[2] or 0) for r in rows),
+            items_total=items_total,
+            items_succeeded=sum(int(r[3] or 0) for r in rows),
+            items_failed=items_failed,
+        )
 
-        query = select(
-            func.count(),
-            func.sum(where(MiniBatchStatus.PENDING)),
-            func.sum(where(MiniBatchStatus.RUNNING)),
-            func.sum(where(MiniBatchStatus.SUCCEEDED)),
-            func.sum(where(MiniBatchStatus.FAILED)),
-            func.sum(case((MiniBatchRow.attempts > 1, MiniBatchRow.attempts - 1), else_=0)),
-            func.sum(files),
-            func.sum(MiniBatchRow.items_succeeded),
-            func.sum(case((MiniBatchRow.status == MiniBatchStatus.FAILED.value, files), else_=0)),
-        ).where(MiniBatchRow.job_name == job)
-        with self._db.session() as s:
-            row = s.execute(query).one()
-        return MiniBatchCounts(*(int(v or 0) for v in row))
+    def _planned_file_count(self, conn: Connection, job: str) -> int:
+        with self._planned_lock:
+            if job in self._planned_files:
+                self._planned_files.move_to_end(job)
+                return self._planned_files[job]
+        query = select(func.sum(func.json_array_length(MiniBatchRow.files))).where(
+            MiniBatchRow.job_name == job
+        )
+        total = int(conn.execute(query).scalar() or 0)
+        with self._planned_lock:
+            self._planned_files[job] = total
+            while len(self._planned_files) > _PLANNED_FILES_CACHE:
+                self._planned_files.popitem(last=False)
+        return total

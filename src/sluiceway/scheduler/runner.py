@@ -173,6 +173,7 @@ class JobRunner:
 
     def _fail(self, code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
         message = redact_text(message)
+        self._flush_results()
         self._store.reset_running(self.job.name)
         if self._paths is not None:
             with contextlib.suppress(Exception):
@@ -187,6 +188,7 @@ class JobRunner:
             self._remove_staged()
 
     def _cancel(self) -> None:
+        self._flush_results()
         self._store.reset_running(self.job.name)
         if not self._store.set_status(self.job.name, JobStatus.CANCELED, owner=self._owner):
             return
@@ -419,6 +421,12 @@ class JobRunner:
         ):
             raise LeaseLost
         self._ended.clear()
+
+    def _flush_results(self) -> None:
+        """Write the results that came in before the job stopped, so its progress counts them;
+        nothing if the lease is lost."""
+        with contextlib.suppress(LeaseLost):
+            self._flush()
 
     def _record(self, result: MiniBatchResult, batch: MiniBatchRecord, max_attempts: int) -> bool:
         """Record a mini-batch's result (written by the next :meth:`_flush`); True when it

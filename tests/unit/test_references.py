@@ -9,6 +9,7 @@ import pytest
 from sluiceway.errors import UnsupportedError, ValidationError
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.storage import references
+from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.references import (
     ACCEPTED_INPUT_FORMS,
     ACCEPTED_MODEL_FORMS,
@@ -18,7 +19,6 @@ from sluiceway.storage.references import (
     ModelRef,
     Reference,
     StorageUrlRef,
-    normalise_datastore_path,
     parse_model_reference,
     parse_reference,
 )
@@ -41,7 +41,6 @@ def test_public_names_are_pinned() -> None:
         "Reference",
         "StorageUrlKind",
         "StorageUrlRef",
-        "normalise_datastore_path",
         "parse_model_reference",
         "parse_reference",
     ]
@@ -129,8 +128,8 @@ def test_datastore_uri_round_trips(ref: DatastorePathRef, uri: str) -> None:
         ("with space/x y.csv", ("with space/x y.csv", False)),
     ],
 )
-def test_normalise_datastore_path(path: str, expected: tuple[str, bool]) -> None:
-    assert normalise_datastore_path(path) == expected
+def test_check_relative_path(path: str, expected: tuple[str, bool]) -> None:
+    assert check_relative_path(path) == expected
 
 
 @pytest.mark.parametrize(
@@ -138,7 +137,7 @@ def test_normalise_datastore_path(path: str, expected: tuple[str, bool]) -> None
 )
 def test_normalise_refuses_climbing_above_the_root(path: str) -> None:
     with pytest.raises(ValidationError, match="leaves the datastore's root") as info:
-        normalise_datastore_path(path)
+        check_relative_path(path)
     assert repr(path) in info.value.message
 
 
@@ -164,7 +163,7 @@ def test_normalise_refuses_climbing_above_the_root(path: str) -> None:
 )
 def test_hostile_paths_are_refused(path: str, reason: str) -> None:
     with pytest.raises(ValidationError, match="is not accepted") as info:
-        normalise_datastore_path(path)
+        check_relative_path(path)
     assert reason in info.value.message and repr(path) in info.value.message
     assert info.value.target == "path"
 

@@ -40,11 +40,11 @@ from sluiceway.storage.datastores.local import check_root as check_local_root
 from sluiceway.storage.datastores.s3 import S3Datastore
 from sluiceway.storage.locations import Location
 from sluiceway.storage.network import PrivateNetworkPolicy
+from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_text, redact_url
 from sluiceway.storage.references import (
     Reference,
     StorageUrlRef,
-    normalise_datastore_path,
     parse_reference,
 )
 from sluiceway.store.assets import DatastoreRecord, DatastoreStore
@@ -308,7 +308,7 @@ class DatastoreService:
 
     def location(self, datastore: str, path: str) -> Location:
         """A normalised location; paths that would leave the datastore's root are refused."""
-        relative, _ = normalise_datastore_path(path)
+        relative, _ = check_relative_path(path)
         return Location(datastore, relative, self.backend(datastore))
 
     # -- references and storage URLs --------------------------------------------------------
@@ -343,7 +343,7 @@ class DatastoreService:
                 "an abfss://, wasbs:// or s3:// URL, or a datastore path.",
                 target="Uri",
             )
-        path, _ = normalise_datastore_path(unquote(ref.path))
+        path, _ = check_relative_path(unquote(ref.path))
         matched = None if ref.query else self._matching_datastore(ref)
         if matched is not None:
             return self.location(matched, path)

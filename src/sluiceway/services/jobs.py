@@ -33,8 +33,8 @@ from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.invoke import job_folder
 from sluiceway.services.steps import describe_steps
 from sluiceway.storage.locations import Location
+from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_url
-from sluiceway.storage.references import normalise_datastore_path
 from sluiceway.store.jobs import JobRecord, JobStore, JobVisibility, MiniBatchCounts
 from sluiceway.store.steps import StepStore
 
@@ -289,7 +289,7 @@ class JobService:
         return storage_call(target.uri, "path", read)
 
     def _file_in(self, folder: Location, path: str) -> Location:
-        relative, _ = normalise_datastore_path(path)
+        relative, _ = check_relative_path(path)
         target = folder.child(relative)
         if not relative or not storage_call(target.uri, "path", target.is_file):
             raise ResourceNotFoundError(f"No file {path!r} in {folder.uri}.", target="path")

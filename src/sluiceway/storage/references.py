@@ -30,7 +30,6 @@ __all__ = [
     "Reference",
     "StorageUrlKind",
     "StorageUrlRef",
-    "normalise_datastore_path",
     "parse_model_reference",
     "parse_reference",
 ]
@@ -252,29 +251,6 @@ def parse_model_reference(value: str, scope: WorkspaceScope) -> ModelRef:
     return ref
 
 
-def normalise_datastore_path(path: str) -> tuple[str, bool]:
-    """Check and normalise a path relative to a datastore's root.
-
-    Repeated ``/`` and ``.`` segments are dropped. A ``..`` segment (also percent-encoded), a
-    backslash, a NUL byte and an absolute path are refused (see :mod:`sluiceway.storage.paths`).
-
-    Args:
-        path: The path as written after ``/paths/``.
-
-    Returns:
-        The normalised path (``""`` for the root) and whether it names a folder: the path
-        ended in ``/`` or ``.``, or it is the root.
-
-    Raises:
-        ValidationError: The path could leave the datastore's root.
-    """
-    return check_relative_path(path)
-
-
-def _normalise(path: str, where: str) -> tuple[str, bool]:
-    return check_relative_path(path, where=where)
-
-
 def _require_text(value: str, accepted: str) -> str:
     text = value.strip()
     if not text:
@@ -325,7 +301,7 @@ def _datastore_ref(text: str, datastore: str, path: str) -> DatastorePathRef:
             f"The datastore name {datastore!r} in {text!r} is not valid: a datastore name has "
             "1 to 255 letters, digits or underscores."
         )
-    normalised, is_folder = _normalise(path, f" in {text!r}")
+    normalised, is_folder = check_relative_path(path, where=f" in {text!r}")
     return DatastorePathRef(datastore, normalised, is_folder)
 
 

@@ -13,7 +13,6 @@ from sluiceway.home import WorkspaceHome
 from sluiceway.store.identities import Identity, IdentityStore
 
 OWNER_NAME = "owner"
-WORKSPACE_SCOPE = WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def ensure_owner(home: WorkspaceHome, issuer: TokenIssuer, identities: IdentityS
     """
     owner = identities.get_by_name(OWNER_NAME)
     if owner is None:
-        owner = identities.create(OWNER_NAME, "user", [(WORKSPACE_SCOPE, Role.OWNER.value)])
+        owner = identities.create(OWNER_NAME, "user", [(WORKSPACE, Role.OWNER.value)])
     if not _owner_token_is_fresh(home.read_token(), issuer, owner):
         token = issuer.issue(owner.id, expires_in=MAX_LIFETIME)
         home.write_private(home.token, token + "\n")

@@ -353,7 +353,13 @@ class JobService:
             detail += f" First error: {first['type']}: {first.get('message')}"
         return detail
 
-    def job_out(self, record: JobRecord) -> JobOut:
+    def created_out(self, record: JobRecord) -> JobOut:
+        """A job just queued, as the REST API shows it: it has no mini-batches yet."""
+        return self.job_out(record, MiniBatchCounts())
+
+    def job_out(self, record: JobRecord, counts: MiniBatchCounts | None = None) -> JobOut:
+        """The job as the REST API shows it; ``counts`` when known (a job just created has
+        no mini-batches yet), else read from the store."""
         spec = record.spec
         inputs = {
             name: JobIO(
@@ -369,7 +375,8 @@ class JobService:
             for name, o in spec.get("outputs", {}).items()
         }
         link = f"{self._base_url}/jobs/{record.name}"
-        counts = self._store.counts(record.name)
+        if counts is None:
+            counts = self._store.counts(record.name)
         error = JobError.model_validate(record.error) if record.error else None
         properties: dict[str, Any] = {
             "status": record.status.value,

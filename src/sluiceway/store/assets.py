@@ -74,12 +74,12 @@ class DatastoreStore:
         self._db = db
 
     def get(self, name: str) -> DatastoreRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(DatastoreRow, name)
             return _datastore(row) if row else None
 
     def list_all(self) -> list[DatastoreRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [
                 _datastore(r) for r in s.scalars(select(DatastoreRow).order_by(DatastoreRow.name))
             ]
@@ -119,12 +119,12 @@ class AssetStore:
         self._db = db
 
     def get(self, kind: str, name: str, version: str) -> AssetRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(AssetVersionRow, (kind, name, version))
             return _asset(row) if row else None
 
     def latest(self, kind: str, name: str) -> AssetRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.scalars(
                 select(AssetVersionRow)
                 .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
@@ -134,7 +134,7 @@ class AssetStore:
             return _asset(row) if row else None
 
     def versions(self, kind: str, name: str) -> list[AssetRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             rows = s.scalars(
                 select(AssetVersionRow)
                 .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
@@ -143,7 +143,7 @@ class AssetStore:
             return [_asset(r) for r in rows]
 
     def list_latest(self, kind: str) -> list[AssetRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             newest = (
                 select(AssetVersionRow.name, func.max(AssetVersionRow.seq).label("seq"))
                 .where(AssetVersionRow.kind == kind)
@@ -199,7 +199,7 @@ class AssetStore:
             return _asset(row), True
 
     def get_upload(self, content_hash: str) -> tuple[str, str] | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.scalars(select(UploadRow).where(UploadRow.hash == content_hash)).first()
             return (row.name, row.path) if row else None
 

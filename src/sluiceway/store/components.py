@@ -34,12 +34,12 @@ class ComponentStore:
         self._db = db
 
     def get(self, name: str, version: str) -> ComponentRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(ComponentVersionRow, (name, version))
             return _record(row) if row else None
 
     def latest(self, name: str) -> ComponentRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.scalars(
                 select(ComponentVersionRow)
                 .where(ComponentVersionRow.name == name)
@@ -49,7 +49,7 @@ class ComponentStore:
             return _record(row) if row else None
 
     def versions(self, name: str) -> list[ComponentRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             rows = s.scalars(
                 select(ComponentVersionRow)
                 .where(ComponentVersionRow.name == name)
@@ -58,7 +58,7 @@ class ComponentStore:
             return [_record(r) for r in rows]
 
     def list_latest(self) -> list[ComponentRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             newest = (
                 select(ComponentVersionRow.name, func.max(ComponentVersionRow.seq).label("seq"))
                 .group_by(ComponentVersionRow.name)

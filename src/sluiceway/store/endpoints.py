@@ -64,12 +64,12 @@ class EndpointStore:
         self._db = db
 
     def get(self, name: str) -> EndpointRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(EndpointRow, name)
             return _endpoint(row) if row else None
 
     def list_all(self) -> list[EndpointRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [_endpoint(r) for r in s.scalars(select(EndpointRow).order_by(EndpointRow.name))]
 
     def upsert(
@@ -110,12 +110,12 @@ class EndpointStore:
             s.execute(delete(EndpointRow).where(EndpointRow.name == name))
 
     def get_deployment(self, endpoint: str, name: str) -> DeploymentRecord | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.get(DeploymentRow, (endpoint, name))
             return _deployment(row) if row else None
 
     def list_deployments(self, endpoint: str) -> list[DeploymentRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             rows = s.scalars(
                 select(DeploymentRow)
                 .where(DeploymentRow.endpoint_name == endpoint)

@@ -96,30 +96,30 @@ class IdentityStore:
         return _identity(row, self._roles(s, row.id)) if row is not None else None
 
     def get(self, identity_id: str) -> Identity | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return self._one(s, s.get(IdentityRow, identity_id))
 
     def get_by_name(self, name: str) -> Identity | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return self._one(
                 s, s.scalars(select(IdentityRow).where(IdentityRow.name == name)).first()
             )
 
     def get_by_external_id(self, external_id: str) -> Identity | None:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.scalars(select(IdentityRow).where(IdentityRow.external_id == external_id))
             return self._one(s, row.first())
 
     def get_client(self, client_id: str) -> ClientCredentials | None:
         """The service principal with this client id, and its secret hash."""
-        with self._db.session() as s:
+        with self._db.reading() as s:
             row = s.scalars(select(IdentityRow).where(IdentityRow.client_id == client_id)).first()
             if row is None:
                 return None
             return ClientCredentials(_identity(row, self._roles(s, row.id)), row.secret_hash)
 
     def list_all(self) -> list[Identity]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             rows = s.scalars(select(IdentityRow).order_by(IdentityRow.name)).all()
             roles: dict[str, list[RoleAssignmentRow]] = {}
             for assignment in s.scalars(select(RoleAssignmentRow)):
@@ -221,7 +221,7 @@ class IdentityStore:
         if scope is not None:
             query = query.where(RoleAssignmentRow.scope == scope)
         query = query.order_by(IdentityRow.name, RoleAssignmentRow.scope, RoleAssignmentRow.role)
-        with self._db.session() as s:
+        with self._db.reading() as s:
             return [
                 RoleAssignment(name, row.identity_id, row.scope, row.role, as_utc(row.created_at))
                 for row, name in s.execute(query).all()

@@ -68,7 +68,7 @@ class StepStore:
             )
 
     def steps(self, job: str) -> list[StepRecord]:
-        with self._db.session() as s:
+        with self._db.reading() as s:
             rows = s.scalars(
                 select(JobStepRow).where(JobStepRow.job_name == job).order_by(JobStepRow.index)
             )

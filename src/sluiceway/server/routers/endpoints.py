@@ -144,7 +144,7 @@ def invoke(
         endpoint, request, principal, deployment_name=azureml_model_deployment or None
     )
     ws.job_queued()
-    return ws.jobs.job_out(record)
+    return ws.jobs.created_out(record)
 
 
 @router.get("/endpoints/{endpoint}/jobs", tags=["invoke"], dependencies=READ_ENDPOINT)

@@ -11,9 +11,12 @@ first result
     first job of the deployment (the warm-up) is reported as the cold case.
 
 submit
-    ``--clients`` threads, each with its own connection, send ``--submit`` invoke ``POST`` s in
-    all (as fast as they are answered) over a one-row input. Each ``POST`` is timed; the rate is
-    the accepted jobs over the time from the first ``POST`` to the last answer. Then every
+    First one client sends ``SINGLE_POSTS`` invoke ``POST`` s one after another: their latency is
+    the server's time per ``POST`` with nothing queued (their jobs are canceled before the
+    burst). Then ``--clients`` threads, each with its own connection, send ``--submit`` invoke
+    ``POST`` s in all (as fast as they are answered) over a one-row input. Each ``POST`` is
+    timed; the rate is the accepted jobs over the time from the first ``POST`` to the last
+    answer. Then every
     accepted job name must be found on the server (``GET /jobs``), and the jobs still queued or
     running are canceled and waited for.
 """
@@ -30,6 +33,7 @@ from typing import Any
 from benchmarks.sluiceway_server import ENDPOINT, TERMINAL, Bench, Server
 
 FIRST_RESULT_POLL = 0.02
+SINGLE_POSTS = 50
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class SubmitResult:
     names: list[str]
     missing: list[str] = field(default_factory=list)  # accepted, but not found afterwards
     statuses: dict[str, int] = field(default_factory=dict)  # after cleanup
+    single: list[float] = field(default_factory=list)  # seconds: one client's POSTs in turn
+    single_missing: list[str] = field(default_factory=list)  # of those, not found afterwards
 
     @property
     def accepted(self) -> int:
@@ -101,19 +107,39 @@ class SubmitResult:
     @property
     def lost(self) -> int:
         """Jobs not accepted, accepted twice under one name, or not found afterwards."""
-        return len(self.errors) + (len(self.names) - len(set(self.names))) + len(self.missing)
+        duplicates = len(self.names) - len(set(self.names))
+        return len(self.errors) + duplicates + len(self.missing) + len(self.single_missing)
 
     @property
     def rate(self) -> float:
         return self.accepted / self.seconds if self.seconds > 0 else 0.0
 
     def percentile(self, q: float) -> float | None:
-        if not self.latencies:
-            return None
-        if len(self.latencies) == 1:
-            return self.latencies[0]
-        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
-        return cuts[int(q) - 1] if q < 100 else max(self.latencies)
+        """Of the burst's latencies."""
+        return percentile(self.latencies, q)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (1 to 100) of ``values``; None if there are none."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[int(q) - 1] if q < 100 else max(values)
+
+
+def one_client(bench: Bench, body: dict[str, Any], count: int) -> tuple[list[float], list[str]]:
+    """``count`` invoke POSTs sent one after another: their latencies and job names."""
+    latencies: list[float] = []
+    names: list[str] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = bench.client.post(f"/endpoints/{ENDPOINT}/jobs", json=body)
+        latencies.append(time.perf_counter() - started)
+        response.raise_for_status()
+        names.append(str(response.json()["name"]))
+    return latencies, names
 
 
 def submit_burst(
@@ -121,6 +147,9 @@ def submit_burst(
 ) -> SubmitResult:
     """``total`` invoke POSTs from ``clients`` concurrent clients; see the module's docstring."""
     body = bench.invoke_body(input_dir, None)
+    single, single_names = one_client(bench, body, min(SINGLE_POSTS, total))
+    single_missing = _missing_jobs(bench, single_names)
+    _cancel_and_wait(bench, single_names)
     clients = max(1, min(clients, total))
     shares = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
     gate = threading.Barrier(clients + 1)
@@ -160,6 +189,7 @@ def submit_burst(
     for thread in threads:
         thread.join()
     result = SubmitResult(clients, latencies, errors, max(ends) - started, names)
+    result.single, result.single_missing = single, single_missing
     result.missing = _missing_jobs(bench, names)
     result.statuses = _cancel_and_wait(bench, names)
     return result
@@ -202,6 +232,8 @@ __all__ = [
     "FirstResults",
     "SubmitResult",
     "first_results",
+    "one_client",
+    "percentile",
     "submit_burst",
     "time_first_result",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.datasets import describe
-from benchmarks.latency import FirstResults, SubmitResult
+from benchmarks.latency import FirstResults, SubmitResult, percentile
 from benchmarks.memory import MB
 from benchmarks.throughput import BARE, RAY, SLUICEWAY, WorkloadRun
 
@@ -171,12 +171,15 @@ def latency_lines(first: FirstResults | None, submit: SubmitResult | None) -> li
     if submit is not None:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(submit.statuses.items()))
         lines += [
+            f"| submit | one client, {len(submit.single)} POSTs one after another: latency "
+            f"p50 / p99 | {ms(percentile(submit.single, 50))} / "
+            f"{ms(percentile(submit.single, 99))} |",
             f"| submit | {submit.accepted + len(submit.errors)} POSTs from {submit.clients} "
             f"clients: latency p50 / p99 / max | {ms(submit.percentile(50))} / "
             f"{ms(submit.percentile(99))} / {ms(max(submit.latencies, default=None))} |",
             f"| submit | jobs accepted per second | {submit.rate:,.1f} |",
             f"| submit | not accepted / not found afterwards (lost) | "
-            f"{len(submit.errors)} / {len(submit.missing)} |",
+            f"{len(submit.errors)} / {len(submit.missing) + len(submit.single_missing)} |",
             f"| submit | statuses after the burst was canceled | {statuses} |",
         ]
     return lines
@@ -242,10 +245,11 @@ def targets(
                 None if p99 is None else p99 * 1000 < SUBMIT_P99_MS,
             )
         )
+        sent = submit.accepted + len(submit.errors) + len(submit.single)
         found.append(
             Target(
                 "submit: no job lost",
-                f"{submit.lost} lost of {submit.accepted + len(submit.errors)}",
+                f"{submit.lost} lost of {sent}",
                 submit.lost == 0,
             )
         )

@@ -35,8 +35,8 @@ _WRONG_RESULT_TYPE = (
 class RowSink(Protocol):
     """Where the ``append_row`` lines of a mini-batch go (a part file)."""
 
-    def write(self, text: str) -> None:
-        """Append whole lines."""
+    def write(self, text: str) -> object:
+        """Append whole lines; what it returns is ignored (a text file's count, say)."""
 
 
 @dataclass(frozen=True)

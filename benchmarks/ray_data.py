@@ -15,12 +15,14 @@ reported apart), ``seconds`` (the pipeline, actor start-up and model loads inclu
 
 Each row's index in its file is its rank among that file's rows in its batch, and each batch
 is a whole block (``batch_size=None``), so that index is right as long as no file is cut over
-two blocks. Ray cuts files in two cases: to reach a read parallelism above the number of files
-(``DataContext.read_op_min_num_blocks``, 200 by default, or twice the CPUs), and past its target
-block size (128 MiB). The first is switched off by capping ``read_op_min_num_blocks`` at the
-number of files (Ray's other defaults stay); the second does not happen at the harness's file
-sizes. A file that was cut anyway shows in the harness's check of the outputs as repeated row
-indexes, never as a silent agreement.
+two blocks. Ray cuts files in two cases: to reach a read parallelism above the number of files,
+and past its target block size (128 MiB). Ray's read parallelism is the largest of
+``DataContext.read_op_min_num_blocks`` (200 by default), what its block sizes need, and twice
+the CPUs. The first is capped at the number of files, and with fewer files than twice the CPUs
+the parallelism is set to the number of files (``override_num_blocks``); otherwise Ray's own
+choice stays. Files past 128 MiB do not occur at the harness's sizes. A file that was cut anyway
+shows in the harness's check of the outputs as repeated row indexes, never as a silent
+agreement.
 """
 
 from __future__ import annotations
@@ -83,7 +85,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         context.print_on_execution_start = False
         files = sum(1 for _ in Path(args.input_dir).glob("*.csv"))
         context.read_op_min_num_blocks = max(1, min(files, context.read_op_min_num_blocks))
-        dataset = ray.data.read_csv(str(args.input_dir), include_paths=True)
+        # With fewer files than twice the CPUs, Ray would cut files to keep the CPUs busy.
+        blocks = max(files, 1) if files < 2 * args.workers else None
+        dataset = ray.data.read_csv(
+            str(args.input_dir), include_paths=True, override_num_blocks=blocks
+        )
         scored = dataset.map_batches(
             Scorer,
             fn_constructor_args=(str(args.model_dir),),

@@ -16,7 +16,7 @@ from sluiceway.executors.base import Executor
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
-from sluiceway.services.datastores import DatastoreService
+from sluiceway.storage.locations import Locations
 from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
 
@@ -37,7 +37,7 @@ class Scheduler:
         self,
         *,
         store: JobStore,
-        datastores: DatastoreService,
+        datastores: Locations,
         executor: Executor,
         lease_seconds: float,
         poll_seconds: float,

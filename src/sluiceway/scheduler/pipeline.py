@@ -50,8 +50,7 @@ from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.runner import JobAborted
 from sluiceway.scheduler.staging import JobStaging, StagingError, download
 from sluiceway.schemas.jobs import JobStatus, StepStatus
-from sluiceway.services.datastores import DatastoreService
-from sluiceway.storage.locations import Location
+from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore
 from sluiceway.store.steps import StepStore
@@ -180,7 +179,7 @@ class PipelineRunner:
         *,
         store: JobStore,
         steps: StepStore,
-        datastores: DatastoreService,
+        datastores: Locations,
         owner: str,
         lease: timedelta,
         stop: threading.Event,

@@ -44,8 +44,7 @@ from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.staging import InputFiles, JobStaging
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
-from sluiceway.services.datastores import DatastoreService
-from sluiceway.storage.locations import Location
+from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import (
     JobRecord,
@@ -102,7 +101,7 @@ class JobRunner:
         job: JobRecord,
         *,
         store: JobStore,
-        datastores: DatastoreService,
+        datastores: Locations,
         executor: Executor,
         owner: str,
         lease: timedelta,

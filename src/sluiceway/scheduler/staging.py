@@ -28,8 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluiceway.services.datastores import DatastoreService
-from sluiceway.storage.locations import Location
+from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error
 
 logger = logging.getLogger("sluiceway.scheduler")
@@ -179,7 +178,7 @@ class InputFiles:
 class JobStaging:
     """The local side of one job: staged inputs, model and code, and its folder's mirror."""
 
-    def __init__(self, datastores: DatastoreService, job_name: str) -> None:
+    def __init__(self, datastores: Locations, job_name: str) -> None:
         self._datastores = datastores
         self.root = datastores.staging_dir / job_name
         self._mirrors: dict[str, tuple[Location, Path]] = {}

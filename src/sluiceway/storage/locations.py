@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
 from sluiceway.errors import ValidationError
 from sluiceway.schemas.common import datastore_uri
@@ -153,3 +153,19 @@ class Location:
                 created it meanwhile (the datastore type makes this check atomic).
         """
         return self.backend.write_file(self.path, chunks, overwrite=overwrite)
+
+
+class Locations(Protocol):
+    """What the scheduler needs of the workspace's datastores: where a job's files are, and
+    where remote inputs are staged. ``services.datastores.DatastoreService`` is one."""
+
+    staging_dir: Path
+    staging_cache_bytes: int
+
+    def location(self, datastore: str, path: str) -> Location:
+        """``path`` in ``datastore``; paths that would leave its root are refused."""
+        ...
+
+    def stored_location(self, spec: dict[str, Any]) -> Location:
+        """The location a job's spec recorded: ``{"datastore", "path"}`` or ``{"url"}``."""
+        ...

@@ -2,7 +2,7 @@
 # Install what the tests need, start the services they use (a throwaway PostgreSQL cluster,
 # Azurite for Azure Blob and moto's S3 server), then run ruff, mypy --strict and the whole
 # pytest suite. Extra arguments go to pytest.
-source "$(dirname "$(readlink -f "$0")")/_env.sh"  # also when run as .ci/run, a link to this file
+source "$(dirname "$0")/_env.sh"
 sync_env server mlflow dev azure s3
 
 SERVICES="$(mktemp -d /tmp/sluiceway-test.XXXXXX)"

@@ -7,13 +7,10 @@ Cleveland columns); each folder is written once per run and read by every conten
 
 from __future__ import annotations
 
-import importlib.metadata
-import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from sluiceway.examples.heart import HEART_FEATURES, HEART_TARGET, generate_heart_frame
+from sluiceway.examples.heart import HEART_FEATURES, generate_heart_frame, train_heart_model
 
 MB = 1 << 20
 TRAINING_ROWS = 2000
@@ -68,52 +65,24 @@ def rows_for_size(megabytes: float) -> int:
 def train_model(model_dir: Path, seed: int = 0) -> Path:
     """Train a gradient-boosting classifier on heart rows and save it as an MLflow model.
 
-    The pipeline one-hot encodes the categorical columns and passes the others through; it is
-    saved with cloudpickle (mlflow-skinny lacks the default format's package) and a column
-    signature, so every contender loads the same model and MLflow checks the same schema.
+    The pipeline one-hot encodes the categorical columns and passes the others through; the
+    example's :func:`~sluiceway.examples.heart.train_heart_model` trains and saves it (with
+    cloudpickle and a column signature), so every contender loads the same model and MLflow
+    checks the same schema.
     """
-    # save_model() imports mlflow.pyfunc lazily; imported here first, its import warnings
-    # stay in this one place.
-    import mlflow.pyfunc
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    import sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    frame = generate_heart_frame(TRAINING_ROWS, seed=seed)
-    features, target = frame[HEART_FEATURES], frame[HEART_TARGET]
     preprocess = ColumnTransformer(
         [("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)],
         remainder="passthrough",
     )
     pipeline = Pipeline(
         [("preprocess", preprocess), ("classifier", GradientBoostingClassifier(random_state=seed))]
-    ).fit(features, target)
-    requirements = [
-        f"mlflow-skinny=={mlflow.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-        f"cloudpickle=={importlib.metadata.version('cloudpickle')}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={np.__version__}",
-    ]
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        # The hint that int columns cannot hold missing values: the generated ones never do.
-        warnings.simplefilter("ignore", UserWarning)
-        signature = infer_signature(features, target)
-    mlflow.sklearn.save_model(
-        pipeline,
-        str(model_dir),
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        pip_requirements=requirements,
-        signature=signature,
     )
-    return model_dir
+    return train_heart_model(model_dir, seed, pipeline=pipeline, rows=TRAINING_ROWS)
 
 
 def describe(folder: InputFolder) -> str:

@@ -62,17 +62,30 @@ def running_server(
     accepts local datastores in ``data_root``."""
     home.mkdir(parents=True)
     argv = [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=server_environment(data_root)
-        )
-    try:
+    with logged_process(argv, log, signal.SIGTERM, env=server_environment(data_root)) as process:
         yield _wait_for_server(home, process, log, start_timeout)
+
+
+@contextmanager
+def logged_process(
+    argv: list[str],
+    log: Path,
+    stop: signal.Signals,
+    *,
+    env: dict[str, str] | None = None,
+    wait: float = 60.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` running with its output appended to ``log``; sent ``stop`` when the block ends,
+    and killed if it has not exited ``wait`` seconds later."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
             try:
-                process.wait(60)
+                process.wait(wait)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
@@ -230,17 +243,9 @@ def profiled(pid: int, output: Path, log: Path) -> Iterator[None]:
     py_spy = Path(sys.executable).with_name("py-spy")
     argv = [str(py_spy), "record", "--pid", str(pid), "--subprocesses", "--rate", "100"]
     argv += ["--format", "speedscope", "--output", str(output)]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    # py-spy writes the profile on SIGINT, which takes a while after a long run.
+    with logged_process(argv, log, signal.SIGINT, wait=120.0):
         yield
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 __all__ = [
@@ -251,6 +256,7 @@ __all__ = [
     "Bench",
     "JobRun",
     "Server",
+    "logged_process",
     "profiled",
     "running_server",
 ]

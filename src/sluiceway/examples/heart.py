@@ -186,17 +186,22 @@ def write_unlabeled_folder(
     return sorted(paths, key=lambda path: path.name)
 
 
-def train_heart_model(model_dir: Path, seed: int = 0) -> Path:
+def train_heart_model(
+    model_dir: Path, seed: int = 0, *, pipeline: Any = None, rows: int = TRAINING_ROWS
+) -> Path:
     """Train a classifier on generated rows and save it as an MLflow model in ``model_dir``.
 
-    The model is a scikit-learn pipeline (one-hot encoding of the categorical columns, scaled
-    numeric columns, logistic regression) saved with a column signature, so MLflow checks the
-    columns and types of what it scores. It is written to a staging folder first and moved into
-    place, so ``model_dir`` never holds half a model.
+    The model is a scikit-learn pipeline (by default one-hot encoding of the categorical
+    columns, scaled numeric columns, logistic regression) saved with a column signature, so
+    MLflow checks the columns and types of what it scores. It is written to a staging folder
+    first and moved into place, so ``model_dir`` never holds half a model.
 
     Args:
         model_dir: The folder to create; its parents are created too.
         seed: Seed of the training data.
+        pipeline: An unfitted scikit-learn estimator over :data:`HEART_FEATURES` to train
+            instead of the default one.
+        rows: How many generated rows to train on.
 
     Returns:
         ``model_dir``.
@@ -223,9 +228,9 @@ def train_heart_model(model_dir: Path, seed: int = 0) -> Path:
             "the heart example needs MLflow and scikit-learn: pip install 'sluiceway[mlflow]'"
         ) from exc
 
-    frame = generate_heart_frame(TRAINING_ROWS, seed=seed)
+    frame = generate_heart_frame(rows, seed=seed)
     features, target = frame[HEART_FEATURES], frame[HEART_TARGET]
-    pipeline = _build_pipeline().fit(features, target)
+    pipeline = (_build_pipeline() if pipeline is None else pipeline).fit(features, target)
     with warnings.catch_warnings():
         # MLflow hints that int columns cannot hold missing values; the generated ones never do.
         warnings.filterwarnings(

@@ -461,15 +461,13 @@ class LocalWorkerPool:
         logger.error("%s; replacing the worker", message)
         log = stdout_log_path(self._job.log_dir, worker.name)
         tail = log_tail(log)
-        return MiniBatchResult(
-            index=task.index,
-            attempt=task.attempt,
-            worker=worker.name,
-            ok=False,
-            duration=time.monotonic() - (worker.started if worker.clock is None else worker.clock),
-            failure=FailureKind.WORKER_DIED,
-            error_type="WorkerDied",
-            error_message=message,
+        return _failed(
+            task,
+            worker.name,
+            time.monotonic() - (worker.started if worker.clock is None else worker.clock),
+            FailureKind.WORKER_DIED,
+            "WorkerDied",
+            message,
             traceback=f"The last lines of {log}:\n{tail}" if tail else None,
         )
 
@@ -480,15 +478,8 @@ class LocalWorkerPool:
         worker.stop()
         message = f"mini-batch {task.index} timed out after {task.timeout:g} s"
         logger.error("%s; killed %s (pid %s) to replace it", message, worker.name, pid)
-        return MiniBatchResult(
-            index=task.index,
-            attempt=task.attempt,
-            worker=worker.name,
-            ok=False,
-            duration=now - worker.clock,
-            failure=FailureKind.TIMEOUT,
-            error_type="TimeoutError",
-            error_message=message,
+        return _failed(
+            task, worker.name, now - worker.clock, FailureKind.TIMEOUT, "TimeoutError", message
         )
 
     def _on_init_timeout(self, worker: _Worker, now: float) -> MiniBatchResult | None:
@@ -505,16 +496,38 @@ class LocalWorkerPool:
         logger.error("%s; killed it (pid %s) to replace it", error.message, pid)
         if task is None:
             return None
-        return MiniBatchResult(
-            index=task.index,
-            attempt=task.attempt,
-            worker=worker.name,
-            ok=False,
-            duration=now - worker.started,
-            failure=FailureKind.INIT_ERROR,
-            error_type=error.type,
-            error_message=error.message,
+        return _failed(
+            task,
+            worker.name,
+            now - worker.started,
+            FailureKind.INIT_ERROR,
+            error.type,
+            error.message,
         )
+
+
+def _failed(
+    task: MiniBatchTask,
+    worker: str,
+    duration: float,
+    failure: FailureKind,
+    error_type: str,
+    message: str,
+    *,
+    traceback: str | None = None,
+) -> MiniBatchResult:
+    """The result of ``task``, which failed on ``worker`` without reporting back itself."""
+    return MiniBatchResult(
+        index=task.index,
+        attempt=task.attempt,
+        worker=worker,
+        ok=False,
+        duration=duration,
+        failure=failure,
+        error_type=error_type,
+        error_message=message,
+        traceback=traceback,
+    )
 
 
 def _stop_all(workers: list[_Worker], folder: Path) -> None:

@@ -83,6 +83,31 @@ class MiniBatchResult:
     error_message: str | None = None
     traceback: str | None = None
 
+    @classmethod
+    def failed(
+        cls,
+        task: MiniBatchTask,
+        worker: str,
+        failure: FailureKind,
+        error_type: str,
+        message: str,
+        *,
+        duration: float = 0.0,
+        traceback: str | None = None,
+    ) -> MiniBatchResult:
+        """The result of an attempt at ``task`` on ``worker`` that failed."""
+        return cls(
+            index=task.index,
+            attempt=task.attempt,
+            worker=worker,
+            ok=False,
+            duration=duration,
+            failure=failure,
+            error_type=error_type,
+            error_message=message,
+            traceback=traceback,
+        )
+
 
 class WorkerPool(Protocol):
     """The workers serving one job."""

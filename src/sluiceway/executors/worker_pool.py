@@ -461,13 +461,13 @@ class LocalWorkerPool:
         logger.error("%s; replacing the worker", message)
         log = stdout_log_path(self._job.log_dir, worker.name)
         tail = log_tail(log)
-        return _failed(
+        return MiniBatchResult.failed(
             task,
             worker.name,
-            time.monotonic() - (worker.started if worker.clock is None else worker.clock),
             FailureKind.WORKER_DIED,
             "WorkerDied",
             message,
+            duration=time.monotonic() - (worker.started if worker.clock is None else worker.clock),
             traceback=f"The last lines of {log}:\n{tail}" if tail else None,
         )
 
@@ -478,8 +478,13 @@ class LocalWorkerPool:
         worker.stop()
         message = f"mini-batch {task.index} timed out after {task.timeout:g} s"
         logger.error("%s; killed %s (pid %s) to replace it", message, worker.name, pid)
-        return _failed(
-            task, worker.name, now - worker.clock, FailureKind.TIMEOUT, "TimeoutError", message
+        return MiniBatchResult.failed(
+            task,
+            worker.name,
+            FailureKind.TIMEOUT,
+            "TimeoutError",
+            message,
+            duration=now - worker.clock,
         )
 
     def _on_init_timeout(self, worker: _Worker, now: float) -> MiniBatchResult | None:
@@ -496,38 +501,14 @@ class LocalWorkerPool:
         logger.error("%s; killed it (pid %s) to replace it", error.message, pid)
         if task is None:
             return None
-        return _failed(
+        return MiniBatchResult.failed(
             task,
             worker.name,
-            now - worker.started,
             FailureKind.INIT_ERROR,
             error.type,
             error.message,
+            duration=now - worker.started,
         )
-
-
-def _failed(
-    task: MiniBatchTask,
-    worker: str,
-    duration: float,
-    failure: FailureKind,
-    error_type: str,
-    message: str,
-    *,
-    traceback: str | None = None,
-) -> MiniBatchResult:
-    """The result of ``task``, which failed on ``worker`` without reporting back itself."""
-    return MiniBatchResult(
-        index=task.index,
-        attempt=task.attempt,
-        worker=worker,
-        ok=False,
-        duration=duration,
-        failure=failure,
-        error_type=error_type,
-        error_message=message,
-        traceback=traceback,
-    )
 
 
 def _stop_all(workers: list[_Worker], folder: Path) -> None:

@@ -170,7 +170,14 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
         task = message
         if scorer is None:
             assert init_error is not None
-            result = _init_failed(task, worker, init_error)
+            result = MiniBatchResult.failed(
+                task,
+                worker,
+                FailureKind.INIT_ERROR,
+                init_error.type,
+                init_error.message,
+                traceback=init_error.traceback,
+            )
         else:
             result = run_task(scorer, task, job, worker)
         _flush_output()
@@ -205,15 +212,13 @@ def run_task(scorer: Scorer, task: MiniBatchTask, job: JobContext, worker: str) 
     except (Exception, SystemExit) as exc:
         error = ErrorReport.from_exception(exc)
         logger.error("mini-batch %d failed:\n%s", task.index, error.traceback)
-        return MiniBatchResult(
-            index=task.index,
-            attempt=task.attempt,
-            worker=worker,
-            ok=False,
+        return MiniBatchResult.failed(
+            task,
+            worker,
+            FailureKind.RUN_ERROR,
+            error.type,
+            error.message,
             duration=time.monotonic() - started,
-            failure=FailureKind.RUN_ERROR,
-            error_type=error.type,
-            error_message=error.message,
             traceback=error.traceback,
         )
     duration = time.monotonic() - started
@@ -301,19 +306,6 @@ def _set_arguments(spec: WorkerSpec) -> None:
     else:
         script = scoring.MLFLOW_SCORER_MODULE
     sys.argv = [script, "--logging_level", spec.logging_level]
-
-
-def _init_failed(task: MiniBatchTask, worker: str, error: ErrorReport) -> MiniBatchResult:
-    return MiniBatchResult(
-        index=task.index,
-        attempt=task.attempt,
-        worker=worker,
-        ok=False,
-        failure=FailureKind.INIT_ERROR,
-        error_type=error.type,
-        error_message=error.message,
-        traceback=error.traceback,
-    )
 
 
 def _send(conn: Connection, message: object) -> bool:

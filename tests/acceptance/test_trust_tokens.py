@@ -1,0 +1,94 @@
+"""Trust at the edges, against a real server: tokens can be revoked and cannot outlive what
+minted them, the token endpoint is rate-limited, stored state never breaks a read, numbers
+and names are checked whole, and request heads have a size limit.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.integration.conftest import RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("trust") / "home")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def owner(server: RunningServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+# -- request heads ------------------------------------------------------------------------------
+
+
+def _raw(server: RunningServer, head: bytes) -> bytes:
+    """Send ``head`` on a socket of its own; what the server answered before it closed."""
+    url = urlsplit(server.url)
+    assert url.hostname is not None and url.port is not None
+    answer = b""
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading it all
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+def _status(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_a_megabyte_header_line_is_refused(server: RunningServer) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    assert _status(_raw(server, head)) == 431
+    # One line past 16 KiB is refused on its own, and the answer names it.
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * (20 << 10) + b"\r\n\r\n"
+    answer = _raw(server, head)
+    assert _status(answer) == 431
+    assert b"x-long" in answer.lower()
+
+
+def test_many_header_lines_past_the_total_are_refused(server: RunningServer) -> None:
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 1000) for i in range(100))
+    answer = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + lines + b"\r\n")
+    assert _status(answer) == 431
+
+
+def test_a_long_request_line_is_refused(server: RunningServer) -> None:
+    answer = _raw(server, b"GET /healthz?" + b"q" * (32 << 10) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(answer) == 414
+
+
+def test_ordinary_heads_and_large_bodies_still_pass(server: RunningServer) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fine: " + b"c" * 8000 + b"\r\n"
+    answer = _raw(server, head + b"Connection: close\r\n\r\n")
+    assert _status(answer) == 200
+    # A body far past the head limit, arriving in the same reads as the head, is not a head.
+    body = b'{"name": "' + b"d" * (200 << 10) + b'"}'
+    answer = _raw(
+        server,
+        b"POST /identities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + b"Authorization: Bearer "
+        + server.token.encode()
+        + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body,
+    )
+    assert _status(answer) == 400  # the name is not valid, but the request was read

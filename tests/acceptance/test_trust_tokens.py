@@ -13,6 +13,13 @@ import httpx
 import pytest
 
 from tests.integration.conftest import RunningServer, start_server, stop_server
+from tests.integration.helpers import (
+    create_script_deployment,
+    invoke_body,
+    unique,
+    upload_folder,
+    write_numbered_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +99,59 @@ def test_ordinary_heads_and_large_bodies_still_pass(server: RunningServer) -> No
         + body,
     )
     assert _status(answer) == 400  # the name is not valid, but the request was read
+
+
+# -- names --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """An endpoint with a script deployment, and an uploaded folder of two files to score."""
+    tmp = tmp_path_factory.mktemp("deployed")
+    endpoint = unique("trust")
+    with server.client() as client:
+        create_script_deployment(client, tmp, endpoint, "blue")
+        data = tmp / "data"
+        data.mkdir()
+        write_numbered_files(data, 2)
+        return endpoint, upload_folder(client, data, "trust-data")
+
+
+def _refused_with_newline(response: httpx.Response, what: str) -> None:
+    assert response.status_code == 400, f"{what}: {response.status_code} {response.text}"
+    assert "\\n" in response.json()["error"]["message"], response.text
+
+
+def test_names_ending_in_a_newline_are_refused(
+    owner: httpx.Client, deployed: tuple[str, str]
+) -> None:
+    endpoint, data = deployed
+    _refused_with_newline(
+        owner.post("/identities", json={"name": "owner\n", "kind": "user"}), "identity"
+    )
+    name = unique("ep")
+    _refused_with_newline(
+        owner.put(f"/batch-endpoints/{name}%0A", json={"name": f"{name}\n"}), "endpoint"
+    )
+    body = {"name": "green\n", "endpoint_name": endpoint, "type": "model", "model": "azureml:m:1"}
+    _refused_with_newline(
+        owner.put(f"/batch-endpoints/{endpoint}/deployments/green%0A", json=body), "deployment"
+    )
+    _refused_with_newline(
+        owner.put("/datastores/store%0A", json={"name": "store\n", "type": "azure_blob"}),
+        "datastore",
+    )
+    _refused_with_newline(
+        owner.post("/data", json={"name": "data\n", "type": "uri_folder", "path": data}), "data"
+    )
+    _refused_with_newline(
+        owner.post("/data", json={"name": "data", "version": "1\n", "path": data}), "version"
+    )
+    _refused_with_newline(
+        owner.post("/models", json={"name": "model\n", "type": "custom_model", "path": data}),
+        "model",
+    )
+    component = {"name": "comp\n", "type": "command", "command": "echo", "version": "1"}
+    _refused_with_newline(owner.post("/components", json=component), "component")
+    invoke = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": data}}, JobName="job\n")
+    _refused_with_newline(owner.post(f"/endpoints/{endpoint}/jobs", json=invoke), "job")

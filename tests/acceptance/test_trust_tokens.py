@@ -5,6 +5,7 @@ and names are checked whole, and request heads have a size limit.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -155,3 +156,44 @@ def test_names_ending_in_a_newline_are_refused(
     _refused_with_newline(owner.post("/components", json=component), "component")
     invoke = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": data}}, JobName="job\n")
     _refused_with_newline(owner.post(f"/endpoints/{endpoint}/jobs", json=invoke), "job")
+
+
+# -- numbers ------------------------------------------------------------------------------------
+
+NON_FINITE = ("1e999", "-1e999", "Infinity", "-Infinity", "NaN")
+OVERRIDES = (
+    ("MiniBatchSize", '"MiniBatchSize": {}', "properties.MiniBatchSize"),
+    ("InstanceCount", '"Compute": {{"InstanceCount": {}}}', "properties.Compute.InstanceCount"),
+    ("MaxRetries", '"RetrySettings": {{"MaxRetries": {}}}', "properties.RetrySettings.MaxRetries"),
+    ("Timeout", '"RetrySettings": {{"Timeout": {}}}', "properties.RetrySettings.Timeout"),
+    ("ErrorThreshold", '"ErrorThreshold": {}', "properties.ErrorThreshold"),
+)
+
+
+@pytest.mark.parametrize("literal", NON_FINITE)
+@pytest.mark.parametrize(("_", "override", "field"), OVERRIDES, ids=[o[0] for o in OVERRIDES])
+def test_numbers_that_are_not_finite_are_400_naming_the_field(
+    owner: httpx.Client, deployed: tuple[str, str], literal: str, _: str, override: str, field: str
+) -> None:
+    endpoint, data = deployed
+    inputs = json.dumps({"data": {"JobInputType": "UriFolder", "Uri": data}})
+    text = f'{{"properties": {{"InputData": {inputs}, {override.format(literal)}}}}}'
+    response = owner.post(
+        f"/endpoints/{endpoint}/jobs",
+        content=text,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["target"] == field
+    assert field in error["message"]
+
+
+def test_numbers_that_are_not_finite_are_refused_in_every_body(owner: httpx.Client) -> None:
+    for route, text in (
+        ("/identities/owner/tokens", '{"expires_in": 1e999}'),
+        ("/data", '{"name": "n", "path": "x", "tags": {"a": [1, NaN]}}'),
+    ):
+        response = owner.post(route, content=text, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+    assert owner.get("/whoami").status_code == 200

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from tests.integration.conftest import RunningServer, start_server, stop_server
@@ -197,3 +199,148 @@ def test_numbers_that_are_not_finite_are_refused_in_every_body(owner: httpx.Clie
         response = owner.post(route, content=text, headers={"Content-Type": "application/json"})
         assert response.status_code == 400, response.text
     assert owner.get("/whoami").status_code == 200
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _whoami(server: RunningServer, token: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/whoami", headers=_bearer(token))
+
+
+def _client_credentials(server: RunningServer, client_id: str, secret: str) -> httpx.Response:
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return httpx.post(f"{server.url}/oauth2/token", data=form)
+
+
+def _service_principal(owner: httpx.Client) -> dict[str, str]:
+    response = owner.post("/identities", json={"name": unique("sp"), "kind": "service_principal"})
+    assert response.status_code == 201, response.text
+    created: dict[str, str] = response.json()
+    return created
+
+
+def _expires_on(token: str) -> int:
+    return int(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
+def _revoked(response: httpx.Response) -> bool:
+    return response.status_code == 401 and "revoked" in response.text
+
+
+def test_a_token_minted_with_a_token_does_not_outlive_it(
+    server: RunningServer, owner: httpx.Client
+) -> None:
+    sp = _service_principal(owner)
+    issued = _client_credentials(server, sp["client_id"], sp["client_secret"])
+    assert issued.status_code == 200, issued.text
+    hour = issued.json()["access_token"]
+    minted = httpx.post(
+        f"{server.url}/identities/{sp['name']}/tokens",
+        headers=_bearer(hour),
+        json={"expires_in": 365 * 86400},
+    )
+    assert minted.status_code == 200, minted.text
+    year = minted.json()["access_token"]
+    assert _expires_on(year) <= _expires_on(hour)
+    assert minted.json()["expires_on"] <= _expires_on(hour)
+    assert minted.json()["expires_in"] <= 3600
+    # And again from the minted one: the chain never gets longer.
+    again = httpx.post(
+        f"{server.url}/identities/{sp['name']}/tokens",
+        headers=_bearer(year),
+        json={"expires_in": 365 * 86400},
+    )
+    assert _expires_on(again.json()["access_token"]) <= _expires_on(hour)
+
+
+def test_rotating_a_secret_revokes_the_tokens_issued_before(
+    server: RunningServer, owner: httpx.Client
+) -> None:
+    sp = _service_principal(owner)
+    hour = _client_credentials(server, sp["client_id"], sp["client_secret"]).json()["access_token"]
+    minted = httpx.post(
+        f"{server.url}/identities/{sp['name']}/tokens", headers=_bearer(hour), json={}
+    ).json()["access_token"]
+    by_owner = owner.post(f"/identities/{sp['name']}/tokens").json()["access_token"]
+    for token in (hour, minted, by_owner):
+        assert _whoami(server, token).status_code == 200
+
+    rotated = owner.post(f"/identities/{sp['name']}/secret")
+    assert rotated.status_code == 200, rotated.text
+    for token in (hour, minted, by_owner):
+        assert _revoked(_whoami(server, token))
+    fresh = _client_credentials(server, sp["client_id"], rotated.json()["client_secret"])
+    assert _whoami(server, fresh.json()["access_token"]).json()["name"] == sp["name"]
+
+
+def test_revoking_an_identitys_tokens_and_deleting_it(
+    server: RunningServer, owner: httpx.Client
+) -> None:
+    name = unique("usr")
+    assert owner.post("/identities", json={"name": name, "kind": "user"}).status_code == 201
+    old = owner.post(f"/identities/{name}/tokens").json()["access_token"]
+    assert owner.delete(f"/identities/{name}/tokens").status_code == 204
+    assert _revoked(_whoami(server, old))
+    new = owner.post(f"/identities/{name}/tokens").json()["access_token"]
+    assert _whoami(server, new).status_code == 200
+
+    # A deleted identity's tokens stop working, also for a new identity of the same name.
+    assert owner.delete(f"/identities/{name}").status_code == 204
+    assert _whoami(server, new).status_code == 401
+    assert owner.post("/identities", json={"name": name, "kind": "user"}).status_code == 201
+    assert _whoami(server, new).status_code == 401
+    # Only an owner revokes tokens.
+    other = owner.post(f"/identities/{name}/tokens").json()["access_token"]
+    refused = httpx.delete(f"{server.url}/identities/{name}/tokens", headers=_bearer(other))
+    assert refused.status_code == 403
+
+
+def test_token_requests_are_rate_limited_and_the_home_token_survives_restarts(
+    tmp_path: Path,
+) -> None:
+    limits = {
+        "SLUICEWAY_TOKEN_REQUESTS_PER_CLIENT": "3",
+        "SLUICEWAY_TOKEN_REQUESTS_PER_ADDRESS": "5",
+    }
+    home = tmp_path / "home"
+    running = start_server(home, extra_env=limits)
+    try:
+        with running.client() as owner:
+            sp = _service_principal(owner)
+        answers = [
+            _client_credentials(running, sp["client_id"], sp["client_secret"]) for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        throttled = answers[-1]
+        assert throttled.json()["error"] == "temporarily_unavailable"
+        assert int(throttled.headers["Retry-After"]) >= 1
+        assert "client id" in throttled.json()["error_description"]
+        # Another client id is served, until the address has used its requests.
+        other = [_client_credentials(running, "unknown-client", "wrong") for _ in range(2)]
+        assert [a.status_code for a in other] == [401, 429]
+        assert "address" in other[-1].json()["error_description"]
+        home_token = running.token
+    finally:
+        stop_server(running)
+
+    # The owner's home token works after a restart, and is the same token.
+    running = start_server(home, extra_env=limits)
+    try:
+        assert running.token == home_token
+        assert _whoami(running, home_token).json()["name"] == "owner"
+        # Revoking the owner's tokens revokes the home token, and writes a new one.
+        revoked = httpx.delete(
+            f"{running.url}/identities/owner/tokens", headers=_bearer(home_token)
+        )
+        assert revoked.status_code == 204
+        assert _revoked(_whoami(running, home_token))
+        renewed = (home / "token").read_text().strip()
+        assert renewed != home_token
+        assert _whoami(running, renewed).json()["name"] == "owner"
+    finally:
+        stop_server(running)

@@ -30,6 +30,8 @@ class IdentityRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))  # service principals only
     secret_hash: Mapped[str | None] = mapped_column(String(255))  # scrypt, salted; never the secret
     external_id: Mapped[str | None] = mapped_column(String(255))  # an OpenID Connect oid or sub
+    # Carried in every token this workspace signs for the identity; raising it revokes them.
+    token_generation: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
 
     __table_args__ = (
         Index("ix_identities_client_id", "client_id", unique=True),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -344,3 +345,65 @@ def test_token_requests_are_rate_limited_and_the_home_token_survives_restarts(
         assert _whoami(running, renewed).json()["name"] == "owner"
     finally:
         stop_server(running)
+
+
+# -- stored state -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "shown"),
+    [
+        ({"tags": "x"}, "tags", "'x'"),
+        ({"tags": ["a", "b"]}, "tags", "['a', 'b']"),
+        ({"tags": {"team": 1}}, "tags.team", "1"),
+        ({"tags": {"team": {"nested": "x"}}}, "tags.team", None),
+        ({"description": 5}, "description", "5"),
+        ({"description": {"text": "x"}}, "description", None),
+        ({"defaults": "blue"}, "defaults", "'blue'"),
+        ({"colour": "red"}, "colour", "'red'"),
+    ],
+)
+def test_a_wrongly_typed_patch_is_400_and_breaks_no_read(
+    owner: httpx.Client, changes: dict[str, object], field: str, shown: str | None
+) -> None:
+    name = unique("patch")
+    assert owner.put(f"/batch-endpoints/{name}", json={"name": name}).status_code == 201
+    response = owner.patch(f"/batch-endpoints/{name}", json=changes)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["target"] == field
+    if shown is not None:
+        assert f"(got {shown})" in error["message"]
+    assert owner.get(f"/batch-endpoints/{name}").status_code == 200
+    assert owner.get("/batch-endpoints").status_code == 200
+
+
+def test_a_patch_changes_what_it_names(owner: httpx.Client) -> None:
+    name = unique("patch")
+    body = {"name": name, "description": "first", "tags": {"team": "a"}}
+    assert owner.put(f"/batch-endpoints/{name}", json=body).status_code == 201
+    changed = owner.patch(f"/batch-endpoints/{name}", json={"tags": {"team": "b"}})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["description"], changed.json()["tags"]) == ("first", {"team": "b"})
+    cleared = owner.patch(f"/batch-endpoints/{name}", json={"description": None, "tags": None})
+    assert (cleared.json()["description"], cleared.json()["tags"]) == (None, {})
+
+
+def test_rows_stored_with_wrong_types_do_not_break_reads(
+    server: RunningServer, owner: httpx.Client
+) -> None:
+    """Rows written before writes were checked (or by hand) are read, not a 500."""
+    name = unique("stored")
+    assert owner.put(f"/batch-endpoints/{name}", json={"name": name}).status_code == 201
+    with sqlite3.connect(server.home / "workspace.db") as db:
+        db.execute(
+            "UPDATE batch_endpoints SET tags = ?, properties = ?, description = ? WHERE name = ?",
+            ('{"team": 1, "nested": {"a": [1]}}', "[1, 2]", 5, name),
+        )
+    shown = owner.get(f"/batch-endpoints/{name}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["tags"] == {"team": "1", "nested": '{"a": [1]}'}
+    assert shown.json()["description"] == "5"
+    listed = owner.get("/batch-endpoints")
+    assert listed.status_code == 200, listed.text
+    assert name in [e["name"] for e in listed.json()]

@@ -38,6 +38,14 @@ class BatchEndpointCreate(Strict):
     _name = field_validator("name")(_check_endpoint_name)
 
 
+class BatchEndpointPatch(Strict):
+    """``PATCH /batch-endpoints/{name}``: the fields given change; ``null`` clears one."""
+
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    defaults: EndpointDefaults | None = None
+
+
 class BatchEndpointOut(Open):
     id: str
     name: str

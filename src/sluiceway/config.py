@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # The largest request body: JSON bodies, and files written by PUT /datastores/.../files/.
     max_body_bytes: int = Field(default=1 << 20, ge=0)
     max_upload_bytes: int = Field(default=5 << 30, ge=0)
+    # Requests a minute to POST /oauth2/token, per client id and per client address (each
+    # server process counts its own); 0 turns the limit off.
+    token_requests_per_client: int = Field(default=20, ge=0)
+    token_requests_per_address: int = Field(default=60, ge=0)
 
     @field_validator("allow_private_network")
     @classmethod

@@ -570,6 +570,7 @@ def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
         ("DELETE", "/identities/{name}"): ("/identities/owner", no_body),
         ("POST", "/identities/{name}/secret"): ("/identities/owner/secret", no_body),
         ("POST", "/identities/{name}/tokens"): ("/identities/owner/tokens", no_body),
+        ("DELETE", "/identities/{name}/tokens"): ("/identities/owner/tokens", no_body),
         ("GET", "/roles"): ("/roles", no_body),
         ("POST", "/roles"): (
             "/roles",

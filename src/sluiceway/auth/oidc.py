@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 import jwt
@@ -89,6 +90,14 @@ class ExternalIssuer:
         """The subject a token of this issuer names: its ``oid`` claim, else its ``sub``.
 
         Raises:
+            AuthenticationError: as :meth:`verified`.
+        """
+        return self.verified(token)[0]
+
+    def verified(self, token: str) -> tuple[str, datetime]:
+        """The subject a token of this issuer names (as :meth:`subject`) and when it expires.
+
+        Raises:
             AuthenticationError: the keys cannot be fetched, or the token is expired, for
                 another audience, not signed by one of the issuer's keys, or names no subject.
         """
@@ -122,7 +131,7 @@ class ExternalIssuer:
         for claim in ("oid", "sub"):
             value = claims.get(claim)
             if isinstance(value, str) and value:
-                return value
+                return value, datetime.fromtimestamp(int(claims["exp"]), UTC)
         raise AuthenticationError(
             f"The token of issuer {self.issuer!r} has neither an 'oid' nor a 'sub' claim.",
             target="token",

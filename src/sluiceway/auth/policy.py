@@ -17,7 +17,7 @@ from sluiceway.errors import PermissionDeniedError, ValidationError
 
 WORKSPACE = "workspace"
 SCOPE_KINDS = ("endpoint", "datastore")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 
 
 class Role(StrEnum):
@@ -66,7 +66,7 @@ def parse_scope(scope: str) -> str:
     if text == WORKSPACE:
         return text
     kind, sep, name = text.partition(":")
-    if sep and kind in SCOPE_KINDS and _NAME.match(name):
+    if sep and kind in SCOPE_KINDS and _NAME.fullmatch(name):
         return f"{kind}:{name}"
     raise ValidationError(
         f"Scope {scope!r} is not accepted; accepted: 'workspace', 'endpoint:<name>' or "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sluiceway.auth.oidc import ExternalIssuer, unverified_issuer
 from sluiceway.auth.policy import WORKSPACE, Action, Grants, Role
@@ -17,14 +18,17 @@ OWNER_NAME = "owner"
 
 @dataclass(frozen=True)
 class Principal:
+    """An identity, its roles, and when the token it called with expires (None: no token)."""
+
     id: str
     name: str
     kind: str
     roles: tuple[tuple[str, str], ...]
+    token_expires_on: datetime | None = None
 
     @classmethod
-    def of(cls, identity: Identity) -> Principal:
-        return cls(identity.id, identity.name, identity.kind, identity.roles)
+    def of(cls, identity: Identity, token_expires_on: datetime | None = None) -> Principal:
+        return cls(identity.id, identity.name, identity.kind, identity.roles, token_expires_on)
 
     @property
     def grants(self) -> Grants:
@@ -48,10 +52,12 @@ def authenticate(
     """The principal behind an ``Authorization: Bearer <token>`` header.
 
     A token of the external OpenID Connect issuer (when one is set) names an identity by its
-    ``external_id``; any other token must be one this workspace signed.
+    ``external_id``; any other token must be one this workspace signed, of the identity's
+    current token generation (an older one was revoked).
 
     Raises:
-        AuthenticationError: no header, not a bearer token, a bad token, or an unknown identity.
+        AuthenticationError: no header, not a bearer token, a bad or revoked token, or an
+            unknown identity.
     """
     if not authorization:
         raise AuthenticationError("This route needs an 'Authorization: Bearer <token>' header.")
@@ -60,7 +66,7 @@ def authenticate(
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
     if external is not None and unverified_issuer(token) == external.issuer:
-        subject = external.subject(token)
+        subject, expires_on = external.verified(token)
         identity = identities.get_by_external_id(subject)
         if identity is None:
             raise AuthenticationError(
@@ -69,11 +75,18 @@ def authenticate(
                 f"{subject}`.",
                 target="token",
             )
-        return Principal.of(identity)
-    identity = identities.get(issuer.verify(token))
+        return Principal.of(identity, expires_on)
+    claims = issuer.claims(token)
+    identity = identities.get(claims.subject)
     if identity is None:
         raise AuthenticationError("The token names an identity that no longer exists.")
-    return Principal.of(identity)
+    if claims.generation != identity.token_generation:
+        raise AuthenticationError(
+            f"The token was revoked: the tokens of identity {identity.name!r} were revoked (its "
+            "secret was rotated, or an owner revoked them) after it was issued; get a new one.",
+            target="token",
+        )
+    return Principal.of(identity, claims.expires_on)
 
 
 def _owner_token_is_fresh(token: str | None, issuer: TokenIssuer, owner: Identity) -> bool:
@@ -83,7 +96,11 @@ def _owner_token_is_fresh(token: str | None, issuer: TokenIssuer, owner: Identit
         claims = issuer.claims(token)
     except AuthenticationError:
         return False
-    return claims.subject == owner.id and claims.expires_on - utcnow() > OWNER_RENEW_BEFORE
+    return (
+        claims.subject == owner.id
+        and claims.generation == owner.token_generation
+        and claims.expires_on - utcnow() > OWNER_RENEW_BEFORE
+    )
 
 
 def ensure_owner(home: WorkspaceHome, issuer: TokenIssuer, identities: IdentityStore) -> Principal:
@@ -96,6 +113,6 @@ def ensure_owner(home: WorkspaceHome, issuer: TokenIssuer, identities: IdentityS
     if owner is None:
         owner = identities.create(OWNER_NAME, "user", [(WORKSPACE, Role.OWNER.value)])
     if not _owner_token_is_fresh(home.read_token(), issuer, owner):
-        token = issuer.issue(owner.id, expires_in=MAX_LIFETIME)
+        token = issuer.issue(owner.id, expires_in=MAX_LIFETIME, generation=owner.token_generation)
         home.write_private(home.token, token + "\n")
     return Principal.of(owner)

@@ -4,6 +4,10 @@ Every token carries ``sub`` (the identity's id), ``iss`` (this workspace), ``aud
 (``sluiceway``), ``iat`` and ``exp``; only HS256 with this workspace's key is accepted. A
 refusal says why (expired, another audience, another issuer, a bad signature, a missing claim)
 without repeating the token.
+
+A token also carries ``gen``, its identity's token generation when it was issued: raising the
+generation (rotating a secret, revoking tokens) revokes every token issued before. A token
+without ``gen`` (issued before generations existed) is of generation 0.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class TokenClaims:
     subject: str
     issued_at: datetime
     expires_on: datetime
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,25 +88,41 @@ class TokenIssuer:
     key: bytes
     issuer: str
 
-    def issue(self, identity_id: str, *, expires_in: timedelta = DEFAULT_LIFETIME) -> str:
-        return self.issue_token(identity_id, expires_in=expires_in).access_token
+    def issue(
+        self, identity_id: str, *, expires_in: timedelta = DEFAULT_LIFETIME, generation: int = 0
+    ) -> str:
+        return self.issue_token(
+            identity_id, expires_in=expires_in, generation=generation
+        ).access_token
 
     def issue_token(
-        self, identity_id: str, *, expires_in: timedelta = DEFAULT_LIFETIME
+        self,
+        identity_id: str,
+        *,
+        expires_in: timedelta = DEFAULT_LIFETIME,
+        generation: int = 0,
+        not_after: datetime | None = None,
     ) -> IssuedToken:
-        """A signed token for ``identity_id`` that expires ``expires_in`` from now."""
+        """A signed token for ``identity_id`` of token generation ``generation``.
+
+        It expires ``expires_in`` from now, or at ``not_after`` when that is sooner: a token
+        minted with another token never outlives it.
+        """
         now = utcnow().replace(microsecond=0)
         expires_on = now + expires_in
+        if not_after is not None and not_after < expires_on:
+            expires_on = max(not_after.replace(microsecond=0), now)
         claims: dict[str, object] = {
             "sub": identity_id,
             "iss": self.issuer,
             "aud": AUDIENCE,
             "iat": now,
             "exp": expires_on,
+            "gen": generation,
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(claims, self.key, algorithm=ALGORITHM)
-        return IssuedToken(token, expires_on, int(expires_in.total_seconds()))
+        return IssuedToken(token, expires_on, int((expires_on - now).total_seconds()))
 
     def claims(self, token: str) -> TokenClaims:
         """The claims of a token this workspace signed.
@@ -127,10 +148,14 @@ class TokenIssuer:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise AuthenticationError("The token's 'sub' claim names no identity.", target="token")
+        generation = claims.get("gen", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int):
+            raise AuthenticationError("The token's 'gen' claim is not a number.", target="token")
         return TokenClaims(
             subject=subject,
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_on=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            generation=generation,
         )
 
     def verify(self, token: str) -> str:

@@ -19,7 +19,7 @@ from sluiceway.errors import ValidationError
 OUTPUT_FORMATS = ("json", "yaml", "tsv", "none")
 
 # A --set key: dotted names such as inputs.heart_dataset.path or defaults.deployment_name.
-_SET_KEY = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-]+)*$")
+_SET_KEY = re.compile(r"[A-Za-z_][\w\-]*(\.[\w\-]+)*")
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -78,11 +78,11 @@ def parse_set_tokens(groups: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
         while index < len(tokens):
             token = tokens[index]
             key, sep, value = token.partition("=")
-            if sep and _SET_KEY.match(key):
+            if sep and _SET_KEY.fullmatch(key):
                 pairs.append((key, value))
                 index += 1
                 continue
-            if not _SET_KEY.match(token):
+            if not _SET_KEY.fullmatch(token):
                 raise ValidationError(
                     f"--set: expected a key such as inputs.<name>.path or key=value, got {token!r}",
                     target="set",

@@ -45,14 +45,14 @@ DATA_REFERENCE_PREFIXES = (
 _DATASTORE_PATH = re.compile(r"/datastores/[^/]+/paths/")
 _DATA_ASSET_PATH = re.compile(r"/data/[^/]+/versions/")
 _REMOTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_INT = re.compile(r"^[-+]?\d+$")
-_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
 
 
 def _int(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _INT.match(value.strip()):
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
         return int(value)
     raise ValidationError(f"{where}: {value!r} is not an integer", target=where)
 
@@ -178,9 +178,9 @@ def infer_literal(value: Literal) -> tuple[str, Literal]:
     text = value.strip()
     if text.lower() in ("true", "false"):
         return "boolean", text.lower() == "true"
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         return "integer", int(text)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return "number", float(text)
     return "string", value
 
@@ -200,9 +200,9 @@ def _coerce_literal(value: Any, kind: str, where: str) -> Literal:
         return _int(value, where)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _FLOAT.match(value.strip()):
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
         text = value.strip()
-        return int(text) if _INT.match(text) else float(text)
+        return int(text) if _INT.fullmatch(text) else float(text)
     raise ValidationError(f"{where}: {value!r} is not a number", target=where)
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sluiceway import Input, Output
     from sluiceway.cli.invocation import InputSpec, Invocation, OutputSpec
 
-_OUTPUT_PATH = re.compile(r"^(?:azureml:)?.*?/?datastores/(?P<name>[^/]+)/paths/(?P<path>.*)$")
+_OUTPUT_PATH = re.compile(r"(?:azureml:)?.*?/?datastores/(?P<name>[^/]+)/paths/(?P<path>.*)")
 
 
 def read_invocation(args: argparse.Namespace) -> Invocation:
@@ -55,7 +55,7 @@ def output_override(output_path: str) -> list[dict[str, Any]]:
     Raises:
         ValidationError: the path is not a datastore path.
     """
-    match = _OUTPUT_PATH.match(output_path.strip())
+    match = _OUTPUT_PATH.fullmatch(output_path.strip())
     if match is None or not output_path.startswith(("azureml:", "/subscriptions/")):
         raise ValidationError(
             f"--output-path {output_path!r} is not accepted; use "

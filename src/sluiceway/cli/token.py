@@ -14,7 +14,7 @@ from sluiceway.cli.arguments import Subcommands, add_command, add_group
 from sluiceway.cli.context import CommandContext
 from sluiceway.errors import ValidationError
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd]?)\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_SECONDS = 365 * 86400
 MIN_SECONDS = 60
@@ -26,7 +26,7 @@ def parse_duration(value: str, option: str = "--expires-in") -> int:
     Raises:
         ValidationError: not a duration, or outside one minute to 365 days.
     """
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(value)
     if match is None:
         raise ValidationError(
             f"{option} {value!r} is not a duration; use seconds or a number with s, m, h or d "

@@ -28,10 +28,10 @@ __all__ = [
 ]
 
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(?P<expr>[^{}]*?)\s*\}\}")
-_REFERENCE = re.compile(r"^(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_REFERENCE = re.compile(r"(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 _OPEN = "$[["
 _CLOSE = "]]"
-_PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
+_PYTHON = re.compile(r"python(3(\.\d+)?)?")
 
 
 class CommandError(ValueError):
@@ -67,7 +67,7 @@ def _word(text: str) -> _Word:
     found = []
     for match in _PLACEHOLDER.finditer(text):
         expr = match["expr"]
-        ref = _REFERENCE.match(expr)
+        ref = _REFERENCE.fullmatch(expr)
         if ref is None:
             raise CommandError(
                 f"placeholder ${{{{{expr}}}}} is not accepted; use ${{{{inputs.<name>}}}} or "
@@ -124,7 +124,7 @@ class CommandTemplate:
 
 def _substitute(word: _Word, inputs: Mapping[str, str | None], outputs: Mapping[str, str]) -> str:
     def value(match: re.Match[str]) -> str:
-        ref = _REFERENCE.match(match["expr"])
+        ref = _REFERENCE.fullmatch(match["expr"])
         assert ref is not None  # checked when parsed
         source = inputs if ref["kind"] == "inputs" else outputs
         found = source.get(ref["name"])
@@ -194,6 +194,6 @@ def literal_text(value: str | bool | int | float) -> str:
 
 def with_interpreter(argv: list[str], python: str) -> list[str]:
     """Run ``python``/``python3`` as the given interpreter, which has the server's packages."""
-    if argv and _PYTHON.match(argv[0]):
+    if argv and _PYTHON.fullmatch(argv[0]):
         return [python, *argv[1:]]
     return argv

@@ -6,12 +6,20 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from sluiceway.schemas.common import ASSET_NAME_RE, AssetType, CreationContext, Open, Strict
+from sluiceway.schemas.common import (
+    ASSET_NAME_RE,
+    VERSION_RULE,
+    AssetType,
+    CreationContext,
+    Open,
+    Strict,
+    is_version_text,
+)
 from sluiceway.schemas.datastores import DatastoreOut
 
 
 def _check_asset_name(value: str) -> str:
-    if not ASSET_NAME_RE.match(value):
+    if not ASSET_NAME_RE.fullmatch(value):
         raise ValueError(
             f"name {value!r} is not valid: use 1-255 letters, digits, '-', '_' or '.', "
             "starting with a letter or digit"
@@ -23,10 +31,8 @@ def _check_version(value: str | None) -> str | None:
     if value is None:
         return None
     value = str(value)
-    if not value or "/" in value or ":" in value or "@" in value:
-        raise ValueError(
-            f"version {value!r} is not valid: it may not be empty or hold '/', ':' or '@'"
-        )
+    if not is_version_text(value):
+        raise ValueError(f"version {value!r} is not valid: {VERSION_RULE}")
     return value
 
 

@@ -11,8 +11,15 @@ from pydantic import BaseModel, ConfigDict
 
 ARM_PROVIDER = "Microsoft.MachineLearningServices"
 DEFAULT_DATASTORE = "workspaceblobstore"
-ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
-ASSET_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}$")
+ENDPOINT_NAME_RE = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
+ASSET_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}")
+# Names are checked with ``fullmatch``: ``$`` would also match before a final newline.
+VERSION_RULE = "it may not be empty or hold '/', ':', '@', spaces or control characters"
+
+
+def is_version_text(text: str) -> bool:
+    """Whether ``text`` may be an asset's or a component's version (see ``VERSION_RULE``)."""
+    return bool(text) and not any(c in "/:@" or c.isspace() or not c.isprintable() for c in text)
 
 
 class AssetType(StrEnum):

@@ -26,9 +26,16 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sluiceway.errors import ValidationError
 from sluiceway.runtime.command import CommandError, parse_command
-from sluiceway.schemas.common import ASSET_NAME_RE, CreationContext, Open, Strict
+from sluiceway.schemas.common import (
+    ASSET_NAME_RE,
+    VERSION_RULE,
+    CreationContext,
+    Open,
+    Strict,
+    is_version_text,
+)
 
-IO_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IO_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STEP_NAME_RE = IO_NAME_RE
 
 LiteralValue: TypeAlias = str | bool | int | float
@@ -62,12 +69,12 @@ TYPE_ALIASES = {"float": "number", "int": "integer", "bool": "boolean", "str": "
 ACCEPTED_INPUT_TYPES = ", ".join([*(t.value for t in InputType), "float"])
 OUTPUT_TYPES = ("uri_folder",)
 
-_INT_TEXT = re.compile(r"^[-+]?\d+$")
+_INT_TEXT = re.compile(r"[-+]?\d+")
 
 
 def _check_io_names(value: dict[str, Any], what: str) -> dict[str, Any]:
     for name in value:
-        if not IO_NAME_RE.match(name):
+        if not IO_NAME_RE.fullmatch(name):
             raise ValueError(
                 f"{what} name {name!r} is not valid: use letters, digits and '_', not starting "
                 "with a digit"
@@ -101,7 +108,7 @@ def convert_literal(kind: InputType, value: Any) -> LiteralValue:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if isinstance(value, str) and _INT_TEXT.match(value.strip()):
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
             return int(value.strip())
         raise ValueError(f"{value!r} is not an integer")
     if kind is InputType.NUMBER:
@@ -110,7 +117,7 @@ def convert_literal(kind: InputType, value: Any) -> LiteralValue:
             number = value
         elif isinstance(value, str):
             text = value.strip()
-            if _INT_TEXT.match(text):
+            if _INT_TEXT.fullmatch(text):
                 number = int(text)
             else:
                 try:
@@ -253,7 +260,7 @@ class _ComponentBase(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not ASSET_NAME_RE.match(value):
+        if value is not None and not ASSET_NAME_RE.fullmatch(value):
             raise ValueError(
                 f"name {value!r} is not valid: use 1-255 letters, digits, '-', '_' or '.', "
                 "starting with a letter or digit"
@@ -268,8 +275,8 @@ class _ComponentBase(Strict):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"version {value!r} must be a string or a number")
         text = str(value)
-        if not text or "/" in text or ":" in text or "@" in text:
-            raise ValueError(f"version {text!r} is not valid: it may not be empty or hold / : @")
+        if not is_version_text(text):
+            raise ValueError(f"version {text!r} is not valid: {VERSION_RULE}")
         return text
 
     @field_validator("tags", mode="before")
@@ -387,7 +394,7 @@ class PipelineComponentSpec(_ComponentBase):
         if not value:
             raise ValueError("a pipeline needs at least one step under jobs")
         for name in value:
-            if not STEP_NAME_RE.match(name):
+            if not STEP_NAME_RE.fullmatch(name):
                 raise ValueError(
                     f"step name {name!r} is not valid: use letters, digits and '_', not "
                     "starting with a digit"
@@ -455,11 +462,11 @@ def dump_component(spec: ComponentSpec) -> dict[str, Any]:
 
 # -- step bindings ----------------------------------------------------------------------------
 
-_PARENT_INPUT = re.compile(r"^\$\{\{\s*parent\.inputs\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
-_PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+_PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_PARENT_OUTPUT = re.compile(r"\$\{\{\s*parent\.outputs\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _STEP_OUTPUT = re.compile(
-    r"^\$\{\{\s*parent\.jobs\.(?P<step>[A-Za-z_][A-Za-z0-9_]*)\.outputs\."
-    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}$"
+    r"\$\{\{\s*parent\.jobs\.(?P<step>[A-Za-z_][A-Za-z0-9_]*)\.outputs\."
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}"
 )
 ACCEPTED_INPUT_BINDINGS = (
     "${{parent.inputs.<name>}}, ${{parent.jobs.<step>.outputs.<name>}}, a literal value, or "
@@ -542,9 +549,9 @@ def parse_input_binding(value: Any, where: str) -> InputBinding | None:
         return FixedData(path.strip(), None if kind is None else str(kind).strip().lower())
     if isinstance(value, str):
         text = value.strip()
-        if match := _PARENT_INPUT.match(text):
+        if match := _PARENT_INPUT.fullmatch(text):
             return ParentInput(match["name"])
-        if match := _STEP_OUTPUT.match(text):
+        if match := _STEP_OUTPUT.fullmatch(text):
             return StepOutput(match["step"], match["name"])
         if "${{" in text:
             raise ValidationError(
@@ -582,7 +589,7 @@ def parse_output_binding(value: Any, where: str) -> ParentOutput | None:
                 target=where,
             )
         return parse_output_binding(value.get("path"), where)
-    if isinstance(value, str) and (match := _PARENT_OUTPUT.match(value.strip())):
+    if isinstance(value, str) and (match := _PARENT_OUTPUT.fullmatch(value.strip())):
         return ParentOutput(match["name"])
     raise ValidationError(
         f"{where}: {value!r} is not accepted; use {ACCEPTED_OUTPUT_BINDINGS}. A step writes to a "

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from sluiceway.schemas.common import Open, Strict
 
-DATASTORE_NAME_RE = re.compile(r"^[a-zA-Z0-9_]{1,255}$")
+DATASTORE_NAME_RE = re.compile(r"[a-zA-Z0-9_]{1,255}")
 
 #: The settings each type takes, besides name, type, description, tags and credentials.
 TYPE_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -51,7 +51,7 @@ class DatastoreCreate(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not DATASTORE_NAME_RE.match(value):
+        if not DATASTORE_NAME_RE.fullmatch(value):
             raise ValueError(
                 f"name {value!r} is not valid: use 1-255 letters, digits or underscores"
             )

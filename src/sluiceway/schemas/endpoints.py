@@ -13,7 +13,7 @@ DEFAULT_OUTPUT_FILE_NAME = "predictions.csv"
 
 
 def _check_endpoint_name(value: str) -> str:
-    if not (3 <= len(value) <= 32) or not ENDPOINT_NAME_RE.match(value):
+    if not (3 <= len(value) <= 32) or not ENDPOINT_NAME_RE.fullmatch(value):
         raise ValueError(
             f"name {value!r} is not valid: use 3-32 letters, digits and '-', starting with a "
             "letter and not ending with '-'"
@@ -36,6 +36,14 @@ class BatchEndpointCreate(Strict):
     properties: dict[str, str] = Field(default_factory=dict)
 
     _name = field_validator("name")(_check_endpoint_name)
+
+
+class BatchEndpointPatch(Strict):
+    """``PATCH /batch-endpoints/{name}``: the fields given change; ``null`` clears one."""
+
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    defaults: EndpointDefaults | None = None
 
 
 class BatchEndpointOut(Open):

@@ -24,7 +24,7 @@ class IdentityKind(StrEnum):
 
 
 def check_identity_name(value: str) -> str:
-    if not ASSET_NAME_RE.match(value):
+    if not ASSET_NAME_RE.fullmatch(value):
         raise ValueError(f"name {value!r} is not valid: use {NAME_RULE}")
     return value
 

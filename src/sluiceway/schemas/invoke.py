@@ -88,7 +88,7 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-_DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
+_DURATION = re.compile(r"P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)")
 
 
 def parse_timeout(value: Any, where: str) -> int:
@@ -100,7 +100,7 @@ def parse_timeout(value: Any, where: str) -> int:
     if isinstance(value, str):
         if value.isdigit():
             return int(value)
-        match = _DURATION.match(value.strip().upper())
+        match = _DURATION.fullmatch(value.strip().upper())
         if match and any(match.groups()):
             hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
             return int(hours * 3600 + minutes * 60 + seconds)

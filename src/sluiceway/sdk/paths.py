@@ -13,11 +13,11 @@ from pathlib import Path
 
 _SCHEME_RE = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]+)://")
 _SHORT_ASSET_RE = re.compile(
-    r"^azureml:/?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))/?$",
+    r"azureml:/?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))/?",
     re.IGNORECASE,
 )
 _LONG_DATA_RE = re.compile(
-    r"/data/(?P<name>[^/]+)/versions/(?:labels/(?P<label>[^/]+)|(?P<version>[^/]+))/?$",
+    r"/data/(?P<name>[^/]+)/versions/(?:labels/(?P<label>[^/]+)|(?P<version>[^/]+))/?\Z",
     re.IGNORECASE,
 )
 _LONG_PREFIXES = (
@@ -26,7 +26,7 @@ _LONG_PREFIXES = (
     "azureml://subscriptions/",
     "azureml://locations/",
 )
-_DATASTORE_ID_RE = re.compile(r"datastores/(?P<name>[^/]+)/?$", re.IGNORECASE)
+_DATASTORE_ID_RE = re.compile(r"datastores/(?P<name>[^/]+)/?\Z", re.IGNORECASE)
 
 
 def local_path(value: str) -> Path | None:
@@ -62,7 +62,7 @@ def data_asset_pointer(value: str) -> AssetPointer | None:
     text = value.strip()
     if "/datastores/" in text.lower():
         return None
-    short = _SHORT_ASSET_RE.match(text)
+    short = _SHORT_ASSET_RE.fullmatch(text)
     if short is not None:
         return AssetPointer(short["name"], short["version"], short["label"])
     if text.lower().startswith(_LONG_PREFIXES):

@@ -16,6 +16,7 @@ from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
+from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
     assets,
     components,
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.workspace = workspace
+    app.state.token_limit_per_client = RateLimiter(settings.token_requests_per_client)
+    app.state.token_limit_per_address = RateLimiter(settings.token_requests_per_address)
     app.add_middleware(
         RequestBodyLimits,
         max_body_bytes=settings.max_body_bytes,

@@ -5,12 +5,19 @@ Files written through ``PUT /datastores/{name}/files/{path}`` are streamed and m
 and may be up to ``SLUICEWAY_MAX_BODY_BYTES``. A declared ``Content-Length`` over the limit is
 refused before anything is read, and a chunked body as soon as it passes the limit, with a 413
 in the server's one error shape.
+
+A JSON body may not hold a number that is not finite: Python's JSON parser reads ``NaN``,
+``Infinity`` and ``-Infinity``, and turns ``1e999`` into infinity, none of which is JSON or a
+value any field accepts. Such a body gets a 400 that names where the number is, before any
+route sees it, so no field, and no error message that would quote the value, ever holds one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -80,7 +87,7 @@ class RequestBodyLimits:
             return
         if _is_json(media_type):
             try:
-                body.decode("utf-8")
+                text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
                 await _reply(
                     send,
@@ -91,7 +98,55 @@ class RequestBodyLimits:
                     "body",
                 )
                 return
+            where = _non_finite_number(text)
+            if where is not None:
+                await _reply(send, 400, "ValidationError", *where)
+                return
         await self.app(scope, _replay(body, receive), send)
+
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _non_finite_number(text: str) -> tuple[str, str] | None:
+    """Where a JSON body holds a number that is not finite: a message and the field, or None.
+
+    A body that is not JSON at all is left to the route, which says where it is malformed.
+    """
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    found = _find_non_finite(document)
+    if found is None:
+        return None
+    field, value = found
+    shown = _NON_FINITE.get(value, "NaN")
+    return (
+        f"{field or 'body'}: {shown} is not accepted: give a finite number (a JSON number "
+        "beyond 1.8e308, such as 1e999, is Infinity).",
+        field or "body",
+    )
+
+
+def _find_non_finite(document: Any) -> tuple[str, float] | None:
+    """The first number in ``document`` that is not finite, and its path (depth-first, without
+    recursion: a body may nest as deep as the parser allows)."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where, value
+        if isinstance(value, dict):
+            items: list[tuple[str, Any]] = [
+                (f"{where}.{key}" if where else key, item) for key, item in value.items()
+            ]
+        elif isinstance(value, list):
+            items = [(f"{where}[{index}]", item) for index, item in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(items))
+    return None
 
 
 def _too_large(size: int | None, limit: int, what: str, setting: str) -> str:

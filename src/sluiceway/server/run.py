@@ -61,6 +61,7 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
     import uvicorn
 
     from sluiceway.server.app import create_app
+    from sluiceway.server.http_limits import LimitedHttpToolsProtocol
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -85,7 +86,10 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
     )
     print(f"Sluiceway {url} (home {workspace_home.root})", flush=True)
     print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    # Request heads are limited (16 KiB a line, 64 KiB in all) by the protocol class.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, http=LimitedHttpToolsProtocol
+    )
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so ``finally`` runs.
     signal.signal(signal.SIGTERM, _exit_on_signal)

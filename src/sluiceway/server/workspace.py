@@ -138,6 +138,11 @@ class Workspace:
             authorization, self.issuer, self.identities, external=self.external_issuer
         )
 
+    def renew_home_token(self) -> None:
+        """Write a new owner token to ``<home>/token`` if the one there no longer works (its
+        tokens were revoked, say)."""
+        ensure_owner(self.home, self.issuer, self.identities)
+
     def start(self) -> None:
         if self.settings.scheduler_enabled:
             self.scheduler = Scheduler(

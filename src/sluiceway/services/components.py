@@ -49,12 +49,12 @@ ACCEPTED_COMPONENT_REFERENCES = (
     "/subscriptions/.../workspaces/<workspace>/components/<name>/versions/<version>"
 )
 _SHORT_REF = re.compile(
-    r"^(?:azureml:/?)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))$"
+    r"(?:azureml:/?)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))"
 )
 _LONG_REF = re.compile(
-    r"^(?:azureml:/?/?)?/?subscriptions/[^/]+/resourcegroups/[^/]+"
+    r"(?:azureml:/?/?)?/?subscriptions/[^/]+/resourcegroups/[^/]+"
     r"(?:/providers/microsoft\.machinelearningservices)?/workspaces/(?P<workspace>[^/]+)"
-    r"/components/(?P<name>[^/]+)/versions/(?:labels/(?P<label>[^/]+)|(?P<version>[^/]+))/?$",
+    r"/components/(?P<name>[^/]+)/versions/(?:labels/(?P<label>[^/]+)|(?P<version>[^/]+))/?",
     re.IGNORECASE,
 )
 
@@ -94,7 +94,7 @@ def parse_component_reference(value: str, scope: WorkspaceScope, where: str) -> 
         ValidationError: the value is none of those forms, or names another workspace.
     """
     text = value.strip()
-    match = _LONG_REF.match(text) or _SHORT_REF.match(text)
+    match = _LONG_REF.fullmatch(text) or _SHORT_REF.fullmatch(text)
     if match is None:
         raise ValidationError(
             f"{where}: {value!r} is not a component reference; accepted: "

@@ -14,6 +14,7 @@ from sluiceway.schemas.endpoints import (
     BatchDeploymentOut,
     BatchEndpointCreate,
     BatchEndpointOut,
+    BatchEndpointPatch,
     EndpointDefaults,
     PipelineDeploymentSettings,
 )
@@ -91,26 +92,24 @@ class EndpointService:
             target="defaults.deployment_name",
         )
 
-    def update(self, name: str, changes: dict[str, Any]) -> BatchEndpointOut:
-        """Change ``description``, ``tags`` or ``defaults.deployment_name``."""
+    def update(self, name: str, changes: BatchEndpointPatch) -> BatchEndpointOut:
+        """Change the ``description``, ``tags`` or ``defaults.deployment_name`` given.
+
+        Raises:
+            ResourceNotFoundError: no such endpoint, or ``defaults.deployment_name`` is not
+                one of its deployments.
+        """
         record = self.endpoint(name)
-        unknown = set(changes) - {"description", "tags", "defaults"}
-        if unknown:
-            raise ValidationError(
-                f"Cannot update {sorted(unknown)} of an endpoint; accepted: description, tags, "
-                "defaults.deployment_name.",
-                target=sorted(unknown)[0],
-            )
+        given = changes.model_fields_set
         default = record.default_deployment
-        if "defaults" in changes:
-            defaults = EndpointDefaults.model_validate(changes["defaults"] or {})
-            if defaults.deployment_name is not None:
-                self.deployment(name, defaults.deployment_name)
-            default = defaults.deployment_name
+        if "defaults" in given:
+            default = changes.defaults.deployment_name if changes.defaults else None
+            if default is not None:
+                self.deployment(name, default)
         updated, _ = self._store.upsert(
             name,
-            description=changes.get("description", record.description),
-            tags=changes.get("tags", record.tags),
+            description=changes.description if "description" in given else record.description,
+            tags=(changes.tags or {}) if "tags" in given else record.tags,
             properties=record.properties,
             auth_mode=record.auth_mode,
             default_deployment=default,

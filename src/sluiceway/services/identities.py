@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sluiceway.auth.client_secrets import (
     decoy_hash,
     hash_secret,
@@ -109,8 +111,8 @@ class IdentityService:
             raise ResourceNotFoundError(f"Identity {name!r} does not exist.", target="identity")
 
     def rotate_secret(self, name: str) -> IdentityWithSecret:
-        """Give a service principal a new secret (shown in this answer only); the old one
-        stops working at once. Tokens already issued stay valid until they expire.
+        """Give a service principal a new secret (shown in this answer only); the old one, and
+        every token issued for it so far, stop working at once.
 
         Raises:
             ResourceNotFoundError: no such identity.
@@ -127,8 +129,20 @@ class IdentityService:
             raise ResourceNotFoundError(f"Identity {name!r} does not exist.", target="identity")
         return with_secret(identity, secret)
 
-    def create_token(self, name: str, expires_in: int | None = None) -> TokenOut:
-        """A token for the identity ``name``, valid ``expires_in`` seconds (default an hour).
+    def revoke_tokens(self, name: str) -> None:
+        """Revoke every token issued for the identity so far; new ones work.
+
+        Raises:
+            ResourceNotFoundError: no such identity.
+        """
+        if not self._store.revoke_tokens(self.identity(name).id):
+            raise ResourceNotFoundError(f"Identity {name!r} does not exist.", target="identity")
+
+    def create_token(
+        self, name: str, expires_in: int | None = None, *, not_after: datetime | None = None
+    ) -> TokenOut:
+        """A token for the identity ``name``, valid ``expires_in`` seconds (default an hour),
+        and never past ``not_after`` (when the token it is minted with expires).
 
         Raises:
             ResourceNotFoundError: no such identity.
@@ -136,7 +150,13 @@ class IdentityService:
         """
         lifetime = DEFAULT_LIFETIME if expires_in is None else check_lifetime(expires_in)
         identity = self.identity(name)
-        return token_out(self._issuer.issue_token(identity.id, expires_in=lifetime))
+        issued = self._issuer.issue_token(
+            identity.id,
+            expires_in=lifetime,
+            generation=identity.token_generation,
+            not_after=not_after,
+        )
+        return token_out(issued)
 
     def client_credentials(self, client_id: str, client_secret: str) -> IssuedToken | None:
         """A token for the service principal whose client id and secret these are, or None
@@ -146,7 +166,11 @@ class IdentityService:
         matches = verify_secret(client_secret, stored or decoy_hash())
         if found is None or stored is None or not matches:
             return None
-        return self._issuer.issue_token(found.identity.id, expires_in=CLIENT_CREDENTIALS_LIFETIME)
+        return self._issuer.issue_token(
+            found.identity.id,
+            expires_in=CLIENT_CREDENTIALS_LIFETIME,
+            generation=found.identity.token_generation,
+        )
 
 
 def token_out(issued: IssuedToken) -> TokenOut:

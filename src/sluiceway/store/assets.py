@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
-from sluiceway.store.tables import AssetVersionRow, DatastoreRow, UploadRow
+from sluiceway.store.tables import (
+    AssetVersionRow,
+    DatastoreRow,
+    UploadRow,
+    text_map,
+    text_or_none,
+)
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,8 @@ def _datastore(row: DatastoreRow) -> DatastoreRecord:
     return DatastoreRecord(
         row.name,
         row.type,
-        row.description,
-        dict(row.tags),
+        text_or_none(row.description),
+        text_map(row.tags),
         dict(row.config),
         row.secret,
         row.is_default,
@@ -61,9 +67,9 @@ def _asset(row: AssetVersionRow) -> AssetRecord:
         row.version,
         row.type,
         row.path,
-        row.description,
-        dict(row.tags),
-        dict(row.properties),
+        text_or_none(row.description),
+        text_map(row.tags),
+        text_map(row.properties),
         as_utc(row.created_at),
         row.created_by,
     )

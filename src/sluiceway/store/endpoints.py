@@ -10,15 +10,15 @@ from sqlalchemy import delete, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
-from sluiceway.store.tables import DeploymentRow, EndpointRow
+from sluiceway.store.tables import DeploymentRow, EndpointRow, text_map, text_or_none
 
 
 @dataclass(frozen=True)
 class EndpointRecord:
     name: str
     description: str | None
-    tags: dict[str, Any]
-    properties: dict[str, Any]
+    tags: dict[str, str]
+    properties: dict[str, str]
     auth_mode: str
     default_deployment: str | None
     created_at: datetime
@@ -38,9 +38,9 @@ class DeploymentRecord:
 def _endpoint(row: EndpointRow) -> EndpointRecord:
     return EndpointRecord(
         row.name,
-        row.description,
-        dict(row.tags),
-        dict(row.properties),
+        text_or_none(row.description),
+        text_map(row.tags),
+        text_map(row.properties),
         row.auth_mode,
         row.default_deployment,
         as_utc(row.created_at),

@@ -34,6 +34,7 @@ class Identity:
     client_id: str | None = None
     external_id: str | None = None
     created_at: datetime | None = None
+    token_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def _identity(row: IdentityRow, roles: list[RoleAssignmentRow]) -> Identity:
         client_id=row.client_id,
         external_id=row.external_id,
         created_at=as_utc(row.created_at),
+        token_generation=row.token_generation,
     )
 
 
@@ -156,6 +158,7 @@ class IdentityStore:
                         client_id=client_id,
                         secret_hash=secret_hash,
                         external_id=external_id,
+                        token_generation=0,
                     )
                 )
                 s.flush()
@@ -184,12 +187,23 @@ class IdentityStore:
         )
 
     def set_secret_hash(self, identity_id: str, secret_hash: str) -> bool:
-        """Replace a service principal's secret; False when the identity is gone."""
+        """Replace a service principal's secret and revoke its tokens, in one transaction;
+        False when the identity is gone."""
         with self._db.session() as s:
             row = s.get(IdentityRow, identity_id)
             if row is None:
                 return False
             row.secret_hash = secret_hash
+            row.token_generation = IdentityRow.token_generation + 1
+            return True
+
+    def revoke_tokens(self, identity_id: str) -> bool:
+        """Revoke every token issued for the identity so far; False when it is gone."""
+        with self._db.session() as s:
+            row = s.get(IdentityRow, identity_id)
+            if row is None:
+                return False
+            row.token_generation = IdentityRow.token_generation + 1
             return True
 
     def delete(self, identity_id: str) -> bool:

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKeyConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def text_map(stored: object) -> dict[str, str]:
+    """A JSON column of string pairs (tags, properties), as strings.
+
+    Writes are checked, but a row written before they were (or by hand) may hold a list, a
+    number or nested values; a read turns those into text rather than fail, so that one row
+    never breaks the answer that lists it.
+    """
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value)
+        for key, value in stored.items()
+    }
+
+
+def text_or_none(stored: object) -> str | None:
+    """A text column's value as text (see :func:`text_map`)."""
+    return stored if stored is None or isinstance(stored, str) else json.dumps(stored)
 
 
 class Base(DeclarativeBase):
@@ -30,6 +51,8 @@ class IdentityRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))  # service principals only
     secret_hash: Mapped[str | None] = mapped_column(String(255))  # scrypt, salted; never the secret
     external_id: Mapped[str | None] = mapped_column(String(255))  # an OpenID Connect oid or sub
+    # Carried in every token this workspace signs for the identity; raising it revokes them.
+    token_generation: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
 
     __table_args__ = (
         Index("ix_identities_client_id", "client_id", unique=True),

@@ -12,6 +12,7 @@ from sluiceway.schemas.endpoints import (
     BatchDeploymentOut,
     BatchEndpointCreate,
     BatchEndpointOut,
+    BatchEndpointPatch,
 )
 from sluiceway.schemas.invoke import parse_invoke_body
 from sluiceway.schemas.jobs import JobOut
@@ -47,9 +48,8 @@ def put_endpoint(
 
 
 @router.patch("/batch-endpoints/{name}", dependencies=MANAGE)
-def patch_endpoint(
-    name: str, ws: WorkspaceDep, changes: Annotated[dict[str, Any], Body()]
-) -> BatchEndpointOut:
+def patch_endpoint(name: str, ws: WorkspaceDep, changes: BatchEndpointPatch) -> BatchEndpointOut:
+    """Change an endpoint's ``description``, ``tags`` or ``defaults``; checked as ``PUT`` is."""
     return ws.endpoints.update(name, changes)
 
 

@@ -1,7 +1,7 @@
 """Identities (users and service principals), their secrets and tokens.
 
 Every route needs the ``owner`` role on the workspace (the ``administer`` action), except that
-an identity may mint tokens for itself.
+an identity may mint tokens for itself. A token minted with a token never outlives it.
 """
 
 from __future__ import annotations
@@ -61,8 +61,21 @@ def rotate_secret(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> Identity
 def create_token(
     name: str, ws: WorkspaceDep, caller: PrincipalDep, body: TokenCreate | None = None
 ) -> TokenOut:
-    """A token for the identity (default lifetime an hour, at most 365 days). Owners mint for
-    anyone; any identity for itself."""
+    """A token for the identity (default lifetime an hour, at most 365 days, and never past the
+    caller's own token). Owners mint for anyone; any identity for itself."""
     if caller.name != name:
         caller.require(Action.ADMINISTER, what=f"tokens of identity {name!r}")
-    return ws.identity_service.create_token(name, body.expires_in if body else None)
+    return ws.identity_service.create_token(
+        name, body.expires_in if body else None, not_after=caller.token_expires_on
+    )
+
+
+@router.delete("/identities/{name}/tokens", status_code=204)
+def revoke_tokens(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> Response:
+    """Revoke every token issued for the identity so far (tokens of an external OpenID Connect
+    issuer excepted: delete the identity, or its mapping, to refuse those)."""
+    caller.require(Action.ADMINISTER)
+    ws.identity_service.revoke_tokens(name)
+    if name == ws.owner.name:
+        ws.renew_home_token()
+    return Response(status_code=204)

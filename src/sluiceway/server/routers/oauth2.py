@@ -8,6 +8,10 @@ it says (Azure callers send ``https://ml.azure.com/.default``). Errors have OAut
 
 The form is parsed here rather than by FastAPI so that the route needs no multipart parser
 and a malformed request still gets an OAuth2 error.
+
+Each client address, and each client id, may ask so many times a minute
+(``SLUICEWAY_TOKEN_REQUESTS_PER_ADDRESS``, ``SLUICEWAY_TOKEN_REQUESTS_PER_CLIENT``); past
+that the answer is 429 with ``Retry-After``, before any secret is checked.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from sluiceway.server.deps import WorkspaceDep
+from sluiceway.server.rate_limits import RateLimiter, retry_after
 
 public = APIRouter(tags=["oauth2"])
 
@@ -31,17 +36,22 @@ _NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class OAuthError(Exception):
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, *, retry_after: str | None = None
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.retry_after = retry_after
 
 
 def _error(exc: OAuthError, *, basic: bool) -> JSONResponse:
     headers = dict(_NO_CACHE)
     if exc.status == 401 and basic:
         headers["WWW-Authenticate"] = 'Basic realm="sluiceway"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = exc.retry_after
     return JSONResponse(
         status_code=exc.status,
         content={"error": exc.error, "error_description": exc.description},
@@ -98,11 +108,33 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+def _limit(limiter: RateLimiter, key: str, who: str, setting: str) -> None:
+    """Raises: OAuthError (429, with Retry-After) when ``key`` has used its requests."""
+    wait = limiter.acquire(key)
+    if wait > 0:
+        after = retry_after(wait)
+        raise OAuthError(
+            "temporarily_unavailable",
+            f"Too many token requests from {who}: at most {limiter.per_minute} a minute are "
+            f"accepted ({setting}); retry after {after} s.",
+            429,
+            retry_after=after,
+        )
+
+
 @public.post("/oauth2/token")
 async def token(request: Request, ws: WorkspaceDep) -> JSONResponse:
     """Exchange a service principal's client id and secret for an access token."""
     basic = False
+    limits = request.app.state
     try:
+        address = request.client.host if request.client else "unknown"
+        _limit(
+            limits.token_limit_per_address,
+            address,
+            f"address {address}",
+            "SLUICEWAY_TOKEN_REQUESTS_PER_ADDRESS",
+        )
         form = await _form(request)
         from_header = _basic_credentials(request.headers.get("authorization"))
         basic = from_header is not None
@@ -128,6 +160,12 @@ async def token(request: Request, ws: WorkspaceDep) -> JSONResponse:
             raise OAuthError("invalid_request", "The 'client_id' parameter is missing.")
         if not secret:
             raise OAuthError("invalid_request", "The 'client_secret' parameter is missing.")
+        _limit(
+            limits.token_limit_per_client,
+            client_id,
+            f"client id {client_id[:64]!r}",
+            "SLUICEWAY_TOKEN_REQUESTS_PER_CLIENT",
+        )
         issued = await run_in_threadpool(ws.identity_service.client_credentials, client_id, secret)
         if issued is None:
             raise OAuthError(

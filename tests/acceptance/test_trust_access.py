@@ -1,0 +1,223 @@
+"""The invoker's rights, checked wherever its job touches data, against a real server.
+
+Identities, roles and tokens are made over REST as an owner would. A job's outputs are read
+only by those who may read the datastore they are in, and only inside the output; every output
+an invocation writes, its default ones too, takes ``write data`` on its datastore; the invoker's
+rights are checked again when a queued job starts and before it commits, so a role taken back
+in between stops the job. Roles and jobs are bound to what they were granted on and to who
+started them, not to names that a new resource or identity can take. The workspace's database
+is readable by the server's user only, and a SAS in an input URL is not stored in clear.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration import storage_services as svc
+from tests.integration.conftest import RunningServer, start_server, stop_server
+from tests.integration.helpers import (
+    create_script_deployment,
+    invoke_body,
+    unique,
+    wait_for_job,
+)
+
+pytestmark = pytest.mark.slow
+
+# Echoes each file's value; a file that says "slow" keeps its mini-batch running a while, so a
+# job can be caught running.
+SCRIPT = """\
+import os
+import time
+
+def init():
+    pass
+
+def run(mini_batch):
+    rows = []
+    for path in mini_batch:
+        with open(path) as fh:
+            value = fh.read().strip()
+        if value == "slow":
+            time.sleep(4)
+        rows.append(f"{os.path.basename(path)} {value}")
+    return rows
+"""
+ALPHA, DEPLOYMENT = "alpha", "blue"
+TEAM_A, TEAM_B = "team_a", "team_b"
+DEFAULT = "workspaceblobstore"
+
+
+def ds(datastore: str, path: str) -> str:
+    return f"azureml://datastores/{datastore}/paths/{path}"
+
+
+def folder(uri: str) -> dict[str, str]:
+    return {"JobInputType": "UriFolder", "Uri": uri}
+
+
+def out(uri: str) -> dict[str, str]:
+    return {"JobOutputType": "UriFolder", "Uri": uri}
+
+
+def refused(response: httpx.Response, identity: str, *needles: str) -> str:
+    """Assert a 403 that names the identity and each needle; return its message."""
+    assert response.status_code == 403, f"{response.status_code}: {response.text}"
+    message: str = response.json()["error"]["message"]
+    assert message.startswith(f"Identity {identity!r} may not "), message
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+    return message
+
+
+def client_for(server: RunningServer, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    )
+
+
+def grant(owner: httpx.Client, name: str, role: str, scope: str) -> None:
+    r = owner.post("/roles", json={"identity": name, "role": role, "scope": scope})
+    assert r.status_code == 201, r.text
+
+
+def revoke(owner: httpx.Client, name: str, role: str, scope: str) -> None:
+    r = owner.delete("/roles", params={"identity": name, "role": role, "scope": scope})
+    assert r.status_code == 204, r.text
+
+
+def identity(owner: httpx.Client, name: str, roles: list[tuple[str, str]]) -> str:
+    """A new user with ``(role, scope)`` roles; its token."""
+    r = owner.post("/identities", json={"name": name, "kind": "user"})
+    assert r.status_code == 201, r.text
+    for role, scope in roles:
+        grant(owner, name, role, scope)
+    r = owner.post(f"/identities/{name}/tokens", json={"expires_in": 3600})
+    assert r.status_code in (200, 201), r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def put_file(client: httpx.Client, datastore: str, path: str, content: str) -> None:
+    client.put(f"/datastores/{datastore}/files/{path}", content=content.encode()).raise_for_status()
+
+
+def make_datastore(owner: httpx.Client, root: Path, name: str) -> None:
+    (root / name).mkdir(exist_ok=True)
+    body = {"name": name, "type": "local", "root": str(root / name)}
+    r = owner.put(f"/datastores/{name}", json=body)
+    assert r.status_code == 201, r.text
+
+
+@dataclass
+class World:
+    server: RunningServer
+    root: Path  # local datastores may be made below it
+    owner: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("trust-access")
+    server = start_server(root / "home", extra_env={"SLUICEWAY_LOCAL_DATASTORE_ROOTS": str(root)})
+    owner = server.client()
+    try:
+        for name in (TEAM_A, TEAM_B):
+            make_datastore(owner, root, name)
+            for i in range(2):
+                put_file(owner, name, f"in/file-{i}.txt", f"{name}-{i}")
+            put_file(owner, name, "secret/keep.txt", f"{name} secret")
+            put_file(owner, name, "slow/file.txt", "slow")
+        (root / ALPHA).mkdir()
+        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
+        owner.patch(
+            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
+        ).raise_for_status()
+        yield World(server, root, owner)
+    finally:
+        owner.close()
+        stop_server(server)
+
+
+# -- the workspace's files ------------------------------------------------------------------
+
+
+def test_the_database_and_its_wal_files_are_private(world: World) -> None:
+    world.owner.post("/identities", json={"name": unique("u"), "kind": "user"}).raise_for_status()
+    home = world.server.home
+    found = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.glob("workspace.db*")}
+    assert {"workspace.db", "workspace.db-wal", "workspace.db-shm"} <= set(found), found
+    assert all(mode == 0o600 for mode in found.values()), {k: oct(v) for k, v in found.items()}
+
+
+def test_a_database_made_before_is_made_private_on_start(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with sqlite3.connect(home / "workspace.db") as conn:  # made with the umask: 0644
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE scratch (x)")
+    (home / "workspace.db").chmod(0o644)
+    server = start_server(home)
+    try:
+        with server.client() as owner:
+            owner.post("/identities", json={"name": unique("u"), "kind": "user"}).raise_for_status()
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.glob("workspace.db*")}
+        assert modes and all(mode == 0o600 for mode in modes.values()), modes
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def blob_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    env = svc.server_env()
+    server = start_server(tmp_path_factory.mktemp("trust-sas") / "home", extra_env=env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def test_a_sas_in_an_input_url_is_not_stored_in_clear(
+    blob_server: RunningServer, tmp_path: Path
+) -> None:
+    container = svc.make_container("sealed")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("from-blob\n")
+    svc.upload_to_container(container, data, "in")
+    sas = svc.container_sas(container)
+    signature = dict(part.split("=", 1) for part in sas.split("&"))["sig"]
+    url = f"{svc.azurite_url()}/{svc.AZURITE_ACCOUNT}/{container}/in?{sas}"
+    with blob_server.client() as owner:
+        create_script_deployment(owner, tmp_path, "sas-ep", DEPLOYMENT, script=SCRIPT)
+        r = owner.post(
+            "/endpoints/sas-ep/jobs",
+            json=invoke_body({"data": folder(url)}),
+            headers={"azureml-model-deployment": DEPLOYMENT},
+        )
+        assert r.status_code == 201, r.text
+        job = wait_for_job(owner, r.json()["name"])
+        assert job["status"] == "Completed", job
+        rows = owner.get(f"/jobs/{job['name']}/outputs/score/files/predictions.csv").text
+        assert rows.strip() == "a.txt from-blob"
+    with sqlite3.connect(blob_server.home / "workspace.db") as conn:
+        (spec,) = conn.execute("SELECT spec FROM jobs WHERE name = ?", (job["name"],)).fetchone()
+    assert signature not in spec and sas not in spec
+    assert "REDACTED" in spec
+
+
+def _wait_status(client: httpx.Client, name: str, wanted: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get(f"/jobs/{name}").json()["status"] == wanted:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {name} did not reach {wanted}")

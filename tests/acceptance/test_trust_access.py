@@ -221,3 +221,72 @@ def _wait_status(client: httpx.Client, name: str, wanted: str, timeout: float = 
             return
         time.sleep(0.2)
     raise AssertionError(f"job {name} did not reach {wanted}")
+
+
+# -- reading a job's outputs ----------------------------------------------------------------
+
+
+def test_reading_a_job_does_not_read_the_datastore_its_output_went_to(world: World) -> None:
+    """``read jobs`` on an endpoint shows its jobs; their outputs take ``read data`` where
+    they are."""
+    owner = world.owner
+    target = f"out/{unique('owner')}/"
+    r = owner.post(
+        f"/endpoints/{ALPHA}/jobs",
+        json=invoke_body({"data": folder(ds(TEAM_A, "in/"))}, {"score": out(ds(TEAM_B, target))}),
+    )
+    assert r.status_code == 201, r.text
+    job = r.json()["name"]
+    assert wait_for_job(owner, job)["status"] == "Completed"
+    name = unique("rhea")
+    token = identity(owner, name, [("reader", f"endpoint:{ALPHA}")])
+    with client_for(world.server, token) as rhea:
+        assert rhea.get(f"/jobs/{job}").status_code == 200
+        refused(
+            rhea.get(f"/jobs/{job}/outputs/score"),
+            name,
+            f"read data on datastore:{TEAM_B}",
+            f"output 'score' of job {job!r}",
+        )
+        refused(rhea.get(f"/jobs/{job}/outputs/score/files/predictions.csv"), name, "read data")
+        assert rhea.get(f"/jobs/{job}/logs").status_code == 200  # the job's own logs
+        grant(owner, name, "reader", f"datastore:{TEAM_B}")
+        listing = rhea.get(f"/jobs/{job}/outputs/score").raise_for_status().json()
+        assert [f["path"] for f in listing["files"]] == ["predictions.csv"]
+        rows = rhea.get(f"/jobs/{job}/outputs/score/files/predictions.csv").text
+        assert sorted(rows.splitlines()) == [f"file-{i}.txt {TEAM_A}-{i}" for i in range(2)]
+
+
+def test_an_output_shows_its_own_files_only(world: World) -> None:
+    owner = world.owner
+    # A UriFile output is one file, whatever else its folder holds.
+    where = f"single/{unique('f')}"
+    put_file(owner, TEAM_A, f"{where}/other.txt", "not the job's")
+    r = owner.post(
+        f"/endpoints/{ALPHA}/jobs",
+        json=invoke_body(
+            {"data": folder(ds(TEAM_A, "in/"))},
+            {"score": {"JobOutputType": "UriFile", "Uri": ds(TEAM_A, f"{where}/rows.csv")}},
+        ),
+    )
+    assert r.status_code == 201, r.text
+    job = r.json()["name"]
+    assert wait_for_job(owner, job)["status"] == "Completed"
+    listing = owner.get(f"/jobs/{job}/outputs/score").raise_for_status().json()
+    assert [f["path"] for f in listing["files"]] == ["rows.csv"]
+    assert owner.get(f"/jobs/{job}/outputs/score/files/rows.csv").status_code == 200
+    r = owner.get(f"/jobs/{job}/outputs/score/files/other.txt")
+    assert r.status_code == 404, r.text
+    for trick in ("../in/file-0.txt", "..%2Fin%2Ffile-0.txt", "%2e%2e/in/file-0.txt"):
+        r = owner.get(f"/jobs/{job}/outputs/score/files/{trick}")
+        assert r.status_code in (400, 404), (trick, r.status_code, r.text)
+        assert f"{TEAM_A}-0" not in r.text
+
+    # An output at a datastore's root would be the whole datastore: refused.
+    for uri in (ds(TEAM_B, ""), f"azureml://datastores/{TEAM_B}/paths/./"):
+        r = owner.post(
+            f"/endpoints/{ALPHA}/jobs",
+            json=invoke_body({"data": folder(ds(TEAM_A, "in/"))}, {"score": out(uri)}),
+        )
+        assert r.status_code == 400, r.text
+        assert "root of datastore" in r.json()["error"]["message"]

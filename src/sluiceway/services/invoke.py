@@ -40,6 +40,21 @@ DEFAULT_OUTPUT_NAME = "score"
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
 
 
+def refuse_datastore_root(ref: DatastorePathRef, where: str, uri: str) -> None:
+    """An output folder is a folder of its own: never a datastore's root, which the output's
+    readers would then see whole.
+
+    Raises:
+        ValidationError: ``ref`` is the root of its datastore.
+    """
+    if not ref.path:
+        raise ValidationError(
+            f"{where}.Uri {uri!r} is the root of datastore {ref.datastore!r}; an output needs a "
+            f"folder of its own: azureml://datastores/{ref.datastore}/paths/<folder>/.",
+            target=where,
+        )
+
+
 def job_folder(job_name: str) -> str:
     """The job's own folder in the default datastore: logs, mini-batch parts, default outputs."""
     return f"azureml/{job_name}"
@@ -262,6 +277,8 @@ class InvokeService:
         if named:
             require_write(principal, ref.datastore, f"output {given.name!r}")
         folder, file_name = ref.path, str(settings["output_file_name"])
+        if given.type != "uri_file":
+            refuse_datastore_root(ref, where, given.uri or "")
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:
                 raise ValidationError(

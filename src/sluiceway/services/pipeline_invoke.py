@@ -42,7 +42,7 @@ from sluiceway.schemas.invoke import InvokeInput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService, PipelinePlan, PipelineStepPlan
 from sluiceway.services.data_access import require_write
-from sluiceway.services.invoke import job_folder
+from sluiceway.services.invoke import job_folder, refuse_datastore_root
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
@@ -261,6 +261,7 @@ class PipelineInvoker:
                 else f"azureml://datastores/{datastore}/paths/{job_folder(job_name)}/{name}/"
             )
             ref = self._resolver.output_reference(where, uri)
+            refuse_datastore_root(ref, where, uri)
             if given is not None and given.uri:
                 require_write(principal, ref.datastore, f"output {name!r}")
             location = self._resolver.output_location(ref.datastore, ref.path)

@@ -290,3 +290,36 @@ def test_an_output_shows_its_own_files_only(world: World) -> None:
         )
         assert r.status_code == 400, r.text
         assert "root of datastore" in r.json()["error"]["message"]
+
+
+# -- writing a job's outputs ----------------------------------------------------------------
+
+
+def test_an_endpoint_contributor_writes_only_where_it_may(world: World) -> None:
+    """A contributor on an endpoint may invoke it, but its job writes only into datastores
+    the contributor may write: a named output and the default one alike."""
+    owner = world.owner
+    name = unique("cleo")
+    token = identity(
+        owner, name, [("contributor", f"endpoint:{ALPHA}"), ("reader", f"datastore:{TEAM_A}")]
+    )
+    data = {"data": folder(ds(TEAM_A, "in/"))}
+    before = {j["name"] for j in owner.get("/jobs", params={"limit": 1000}).json()}
+    with client_for(world.server, token) as cleo:
+        r = cleo.post(f"/endpoints/{ALPHA}/jobs", json=invoke_body(data))
+        refused(r, name, f"write data on datastore:{DEFAULT}", "(output 'score')")
+        r = cleo.post(
+            f"/endpoints/{ALPHA}/jobs",
+            json=invoke_body(data, {"score": out(ds(TEAM_B, f"out/{unique('c')}/"))}),
+        )
+        refused(r, name, f"write data on datastore:{TEAM_B}", "(output 'score')")
+        after = {j["name"] for j in owner.get("/jobs", params={"limit": 1000}).json()}
+        assert after == before
+        # With write data on a datastore, it writes there.
+        grant(owner, name, "invoker", f"datastore:{TEAM_B}")
+        r = cleo.post(
+            f"/endpoints/{ALPHA}/jobs",
+            json=invoke_body(data, {"score": out(ds(TEAM_B, f"out/{unique('c')}/"))}),
+        )
+        assert r.status_code == 201, r.text
+        assert wait_for_job(cleo, r.json()["name"])["status"] == "Completed"

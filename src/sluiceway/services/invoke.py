@@ -88,8 +88,9 @@ class InvokeService:
         """Check the request against the endpoint's deployment and queue a job.
 
         The caller's ``invoke`` on the endpoint is checked by the route; here, that it may read
-        every input and write every output location it names. The job's own folder (its logs,
-        and the default outputs under it) is written on the job's behalf.
+        every input and write every output location, the default ones in the job's folder too
+        (the job writes there on its invoker's behalf). The job's logs are written on the
+        job's behalf.
 
         Raises:
             ResourceNotFoundError: the endpoint, the deployment or a data asset does not exist.
@@ -265,7 +266,6 @@ class InvokeService:
         given = next(
             iter(outputs.values()), InvokeOutput(name=DEFAULT_OUTPUT_NAME, type="uri_folder")
         )
-        named = given.uri is not None
         if given.uri is None:
             given = replace(
                 given,
@@ -274,8 +274,7 @@ class InvokeService:
             )
         where = f"OutputData.{given.name}"
         ref = self._resolver.output_reference(where, given.uri or "")
-        if named:
-            require_write(principal, ref.datastore, f"output {given.name!r}")
+        require_write(principal, ref.datastore, f"output {given.name!r}")
         folder, file_name = ref.path, str(settings["output_file_name"])
         if given.type != "uri_file":
             refuse_datastore_root(ref, where, given.uri or "")

@@ -30,7 +30,7 @@ from sluiceway.schemas.jobs import (
     JobStatus,
     MiniBatchStatus,
 )
-from sluiceway.services.data_access import require_read
+from sluiceway.services.data_access import require_read, require_write
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.invoke import job_folder
 from sluiceway.services.steps import describe_steps
@@ -191,6 +191,8 @@ class JobService:
         require_read(
             principal, self._datastores.stored_location(input_spec), f"input {input_name!r}"
         )
+        for output in spec["outputs"]:
+            require_write(principal, DEFAULT_DATASTORE, f"output {output!r}")
         input_spec["files"] = files
         folder = job_folder(new_name)
         spec["outputs"] = {

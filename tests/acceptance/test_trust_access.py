@@ -111,7 +111,7 @@ def put_file(client: httpx.Client, datastore: str, path: str, content: str) -> N
 
 
 def make_datastore(owner: httpx.Client, root: Path, name: str) -> None:
-    (root / name).mkdir(exist_ok=True)
+    (root / name).mkdir(parents=True, exist_ok=True)
     body = {"name": name, "type": "local", "root": str(root / name)}
     r = owner.put(f"/datastores/{name}", json=body)
     assert r.status_code == 201, r.text
@@ -323,3 +323,80 @@ def test_an_endpoint_contributor_writes_only_where_it_may(world: World) -> None:
         )
         assert r.status_code == 201, r.text
         assert wait_for_job(cleo, r.json()["name"])["status"] == "Completed"
+
+
+# -- roles and jobs are bound to ids, not names -----------------------------------------------
+
+
+def _held(client: httpx.Client) -> set[tuple[str, str]]:
+    me = client.get("/whoami").raise_for_status().json()
+    return {(r["scope"], r["role"]) for r in me["roles"]}
+
+
+def test_a_new_endpoint_or_datastore_of_a_deleted_ones_name_has_none_of_its_roles(
+    world: World,
+) -> None:
+    owner = world.owner
+    endpoint, datastore = unique("gamma"), f"store_{unique('c').replace('-', '_')}"
+    owner.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint}).raise_for_status()
+    make_datastore(owner, world.root, datastore)
+    put_file(owner, datastore, "in/a.txt", "first")
+    name = unique("rita")
+    token = identity(
+        owner, name, [("contributor", f"endpoint:{endpoint}"), ("reader", f"datastore:{datastore}")]
+    )
+    with client_for(world.server, token) as rita:
+        assert _held(rita) == {
+            (f"endpoint:{endpoint}", "contributor"),
+            (f"datastore:{datastore}", "reader"),
+        }
+        assert rita.get(f"/datastores/{datastore}/files/in/a.txt").text == "first"
+
+        assert owner.delete(f"/batch-endpoints/{endpoint}").status_code in (200, 202, 204)
+        assert owner.delete(f"/datastores/{datastore}").status_code in (200, 204)
+        assert _held(rita) == set()
+        assert owner.get("/roles", params={"identity": name}).json() == []
+
+        # New ones of the same names: the old grants do not reach them.
+        owner.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint}).raise_for_status()
+        make_datastore(owner, world.root / "again", datastore)
+        put_file(owner, datastore, "in/a.txt", "second")
+        assert _held(rita) == set()
+        refused(rita.get(f"/batch-endpoints/{endpoint}"), name, f"endpoint:{endpoint}")
+        refused(
+            rita.patch(f"/batch-endpoints/{endpoint}", json={"description": "mine"}),
+            name,
+            "manage",
+        )
+        refused(rita.get(f"/datastores/{datastore}/files/in/a.txt"), name, "read data")
+        # Granted again, on the new ones, they hold.
+        grant(owner, name, "reader", f"datastore:{datastore}")
+        assert rita.get(f"/datastores/{datastore}/files/in/a.txt").text == "second"
+
+
+def test_a_new_identity_of_a_deleted_ones_name_has_none_of_its_jobs(world: World) -> None:
+    owner = world.owner
+    name = unique("jack")
+    roles = [("invoker", f"endpoint:{ALPHA}"), ("invoker", f"datastore:{TEAM_A}")]
+    token = identity(owner, name, roles)
+    with client_for(world.server, token) as jack:
+        r = jack.post(
+            f"/endpoints/{ALPHA}/jobs",
+            json=invoke_body(
+                {"data": folder(ds(TEAM_A, "in/"))}, {"score": out(ds(TEAM_A, unique("out")))}
+            ),
+        )
+        assert r.status_code == 201, r.text
+        job = r.json()["name"]
+        assert wait_for_job(jack, job)["status"] == "Completed"
+    assert owner.delete(f"/identities/{name}").status_code == 204
+
+    token = identity(owner, name, roles)  # another identity, of the same name and roles
+    with client_for(world.server, token) as impostor:
+        refused(impostor.get(f"/jobs/{job}"), name, f"read jobs on endpoint:{ALPHA}")
+        refused(impostor.get(f"/jobs/{job}/outputs/score"), name, "read jobs")
+        refused(impostor.post(f"/jobs/{job}/cancel"), name, "cancel jobs")
+        assert job not in {j["name"] for j in impostor.get("/jobs").json()}
+        assert job not in {j["name"] for j in impostor.get(f"/endpoints/{ALPHA}/jobs").json()}
+    # The job still shows who started it.
+    assert owner.get(f"/jobs/{job}").json()["creation_context"]["created_by"] == name

@@ -113,8 +113,8 @@ class Workspace:
             self.identities,
             self.identity_service,
             {
-                "endpoint": lambda name: EndpointStore(self.db).get(name) is not None,
-                "datastore": lambda name: DatastoreStore(self.db).get(name) is not None,
+                "endpoint": lambda name: getattr(EndpointStore(self.db).get(name), "id", None),
+                "datastore": lambda name: getattr(DatastoreStore(self.db).get(name), "id", None),
             },
         )
         self.job_store = JobStore(self.db)

@@ -118,6 +118,7 @@ class InvokeService:
                 deployment_name=name,
                 spec=spec,
                 invoker=principal.name,
+                invoker_id=principal.id,
                 experiment_name=request.experiment_name or endpoint_name,
             )
         except Exception as exc:  # a race on the same custom name

@@ -83,7 +83,7 @@ class JobService:
                 the jobs of its endpoint.
         """
         record = self.record(name)
-        if record.invoker != principal.name:
+        if record.invoker_id != principal.id:
             principal.require(
                 Action.READ_JOBS,
                 endpoint_scope(record.endpoint_name),
@@ -106,7 +106,7 @@ class JobService:
         """The newest jobs ``principal`` may read: its own, and those of the endpoints on
         which it may read jobs."""
         endpoints = principal.grants.scopes_allowing(Action.READ_JOBS, "endpoint")
-        visible = None if endpoints is None else JobVisibility(principal.name, frozenset(endpoints))
+        visible = None if endpoints is None else JobVisibility(principal.id, frozenset(endpoints))
         records = self._store.list_all(
             endpoint_name=endpoint_name,
             deployment_name=deployment_name,
@@ -130,7 +130,7 @@ class JobService:
             ConflictError: the job already ended ``Completed`` or ``Failed``.
         """
         found = self.record(name)
-        if found.invoker != principal.name:
+        if found.invoker_id != principal.id:
             principal.require(
                 Action.CANCEL_JOBS,
                 endpoint_scope(found.endpoint_name),
@@ -214,6 +214,7 @@ class JobService:
             deployment_name=record.deployment_name,
             spec=spec,
             invoker=principal.name,
+            invoker_id=principal.id,
             experiment_name=record.experiment_name,
         )
 

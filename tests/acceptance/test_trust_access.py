@@ -400,3 +400,86 @@ def test_a_new_identity_of_a_deleted_ones_name_has_none_of_its_jobs(world: World
         assert job not in {j["name"] for j in impostor.get(f"/endpoints/{ALPHA}/jobs").json()}
     # The job still shows who started it.
     assert owner.get(f"/jobs/{job}").json()["creation_context"]["created_by"] == name
+
+
+# -- the invoker's rights at the time of use --------------------------------------------------
+
+
+@pytest.fixture
+def one_job_at_a_time(tmp_path: Path) -> Iterator[World]:
+    """A server that runs one job at a time, so a job can be held in the queue."""
+    root = tmp_path / "root"
+    server = start_server(
+        root / "home",
+        extra_env={
+            "SLUICEWAY_LOCAL_DATASTORE_ROOTS": str(root),
+            "SLUICEWAY_MAX_CONCURRENT_JOBS": "1",
+        },
+    )
+    owner = server.client()
+    try:
+        make_datastore(owner, root, TEAM_A)
+        for i in range(2):
+            put_file(owner, TEAM_A, f"in/file-{i}.txt", f"{TEAM_A}-{i}")
+        put_file(owner, TEAM_A, "slow/file.txt", "slow")
+        (root / ALPHA).mkdir()
+        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
+        owner.patch(
+            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
+        ).raise_for_status()
+        yield World(server, root, owner)
+    finally:
+        owner.close()
+        stop_server(server)
+
+
+def _invoke(client: httpx.Client, data: str, output: str) -> str:
+    r = client.post(
+        f"/endpoints/{ALPHA}/jobs",
+        json=invoke_body({"data": folder(ds(TEAM_A, data))}, {"score": out(ds(TEAM_A, output))}),
+    )
+    assert r.status_code == 201, r.text
+    name: str = r.json()["name"]
+    return name
+
+
+def test_rights_taken_back_after_queueing_stop_the_job(one_job_at_a_time: World) -> None:
+    world = one_job_at_a_time
+    owner, root = world.owner, world.root
+    roles = [("invoker", f"endpoint:{ALPHA}"), ("invoker", f"datastore:{TEAM_A}")]
+    olga, gone = unique("olga"), unique("gone")
+    clients = {n: client_for(world.server, identity(owner, n, roles)) for n in (olga, gone)}
+    try:
+        # Held in the queue behind a slow job of the owner's.
+        blocker = _invoke(owner, "slow/", unique("blocker"))
+        _wait_status(owner, blocker, "Running")
+        queued = {n: _invoke(c, "in/", f"out-{n}") for n, c in clients.items()}
+        assert {owner.get(f"/jobs/{j}").json()["status"] for j in queued.values()} == {"Queued"}
+        revoke(owner, olga, "invoker", f"datastore:{TEAM_A}")
+        assert owner.delete(f"/identities/{gone}").status_code == 204
+        assert wait_for_job(owner, blocker)["status"] == "Completed"
+
+        job = wait_for_job(owner, queued[olga])
+        assert job["status"] == "Failed", job
+        message = job["error"]["message"]
+        assert message.startswith("The job cannot start: "), message
+        assert f"may not read data on datastore:{TEAM_A} (input 'data')" in message
+        job = wait_for_job(owner, queued[gone])
+        assert job["status"] == "Failed", job
+        assert f"identity {gone!r}, no longer exists" in job["error"]["message"]
+        for name in (olga, gone):
+            assert not (root / TEAM_A / f"out-{name}").exists()
+            assert owner.get(f"/jobs/{queued[name]}").json()["progress"]["mini_batches_total"] == 0
+
+        # Taken back while the job runs: it commits nothing.
+        grant(owner, olga, "invoker", f"datastore:{TEAM_A}")
+        running = _invoke(clients[olga], "slow/", f"late-{olga}")
+        _wait_status(owner, running, "Running")
+        revoke(owner, olga, "invoker", f"datastore:{TEAM_A}")
+        job = wait_for_job(owner, running)
+        assert job["status"] == "Failed", job
+        assert job["error"]["message"].startswith("The job cannot commit its outputs: ")
+        assert not (root / TEAM_A / f"late-{olga}" / "predictions.csv").exists()
+    finally:
+        for client in clients.values():
+            client.close()

@@ -14,6 +14,7 @@ from sluiceway.executors.base import Executor
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
+from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.identities import IdentityService
@@ -148,6 +149,7 @@ class Workspace:
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,
                 steps=self.step_store,
+                access=InvokerAccess(self.identities),
             )
             self.scheduler.start()
 

@@ -204,8 +204,17 @@ def test_an_invoker_runs_its_endpoint_on_its_datastore_and_sees_only_its_jobs(
     )
     assert r.status_code == 201, r.text
     named = r.json()["name"]
-    # The default output goes to the job's own folder, written on the job's behalf.
+    # The default output goes to the job's folder in the default datastore, which ivy may not
+    # write: it names an output in its own datastore instead.
     r = ivy.post(f"/endpoints/{ALPHA}/jobs", json=invoke_body({"data": folder(ds(TEAM_A, "in/"))}))
+    refused(r, "ivy", "write data on datastore:workspaceblobstore", "(output 'score')")
+    r = ivy.post(
+        f"/endpoints/{ALPHA}/jobs",
+        json=invoke_body(
+            {"data": folder(ds(TEAM_A, "in/"))},
+            {"score": out(ds(TEAM_A, f"out/{unique('ivy')}/"))},
+        ),
+    )
     assert r.status_code == 201, r.text
     default = r.json()["name"]
     for name in (named, default):
@@ -381,7 +390,10 @@ def test_only_the_invoker_or_a_canceller_of_the_endpoint_cancels_a_job(world: Wo
     assert r.status_code == 201, r.text
     owners = r.json()["name"]
     r = ivy.post(
-        f"/endpoints/{ALPHA}/jobs", json=invoke_body({"data": folder(ds(TEAM_A, "slow/"))})
+        f"/endpoints/{ALPHA}/jobs",
+        json=invoke_body(
+            {"data": folder(ds(TEAM_A, "slow/"))}, {"score": out(ds(TEAM_A, unique("out")))}
+        ),
     )
     assert r.status_code == 201, r.text
     ivys = r.json()["name"]
@@ -415,7 +427,9 @@ def test_the_sdk_and_cli_show_the_refusal(world: World, tmp_path: Path) -> None:
             ml.batch_endpoints.invoke(endpoint_name=ALPHA, inputs={"data": f"azureml:{asset}:1"})
         assert "may not read on the workspace" in denied.value.message
         job = ml.batch_endpoints.invoke(
-            endpoint_name=ALPHA, input=Input(type="uri_folder", path=f"azureml:{asset}:1")
+            endpoint_name=ALPHA,
+            input=Input(type="uri_folder", path=f"azureml:{asset}:1"),
+            outputs={"score": ds(TEAM_A, f"out/{unique('sdk')}/")},
         )
         assert ml.jobs.get(job.name).name == job.name
         with pytest.raises(PermissionDeniedError, match=f"may not invoke on endpoint:{BETA}"):

@@ -42,23 +42,35 @@ def db_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datab
         pass
 
 
+# The columns of each table at revision 0003; later revisions add others.
+_COLUMNS = {
+    "jobs": "name, endpoint_name, deployment_name, status, spec, invoker, experiment_name, "
+    "error, created_at, started_at, ended_at, lease_owner, lease_expires_at, seq",
+    "mini_batches": "*",
+    "job_steps": "*",
+}
+
+
 def _rows(db: Database, table: str) -> list[tuple[object, ...]]:
+    query = f"SELECT {_COLUMNS[table]} FROM {table} ORDER BY 1, 2"
     with db.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))]
+        return [tuple(r) for r in conn.execute(text(query))]
 
 
 def test_long_invoker_names_fit_and_no_job_loses_its_rows(db_at_0003: Database) -> None:
     db = db_at_0003
     jobs, steps = JobStore(db), StepStore(db)
-    for name in ("job-a", "job-b"):
-        jobs.create(
-            name,
-            endpoint_name="ep",
-            deployment_name="dep",
-            spec={"kind": "model"},
-            invoker="alice",
-            experiment_name=None,
-        )
+    for seq, name in enumerate(("job-a", "job-b"), start=1):
+        # The jobs table as revision 0003 has it (the store writes today's columns).
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (name, endpoint_name, deployment_name, status, spec, "
+                    "invoker, created_at, seq) VALUES (:name, 'ep', 'dep', 'Queued', "
+                    "'{\"kind\": \"model\"}', 'alice', CURRENT_TIMESTAMP, :seq)"
+                ),
+                {"name": name, "seq": seq},
+            )
         jobs.plan(name, [["a.csv", "b.csv"], ["c.csv"]])
         steps.plan(name, ["prep", "score"])
     before = {t: _rows(db, t) for t in ("jobs", "mini_batches", "job_steps")}

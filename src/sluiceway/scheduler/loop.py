@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from sluiceway.executors.base import Executor
+from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
@@ -44,7 +45,12 @@ class Scheduler:
         max_jobs: int,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
+        access: JobAccess | None = None,
     ) -> None:
+        """Args:
+        access: Checks that a job's invoker may still read its inputs and write its outputs,
+            when the job starts and before it commits (None: not checked).
+        """
         self.identity = LeaseOwner.new()
         self.owner = str(self.identity)
         self._store = store
@@ -55,6 +61,7 @@ class Scheduler:
         self._max_jobs = max_jobs
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
+        self._access = access
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +122,7 @@ class Scheduler:
                 owner=self.owner,
                 lease=self._lease,
                 stop=self._stop,
+                access=self._access,
             )
         return JobRunner(
             job,
@@ -125,6 +133,7 @@ class Scheduler:
             lease=self._lease,
             stop=self._stop,
             drain_seconds=self._drain,
+            access=self._access,
         )
 
     def _loop(self) -> None:

@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from sluiceway.clock import utcnow
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
+from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.runner import JobAborted
 from sluiceway.scheduler.staging import JobStaging, StagingError, download
@@ -184,8 +185,10 @@ class PipelineRunner:
         lease: timedelta,
         stop: threading.Event,
         python: str = sys.executable,
+        access: JobAccess | None = None,
     ) -> None:
         self.job = job
+        self._access = access
         self._store = store
         self._steps = steps
         self._datastores = datastores
@@ -217,6 +220,7 @@ class PipelineRunner:
             )
             if self.job.status is JobStatus.CANCEL_REQUESTED:
                 raise JobCanceled
+            check_access(self._access, self.job, "start")
             self._steps.plan(name, [s["name"] for s in self.job.spec["steps"]])
             returned = self._steps.reset_unfinished(name)
             if returned:
@@ -236,6 +240,9 @@ class PipelineRunner:
         except JobAborted as exc:
             self._kill_all(StepStatus.CANCELED)
             self._fail(exc.code, exc.message, exc.details)
+        except JobAccessRefused as exc:
+            self._kill_all(StepStatus.CANCELED)
+            self._fail("Forbidden", str(exc))
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._kill_all(StepStatus.CANCELED)
@@ -461,6 +468,12 @@ class PipelineRunner:
             del self._running[name]
             self._release(name)
             if code == 0:
+                try:
+                    check_access(self._access, self.job, f"commit the outputs of step {name!r}")
+                except JobAccessRefused as exc:
+                    error = {"code": "Forbidden", "message": str(exc)}
+                    self._set_step(name, StepStatus.FAILED, exit_code=0, error=error)
+                    raise
                 try:
                     self._commit(running)
                 except StepFailed as exc:

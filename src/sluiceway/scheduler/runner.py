@@ -39,6 +39,7 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
@@ -107,8 +108,10 @@ class JobRunner:
         lease: timedelta,
         stop: threading.Event,
         drain_seconds: float = 10.0,
+        access: JobAccess | None = None,
     ) -> None:
         self.job = job
+        self._access = access
         self._store = store
         self._datastores = datastores
         self._executor = executor
@@ -137,6 +140,7 @@ class JobRunner:
             )
             if self.job.status is JobStatus.CANCEL_REQUESTED:
                 raise JobCanceled
+            check_access(self._access, self.job, "start")
             paths = self._prepare()
             self._paths = paths
             self._lease.set_status(JobStatus.RUNNING)
@@ -152,6 +156,8 @@ class JobRunner:
             self._cancel()
         except JobAborted as exc:
             self._fail(exc.code, exc.message, exc.details)
+        except JobAccessRefused as exc:
+            self._fail("Forbidden", str(exc))
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", describe_error(exc))
@@ -541,6 +547,7 @@ class JobRunner:
             )
             raise JobAborted("UserError", NOTHING_SUCCEEDED + first, details)
         self._lease.check_in(now=True)  # the last moment a cancel stops the job
+        check_access(self._access, self.job, "commit its outputs")
         try:
             self._output_commit(paths).commit(succeeded, self._all_error_lines())
         except CommitRefused as exc:

@@ -14,6 +14,7 @@ from sluiceway.executors.base import Executor
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
+from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.identities import IdentityService
@@ -113,8 +114,8 @@ class Workspace:
             self.identities,
             self.identity_service,
             {
-                "endpoint": lambda name: EndpointStore(self.db).get(name) is not None,
-                "datastore": lambda name: DatastoreStore(self.db).get(name) is not None,
+                "endpoint": lambda name: getattr(EndpointStore(self.db).get(name), "id", None),
+                "datastore": lambda name: getattr(DatastoreStore(self.db).get(name), "id", None),
             },
         )
         self.job_store = JobStore(self.db)
@@ -153,6 +154,7 @@ class Workspace:
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,
                 steps=self.step_store,
+                access=InvokerAccess(self.identities),
             )
             self.scheduler.start()
 

@@ -317,9 +317,24 @@ class DatastoreService:
         """Parse a reference, knowing this server's blob emulators."""
         return parse_reference(value, self._scope, blob_emulator_endpoints=self._emulators)
 
+    def seal_url(self, url: str) -> str | None:
+        """A storage URL that carries a credential (a SAS, a presigned signature), encrypted
+        as stored datastore credentials are, for a job's spec; None when it carries none."""
+        if self._cipher is None or redact_url(url) == url:
+            return None
+        return self._cipher.seal({"url": url})
+
     def stored_location(self, spec: dict[str, Any]) -> Location:
-        """The location a job's spec recorded: ``{"datastore", "path"}`` or ``{"url"}``."""
+        """The location a job's spec recorded: ``{"datastore", "path"}``, ``{"url"}``, or
+        ``{"sealed_url"}`` (a URL with a credential, see :meth:`seal_url`)."""
         url = spec.get("url")
+        sealed = spec.get("sealed_url")
+        if sealed:
+            if self._cipher is None:
+                raise UnsupportedError(
+                    "A job's input URL is stored encrypted, and this server cannot open it."
+                )
+            url = self._cipher.open(str(sealed)).get("url")
         if url:
             ref = self.parse_reference(str(url))
             if not isinstance(ref, StorageUrlRef):

@@ -40,6 +40,21 @@ DEFAULT_OUTPUT_NAME = "score"
 JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
 
 
+def refuse_datastore_root(ref: DatastorePathRef, where: str, uri: str) -> None:
+    """An output folder is a folder of its own: never a datastore's root, which the output's
+    readers would then see whole.
+
+    Raises:
+        ValidationError: ``ref`` is the root of its datastore.
+    """
+    if not ref.path:
+        raise ValidationError(
+            f"{where}.Uri {uri!r} is the root of datastore {ref.datastore!r}; an output needs a "
+            f"folder of its own: azureml://datastores/{ref.datastore}/paths/<folder>/.",
+            target=where,
+        )
+
+
 def job_folder(job_name: str) -> str:
     """The job's own folder in the default datastore: logs, mini-batch parts, default outputs."""
     return f"azureml/{job_name}"
@@ -73,8 +88,9 @@ class InvokeService:
         """Check the request against the endpoint's deployment and queue a job.
 
         The caller's ``invoke`` on the endpoint is checked by the route; here, that it may read
-        every input and write every output location it names. The job's own folder (its logs,
-        and the default outputs under it) is written on the job's behalf.
+        every input and write every output location, the default ones in the job's folder too
+        (the job writes there on its invoker's behalf). The job's logs are written on the
+        job's behalf.
 
         Raises:
             ResourceNotFoundError: the endpoint, the deployment or a data asset does not exist.
@@ -102,6 +118,7 @@ class InvokeService:
                 deployment_name=name,
                 spec=spec,
                 invoker=principal.name,
+                invoker_id=principal.id,
                 experiment_name=request.experiment_name or endpoint_name,
             )
         except Exception as exc:  # a race on the same custom name
@@ -250,7 +267,6 @@ class InvokeService:
         given = next(
             iter(outputs.values()), InvokeOutput(name=DEFAULT_OUTPUT_NAME, type="uri_folder")
         )
-        named = given.uri is not None
         if given.uri is None:
             given = replace(
                 given,
@@ -259,9 +275,10 @@ class InvokeService:
             )
         where = f"OutputData.{given.name}"
         ref = self._resolver.output_reference(where, given.uri or "")
-        if named:
-            require_write(principal, ref.datastore, f"output {given.name!r}")
+        require_write(principal, ref.datastore, f"output {given.name!r}")
         folder, file_name = ref.path, str(settings["output_file_name"])
+        if given.type != "uri_file":
+            refuse_datastore_root(ref, where, given.uri or "")
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:
                 raise ValidationError(

@@ -9,6 +9,7 @@ endpoint, and cancelling it ``cancel jobs``. Lists hold only the jobs the caller
 from __future__ import annotations
 
 import copy
+import json
 import posixpath
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from sluiceway.auth.policy import Action, endpoint_scope
 from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
+from sluiceway.scheduler.commit import COMMIT_RECORD
 from sluiceway.schemas.common import DEFAULT_DATASTORE, CreationContext, WorkspaceScope
 from sluiceway.schemas.jobs import (
     JobError,
@@ -28,11 +30,11 @@ from sluiceway.schemas.jobs import (
     JobStatus,
     MiniBatchStatus,
 )
-from sluiceway.services.data_access import require_read
+from sluiceway.services.data_access import require_read, require_write
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.invoke import job_folder
 from sluiceway.services.steps import describe_steps
-from sluiceway.storage.locations import Location
+from sluiceway.storage.locations import FileEntry, Location
 from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_url
 from sluiceway.store.jobs import JobRecord, JobStore, JobVisibility, MiniBatchCounts
@@ -81,7 +83,7 @@ class JobService:
                 the jobs of its endpoint.
         """
         record = self.record(name)
-        if record.invoker != principal.name:
+        if record.invoker_id != principal.id:
             principal.require(
                 Action.READ_JOBS,
                 endpoint_scope(record.endpoint_name),
@@ -104,7 +106,7 @@ class JobService:
         """The newest jobs ``principal`` may read: its own, and those of the endpoints on
         which it may read jobs."""
         endpoints = principal.grants.scopes_allowing(Action.READ_JOBS, "endpoint")
-        visible = None if endpoints is None else JobVisibility(principal.name, frozenset(endpoints))
+        visible = None if endpoints is None else JobVisibility(principal.id, frozenset(endpoints))
         records = self._store.list_all(
             endpoint_name=endpoint_name,
             deployment_name=deployment_name,
@@ -128,7 +130,7 @@ class JobService:
             ConflictError: the job already ended ``Completed`` or ``Failed``.
         """
         found = self.record(name)
-        if found.invoker != principal.name:
+        if found.invoker_id != principal.id:
             principal.require(
                 Action.CANCEL_JOBS,
                 endpoint_scope(found.endpoint_name),
@@ -189,6 +191,8 @@ class JobService:
         require_read(
             principal, self._datastores.stored_location(input_spec), f"input {input_name!r}"
         )
+        for output in spec["outputs"]:
+            require_write(principal, DEFAULT_DATASTORE, f"output {output!r}")
         input_spec["files"] = files
         folder = job_folder(new_name)
         spec["outputs"] = {
@@ -210,12 +214,20 @@ class JobService:
             deployment_name=record.deployment_name,
             spec=spec,
             invoker=principal.name,
+            invoker_id=principal.id,
             experiment_name=record.experiment_name,
         )
 
     # -- outputs and logs -------------------------------------------------------------------
 
-    def _output_location(self, record: JobRecord, output: str) -> Location:
+    def _output_location(self, record: JobRecord, output: str, principal: Principal) -> Location:
+        """Where the job's output is, if ``principal`` may read the data there: reading a job
+        does not, by itself, read the datastores its outputs went to.
+
+        Raises:
+            ResourceNotFoundError: the job has no such output.
+            PermissionDeniedError: the caller may not read data in the output's datastore.
+        """
         spec = record.spec.get("outputs", {}).get(output)
         if spec is None:
             known = ", ".join(record.spec.get("outputs", {})) or "none"
@@ -223,31 +235,65 @@ class JobService:
                 f"Job {record.name!r} has no output {output!r}; its outputs: {known}.",
                 target="output",
             )
-        return self._datastores.location(spec["datastore"], spec["path"])
+        location = self._datastores.location(spec["datastore"], spec["path"])
+        require_read(principal, location, f"output {output!r} of job {record.name!r}")
+        return location
+
+    def _output_files(self, record: JobRecord, output: str, location: Location) -> set[str] | None:
+        """The files of an output that is not a whole folder of its own, relative to its
+        folder; None when every file below the folder is the output's.
+
+        A ``uri_file`` output is its one file. An output whose folder is a datastore's root
+        (which invocations no longer accept) is the files its job committed there, as the
+        job's commit record lists them: never the whole datastore.
+        """
+        spec = record.spec["outputs"][output]
+        if spec.get("type") == "uri_file":
+            return {str(spec["file_name"])}
+        if location.path:
+            return None
+        folder = record.spec.get("job_folder")
+        if not folder:
+            return set()
+        commit = self._datastores.location(folder["datastore"], folder["path"]).child(COMMIT_RECORD)
+        if not storage_call(commit.uri, "output", commit.is_file):
+            return set()
+        with commit.open_read() as fh:
+            committed = json.loads(fh.read())
+        if committed.get("output") != location.uri:
+            return set()
+        return {str(f) for f in committed.get("files", [])} | {ERRORS_FILE}
 
     def list_output(self, name: str, output: str, principal: Principal) -> JobOutputListing:
         record = self.readable(name, principal)
-        location = self._output_location(record, output)
-        spec = record.spec["outputs"][output]
-        files = storage_call(
-            location.uri,
-            output,
-            lambda: self._own_files(location, spec) if location.exists() else [],
-        )
-        return JobOutputListing(output_name=output, uri=location.uri, files=files)
+        location = self._output_location(record, output, principal)
 
-    def _own_files(self, location: Location, spec: dict[str, Any]) -> list[JobFile]:
-        """A uri_file output is its one file; a folder lists everything in it."""
-        if spec.get("type") == "uri_file":
-            target = location.child(spec["file_name"])
-            if not target.is_file():
+        def own_files() -> list[JobFile]:
+            if not location.exists():
                 return []
-            return [JobFile(path=e.path, size=e.size) for e in target.list_files()]
-        return [JobFile(path=e.path, size=e.size) for e in location.list_files()]
+            allowed = self._output_files(record, output, location)
+            if allowed is None:
+                return [JobFile(path=e.path, size=e.size) for e in location.list_files()]
+            entries = []
+            for relative in sorted(allowed):
+                target = location.child(relative)
+                if target.is_file():
+                    entries += [FileEntry(relative, e.size) for e in target.list_files()]
+            return [JobFile(path=e.path, size=e.size) for e in entries]
+
+        files = storage_call(location.uri, output, own_files)
+        return JobOutputListing(output_name=output, uri=location.uri, files=files)
 
     def output_file(self, name: str, output: str, path: str, principal: Principal) -> Location:
         record = self.readable(name, principal)
-        return self._file_in(self._output_location(record, output), path)
+        location = self._output_location(record, output, principal)
+        relative, _ = check_relative_path(path)
+        allowed = self._output_files(record, output, location)
+        if allowed is not None and relative not in allowed:
+            raise ResourceNotFoundError(
+                f"No file {path!r} in output {output!r} of job {name!r}.", target="path"
+            )
+        return self._file_in(location, path)
 
     def _logs_location(self, record: JobRecord) -> Location:
         folder = record.spec.get("job_folder")

@@ -7,10 +7,10 @@ against ``min``, ``max`` and ``enum``; data is resolved and checked (it exists, 
 and holds files) by the same resolver as a model deployment's, in every form it accepts: a
 datastore path in any datastore, a data asset, or a storage URL, and the invoker must be allowed
 to read it. Every output goes to its default folder, ``azureml/<job>/<output>/`` in the
-deployment's default datastore, or to the folder the invocation names, which the invoker must be
-allowed to write. Data the pipeline itself names (fixed inputs of its steps, their code) was
-chosen by those who may manage the component and the deployment, and is not checked against the
-invoker. Each problem is a 4xx that names the input or output, the value and
+deployment's default datastore, or to the folder the invocation names: either way the invoker
+must be allowed to write it. Data the pipeline itself names (fixed inputs of its steps, their
+code) was chosen by those who may manage the component and the deployment, and is not checked
+against the invoker. Each problem is a 4xx that names the input or output, the value and
 what is accepted, and no job is created.
 
 The job's spec is a complete snapshot: each step's command, code folder and environment, and
@@ -42,7 +42,7 @@ from sluiceway.schemas.invoke import InvokeInput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService, PipelinePlan, PipelineStepPlan
 from sluiceway.services.data_access import require_write
-from sluiceway.services.invoke import job_folder
+from sluiceway.services.invoke import job_folder, refuse_datastore_root
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
@@ -261,8 +261,8 @@ class PipelineInvoker:
                 else f"azureml://datastores/{datastore}/paths/{job_folder(job_name)}/{name}/"
             )
             ref = self._resolver.output_reference(where, uri)
-            if given is not None and given.uri:
-                require_write(principal, ref.datastore, f"output {name!r}")
+            refuse_datastore_root(ref, where, uri)
+            require_write(principal, ref.datastore, f"output {name!r}")
             location = self._resolver.output_location(ref.datastore, ref.path)
             key = (location.datastore, location.path)
             if key in folders:

@@ -19,6 +19,7 @@ from sluiceway.services.assets import AssetService
 from sluiceway.services.data_access import require_read
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.storage.locations import Location
+from sluiceway.storage.redaction import redact_url
 from sluiceway.storage.references import (
     ACCEPTED_INPUT_FORMS,
     DataAssetRef,
@@ -37,13 +38,26 @@ class ResolvedInput:
     type: str  # uri_file | uri_folder
     uri: str  # as the caller gave it
     location: Location
+    sealed_url: str | None = None  # the storage URL, encrypted, when it carries a credential
 
     def spec(self) -> dict[str, str]:
-        """How a job records the input: a datastore and a path, or the storage URL."""
-        spec = {"type": self.type, "uri": self.uri, "datastore": self.location.datastore}
+        """How a job records the input: a datastore and a path, or the storage URL.
+
+        The job's spec is stored in the database: a credential in the URL (a SAS) is kept there
+        only encrypted (``sealed_url``); ``uri`` and ``url`` are shown with it hidden.
+        """
+        spec = {
+            "type": self.type,
+            "uri": redact_url(self.uri) or self.uri,
+            "datastore": self.location.datastore,
+        }
         spec["path"] = self.location.path
         if self.location.url is not None:
-            spec["url"] = self.location.url
+            spec["url"] = redact_url(self.location.url) or self.location.url
+            if self.sealed_url is not None:
+                spec["sealed_url"] = self.sealed_url
+            else:
+                spec["url"] = self.location.url
         return spec
 
 
@@ -96,7 +110,8 @@ class InputResolver:
             name,
             lambda: self._check(where, name, declared_type, uri, location),
         )
-        return ResolvedInput(name, declared_type, uri, location)
+        sealed = self._datastores.seal_url(location.url) if location.url is not None else None
+        return ResolvedInput(name, declared_type, uri, location, sealed)
 
     def _locate(self, where: str, name: str, ref: Reference, uri: str) -> Location:
         if isinstance(ref, LocalPathRef):

@@ -1,8 +1,9 @@
 """Role assignments: which identity holds which role on which scope.
 
 Roles and scopes are checked by :mod:`sluiceway.auth.policy`; a scope must name an endpoint or
-datastore that exists when a role is granted on it (a grant outlives its resource: deleting an
-endpoint leaves the assignments on it, which ``GET /roles`` still lists and removes).
+datastore that exists when a role is granted on it. The grant is bound to that resource's
+immutable id, not to its name: deleting the endpoint or datastore deletes the roles on it, and a
+new one of the same name starts with none.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sluiceway.schemas.identities import RoleAssignmentCreate, RoleAssignmentOut
 from sluiceway.services.identities import IdentityService
 from sluiceway.store.identities import IdentityStore, RoleAssignment
 
-#: Whether a resource of a scope kind (``endpoint``, ``datastore``) with a name exists.
-ResourceExists = Callable[[str], bool]
+#: The id of the resource of a scope kind (``endpoint``, ``datastore``) with a name, if any.
+ResourceId = Callable[[str], str | None]
 
 _KIND_WORDS = {"endpoint": "batch endpoint", "datastore": "datastore"}
 
@@ -34,30 +35,32 @@ class RoleAssignmentService:
     """Args:
     store: The identities and their roles.
     identities: Finds identities by name (404 naming one that does not exist).
-    exists: For ``endpoint`` and ``datastore``, whether one of that name exists.
+    resource_ids: For ``endpoint`` and ``datastore``, the id of the one of a name, if any.
     """
 
     def __init__(
         self,
         store: IdentityStore,
         identities: IdentityService,
-        exists: dict[str, ResourceExists],
+        resource_ids: dict[str, ResourceId],
     ) -> None:
         self._store = store
         self._identities = identities
-        self._exists = exists
+        self._resource_ids = resource_ids
 
-    def _existing_scope(self, raw: str) -> str:
+    def _existing_scope(self, raw: str) -> tuple[str, str | None]:
+        """The scope, and the id of the endpoint or datastore it names (None: the workspace)."""
         scope = parse_scope(raw)
         if scope == WORKSPACE:
-            return scope
+            return scope, None
         kind, _, name = scope.partition(":")
-        if not self._exists[kind](name):
+        resource_id = self._resource_ids[kind](name)
+        if resource_id is None:
             raise ResourceNotFoundError(
                 f"Scope {scope!r}: {_KIND_WORDS[kind]} {name!r} does not exist.",
                 target="scope",
             )
-        return scope
+        return scope, resource_id
 
     def list_all(
         self, identity: str | None = None, scope: str | None = None
@@ -84,8 +87,8 @@ class RoleAssignmentService:
         """
         role = parse_role(body.role)
         identity = self._identities.identity(body.identity)
-        scope = self._existing_scope(body.scope)
-        assignment, created = self._store.assign(identity.id, scope, role.value)
+        scope, resource_id = self._existing_scope(body.scope)
+        assignment, created = self._store.assign(identity.id, scope, role.value, resource_id)
         return assignment_out(assignment), created
 
     def remove(self, identity: str, role: str, scope: str) -> None:

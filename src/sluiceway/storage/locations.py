@@ -167,5 +167,6 @@ class Locations(Protocol):
         ...
 
     def stored_location(self, spec: dict[str, Any]) -> Location:
-        """The location a job's spec recorded: ``{"datastore", "path"}`` or ``{"url"}``."""
+        """The location a job's spec recorded: ``{"datastore", "path"}``, ``{"url"}`` or
+        ``{"sealed_url"}`` (a storage URL with a credential, stored encrypted)."""
         ...

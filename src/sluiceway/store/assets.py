@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
 from sluiceway.store.tables import (
     AssetVersionRow,
     DatastoreRow,
+    RoleAssignmentRow,
     UploadRow,
+    new_id,
     text_map,
     text_or_none,
 )
@@ -30,6 +32,7 @@ class DatastoreRecord:
     is_default: bool
     created_at: datetime
     created_by: str
+    id: str = ""  # immutable: what role assignments on the datastore reference
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ def _datastore(row: DatastoreRow) -> DatastoreRecord:
         row.is_default,
         as_utc(row.created_at),
         row.created_by,
+        row.id,
     )
 
 
@@ -91,29 +95,30 @@ class DatastoreStore:
             ]
 
     def put(self, record: DatastoreRecord) -> DatastoreRecord:
-        """Insert or replace a datastore."""
+        """Insert or replace a datastore; a replaced one keeps its id (and the roles on it)."""
         with self._db.session() as s:
-            s.merge(
-                DatastoreRow(
-                    name=record.name,
-                    type=record.type,
-                    description=record.description,
-                    tags=record.tags,
-                    config=record.config,
-                    secret=record.secret,
-                    is_default=record.is_default,
-                    created_at=record.created_at,
-                    created_by=record.created_by,
-                )
-            )
-        return record
+            row = s.get(DatastoreRow, record.name)
+            if row is None:
+                row = DatastoreRow(name=record.name, id=new_id())
+                s.add(row)
+            row.type = record.type
+            row.description = record.description
+            row.tags = record.tags
+            row.config = record.config
+            row.secret = record.secret
+            row.is_default = record.is_default
+            row.created_at = record.created_at
+            row.created_by = record.created_by
+            s.flush()
+            return _datastore(row)
 
     def delete(self, name: str) -> bool:
-        """Remove a datastore's row; False when there was none."""
+        """Remove a datastore's row and the roles granted on it; False when there was none."""
         with self._db.session() as s:
             row = s.get(DatastoreRow, name)
             if row is None:
                 return False
+            s.execute(delete(RoleAssignmentRow).where(RoleAssignmentRow.resource_id == row.id))
             s.delete(row)
         return True
 

@@ -10,22 +10,50 @@ read a snapshot while writers go on.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "sluiceway_read_only"  # execution option of the connections of Database.reading()
 
 
+# The database file and the files SQLite keeps beside it: only the server's user reads them.
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+PRIVATE_MODE = 0o600
+
+
+def private_sqlite_files(database: str | None) -> None:
+    """Create the SQLite database file ``database`` readable by its owner only, and take every
+    other user's access away from it and its WAL, shared-memory and journal files.
+
+    SQLite creates its ``-wal``, ``-shm`` and ``-journal`` files with the database file's own
+    permissions, so a database file made private here keeps the files created later private too.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite refuses to open it; its own error says so
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
+    for suffix in SQLITE_FILE_SUFFIXES:
+        existing = path.with_name(path.name + suffix)
+        if existing.exists() and existing.stat().st_mode & 0o777 != PRIVATE_MODE:
+            os.chmod(existing, PRIVATE_MODE)
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout, and its files are
+    private to the server's user."""
     if url.startswith("sqlite"):
+        private_sqlite_files(make_url(url).database)
         pooling: dict[str, Any] = {}
         if ":memory:" not in url and url.rstrip("/") not in {"sqlite:", "sqlite+pysqlite:"}:
             # Request threads read concurrently; a connection closed for lack of room in the

@@ -10,7 +10,13 @@ from sqlalchemy import delete, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
-from sluiceway.store.tables import DeploymentRow, EndpointRow, text_map, text_or_none
+from sluiceway.store.tables import (
+    DeploymentRow,
+    EndpointRow,
+    RoleAssignmentRow,
+    text_map,
+    text_or_none,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class EndpointRecord:
     default_deployment: str | None
     created_at: datetime
     created_by: str
+    id: str = ""  # immutable: what role assignments on the endpoint reference
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ def _endpoint(row: EndpointRow) -> EndpointRecord:
         row.default_deployment,
         as_utc(row.created_at),
         row.created_by,
+        row.id,
     )
 
 
@@ -105,7 +113,12 @@ class EndpointStore:
                 row.default_deployment = deployment
 
     def delete(self, name: str) -> None:
+        """Delete an endpoint, its deployments and the roles granted on it."""
         with self._db.session() as s:
+            row = s.get(EndpointRow, name)
+            if row is None:
+                return
+            s.execute(delete(RoleAssignmentRow).where(RoleAssignmentRow.resource_id == row.id))
             s.execute(delete(DeploymentRow).where(DeploymentRow.endpoint_name == name))
             s.execute(delete(EndpointRow).where(EndpointRow.name == name))
 

@@ -11,14 +11,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.errors import ConflictError
 from sluiceway.store.db import Database
-from sluiceway.store.tables import IdentityRow, RoleAssignmentRow
+from sluiceway.store.tables import DatastoreRow, EndpointRow, IdentityRow, RoleAssignmentRow
 
 WORKSPACE_SCOPE = "workspace"
 OWNER_ROLE = "owner"
@@ -68,6 +68,17 @@ def _identity(row: IdentityRow, roles: list[RoleAssignmentRow]) -> Identity:
     )
 
 
+def _live() -> ColumnElement[bool]:
+    """Assignments whose endpoint or datastore still exists: one granted on a resource that
+    was deleted (and maybe replaced by a new one of its name) holds for nothing."""
+    resource = RoleAssignmentRow.resource_id
+    return or_(
+        resource.is_(None),
+        resource.in_(select(EndpointRow.id)),
+        resource.in_(select(DatastoreRow.id)),
+    )
+
+
 def _last_owner_check(s: Session, identity_id: str, what: str) -> None:
     """Refuse (409) when ``identity_id`` holds the only workspace owner role left."""
     owners = s.scalars(
@@ -91,7 +102,11 @@ class IdentityStore:
 
     def _roles(self, s: Session, identity_id: str) -> list[RoleAssignmentRow]:
         return list(
-            s.scalars(select(RoleAssignmentRow).where(RoleAssignmentRow.identity_id == identity_id))
+            s.scalars(
+                select(RoleAssignmentRow).where(
+                    RoleAssignmentRow.identity_id == identity_id, _live()
+                )
+            )
         )
 
     def _one(self, s: Session, row: IdentityRow | None) -> Identity | None:
@@ -124,7 +139,7 @@ class IdentityStore:
         with self._db.reading() as s:
             rows = s.scalars(select(IdentityRow).order_by(IdentityRow.name)).all()
             roles: dict[str, list[RoleAssignmentRow]] = {}
-            for assignment in s.scalars(select(RoleAssignmentRow)):
+            for assignment in s.scalars(select(RoleAssignmentRow).where(_live())):
                 roles.setdefault(assignment.identity_id, []).append(assignment)
             return [_identity(row, roles.get(row.id, [])) for row in rows]
 
@@ -227,8 +242,10 @@ class IdentityStore:
         self, *, identity_id: str | None = None, scope: str | None = None
     ) -> list[RoleAssignment]:
         """Role assignments, by identity name then scope and role; filtered when asked."""
-        query = select(RoleAssignmentRow, IdentityRow.name).join(
-            IdentityRow, IdentityRow.id == RoleAssignmentRow.identity_id
+        query = (
+            select(RoleAssignmentRow, IdentityRow.name)
+            .join(IdentityRow, IdentityRow.id == RoleAssignmentRow.identity_id)
+            .where(_live())
         )
         if identity_id is not None:
             query = query.where(RoleAssignmentRow.identity_id == identity_id)
@@ -241,8 +258,14 @@ class IdentityStore:
                 for row, name in s.execute(query).all()
             ]
 
-    def assign(self, identity_id: str, scope: str, role: str) -> tuple[RoleAssignment, bool]:
+    def assign(
+        self, identity_id: str, scope: str, role: str, resource_id: str | None = None
+    ) -> tuple[RoleAssignment, bool]:
         """Grant ``role`` on ``scope``; the assignment and whether it is new.
+
+        Args:
+            resource_id: The id of the endpoint or datastore ``scope`` names (None for the
+                workspace): the grant holds for that resource only.
 
         Raises:
             ConflictError: the identity is gone.
@@ -254,10 +277,15 @@ class IdentityStore:
                 if identity is None:
                     raise ConflictError("The identity was deleted meanwhile.", target="identity")
                 row = s.get(RoleAssignmentRow, key)
-                created = row is None
+                created = row is None or row.resource_id != resource_id
                 if row is None:
-                    row = RoleAssignmentRow(**key, created_at=utcnow())
+                    row = RoleAssignmentRow(**key, created_at=utcnow(), resource_id=resource_id)
                     s.add(row)
+                    s.flush()
+                elif created:
+                    # Left from a deleted resource of the same name: granted anew on this one.
+                    row.resource_id = resource_id
+                    row.created_at = utcnow()
                     s.flush()
                 found = RoleAssignment(
                     identity.name, identity_id, scope, role, as_utc(row.created_at)

@@ -51,13 +51,15 @@ class JobRecord:
     started_at: datetime | None
     ended_at: datetime | None
     lease_owner: str | None
+    invoker_id: str | None = None  # the identity that started it and owns it
 
 
 @dataclass(frozen=True)
 class JobVisibility:
-    """The jobs one identity may see: those it started, and every job of ``endpoints``."""
+    """The jobs one identity may see: those it started (by its id), and every job of
+    ``endpoints``."""
 
-    invoker: str
+    invoker_id: str
     endpoints: frozenset[str]
 
 
@@ -142,6 +144,7 @@ def _job(row: JobRow) -> JobRecord:
         status=JobStatus(row.status),
         spec=dict(row.spec),
         invoker=row.invoker,
+        invoker_id=row.invoker_id,
         experiment_name=row.experiment_name,
         error=row.error,
         created_at=as_utc(row.created_at),
@@ -168,7 +171,9 @@ class JobStore:
         spec: dict[str, Any],
         invoker: str,
         experiment_name: str | None,
+        invoker_id: str | None = None,
     ) -> JobRecord:
+        """Queue a job; ``invoker`` is the name of the identity ``invoker_id`` that starts it."""
         record = JobRecord(
             name=name,
             endpoint_name=endpoint_name,
@@ -182,6 +187,7 @@ class JobStore:
             started_at=None,
             ended_at=None,
             lease_owner=None,
+            invoker_id=invoker_id,
         )
         # One statement: the next number in the queue is taken while the row goes in.
         next_seq = select(func.coalesce(func.max(JobRow.seq), 0) + 1).scalar_subquery()
@@ -194,6 +200,7 @@ class JobStore:
                     status=JobStatus.QUEUED.value,
                     spec=spec,
                     invoker=invoker,
+                    invoker_id=invoker_id,
                     experiment_name=experiment_name,
                     created_at=record.created_at,
                     seq=next_seq,
@@ -222,7 +229,7 @@ class JobStore:
         """The newest jobs first; ``visible`` None means every job."""
         query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
         if visible is not None:
-            mine = JobRow.invoker == visible.invoker
+            mine = JobRow.invoker_id == visible.invoker_id
             if visible.endpoints:
                 mine = or_(mine, JobRow.endpoint_name.in_(sorted(visible.endpoints)))
             query = query.where(mine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -28,6 +29,11 @@ def text_map(stored: object) -> dict[str, str]:
 def text_or_none(stored: object) -> str | None:
     """A text column's value as text (see :func:`text_map`)."""
     return stored if stored is None or isinstance(stored, str) else json.dumps(stored)
+
+
+def new_id() -> str:
+    """An immutable id for a new row: what references to it hold, rather than its name."""
+    return uuid.uuid4().hex
 
 
 class Base(DeclarativeBase):
@@ -61,7 +67,11 @@ class IdentityRow(Base):
 
 
 class RoleAssignmentRow(Base):
-    """A role on a scope: ``workspace``, ``endpoint:<n>`` or ``datastore:<n>``."""
+    """A role on a scope: ``workspace``, ``endpoint:<n>`` or ``datastore:<n>``.
+
+    ``resource_id`` is the id of the endpoint or datastore the role was granted on: the grant
+    holds for that resource only, not for a later one that takes its name.
+    """
 
     __tablename__ = "role_assignments"
 
@@ -69,8 +79,12 @@ class RoleAssignmentRow(Base):
     scope: Mapped[str] = mapped_column(String(300), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime]
+    resource_id: Mapped[str | None] = mapped_column(String(64))  # None for the workspace
 
-    __table_args__ = (ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),)
+    __table_args__ = (
+        ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),
+        Index("ix_role_assignments_resource_id", "resource_id"),
+    )
 
 
 class DatastoreRow(Base):
@@ -85,6 +99,10 @@ class DatastoreRow(Base):
     is_default: Mapped[bool]
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
+    # Nullable in the schema only because the column was added to existing tables.
+    id: Mapped[str] = mapped_column(String(64), nullable=True, default=new_id)
+
+    __table_args__ = (Index("ix_datastores_id", "id", unique=True),)
 
 
 class AssetVersionRow(Base):
@@ -127,6 +145,10 @@ class EndpointRow(Base):
     default_deployment: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
+    # Nullable in the schema only because the column was added to existing tables.
+    id: Mapped[str] = mapped_column(String(64), nullable=True, default=new_id)
+
+    __table_args__ = (Index("ix_batch_endpoints_id", "id", unique=True),)
 
 
 class DeploymentRow(Base):
@@ -156,7 +178,9 @@ class JobRow(Base):
     spec: Mapped[
         dict[str, Any]
     ]  # resolved inputs, outputs, effective settings, deployment snapshot
-    invoker: Mapped[str] = mapped_column(String(255))  # the identity's name
+    invoker: Mapped[str] = mapped_column(String(255))  # the identity's name, as it was shown
+    # The identity that started the job, which owns it; None once no identity has that id.
+    invoker_id: Mapped[str | None] = mapped_column(String(64))
     experiment_name: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
@@ -169,6 +193,7 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_jobs_status_seq", "status", "seq"),
         Index("ix_jobs_endpoint", "endpoint_name", "created_at"),
+        Index("ix_jobs_invoker_id", "invoker_id", "created_at"),
     )
 
 

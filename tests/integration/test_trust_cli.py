@@ -24,6 +24,7 @@ import pytest
 
 from sluiceway.sdk.login_store import LoginStore, StoredLogin
 from tests.integration.conftest import RunningServer
+from tests.integration.helpers import unique
 
 # -- a listener that records what it is sent ------------------------------------------------
 
@@ -230,3 +231,35 @@ def test_a_redirect_does_not_take_the_token_to_another_server(
         assert listener.seen == []
     finally:
         redirector.stop()
+
+
+# -- a -f file the loader cannot use ------------------------------------------------------------
+
+F_COMMANDS = [
+    ("data", "create", "-f"),
+    ("model", "create", "-f"),
+    ("batch-endpoint", "create", "-f"),
+    ("batch-deployment", "create", "-f"),
+    ("component", "create", "-f"),
+    ("datastore", "create", "-f"),
+    ("batch-endpoint", "invoke", "-n", "some-endpoint", "-f"),
+]
+
+BAD_FILES = {
+    "not-utf8": (b"name: caf\xe9\n", "UTF-8"),
+    "deep": (b"a: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested"),
+    "huge-int": (b"name: x\nversion: " + b"9" * 5_000 + b"\n", "digits"),
+    "self-referring": (b"name: &a [x, *a]\n", "contains itself"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+@pytest.mark.parametrize("argv", F_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+def test_a_bad_yaml_file_is_a_one_line_error(
+    sluice: Sluice, argv: tuple[str, ...], kind: str
+) -> None:
+    content, words = BAD_FILES[kind]
+    path = sluice.cwd / f"{kind}-{unique('f')}.yml"
+    path.write_bytes(content)
+    error = sluice.fails(*argv, str(path))
+    assert path.name in error and words in error, error

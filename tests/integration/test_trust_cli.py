@@ -263,3 +263,38 @@ def test_a_bad_yaml_file_is_a_one_line_error(
     path.write_bytes(content)
     error = sluice.fails(*argv, str(path))
     assert path.name in error and words in error, error
+
+
+# -- a JSON body the server cannot read -------------------------------------------------------
+
+BAD_BODIES = {
+    "deep-list": ('{"name": "x", "tags": ' + "[" * 20_000 + "]" * 20_000 + "}", "nested"),
+    "deep-object": ('{"name": "x", "tags": ' + '{"a": ' * 5_000 + "1" + "}" * 5_001, "nested"),
+    "huge-int": ('{"name": "x", "description": ' + "9" * 4_301 + "}", "4300 digits"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_BODIES))
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/data"),
+        ("PUT", "/batch-endpoints/some-endpoint"),
+        ("PUT", "/datastores/some_store"),
+        ("POST", "/identities"),
+        ("POST", "/endpoints/some-endpoint/jobs"),
+    ],
+)
+def test_an_unreadable_json_body_is_a_400_that_says_why(
+    server: RunningServer, method: str, path: str, kind: str
+) -> None:
+    body, words = BAD_BODIES[kind]
+    with server.client() as client:
+        response = client.request(
+            method, path, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert words in error["message"] and error["target"] == "body", error
+        # The connection is kept and the server still answers.
+        assert client.get("/whoami").status_code == 200

@@ -393,7 +393,7 @@ def test_an_empty_file_gives_nothing(tmp_path: Path) -> None:
         ("inputs:\n  a: [1]\n", "is not accepted"),
         ("outputs:\n  o: 5\n", "give a path or a mapping"),
         ("endpoint: [x]\n", "'endpoint' must be a name"),
-        ("inputs: {a: 1\n", "is not valid YAML"),
+        ("inputs: {a: 1\n", "not valid YAML"),
     ],
 )
 def test_file_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -403,7 +403,7 @@ def test_file_mistakes_are_named(tmp_path: Path, text: str, message: str) -> Non
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="no such file"):
+    with pytest.raises(ValidationError, match="does not exist"):
         read_invocation_file(tmp_path / "nope.yml")
 
 

@@ -84,5 +84,5 @@ def test_datastore_yaml(tmp_path: Path) -> None:
     path.write_text("- not a mapping\n")
     with pytest.raises(ValidationError, match="mapping"):
         load_datastore(path)
-    with pytest.raises(ValidationError, match="cannot be read"):
+    with pytest.raises(ValidationError, match="does not exist"):
         load_datastore(tmp_path / "missing.yml")

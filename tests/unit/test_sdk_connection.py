@@ -102,13 +102,16 @@ def test_arguments_win_over_everything(isolated: Path, monkeypatch: pytest.Monke
     assert (connection.endpoint, connection.token) == ("http://arg:4", "arg-token")
 
 
-def test_endpoint_and_token_resolve_independently(
+def test_the_home_token_goes_only_to_the_home_server(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_home(isolated)
     monkeypatch.setenv("SLUICEWAY_ENDPOINT", "http://env:3")
-    settings = resolve_settings()
-    assert (settings.endpoint, settings.token) == ("http://env:3", "home-token")
+    with pytest.raises(AuthenticationError, match=r"home's token is for http://home:1"):
+        resolve_settings()
+    # The same origin written another way is the home's server.
+    monkeypatch.setenv("SLUICEWAY_ENDPOINT", "HTTP://Home:1/")
+    assert resolve_settings().token == "home-token"
 
 
 def test_an_explicit_home_and_config_path(isolated: Path) -> None:

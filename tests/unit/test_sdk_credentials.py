@@ -93,9 +93,11 @@ def test_precedence_flag_then_env_then_login_then_home(
     monkeypatch.setenv("SLUICEWAY_TOKEN", "env-token")
     assert resolve_settings().token == "env-token"
     assert resolve_settings(token="flag-token").token == "flag-token"
-    # The login is for one server: another server falls through to the home's token.
+    # The login is for one server, and the home's token for the home's server: another
+    # server gets neither.
     monkeypatch.delenv("SLUICEWAY_TOKEN")
-    assert resolve_settings(endpoint="http://elsewhere:9").token == "home-token"
+    with pytest.raises(AuthenticationError, match="home's token is for http://home:1"):
+        resolve_settings(endpoint="http://elsewhere:9")
 
 
 def test_default_azure_credential_follows_the_same_order(isolated: Path) -> None:

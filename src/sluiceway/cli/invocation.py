@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sluiceway.errors import ValidationError
 
 Literal = str | int | float | bool
@@ -326,12 +324,9 @@ def read_invocation_file(path: Path) -> dict[str, Any]:
     Raises:
         ValidationError: the file is missing, is not YAML, or is not a mapping.
     """
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"--file: no such file: {str(path)!r}", target="file") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"--file {str(path)!r} is not valid YAML: {exc}") from None
+    from sluiceway.sdk.yaml_file import read_yaml
+
+    content = read_yaml(path, "--file").content
     if content is None:
         return {}
     if not isinstance(content, dict):

@@ -12,7 +12,10 @@
 The credential is checked against the server, then stored (mode 0600) in
 ``$SLUICEWAY_CONFIG_DIR/credentials.json`` (default ``~/.config/sluiceway/credentials.json``),
 keyed by the server's URL. Every later command uses it for that server, unless ``--token`` or
-``$SLUICEWAY_TOKEN`` names another; without a login, the workspace home's owner token is used.
+``$SLUICEWAY_TOKEN`` names another; without a login, the workspace home's owner token is used
+for the home's own server. A token or secret given here goes only to an endpoint given with it
+(``--endpoint``, ``$SLUICEWAY_ENDPOINT``) or to the home's server, never to one that a
+``config.json`` in the current folder names.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluiceway.cli.arguments import Subcommands, add_command
 from sluiceway.cli.context import CommandContext
 from sluiceway.cli.output import print_note
 from sluiceway.cli.token import parse_duration
 from sluiceway.errors import AuthenticationError, ValidationError
+
+if TYPE_CHECKING:
+    from sluiceway.sdk.server_address import ServerAddress
 
 DEFAULT_IDENTITY_LIFETIME = "90d"
 
@@ -45,12 +51,21 @@ def _whoami(endpoint: str, token: str) -> dict[str, Any]:
     return answer
 
 
-def _owner_token() -> str:
+def _owner_token(address: ServerAddress) -> str:
+    """The owner token to mint with: ``$SLUICEWAY_TOKEN``, else the home's, each only for
+    the server it may be sent to."""
     from sluiceway.home import WorkspaceHome, default_home
     from sluiceway.sdk.connection import TOKEN_ENV
 
     home = WorkspaceHome(default_home())
-    token = os.environ.get(TOKEN_ENV, "").strip() or home.read_token()
+    given = os.environ.get(TOKEN_ENV, "").strip()
+    if given:
+        if not address.chosen:
+            raise address.refuse(f"${TOKEN_ENV}")
+        return given
+    token = home.read_token()
+    if token and not address.is_home_server:
+        raise address.refuse("the workspace home's owner token")
     if not token:
         raise AuthenticationError(
             f"sluice login --identity mints the token with the workspace owner's token, and "
@@ -62,7 +77,7 @@ def _owner_token() -> str:
 
 
 def login(args: argparse.Namespace, context: CommandContext) -> int:
-    from sluiceway.sdk.connection import resolve_endpoint
+    from sluiceway.sdk.connection import locate_server
     from sluiceway.sdk.credentials import request_client_token, token_expiry
     from sluiceway.sdk.login_store import CLIENT_SECRET, TOKEN, LoginStore, StoredLogin
 
@@ -84,16 +99,20 @@ def login(args: argparse.Namespace, context: CommandContext) -> int:
         )
     if args.expires_in is not None and not args.identity:
         raise ValidationError("--expires-in goes with --identity only.", target="expires-in")
-    endpoint = resolve_endpoint(context.endpoint)
+    address = locate_server(context.endpoint)
+    endpoint = address.url
     if args.identity:
         from sluiceway import MLClient
 
         seconds = parse_duration(args.expires_in or DEFAULT_IDENTITY_LIFETIME)
-        with MLClient(endpoint=endpoint, token=_owner_token()) as client:
+        with MLClient(endpoint=endpoint, token=_owner_token(address)) as client:
             minted = client.identities.create_token(args.identity, expires_in=seconds)
         stored = StoredLogin(
             endpoint, TOKEN, minted.access_token, minted.expires_on, identity=args.identity
         )
+    elif not address.chosen:
+        # A token or client secret given here goes only to an endpoint given with it.
+        raise address.refuse("--token" if token else "the client credentials")
     elif token:
         who = _whoami(endpoint, token)
         stored = StoredLogin(endpoint, TOKEN, token, token_expiry(token), identity=who["name"])

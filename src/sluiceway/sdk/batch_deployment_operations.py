@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sluiceway.entities.assets import Model
 from sluiceway.entities.component import PipelineComponentBatchDeployment
 from sluiceway.entities.deployment import BatchDeployment, Environment, EnvironmentLike, ModelLike
@@ -28,6 +26,7 @@ from sluiceway.sdk.paths import local_path, model_reference
 from sluiceway.sdk.poller import LROPoller
 from sluiceway.sdk.uploads import Uploader
 from sluiceway.sdk.validate import validate_shape
+from sluiceway.sdk.yaml_file import read_yaml
 
 _INLINE_MODEL_KEYS = ("name", "version", "type", "path", "description", "tags", "properties")
 
@@ -94,7 +93,7 @@ def environment_body(environment: EnvironmentLike | None) -> str | dict[str, Any
             raise ValidationError(
                 f"environment.conda_file {conda!r} does not exist", target="environment.conda_file"
             )
-        body["conda_file"] = yaml.safe_load(conda_path.read_text(encoding="utf-8"))
+        body["conda_file"] = read_yaml(conda_path, "environment.conda_file").content
     return body
 
 

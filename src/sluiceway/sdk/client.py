@@ -41,7 +41,8 @@ class MLClient:
     credential of :mod:`sluiceway.identity` such as ``ClientSecretCredential``, or any object
     with ``get_token(*scopes)``), then ``$SLUICEWAY_TOKEN``, ``config.json``, the credential
     ``sluice login`` stored for the server, and the workspace home's ``token`` file.
-    ``sluiceway.identity.DefaultAzureCredential()`` means exactly that order. An Azure
+    ``sluiceway.identity.DefaultAzureCredential()`` means exactly that order. Each token
+    goes only to the server it belongs to (:mod:`sluiceway.sdk.server_address`). An Azure
     credential (``azure.identity``) is asked only when none of those has a token, since Azure
     AD tokens are not Sluiceway tokens.
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import yaml
+from typing import Any
 
 from sluiceway.entities.component import CommandComponent, Component, PipelineComponent
 from sluiceway.errors import ValidationError
 from sluiceway.sdk.paths import local_path
-
-Source = str | os.PathLike[str] | IO[str] | IO[bytes]
+from sluiceway.sdk.yaml_file import Source, read_yaml
 
 _COMMON = ("name", "version", "display_name", "description", "tags", "inputs", "outputs")
 _COMMAND_KEYS = ("command", "code", "environment", "environment_variables", "is_deterministic")
@@ -29,27 +26,8 @@ _YAML_SUFFIXES = (".yml", ".yaml")
 
 
 def _read(source: Source) -> tuple[dict[str, Any], Path, str]:
-    if isinstance(source, str | os.PathLike):
-        path = Path(source).expanduser()
-        label = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ValidationError(
-                f"component file {label!r} does not exist", target="source"
-            ) from None
-        except OSError as exc:
-            raise ValidationError(f"component file {label!r} cannot be read: {exc}") from None
-        base = path.resolve().parent
-    else:
-        raw = source.read()
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        label = str(getattr(source, "name", "<stream>"))
-        base = Path.cwd()
-    try:
-        content = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{label}: not valid YAML: {exc}") from None
+    loaded = read_yaml(source, "component file")
+    content, base, label = loaded.content, loaded.base, loaded.label
     if not isinstance(content, dict):
         raise ValidationError(f"{label}: a component file holds a mapping of keys")
     return {str(k): v for k, v in content.items()}, base, label

@@ -11,6 +11,10 @@
    (:mod:`sluiceway.sdk.login_store`);
 5. the workspace home (``$SLUICEWAY_HOME``, default ``~/.sluiceway``): the URL a running
    ``sluice server start`` wrote to ``server.json`` and the owner's ``token`` file.
+
+A token is taken from a source only when it may be sent to the server found: the home's token
+only to the home's server, a ``config.json`` found in the current folder gets none of the
+caller's tokens, and so on (:mod:`sluiceway.sdk.server_address`). Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sluiceway.errors import (
 )
 from sluiceway.home import WorkspaceHome, default_home
 from sluiceway.sdk.credentials import SluicewayCredential, TokenProvider, stored_login_provider
+from sluiceway.sdk.server_address import AddressSource, ServerAddress, same_origin
 
 ENDPOINT_ENV = "SLUICEWAY_ENDPOINT"
 TOKEN_ENV = "SLUICEWAY_TOKEN"
@@ -92,6 +97,8 @@ class Connection:
             base_url=self.endpoint,
             headers={"User-Agent": "sluiceway-sdk"},
             auth=_Bearer(self._token),
+            # A redirect could lead the token to another server: answer it with an error.
+            follow_redirects=False,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )
@@ -133,8 +140,15 @@ class Connection:
             f"{exc}). Check that it is running (`sluice server start`) and reachable."
         )
 
-    @staticmethod
-    def _error(response: httpx.Response) -> Exception:
+    def _error(self, response: httpx.Response) -> Exception:
+        if response.is_redirect:
+            return ServerUnavailableError(
+                f"The server at {self.endpoint} answered {response.request.method} "
+                f"{response.request.url.path} with a redirect ({response.status_code}) to "
+                f"{response.headers.get('location')!r}; the SDK does not follow redirects, so "
+                "that the token goes to no other server. Use the address the server answers "
+                "at as the endpoint."
+            )
         try:
             body: Any = response.json()
         except ValueError:
@@ -398,15 +412,39 @@ class ResolvedSettings:
     provider: TokenProvider | None = None
 
 
-def _find_endpoint(endpoint: str | None, config: ClientConfig, workspace: WorkspaceHome) -> str:
-    resolved = endpoint or _env(ENDPOINT_ENV) or config.endpoint or workspace.read_server_address()
-    if not resolved:
-        raise ServerUnavailableError(
-            "No Sluiceway server found: pass endpoint=, set "
-            f'{ENDPOINT_ENV}, put "endpoint" in config.json, or {_START_HINT} (it records '
-            f"its URL in {workspace.server_file})."
-        )
-    return resolved
+def _locate(
+    endpoint: str | None, config: ClientConfig, workspace: WorkspaceHome, *, named: bool
+) -> ServerAddress:
+    home_server = workspace.read_server_address()
+    candidates = (
+        (endpoint, AddressSource.ARGUMENT, None),
+        (_env(ENDPOINT_ENV), AddressSource.ENVIRONMENT, None),
+        (config.endpoint, AddressSource.CONFIG_FILE, config.source),
+        (home_server, AddressSource.HOME, workspace.server_file),
+    )
+    for url, source, file in candidates:
+        if url:
+            return ServerAddress(url, source, file, named=named, home_server=home_server)
+    raise ServerUnavailableError(
+        "No Sluiceway server found: pass endpoint=, set "
+        f'{ENDPOINT_ENV}, put "endpoint" in config.json, or {_START_HINT} (it records '
+        f"its URL in {workspace.server_file})."
+    )
+
+
+def locate_server(
+    endpoint: str | None = None,
+    home: WorkspaceHome | str | os.PathLike[str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> ServerAddress:
+    """The server's URL, found in the documented order, and where it was found.
+
+    Raises:
+        ServerUnavailableError: no server URL was found anywhere.
+    """
+    found = find_config_file(config_path)
+    config = read_config_file(found) if found is not None else ClientConfig()
+    return _locate(endpoint, config, _home_of(home), named=config_path is not None)
 
 
 def resolve_endpoint(
@@ -419,9 +457,7 @@ def resolve_endpoint(
     Raises:
         ServerUnavailableError: no server URL was found anywhere.
     """
-    found = find_config_file(config_path)
-    config = read_config_file(found) if found is not None else ClientConfig()
-    return _find_endpoint(endpoint, config, _home_of(home))
+    return locate_server(endpoint, home, config_path).url
 
 
 def resolve_settings(
@@ -437,35 +473,63 @@ def resolve_settings(
     """Find the server and token in the documented order (see the module's docstring).
 
     ``credential`` (a credential of :mod:`sluiceway.identity`) comes right after ``token``;
-    ``fallback_credential`` is asked for a token only when nothing else gave one.
+    ``fallback_credential`` is asked for a token only when nothing else gave one. A token is
+    taken only from a source it may be sent to (:mod:`sluiceway.sdk.server_address`).
 
     Raises:
         ServerUnavailableError: no server URL was found anywhere.
-        AuthenticationError: a server was found but no token, or the stored login expired.
+        AuthenticationError: a server was found but no token for it, a token given for it
+            belongs to another server, or the stored login expired.
     """
     found = find_config_file(config_path)
     config = read_config_file(found) if found is not None else ClientConfig()
     workspace = _home_of(home)
-    resolved_endpoint = _find_endpoint(endpoint, config, workspace)
+    address = _locate(endpoint, config, workspace, named=config_path is not None)
+    withheld: list[str] = []
     provider: TokenProvider | None = None
-    if not token and credential is not None:
-        provider = credential.provider_for(resolved_endpoint, transport)
-    resolved_token = token or (provider() if provider else None)
-    resolved_token = resolved_token or _env(TOKEN_ENV) or config.token
-    if not resolved_token:
-        provider = stored_login_provider(resolved_endpoint, transport=transport)
+    resolved_token: str | None = None
+    if token:
+        if not address.chosen:
+            raise address.refuse("the token you gave")
+        resolved_token = token
+    elif credential is not None:
+        if not credential.bound_to_server and not address.chosen:
+            raise address.refuse(f"the credential {type(credential).__name__}")
+        provider = credential.provider_for(address.url, transport)
         resolved_token = provider() if provider else None
-    resolved_token = resolved_token or workspace.read_token()
-    if not resolved_token and fallback_credential is not None:
+    env_token = _env(TOKEN_ENV)
+    if not resolved_token and env_token:
+        if address.chosen:
+            resolved_token = env_token
+        else:
+            withheld.append(f"${TOKEN_ENV} goes only to an endpoint given with it")
+    if not resolved_token and config.token:
+        if config.endpoint is None or same_origin(address.url, config.endpoint):
+            resolved_token = config.token
+        else:
+            withheld.append(f"the token in {config.source} is for {config.endpoint}")
+    if not resolved_token:
+        provider = stored_login_provider(address.url, transport=transport)
+        resolved_token = provider() if provider else None
+    home_token = None if resolved_token else workspace.read_token()
+    if home_token:
+        if address.is_home_server:
+            resolved_token = home_token
+        else:
+            withheld.append(f"the workspace home's token is for {address.home_server}")
+    if not resolved_token and fallback_credential is not None and address.chosen:
         resolved_token = token_from_credential(fallback_credential)
     if not resolved_token:
+        if not address.chosen:
+            raise address.no_credential(withheld)
+        held_back = f" ({'; '.join(withheld)})" if withheld else ""
         raise AuthenticationError(
-            f"No token for the Sluiceway server at {resolved_endpoint}: pass token= or a "
+            f"No token for the Sluiceway server at {address.url}{held_back}: pass token= or a "
             f'credential, set {TOKEN_ENV}, put "token" in config.json, run `sluice login`, '
             f"or use the owner's token that `sluice server start` writes to {workspace.token}."
         )
     return ResolvedSettings(
-        endpoint=resolved_endpoint, token=resolved_token, config=config, provider=provider
+        endpoint=address.url, token=resolved_token, config=config, provider=provider
     )
 
 

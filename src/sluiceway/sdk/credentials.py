@@ -83,7 +83,7 @@ def request_client_token(
         "scope": "https://ml.azure.com/.default",
     }
     try:
-        with httpx.Client(transport=transport, timeout=timeout) as client:
+        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
             response = client.post(url, data=form)
     except httpx.TransportError as exc:
         raise ServerUnavailableError(
@@ -134,12 +134,6 @@ class _RenewingToken:
         return self.get().token
 
 
-def _server_for(endpoint: str | None, home: WorkspaceHome | str | os.PathLike[str] | None) -> str:
-    from sluiceway.sdk.connection import resolve_endpoint
-
-    return endpoint or resolve_endpoint(home=home)
-
-
 class SluicewayCredential(ABC):
     """Base of the credentials here: ``get_token()`` for a server.
 
@@ -147,7 +141,13 @@ class SluicewayCredential(ABC):
         endpoint: The server; default: the one the SDK would find (``$SLUICEWAY_ENDPOINT``,
             ``config.json``, the local server). ``MLClient`` passes its own.
         home: The workspace home to find a local server and the owner token in.
+
+    ``bound_to_server`` says whether the credential belongs to one server (a ``sluice login``)
+    rather than being given by the caller (a client secret): a given one goes only to an
+    address the caller gave too, or to the home's server (:mod:`sluiceway.sdk.server_address`).
     """
+
+    bound_to_server = False
 
     def __init__(
         self,
@@ -166,12 +166,14 @@ class SluicewayCredential(ABC):
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         """A token for the server (the scopes are accepted and ignored)."""
-        endpoint = _server_for(self._endpoint, self._home)
-        provider = self.provider_for(endpoint)
-        if provider is None:
-            from sluiceway.sdk.connection import resolve_settings
+        from sluiceway.sdk.connection import locate_server, resolve_settings
 
-            settings = resolve_settings(endpoint, home=self._home)
+        address = locate_server(self._endpoint, home=self._home)
+        if not self.bound_to_server and not address.chosen:
+            raise address.refuse(f"the credential {type(self).__name__}")
+        provider = self.provider_for(address.url)
+        if provider is None:
+            settings = resolve_settings(self._endpoint, home=self._home)
             provider = settings.provider or (lambda: settings.token)
         if isinstance(provider, _RenewingToken):
             return provider.get()
@@ -236,7 +238,10 @@ class ClientSecretCredential(SluicewayCredential):
 
 class DefaultAzureCredential(SluicewayCredential):
     """The credential the CLI uses: ``$SLUICEWAY_TOKEN``, else ``config.json``'s token, else
-    the ``sluice login`` for the server, else the workspace home's owner token."""
+    the ``sluice login`` for the server, else the workspace home's owner token; each only for
+    the server it belongs to (:mod:`sluiceway.sdk.server_address`)."""
+
+    bound_to_server = True
 
     def __init__(
         self,
@@ -255,6 +260,8 @@ class DefaultAzureCredential(SluicewayCredential):
 
 class AzureCliCredential(SluicewayCredential):
     """The credential ``sluice login`` stored for the server (as Azure's is ``az login``'s)."""
+
+    bound_to_server = True
 
     def __init__(
         self,

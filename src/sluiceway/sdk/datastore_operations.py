@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from sluiceway.entities.datastore import Datastore
 from sluiceway.errors import ValidationError
 from sluiceway.schemas.common import DEFAULT_DATASTORE
 from sluiceway.schemas.datastores import DatastoreCreate
 from sluiceway.sdk.connection import Connection, segment
 from sluiceway.sdk.validate import validate_shape
+from sluiceway.sdk.yaml_file import read_yaml
 
 
 class DatastoreOperations:
@@ -69,12 +68,7 @@ def load_datastore(source: str | os.PathLike[str]) -> Datastore:
         ValidationError: the file cannot be read, is not YAML, or has unknown keys.
     """
     path = Path(source)
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValidationError(f"{path}: cannot be read ({exc.strerror})", target="file") from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{path}: not valid YAML ({exc})", target="file") from None
+    content = read_yaml(path, "datastore YAML").content
     if not isinstance(content, dict):
         raise ValidationError(f"{path}: a datastore YAML is a mapping", target="file")
     try:

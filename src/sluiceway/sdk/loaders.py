@@ -13,9 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import yaml
+from typing import Any
 
 from sluiceway.entities.assets import Data, Model
 from sluiceway.entities.component import Component, PipelineComponentBatchDeployment
@@ -26,8 +24,8 @@ from sluiceway.schemas.endpoints import ModelDeploymentSettings, PipelineDeploym
 from sluiceway.sdk.component_loader import component_from_mapping, load_component
 from sluiceway.sdk.paths import local_path
 from sluiceway.sdk.validate import validate_shape
+from sluiceway.sdk.yaml_file import Source, read_yaml
 
-Source = str | os.PathLike[str] | IO[str] | IO[bytes]
 ParamsOverride = Sequence[Mapping[str, Any]] | None
 
 _ASSET_KEYS = ("name", "version", "description", "tags", "properties", "type", "path")
@@ -150,29 +148,12 @@ def _apply_overrides(data: dict[str, Any], params_override: ParamsOverride) -> N
 
 
 def _read(source: Source, relative_origin: str | None, params_override: ParamsOverride) -> _Yaml:
-    if isinstance(source, str | os.PathLike):
-        path = Path(source).expanduser()
-        label = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ValidationError(f"YAML file {label!r} does not exist", target="source") from None
-        except OSError as exc:
-            raise ValidationError(f"YAML file {label!r} cannot be read: {exc}") from None
-        base = path.resolve().parent
-    else:
-        raw = source.read()
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        label = str(getattr(source, "name", "<stream>"))
-        base = Path.cwd()
+    loaded = read_yaml(source)
+    content, base, label = loaded.content, loaded.base, loaded.label
     if relative_origin is not None:
         base = Path(relative_origin).expanduser().resolve()
         if base.is_file():
             base = base.parent
-    try:
-        content = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{label}: not valid YAML: {exc}") from None
     if content is None:
         content = {}
     if not isinstance(content, dict):

@@ -42,6 +42,18 @@ _SECRET_FIELD = re.compile(r"(?i)credential|secret|key|token|password|sas")
 _NOT_AN_OBJECT = ("dict_type", "model_type", "model_attributes_type")
 
 
+def _unparsable_body(cause: BaseException | None) -> str | None:
+    """What made a JSON body unreadable, when FastAPI's parser gave up on it (it answers 400
+    "There was an error parsing the body" and keeps the reason as the cause)."""
+    if isinstance(cause, RecursionError):
+        return "The request body is not accepted: its JSON is nested too deeply."
+    if isinstance(cause, ValueError):
+        # An integer of more than 4,300 digits (Python's limit for reading one).
+        reason = str(cause).split(": value has")[0].split("; use ")[0]
+        return f"The request body is not accepted: {reason}."
+    return None
+
+
 def _describe(exc: RequestValidationError) -> tuple[str, str | None]:
     lines = []
     target = None
@@ -113,6 +125,9 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         code = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}.get(
             exc.status_code, "HttpError"
         )
+        body_problem = _unparsable_body(exc.__cause__) if exc.status_code == 400 else None
+        if body_problem is not None:
+            return _error(400, "ValidationError", body_problem, "body")
         return _error(exc.status_code, code, str(exc.detail))
 
     app.include_router(system.public)

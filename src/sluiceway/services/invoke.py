@@ -261,6 +261,7 @@ class InvokeService:
         ref = self._resolver.output_reference(where, given.uri or "")
         if named:
             require_write(principal, ref.datastore, f"output {given.name!r}")
+            self._resolver.check_named_output(where, ref)
         folder, file_name = ref.path, str(settings["output_file_name"])
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:

@@ -207,7 +207,10 @@ class Uploader:
         """Whether the server holds a finished upload of this content under this name."""
         try:
             record = self._connection.request(
-                "GET", f"/uploads/{segment(artifact.digest)}", expected=(200,)
+                "GET",
+                f"/uploads/{segment(artifact.digest)}",
+                params={"name": artifact.name},
+                expected=(200,),
             )
         except ResourceNotFoundError:
             return False

@@ -156,16 +156,19 @@ class AssetService:
 
     # -- uploads ----------------------------------------------------------------------------
 
-    def get_upload(self, content_hash: str, principal: Principal) -> tuple[str, str]:
-        """The name and path of a finished upload.
+    def get_upload(
+        self, content_hash: str, principal: Principal, name: str | None = None
+    ) -> tuple[str, str]:
+        """The name and path of a finished upload (named ``name``, if given).
 
         Raises:
             ResourceNotFoundError: no upload of that content was recorded.
             PermissionDeniedError: the caller may not read the datastore the upload is in.
         """
-        found = self._store.get_upload(content_hash)
+        found = self._store.get_upload(content_hash, name)
         if found is None:
-            raise ResourceNotFoundError(f"No finished upload with hash {content_hash!r}.")
+            named = f" named {name!r}" if name is not None else ""
+            raise ResourceNotFoundError(f"No finished upload{named} with hash {content_hash!r}.")
         ref = parse_reference(found[1], self._scope)
         scope = datastore_scope(ref.datastore) if isinstance(ref, DatastorePathRef) else WORKSPACE
         principal.require(Action.READ_DATA, scope, what=f"upload {content_hash}")

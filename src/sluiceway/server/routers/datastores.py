@@ -116,9 +116,12 @@ def list_files(name: str, ws: WorkspaceDep, path: str = "") -> list[dict[str, An
 
 
 @router.get("/uploads/{content_hash}")
-def get_upload(content_hash: str, ws: WorkspaceDep, caller: PrincipalDep) -> UploadRecord:
-    """A finished upload, if the caller may read the datastore it is in."""
-    name, path = ws.assets.get_upload(content_hash, caller)
+def get_upload(
+    content_hash: str, ws: WorkspaceDep, caller: PrincipalDep, name: str | None = None
+) -> UploadRecord:
+    """A finished upload (of that ``name``, if given), if the caller may read the datastore it
+    is in."""
+    name, path = ws.assets.get_upload(content_hash, caller, name)
     return UploadRecord(name=name, path=path)
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from sluiceway import Input, MLClient
 from sluiceway.errors import PermissionDeniedError
+from sluiceway.sdk.uploads import Uploader, scan
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     create_script_deployment,
@@ -153,11 +154,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert r.status_code == 201, r.text
         owner_job = r.json()["name"]
         assert wait_for_job(owner, owner_job)["status"] == "Completed"
-        r = owner.put(
-            "/uploads/0123456789abcdef0123456789abcdef",
-            json={"name": "in", "path": ds("workspaceblobstore", "shared/in/")},
-        )
-        r.raise_for_status()
+        uploaded = root / "in"
+        uploaded.mkdir()
+        (uploaded / "file-0.txt").write_text("shared-0")
+        with MLClient(endpoint=server.url, token=server.token) as ml_client:
+            Uploader(ml_client.connection).upload(uploaded)
 
         tokens = {
             "ivy": _identity(
@@ -176,7 +177,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             nobody,
             tokens,
             owner_job,
-            "0123456789abcdef0123456789abcdef",
+            scan(uploaded).digest,
         )
     finally:
         for client in clients:

@@ -77,7 +77,9 @@ def deployed(server: RunningServer) -> Deployed:
     assert component["version"] in [c["version"] for c in listed]
     score = sluice.json("component", "create", "-f", str(EXAMPLE / "components/score/score.yml"))
     assert (score["name"], score["type"]) == ("uci_heart_score", "command")
-    assert score["code"].startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    assert score["code"].startswith(
+        "azureml://datastores/workspaceblobstore/paths/azureml-registry/sha256/"
+    )
     assert score["inputs"]["score_mode"] == {
         "type": "string",
         "optional": False,

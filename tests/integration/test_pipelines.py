@@ -445,7 +445,9 @@ def test_components_are_versioned_and_referenced(client: httpx.Client, code: str
     first = r.json()
     assert (first["name"], first["version"], first["type"]) == (name, "1", "command")
     assert first["id"].endswith(f"/components/{name}/versions/1")
-    assert first["code"] == code
+    # the code is copied where no caller can change it
+    assert first["code"].startswith(f"{DS}/azureml-registry/sha256/"), first["code"]
+    assert first["code"].endswith("/" + code.rstrip("/").rsplit("/", 1)[-1] + "/")
     r = client.post("/components", json=body)
     assert (r.status_code, r.json()["version"]) == (200, "1")  # nothing changed
     changed = body | {"description": "now described"}

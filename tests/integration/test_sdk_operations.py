@@ -161,7 +161,8 @@ def test_models(ml_client: MLClient, http: httpx.Client, tmp_path: Path) -> None
         Model(name=name, path=model_dir, type=AssetTypes.MLFLOW_MODEL)
     )
     assert (model.name, model.version, model.type) == (name, "1", "mlflow_model")
-    assert model.path == f"{DS}/LocalUpload/{scan(model_dir).digest}/model/"
+    assert model.path.startswith(f"{DS}/azureml-registry/sha256/")  # a copy no caller can write
+    assert model.path.endswith("/model/")
     assert model._to_dict() == http.get(f"/models/{name}/versions/1").json()
     assert ml_client.models.get(name, label="latest").version == "1"
     again = ml_client.models.create_or_update(
@@ -330,14 +331,16 @@ def test_deployment_registers_an_inline_model_and_uploads_code(
     )
 
     model = ml_client.models.get(model_name, version="1")
-    assert model.path == f"{DS}/LocalUpload/{scan(model_dir).digest}/model/"
+    assert model.path.startswith(f"{DS}/azureml-registry/sha256/")
+    assert model.path.endswith("/model/")
     on_server = http.get(f"/batch-endpoints/{endpoint}/deployments/mnist-torch-dpl").json()
     assert result._to_dict() == on_server
     assert on_server["model"] == f"azureml:{model_name}:1"
-    assert on_server["code_configuration"] == {
-        "code": f"{DS}/LocalUpload/{scan(tmp_path / 'code').digest}/code/",
-        "scoring_script": "batch_driver.py",
-    }
+    code = on_server["code_configuration"]
+    assert code["scoring_script"] == "batch_driver.py"
+    assert code["code"].startswith(f"{DS}/azureml-registry/sha256/")
+    assert code["code"].endswith("/code/")
+    assert http.get(f"/uploads/{scan(tmp_path / 'code').digest}").status_code == 200
     assert on_server["environment"]["conda_file"] == {
         "name": "env",
         "dependencies": ["python=3.11"],
@@ -441,7 +444,9 @@ def test_an_inline_model_dict_without_a_name_gets_one(
         ).result()
     )
     registered = ml_client.models.get(f"{deployment}-model", version="1")
-    assert registered.path == f"{DS}/LocalUpload/{scan(model_dir).digest}/m/"
+    assert registered.path.startswith(f"{DS}/azureml-registry/sha256/")
+    assert registered.path.endswith("/m/")
+    assert http.get(f"/uploads/{scan(model_dir).digest}").json()["name"] == "m"
     assert result.model == f"azureml:{deployment}-model:1"
     shown = http.get(f"/batch-endpoints/{endpoint}/deployments/{deployment}").json()
     assert shown["model"] == f"azureml:{deployment}-model:1"

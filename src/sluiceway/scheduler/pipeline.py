@@ -49,7 +49,12 @@ from sluiceway.runtime.command import CommandError, literal_text, parse_command,
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.runner import JobAborted
-from sluiceway.scheduler.staging import JobStaging, StagingError, download
+from sluiceway.scheduler.staging import (
+    JobStaging,
+    RegisteredFilesChanged,
+    StagingError,
+    download,
+)
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error, redact_text
@@ -428,6 +433,8 @@ class PipelineRunner:
             code = self._datastores.location(spec["code"]["datastore"], spec["code"]["path"])
             try:
                 folder = self._staging.folder(code)  # fetched once per job when remote
+            except RegisteredFilesChanged as exc:
+                raise StepFailed(str(exc)) from None
             except StagingError as exc:
                 raise StepFailed(f"its code folder could not be fetched: {exc}") from None
             except Exception as exc:

@@ -43,7 +43,7 @@ from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
-from sluiceway.scheduler.staging import InputFiles, JobStaging
+from sluiceway.scheduler.staging import InputFiles, JobStaging, RegisteredFilesChanged
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error, redact_text
@@ -236,13 +236,13 @@ class JobRunner:
 
         model = spec["model"]
         model_location = self._datastores.location(model["datastore"], model["path"])
-        model_dir = self._staging.folder(model_location)
+        model_dir = self._registered(model_location)
         shared = model_location.local_path() is not None
         code_dir = None
         if spec.get("code"):
             code = spec["code"]
             code_location = self._datastores.location(code["datastore"], code["path"])
-            code_dir = self._staging.folder(code_location)
+            code_dir = self._registered(code_location)
             shared = shared and code_location.local_path() is not None
 
         output_name, out = next(iter(spec["outputs"].items()))
@@ -262,6 +262,13 @@ class JobRunner:
             log_dir=log_dir,
             shared_folders=shared,
         )
+
+    def _registered(self, location: Location) -> Path:
+        """The model's or code's folder, checked against what was registered."""
+        try:
+            return self._staging.folder(location)
+        except RegisteredFilesChanged as exc:
+            raise JobAborted("SystemError", str(exc)) from None
 
     def _plan(self, input_spec: dict[str, Any]) -> Path:
         """Cut the input into mini-batches, unless a scheduler before this one did; return the

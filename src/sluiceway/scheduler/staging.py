@@ -8,7 +8,9 @@ a copy. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage URL) is
   dispatched (if they were not fetched ahead), the next mini-batches' files are prefetched in
   the background while there is room, and a mini-batch's files are deleted as soon as it is
   done. The cache holds at most ``capacity`` bytes, plus one mini-batch that alone is larger.
-- **Model and code** folders are fetched once per job.
+- **Model and code** folders are fetched once per job. Registered ones (in the registry, see
+  :mod:`sluiceway.storage.snapshots`) are checked file by file against their manifest, in place
+  or once fetched, before a job uses them.
 - **The job folder** (logs, parts, the script's staged outputs), when the default datastore is
   remote, is a local folder whose logs are uploaded to the job folder when the runner ends.
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.redaction import describe_error
+from sluiceway.storage.snapshots import SnapshotMismatch, verify_local
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -38,6 +41,11 @@ FETCH_THREADS = 4
 
 class StagingError(Exception):
     """A remote file could not be fetched; the message names it and says why."""
+
+
+class RegisteredFilesChanged(StagingError):
+    """A registered model's or code's files are not what was registered; the message names
+    the file."""
 
 
 def download(location: Location, target: Path) -> int:
@@ -195,9 +203,11 @@ class JobStaging:
 
         Raises:
             StagingError: a file could not be fetched.
+            RegisteredFilesChanged: registered files changed since they were registered.
         """
         local = location.local_path()
         if local is not None:
+            self._verify(local, location)
             return local
         target = self.root / "folders" / f"{location.datastore or 'url'}" / location.path
         done = target.with_name(target.name + ".complete")
@@ -210,8 +220,15 @@ class JobStaging:
         else:
             for entry in entries:
                 download(location.child(entry.path), target / entry.path)
+        self._verify(target, location)
         done.touch()
         return target
+
+    def _verify(self, local: Path, location: Location) -> None:
+        try:
+            verify_local(local, location, self._datastores.location(location.datastore, ""))
+        except SnapshotMismatch as exc:
+            raise RegisteredFilesChanged(str(exc)) from None
 
     def work_dir(self, location: Location) -> Path:
         """A local folder standing for a folder of the job's own (logs, parts, staged outputs):

@@ -10,7 +10,7 @@ from sluiceway.errors import ResourceNotFoundError, ValidationError
 from sluiceway.schemas.assets import DataCreate, ModelCreate
 from sluiceway.sdk.connection import Connection, segment
 from sluiceway.sdk.paths import local_path
-from sluiceway.sdk.uploads import Uploader
+from sluiceway.sdk.uploads import Uploader, scan
 from sluiceway.sdk.validate import validate_shape
 
 AssetT = TypeVar("AssetT", Data, Model)
@@ -137,7 +137,11 @@ class ModelOperations(_AssetOperations[Model]):
                 latest = self.get(model.name)
             except ResourceNotFoundError:
                 latest = None
-            if latest is not None and (latest.path, latest.type) == (path, model.type):
+            # The server keeps a registered model's files in a snapshot named by their content.
+            known = {path}
+            if model.path and local_path(model.path) is not None:
+                known.add(scan(model.path).registered_uri())
+            if latest is not None and latest.path in known and latest.type == model.type:
                 return latest
             inline = Model(
                 name=model.name,

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluiceway.errors import ResourceNotFoundError, ValidationError
+from sluiceway.manifest import Manifest, ManifestFile, snapshot_uri
 from sluiceway.schemas.common import DEFAULT_DATASTORE, datastore_uri
 from sluiceway.sdk.connection import Connection, file_path, segment
+from sluiceway.upload_hash import HASH_SEED as HASH_SEED
+from sluiceway.upload_hash import upload_hash, upload_order
 
-HASH_SEED = b"Initialize for october 2021 AML CLI version"
 UPLOAD_DATASTORE = DEFAULT_DATASTORE
 UPLOAD_FOLDER = "LocalUpload"
 IGNORE_FILES = (".amlignore", ".gitignore")
@@ -67,6 +69,18 @@ class LocalArtifact:
     @property
     def size(self) -> int:
         return sum(f.path.stat().st_size for f in self.files)
+
+    def registered_uri(self) -> str:
+        """Where the server keeps these files once they are registered as a model or code."""
+        files = []
+        for item in self.files:
+            digest = hashlib.sha256()
+            for chunk in _chunks(item.path):
+                digest.update(chunk)
+            path = f"{self.name}/{item.relative}" if self.is_folder else self.name
+            files.append(ManifestFile(path, digest.hexdigest(), item.path.stat().st_size))
+        manifest = Manifest(tuple(sorted(files, key=lambda f: f.path)))
+        return snapshot_uri(manifest, self.name, is_folder=self.is_folder)
 
 
 class IgnoreRules:
@@ -119,22 +133,16 @@ def collect_files(root: Path) -> list[LocalFile]:
                 continue
             if (here / name).is_file():
                 found.append(LocalFile(relative, here / name))
-    return sorted(found, key=lambda f: (f.relative.lower(), f.relative))
+    return sorted(found, key=lambda f: upload_order(f.relative))
 
 
 def content_hash(files: tuple[LocalFile, ...] | list[LocalFile], *, is_folder: bool) -> str:
     """The md5 hexdigest Sluiceway names an upload by.
 
-    Seeded as Azure's; a single file hashes its bytes, a folder each file's relative path and
-    bytes in the order given (:func:`collect_files` sorts them).
+    See :func:`sluiceway.upload_hash.upload_hash`; the files are in the order given
+    (:func:`collect_files` sorts them).
     """
-    digest = hashlib.md5(HASH_SEED, usedforsecurity=False)
-    for item in files:
-        if is_folder:
-            digest.update(item.relative.encode("utf-8"))
-        for chunk in _chunks(item.path):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return upload_hash(((item.relative, _chunks(item.path)) for item in files), is_folder=is_folder)
 
 
 def scan(path: str | os.PathLike[str], *, base: Path | None = None) -> LocalArtifact:
@@ -199,7 +207,10 @@ class Uploader:
         """Whether the server holds a finished upload of this content under this name."""
         try:
             record = self._connection.request(
-                "GET", f"/uploads/{segment(artifact.digest)}", expected=(200,)
+                "GET",
+                f"/uploads/{segment(artifact.digest)}",
+                params={"name": artifact.name},
+                expected=(200,),
             )
         except ResourceNotFoundError:
             return False

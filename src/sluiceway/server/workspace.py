@@ -17,10 +17,12 @@ from sluiceway.services.components import ComponentService
 from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.files import FileService
 from sluiceway.services.identities import IdentityService
 from sluiceway.services.invoke import InvokeService
 from sluiceway.services.jobs import JobService
 from sluiceway.services.pipeline_invoke import PipelineInvoker
+from sluiceway.services.registry import Registry
 from sluiceway.services.resolver import InputResolver
 from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.storage.credentials import CredentialCipher
@@ -28,6 +30,7 @@ from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
 from sluiceway.store.db import Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
+from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
@@ -100,14 +103,20 @@ class Workspace:
             local_roots=settings.local_roots,
         )
         self.datastores.ensure_default(self.owner.name)
-        self.assets = AssetService(AssetStore(self.db), self.datastores, scope)
-        self.components = ComponentService(ComponentStore(self.db), self.datastores, scope)
+        registry = Registry(SnapshotStore(self.db), self.datastores)
+        asset_store = AssetStore(self.db)
+        self.assets = AssetService(asset_store, self.datastores, scope, registry)
+        self.files = FileService(self.datastores, FileWriterStore(self.db), asset_store)
+        self.components = ComponentService(
+            ComponentStore(self.db), self.datastores, scope, registry
+        )
         self.endpoints = EndpointService(
             EndpointStore(self.db),
             self.assets,
             self.datastores,
             scope,
             self.base_url,
+            registry,
             components=self.components,
         )
         self.role_assignments = RoleAssignmentService(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from sluiceway.auth.policy import WORKSPACE, Action, datastore_scope
@@ -9,8 +10,14 @@ from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
 from sluiceway.schemas.assets import DataCreate, DataOut, ModelCreate, ModelOut
-from sluiceway.schemas.common import CreationContext, WorkspaceScope
+from sluiceway.schemas.common import (
+    DEFAULT_DATASTORE,
+    CreationContext,
+    WorkspaceScope,
+    datastore_uri,
+)
 from sluiceway.services.datastores import DatastoreService, storage_call
+from sluiceway.services.registry import Registry
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import (
     DatastorePathRef,
@@ -18,19 +25,27 @@ from sluiceway.storage.references import (
     StorageUrlRef,
     parse_reference,
 )
+from sluiceway.storage.reserved import UPLOAD_FOLDER
 from sluiceway.store.assets import AssetRecord, AssetStore
+from sluiceway.upload_hash import upload_hash, upload_order
 
 Kind = Literal["data", "model"]
 _WHAT = {"data": "Data asset", "model": "Model"}
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class AssetService:
     def __init__(
-        self, store: AssetStore, datastores: DatastoreService, scope: WorkspaceScope
+        self,
+        store: AssetStore,
+        datastores: DatastoreService,
+        scope: WorkspaceScope,
+        registry: Registry,
     ) -> None:
         self._store = store
         self._datastores = datastores
         self._scope = scope
+        self._registry = registry
 
     # -- registration -----------------------------------------------------------------------
 
@@ -75,6 +90,8 @@ class AssetService:
         principal: Principal,
     ) -> tuple[AssetRecord, bool]:
         path = self._check_path(kind, type_, path)
+        if kind == "model":  # a model's files are copied where no caller can change them
+            path = self._registry.register(path, principal, target="path")
         wanted = AssetRecord(
             kind=kind,
             name=name,
@@ -139,16 +156,19 @@ class AssetService:
 
     # -- uploads ----------------------------------------------------------------------------
 
-    def get_upload(self, content_hash: str, principal: Principal) -> tuple[str, str]:
-        """The name and path of a finished upload.
+    def get_upload(
+        self, content_hash: str, principal: Principal, name: str | None = None
+    ) -> tuple[str, str]:
+        """The name and path of a finished upload (named ``name``, if given).
 
         Raises:
             ResourceNotFoundError: no upload of that content was recorded.
             PermissionDeniedError: the caller may not read the datastore the upload is in.
         """
-        found = self._store.get_upload(content_hash)
+        found = self._store.get_upload(content_hash, name)
         if found is None:
-            raise ResourceNotFoundError(f"No finished upload with hash {content_hash!r}.")
+            named = f" named {name!r}" if name is not None else ""
+            raise ResourceNotFoundError(f"No finished upload{named} with hash {content_hash!r}.")
         ref = parse_reference(found[1], self._scope)
         scope = datastore_scope(ref.datastore) if isinstance(ref, DatastorePathRef) else WORKSPACE
         principal.require(Action.READ_DATA, scope, what=f"upload {content_hash}")
@@ -157,10 +177,25 @@ class AssetService:
     def record_upload(self, content_hash: str, name: str, path: str, principal: Principal) -> None:
         """Remember that ``path`` holds the upload of content ``content_hash``.
 
+        The path is ``LocalUpload/<content_hash>/<name>`` of the default datastore, as the
+        SDK and CLI upload to, and its files must hash to ``content_hash`` (the SDK's hash).
+        A recorded upload is never re-pointed, and its folder is write-once from then on.
+
         Raises:
-            ValidationError: ``path`` is not an existing datastore path.
-            PermissionDeniedError: the caller may not write the datastore ``path`` is in.
+            ValidationError: ``path`` is not that path, does not exist, or holds other content.
+            PermissionDeniedError: the caller may not write the default datastore.
         """
+        if not _MD5.fullmatch(content_hash):
+            raise ValidationError(
+                f"upload hash {content_hash!r} is not an md5 hexdigest (32 characters 0-9a-f).",
+                target="hash",
+            )
+        if not name or "/" in name or name in {".", ".."}:
+            raise ValidationError(
+                f"upload name {name!r} must be the uploaded file's or folder's name.",
+                target="name",
+            )
+        expected = f"{UPLOAD_FOLDER}/{content_hash}/{name}"
         ref = parse_reference(path, self._scope)
         if isinstance(ref, DatastorePathRef):
             principal.require(
@@ -168,10 +203,34 @@ class AssetService:
             )
         if (
             not isinstance(ref, DatastorePathRef)
-            or not self._datastores.location(ref.datastore, ref.path).exists()
+            or ref.datastore != DEFAULT_DATASTORE
+            or ref.path.strip("/") != expected
         ):
             raise ValidationError(
+                f"upload path {path!r} is not accepted: an upload of hash {content_hash} named "
+                f"{name!r} is at {datastore_uri(DEFAULT_DATASTORE, expected)}.",
+                target="path",
+            )
+        recorded = self._store.get_upload(content_hash, name)
+        if recorded is not None:
+            if recorded[1].rstrip("/") != path.rstrip("/"):
+                raise ConflictError(
+                    f"upload {content_hash} ({name!r}) is recorded at {recorded[1]}; a recorded "
+                    "upload is never re-pointed.",
+                    target="path",
+                )
+            return
+        location = self._datastores.location(ref.datastore, ref.path)
+        found = storage_call(f"upload path {path!r}", "path", lambda: _upload_hash(location, name))
+        if found is None:
+            raise ValidationError(
                 f"upload path {path!r} is not an existing datastore path.", target="path"
+            )
+        if found != content_hash:
+            raise ValidationError(
+                f"the files at {path!r} hash to {found}, not {content_hash}: an upload is "
+                "recorded under the hash of its content (see sluiceway.upload_hash).",
+                target="hash",
             )
         self._store.put_upload(content_hash, name, path)
 
@@ -205,6 +264,18 @@ class AssetService:
             properties=record.properties,
             creation_context=self._context(record),
         )
+
+
+def _upload_hash(location: Location, name: str) -> str | None:
+    """The upload hash of the file or folder at ``location``; None if there is nothing."""
+    if location.is_file():
+        return upload_hash([(name, location.iter_bytes())], is_folder=False)
+    if not location.is_dir():
+        return None
+    entries = sorted(location.list_files(), key=lambda e: upload_order(e.path))
+    return upload_hash(
+        ((e.path, location.child(e.path).iter_bytes()) for e in entries), is_folder=True
+    )
 
 
 def _check_type(location: Location, path: str, type_: str) -> bool:

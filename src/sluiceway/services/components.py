@@ -35,6 +35,7 @@ from sluiceway.schemas.components import (
     parse_output_binding,
 )
 from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.registry import Registry
 from sluiceway.storage.references import (
     DataAssetRef,
     DatastorePathRef,
@@ -119,11 +120,16 @@ def parse_component_reference(value: str, scope: WorkspaceScope, where: str) -> 
 
 class ComponentService:
     def __init__(
-        self, store: ComponentStore, datastores: DatastoreService, scope: WorkspaceScope
+        self,
+        store: ComponentStore,
+        datastores: DatastoreService,
+        scope: WorkspaceScope,
+        registry: Registry,
     ) -> None:
         self._store = store
         self._datastores = datastores
         self._scope = scope
+        self._registry = registry
 
     # -- registration -----------------------------------------------------------------------
 
@@ -156,7 +162,7 @@ class ComponentService:
         name = spec.name or default_name
         if name is None:
             raise ValidationError(f"{where}.name: a component needs a name", target=f"{where}.name")
-        stored = self._normalise(spec, where)
+        stored = self._normalise(spec, where, principal)
         stored["name"] = name
         try:
             record, created = self._store.create(
@@ -184,9 +190,9 @@ class ComponentService:
                 )
         return record, created
 
-    def _normalise(self, spec: ComponentSpec, where: str) -> dict[str, Any]:
+    def _normalise(self, spec: ComponentSpec, where: str, principal: Principal) -> dict[str, Any]:
         if isinstance(spec, CommandComponentSpec):
-            return dump_component(self._with_code(spec, where))
+            return dump_component(self._with_code(spec, where, principal))
         steps = {}
         for name, step in spec.jobs.items():
             at = f"{where}.jobs.{name}.component"
@@ -194,14 +200,17 @@ class ComponentService:
                 record = self._command(step.component, at)
                 component: str | CommandComponentSpec = f"azureml:{record.name}:{record.version}"
             else:
-                component = self._with_code(step.component, at)
+                component = self._with_code(step.component, at, principal)
             steps[name] = step.model_copy(update={"component": component})
         pinned = spec.model_copy(update={"jobs": steps})
         self._plan(pinned, "(new)", where)  # checks the wiring
         return dump_component(pinned)
 
-    def _with_code(self, spec: CommandComponentSpec, where: str) -> CommandComponentSpec:
-        """The component with its ``code`` checked and written as a datastore URI."""
+    def _with_code(
+        self, spec: CommandComponentSpec, where: str, principal: Principal
+    ) -> CommandComponentSpec:
+        """The component with its ``code`` checked and copied into the registry, where no
+        caller can change it."""
         if spec.code is None:
             return spec
         at = f"{where}.code"
@@ -222,7 +231,8 @@ class ComponentService:
         location = self._datastores.location(ref.datastore, ref.path)
         if not location.is_dir():
             raise ValidationError(f"{at}: {spec.code!r} is not an existing folder.", target=at)
-        return spec.model_copy(update={"code": location.uri + "/"})
+        code = self._registry.register(location.uri + "/", principal, target=at)
+        return spec.model_copy(update={"code": code})
 
     def _command(self, reference: str, where: str) -> ComponentRecord:
         record = self.resolve(reference, where)

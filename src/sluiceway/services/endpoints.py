@@ -21,6 +21,7 @@ from sluiceway.schemas.endpoints import (
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.registry import Registry
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
 
@@ -33,6 +34,7 @@ class EndpointService:
         datastores: DatastoreService,
         scope: WorkspaceScope,
         base_url: str,
+        registry: Registry,
         components: ComponentService | None = None,
     ) -> None:
         self._store = store
@@ -40,6 +42,7 @@ class EndpointService:
         self._datastores = datastores
         self._scope = scope
         self._base_url = base_url.rstrip("/")
+        self._registry = registry
         self._components = components
 
     # -- endpoints --------------------------------------------------------------------------
@@ -179,7 +182,7 @@ class EndpointService:
             )
         self.endpoint(endpoint)
         if body.type == "model":
-            spec = self._model_spec(body)
+            spec = self._model_spec(body, principal)
         else:
             spec = self._pipeline_spec(body, principal)
         record, created = self._store.upsert_deployment(
@@ -235,7 +238,7 @@ class EndpointService:
         spec["component"] = f"azureml:{record.name}:{record.version}"
         return spec
 
-    def _model_spec(self, body: BatchDeploymentCreate) -> dict[str, Any]:
+    def _model_spec(self, body: BatchDeploymentCreate, principal: Principal) -> dict[str, Any]:
         if body.model is None:
             raise ValidationError("A model deployment needs 'model'.", target="model")
         if body.component is not None:
@@ -255,6 +258,10 @@ class EndpointService:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
         spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
         spec["model"] = f"azureml:{model.name}:{model.version}"
+        if body.code_configuration is not None:  # copied where no caller can change it
+            spec["code_configuration"]["code"] = self._registry.register(
+                body.code_configuration.code, principal, target="code_configuration.code"
+            )
         return spec
 
     def _check_code(self, code: str, script: str) -> None:

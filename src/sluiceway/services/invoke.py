@@ -267,6 +267,7 @@ class InvokeService:
         given = next(
             iter(outputs.values()), InvokeOutput(name=DEFAULT_OUTPUT_NAME, type="uri_folder")
         )
+        named = given.uri is not None
         if given.uri is None:
             given = replace(
                 given,
@@ -276,6 +277,8 @@ class InvokeService:
         where = f"OutputData.{given.name}"
         ref = self._resolver.output_reference(where, given.uri or "")
         require_write(principal, ref.datastore, f"output {given.name!r}")
+        if named:
+            self._resolver.check_named_output(where, ref)
         folder, file_name = ref.path, str(settings["output_file_name"])
         if given.type != "uri_file":
             refuse_datastore_root(ref, where, given.uri or "")

@@ -263,6 +263,8 @@ class PipelineInvoker:
             ref = self._resolver.output_reference(where, uri)
             refuse_datastore_root(ref, where, uri)
             require_write(principal, ref.datastore, f"output {name!r}")
+            if given is not None and given.uri:
+                self._resolver.check_named_output(where, ref)
             location = self._resolver.output_location(ref.datastore, ref.path)
             key = (location.datastore, location.path)
             if key in folders:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sluiceway.auth.principals import Principal
-from sluiceway.errors import UnsupportedError, ValidationError
+from sluiceway.errors import PermissionDeniedError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.services.assets import AssetService
 from sluiceway.services.data_access import require_read
@@ -28,6 +28,7 @@ from sluiceway.storage.references import (
     Reference,
     StorageUrlRef,
 )
+from sluiceway.storage.reserved import server_owned
 
 DATA_TYPES = ("uri_folder", "uri_file")
 
@@ -208,6 +209,22 @@ class InputResolver:
     def exists(self, location: Location, where: str) -> bool:
         """Whether a file or folder exists; an unreadable store is a 4xx naming ``where``."""
         return storage_call(f"{where}: {location.uri}", where, location.exists)
+
+    def check_named_output(self, where: str, ref: DatastorePathRef) -> None:
+        """An output an invocation names may not go where the server alone writes: into a
+        job's folder (another job's outputs and logs) or the registry.
+
+        Raises:
+            PermissionDeniedError: naming ``where`` and the place.
+        """
+        location = self._datastores.location(ref.datastore, ref.path)
+        owner = server_owned(location.datastore, location.path)
+        if owner is not None:
+            raise PermissionDeniedError(
+                f"{where}: {location.uri} is in {owner}; name an output folder elsewhere, or "
+                "leave the output out to get the job's own folder.",
+                target=where,
+            )
 
     def output_location(self, datastore: str, folder: str) -> Location:
         """Where an output folder goes; it may not exist yet, but it may not be a file."""

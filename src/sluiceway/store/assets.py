@@ -209,11 +209,17 @@ class AssetStore:
             s.flush()
             return _asset(row), True
 
-    def get_upload(self, content_hash: str) -> tuple[str, str] | None:
+    def get_upload(self, content_hash: str, name: str | None = None) -> tuple[str, str] | None:
+        """The name and path of a recorded upload of ``content_hash`` (named ``name``)."""
+        query = select(UploadRow).where(UploadRow.hash == content_hash)
+        if name is not None:
+            query = query.where(UploadRow.name == name)
         with self._db.reading() as s:
-            row = s.scalars(select(UploadRow).where(UploadRow.hash == content_hash)).first()
+            row = s.scalars(query).first()
             return (row.name, row.path) if row else None
 
     def put_upload(self, content_hash: str, name: str, path: str) -> None:
+        """Record an upload; one recorded meanwhile under the same hash and name is kept."""
         with self._db.session() as s:
-            s.merge(UploadRow(hash=content_hash, name=name, path=path, created_at=utcnow()))
+            if s.get(UploadRow, (content_hash, name)) is None:
+                s.add(UploadRow(hash=content_hash, name=name, path=path, created_at=utcnow()))

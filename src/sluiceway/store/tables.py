@@ -252,3 +252,26 @@ class JobStepRow(Base):
         ForeignKeyConstraint(["job_name"], ["jobs.name"], ondelete="CASCADE"),
         Index("ix_job_steps_job", "job_name", "index"),
     )
+
+
+class FileWriterRow(Base):
+    """Who wrote a file through the files API: only they may replace it, and only when asked."""
+
+    __tablename__ = "file_writers"
+
+    datastore: Mapped[str] = mapped_column(String(255), primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)  # normalised, relative to its root
+    writer_id: Mapped[str] = mapped_column(String(64))  # the identity's id, not its name
+    written_at: Mapped[datetime]
+
+
+class SnapshotRow(Base):
+    """Registered files (a model, a deployment's or a component's code), copied into the
+    registry and named by the digest of their manifest."""
+
+    __tablename__ = "snapshots"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the manifest
+    files: Mapped[list[Any]]  # [{"path", "sha256", "size"}], paths relative to the snapshot
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -61,26 +60,29 @@ def delete_datastore(name: str, ws: WorkspaceDep) -> Response:
     "/datastores/{name}/files/{path:path}",
     dependencies=[allowed(Action.WRITE_DATA, datastore="name")],
 )
-async def put_file(name: str, path: str, request: Request, ws: WorkspaceDep) -> dict[str, Any]:
-    """Write one file (replacing it): the request body is the file's bytes."""
-    location = ws.datastores.location(name, path)
+async def put_file(
+    name: str,
+    path: str,
+    request: Request,
+    ws: WorkspaceDep,
+    caller: PrincipalDep,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write one file: the request body is the file's bytes.
+
+    An existing file is replaced only by the identity that wrote it, with ``overwrite=true``
+    (409 otherwise); the same bytes again change nothing. Job folders (``azureml/``) and the
+    registry (``azureml-registry/``) of the default datastore are the server's (403), and
+    ``LocalUpload/`` is write-once.
+    """
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
         async for chunk in request.stream():
             spool.write(chunk)
         spool.seek(0)
-        size = await run_in_threadpool(
-            storage_call,
-            location.uri,
-            "path",
-            lambda: location.write_stream(_read_chunks(spool)),
-            writing=True,
+        written, size = await run_in_threadpool(
+            ws.files.write, name, path, spool, caller, overwrite=overwrite
         )
-    return {"path": location.path, "size": size}
-
-
-def _read_chunks(fh: IO[bytes]) -> Iterator[bytes]:
-    while chunk := fh.read(1 << 20):
-        yield chunk
+    return {"path": written, "size": size}
 
 
 @router.get(
@@ -114,9 +116,12 @@ def list_files(name: str, ws: WorkspaceDep, path: str = "") -> list[dict[str, An
 
 
 @router.get("/uploads/{content_hash}")
-def get_upload(content_hash: str, ws: WorkspaceDep, caller: PrincipalDep) -> UploadRecord:
-    """A finished upload, if the caller may read the datastore it is in."""
-    name, path = ws.assets.get_upload(content_hash, caller)
+def get_upload(
+    content_hash: str, ws: WorkspaceDep, caller: PrincipalDep, name: str | None = None
+) -> UploadRecord:
+    """A finished upload (of that ``name``, if given), if the caller may read the datastore it
+    is in."""
+    name, path = ws.assets.get_upload(content_hash, caller, name)
     return UploadRecord(name=name, path=path)
 
 

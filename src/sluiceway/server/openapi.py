@@ -111,8 +111,7 @@ def _links() -> list[Link]:
         add(("create_identity",), (201,), target, body_name)
     add(("rotate_secret",), (200,), "create_token", body_name)
     for target in ("get_job", "list_logs", "cancel_job", "rerun_failed"):
-        add(("invoke", "rerun_failed"), (201,), target, body_name)
-    add(("cancel_job",), (202,), "get_job", body_name)
+        add(("invoke",), (201,), target, body_name)
     add(("assign_role",), created, "list_roles", {"identity": "$response.body#/identity"})
     add(
         ("assign_role",),

@@ -41,6 +41,12 @@ class Allowed:
         caller.require(self.action, self.scope(request.path_params))
 
 
+# A route whose answer holds only what the caller may read (its own identity, filtered lists)
+# declares so with ``openapi_extra=ANY_IDENTITY``; its OpenAPI operation then lists no 403.
+ANY_IDENTITY_KEY = "x-any-identity"
+ANY_IDENTITY: dict[str, Any] = {ANY_IDENTITY_KEY: True}
+
+
 def allowed(action: Action, *, endpoint: str | None = None, datastore: str | None = None) -> Any:
     """``Depends`` on :class:`Allowed`, for a route's ``dependencies``.
 

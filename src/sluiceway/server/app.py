@@ -11,9 +11,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
+from sluiceway.server import openapi
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
 from sluiceway.server.rate_limits import RateLimiter
@@ -32,10 +35,32 @@ from sluiceway.server.workspace import Workspace
 from sluiceway.storage.redaction import redact_text
 
 
-def _error(status: int, code: str, message: str, target: str | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    target: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     # Every error answer passes here: a SAS or key that a message quotes is hidden.
     content = {"error": {"code": code, "message": redact_text(message), "target": target}}
-    return JSONResponse(status_code=status, content=content)
+    return JSONResponse(status_code=status, content=content, headers=headers)
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods some route accepts at the request's path (Starlette's 405 names only the
+    first route that matches the path, though each method is a route of its own)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 _SECRET_FIELD = re.compile(r"(?i)credential|secret|key|token|password|sas")
@@ -101,6 +126,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
             "bearer token."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.workspace = workspace
     app.state.token_limit_per_client = RateLimiter(settings.token_requests_per_client)
@@ -121,18 +147,25 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         return _error(400, "ValidationError", message, target)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}.get(
             exc.status_code, "HttpError"
         )
         body_problem = _unparsable_body(exc.__cause__) if exc.status_code == 400 else None
         if body_problem is not None:
             return _error(400, "ValidationError", body_problem, "body")
-        return _error(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(app, request.scope)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"Method {request.method} is not allowed here; accepted: {headers['Allow']}."
+        return _error(exc.status_code, code, message, headers=headers or None)
 
     app.include_router(system.public)
     app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
+    openapi.install(app)
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sluiceway.auth.principals import Principal
 from sluiceway.server.workspace import Workspace
@@ -18,9 +19,22 @@ def workspace(request: Request) -> Workspace:
 WorkspaceDep = Annotated[Workspace, Depends(workspace)]
 
 
-def principal(ws: WorkspaceDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    """The caller; every route but ``/healthz`` depends on this."""
-    return ws.authenticate(authorization)
+# Declares the bearer token in the OpenAPI document (its ``security``); the header itself is
+# read as sent, so that a wrong scheme gets the server's own message.
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="A token from `POST /identities/{name}/tokens`, `/oauth2/token` or the "
+    "workspace's OIDC issuer.",
+)
+
+
+def principal(
+    ws: WorkspaceDep,
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> Principal:
+    """The caller; every route but ``/healthz`` and ``/oauth2/token`` depends on this."""
+    return ws.authenticate(request.headers.get("authorization"))
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]

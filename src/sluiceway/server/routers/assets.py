@@ -9,6 +9,7 @@ from sluiceway.errors import ResourceNotFoundError
 from sluiceway.schemas.assets import DataCreate, DataOut, ModelCreate, ModelOut
 from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.openapi import also_200
 
 router = APIRouter()
 READ = [allowed(Action.READ)]
@@ -22,7 +23,13 @@ def _latest_label(label: str) -> None:
         )
 
 
-@router.post("/data", status_code=status.HTTP_201_CREATED, tags=["data"], dependencies=MANAGE)
+@router.post(
+    "/data",
+    status_code=status.HTTP_201_CREATED,
+    responses=also_200(DataOut),
+    tags=["data"],
+    dependencies=MANAGE,
+)
 def create_data(
     body: DataCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> DataOut:
@@ -53,7 +60,13 @@ def get_data_label(name: str, label: str, ws: WorkspaceDep) -> DataOut:
     return ws.assets.data_out(ws.assets.get("data", name))
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED, tags=["models"], dependencies=MANAGE)
+@router.post(
+    "/models",
+    status_code=status.HTTP_201_CREATED,
+    responses=also_200(ModelOut),
+    tags=["models"],
+    dependencies=MANAGE,
+)
 def create_model(
     body: ModelCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> ModelOut:

@@ -11,6 +11,7 @@ from sluiceway.errors import ResourceNotFoundError
 from sluiceway.schemas.components import ComponentOut
 from sluiceway.server.access import allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.openapi import also_200
 
 router = APIRouter(tags=["components"])
 
@@ -32,7 +33,10 @@ _BODY = Body(
 
 
 @router.post(
-    "/components", status_code=status.HTTP_201_CREATED, dependencies=[allowed(Action.MANAGE)]
+    "/components",
+    status_code=status.HTTP_201_CREATED,
+    responses=also_200(ComponentOut),
+    dependencies=[allowed(Action.MANAGE)],
 )
 def create_component(
     body: Annotated[dict[str, Any], _BODY],

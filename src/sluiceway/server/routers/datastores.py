@@ -12,8 +12,9 @@ from fastapi.responses import StreamingResponse
 from sluiceway.auth.policy import Action
 from sluiceway.schemas.assets import UploadRecord
 from sluiceway.schemas.datastores import DatastoreCreate, DatastoreOut
-from sluiceway.server.access import allowed
+from sluiceway.server.access import ANY_IDENTITY, allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.openapi import also_200
 from sluiceway.services.datastores import storage_call
 from sluiceway.storage.locations import Location
 
@@ -22,7 +23,7 @@ router = APIRouter(tags=["datastores"])
 SPOOL_BYTES = 8 << 20
 
 
-@router.get("/datastores")
+@router.get("/datastores", openapi_extra=ANY_IDENTITY)
 def list_datastores(ws: WorkspaceDep, caller: PrincipalDep) -> list[DatastoreOut]:
     """The datastores the caller may read."""
     return ws.datastores.list_all(caller)
@@ -33,7 +34,7 @@ def get_datastore(name: str, ws: WorkspaceDep) -> DatastoreOut:
     return ws.datastores.get(name)
 
 
-@router.put("/datastores/{name}")
+@router.put("/datastores/{name}", status_code=201, responses=also_200(DatastoreOut))
 def put_datastore(
     name: str, body: DatastoreCreate, response: Response, ws: WorkspaceDep, caller: PrincipalDep
 ) -> DatastoreOut:
@@ -56,9 +57,19 @@ def delete_datastore(name: str, ws: WorkspaceDep) -> Response:
     return Response(status_code=204)
 
 
+# File routes answer with the file's bytes, and PUT takes them as its body.
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+FILE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes.", "content": {"application/octet-stream": _BYTES}}
+}
+
+
 @router.put(
     "/datastores/{name}/files/{path:path}",
     dependencies=[allowed(Action.WRITE_DATA, datastore="name")],
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/octet-stream": _BYTES}}
+    },
 )
 async def put_file(
     name: str,
@@ -88,6 +99,8 @@ async def put_file(
 @router.get(
     "/datastores/{name}/files/{path:path}",
     dependencies=[allowed(Action.READ_DATA, datastore="name")],
+    response_class=Response,
+    responses=FILE_ANSWER,
 )
 def get_file(name: str, path: str, ws: WorkspaceDep) -> Response:
     location = ws.datastores.location(name, path)

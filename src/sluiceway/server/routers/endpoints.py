@@ -16,8 +16,9 @@ from sluiceway.schemas.endpoints import (
 )
 from sluiceway.schemas.invoke import parse_invoke_body
 from sluiceway.schemas.jobs import JobOut
-from sluiceway.server.access import allowed
+from sluiceway.server.access import ANY_IDENTITY, allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.openapi import also_200
 
 router = APIRouter(tags=["batch endpoints"])
 READ = [allowed(Action.READ, endpoint="name")]
@@ -27,7 +28,7 @@ READ_ENDPOINT = [allowed(Action.READ, endpoint="endpoint")]
 MANAGE_ENDPOINT = [allowed(Action.MANAGE, endpoint="endpoint")]
 
 
-@router.put("/batch-endpoints/{name}")
+@router.put("/batch-endpoints/{name}", status_code=201, responses=also_200(BatchEndpointOut))
 def put_endpoint(
     name: str,
     body: BatchEndpointCreate,
@@ -53,7 +54,7 @@ def patch_endpoint(name: str, ws: WorkspaceDep, changes: BatchEndpointPatch) -> 
     return ws.endpoints.update(name, changes)
 
 
-@router.get("/batch-endpoints")
+@router.get("/batch-endpoints", openapi_extra=ANY_IDENTITY)
 def list_endpoints(ws: WorkspaceDep, caller: PrincipalDep) -> list[BatchEndpointOut]:
     """The endpoints the caller may read."""
     return ws.endpoints.list_all(caller)
@@ -78,7 +79,12 @@ def endpoint_jobs(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> list[Job
     return ws.jobs.list_all(caller, endpoint_name=name)
 
 
-@router.put("/batch-endpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+@router.put(
+    "/batch-endpoints/{endpoint}/deployments/{name}",
+    status_code=201,
+    responses=also_200(BatchDeploymentOut),
+    dependencies=MANAGE_ENDPOINT,
+)
 def put_deployment(
     endpoint: str,
     name: str,

@@ -7,16 +7,18 @@ or ``cancel jobs`` on its endpoint.
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
+from fastapi.responses import PlainTextResponse
 
 from sluiceway.schemas.jobs import JobFile, JobOut, JobOutputListing
+from sluiceway.server.access import ANY_IDENTITY
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
-from sluiceway.server.routers.datastores import file_response
+from sluiceway.server.routers.datastores import FILE_ANSWER, file_response
 from sluiceway.services.jobs import check_limit
 
 router = APIRouter(tags=["jobs"])
 
 
-@router.get("/jobs")
+@router.get("/jobs", openapi_extra=ANY_IDENTITY)
 def list_jobs(
     ws: WorkspaceDep,
     caller: PrincipalDep,
@@ -45,7 +47,11 @@ def list_output(name: str, output: str, ws: WorkspaceDep, caller: PrincipalDep) 
     return ws.jobs.list_output(name, output, caller)
 
 
-@router.get("/jobs/{name}/outputs/{output}/files/{path:path}")
+@router.get(
+    "/jobs/{name}/outputs/{output}/files/{path:path}",
+    response_class=Response,
+    responses=FILE_ANSWER,
+)
 def get_output_file(
     name: str, output: str, path: str, ws: WorkspaceDep, caller: PrincipalDep
 ) -> Response:
@@ -57,7 +63,7 @@ def list_logs(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> list[JobFile
     return ws.jobs.list_logs(name, caller)
 
 
-@router.get("/jobs/{name}/logs/{path:path}")
+@router.get("/jobs/{name}/logs/{path:path}", response_class=PlainTextResponse)
 def get_log(
     name: str, path: str, ws: WorkspaceDep, caller: PrincipalDep, offset: int = 0
 ) -> Response:

@@ -122,7 +122,53 @@ def _limit(limiter: RateLimiter, key: str, who: str, setting: str) -> None:
         )
 
 
-@public.post("/oauth2/token")
+_OAUTH_ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["error", "error_description"],
+            "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+        }
+    }
+}
+_TOKEN = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in"],
+    "properties": {
+        "access_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["Bearer"]},
+        "expires_in": {"type": "integer"},
+        "ext_expires_in": {"type": "integer"},
+    },
+}
+_FORM = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+
+
+@public.post(
+    "/oauth2/token",
+    responses={
+        200: {
+            "description": "An access token.",
+            "content": {"application/json": {"schema": _TOKEN}},
+        },
+        400: {"description": "A malformed token request (OAuth2 error).", "content": _OAUTH_ERROR},
+        401: {"description": "Unknown client id or wrong secret.", "content": _OAUTH_ERROR},
+        429: {
+            "description": "Too many token requests (OAuth2 error), with Retry-After.",
+            "content": _OAUTH_ERROR,
+        },
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": _FORM}}}},
+)
 async def token(request: Request, ws: WorkspaceDep) -> JSONResponse:
     """Exchange a service principal's client id and secret for an access token."""
     basic = False

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from sluiceway.auth.policy import Action
 from sluiceway.schemas.identities import RoleAssignmentCreate, RoleAssignmentOut
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.openapi import also_200
 
 router = APIRouter(tags=["roles"])
 
@@ -20,7 +21,7 @@ def list_roles(
     return ws.role_assignments.list_all(identity, scope)
 
 
-@router.post("/roles", status_code=201)
+@router.post("/roles", status_code=201, responses=also_200(RoleAssignmentOut))
 def assign_role(
     body: RoleAssignmentCreate, response: Response, ws: WorkspaceDep, caller: PrincipalDep
 ) -> RoleAssignmentOut:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from sluiceway.server.access import ANY_IDENTITY
 from sluiceway.server.deps import PrincipalDep
 
 public = APIRouter(tags=["system"])
@@ -18,7 +19,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok", "version": version("sluiceway")}
 
 
-@router.get("/whoami")
+@router.get("/whoami", openapi_extra=ANY_IDENTITY)
 def whoami(principal: PrincipalDep) -> dict[str, Any]:
     return {
         "id": principal.id,

@@ -27,6 +27,7 @@ import httpx
 import jwt
 import pytest
 
+from sluiceway.sdk.uploads import scan
 from tests.acceptance.test_access import _identity
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
@@ -165,7 +166,7 @@ def _catalogue() -> list[Any]:
         Attack("forge-job-output", "PUT",
                "/datastores/workspaceblobstore/files/azureml/{job}/score/predictions.csv",
                {"invoker": 403}, body=b"forged\n"),
-        Attack("repoint-upload", "PUT", "/uploads/{upload}", {"invoker": 403},
+        Attack("repoint-upload", "PUT", "/uploads/{upload}", {"invoker": 400},
                body={"name": "in", "path": f"{DS}/catalogue/mine/"}),
         Attack("infinite-override", "POST", f"/endpoints/{ALPHA}/jobs", {"owner": 400},
                body=b'{"properties": {"InputData": {"d": {"JobInputType": "UriFolder", "Uri": "'
@@ -241,8 +242,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         r = owner.post(f"/endpoints/{ALPHA}/jobs", json=_invoke(data))
         assert r.status_code == 201, r.text
         job = r.json()["name"]
-        upload = "0123456789abcdef0123456789abcdef"
-        r = owner.put(f"/uploads/{upload}", json={"name": "data", "path": data})
+        upload = scan(root / "data").digest
+        recorded = upload_folder(owner, root / "data", f"LocalUpload/{upload}/data")
+        r = owner.put(f"/uploads/{upload}", json={"name": "data", "path": recorded})
         assert r.status_code == 200, r.text
         code = owner.get(f"/batch-endpoints/{ALPHA}/deployments/blue").json()
         code_path = code["code_configuration"]["code"].removeprefix(f"{DS}/").rstrip("/")

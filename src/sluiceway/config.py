@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # mini-batch that reads them; this bounds what the cache holds at once.
     staging_dir: Path | None = None
     staging_cache_bytes: int = 2 << 30
+    # Checks made while a caller waits (an input or a data asset's path exists): each storage
+    # request gives up after this many seconds and is not retried. At most this many requests
+    # check storage at once, on threads of their own, so that a slow store cannot hold the
+    # threads every other request needs.
+    storage_check_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    storage_check_threads: int = Field(default=8, ge=1, le=256)
 
     # Security (README, "Security settings"). Hosts a caller's URLs and datastore endpoints may
     # resolve to besides public ones: false, true, or hosts and networks, comma-separated.

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
@@ -32,6 +37,7 @@ from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.server")
+_T = TypeVar("_T")
 
 
 def make_executor(name: str, settings: Settings) -> Executor:
@@ -97,6 +103,7 @@ class Workspace:
             staging_cache_bytes=settings.staging_cache_bytes,
             network=settings.private_network,
             local_roots=settings.local_roots,
+            check_timeout=settings.storage_check_timeout_seconds,
         )
         self.datastores.ensure_default(self.owner.name)
         self.assets = AssetService(AssetStore(self.db), self.datastores, scope)
@@ -132,6 +139,13 @@ class Workspace:
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
         )
         self.scheduler: Scheduler | None = None
+        #: Threads for requests that check storage while the caller waits (invoking, registering
+        #: data and models): apart from the threads every other request runs on.
+        self.storage_checks = anyio.CapacityLimiter(settings.storage_check_threads)
+
+    async def checking_storage(self, call: Callable[[], _T]) -> _T:
+        """Run ``call``, which checks storage, on a storage-check thread."""
+        return await anyio.to_thread.run_sync(call, limiter=self.storage_checks)
 
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(

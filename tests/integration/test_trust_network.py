@@ -19,6 +19,7 @@ import base64
 import http.server
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,11 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.integration import storage_services as svc
 from tests.integration.conftest import RunningServer, start_server, stop_server
-from tests.integration.helpers import create_script_deployment, invoke_body, unique
+from tests.integration.helpers import (
+    create_script_deployment,
+    invoke_body,
+    unique,
+    upload_folder,
+    write_numbered_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -264,10 +272,6 @@ def test_names_that_resolve_to_allowed_addresses_still_work(world: World) -> Non
         world.resolve(host, None)
 
 
-def _elapsed(start: float) -> float:
-    return time.monotonic() - start
-
-
 @pytest.mark.parametrize("kind", ["azure_blob", "azure_data_lake_gen2", "s3"])
 def test_every_storage_client_connects_through_the_policy(kind: str) -> None:
     """Each remote backend's clients (reads and writes) check the addresses they connect to:
@@ -292,3 +296,130 @@ def test_every_storage_client_connects_through_the_policy(kind: str) -> None:
             storage_call("x", "x", lambda b=checked: b.fs.exists(b.full_path("a.csv")))
         with pytest.raises(AddressNotAllowedError, match=r"127\.0\.0\.1"):
             storage_call("x", "x", lambda b=checked: b.write_file("a.csv", [b"1"], overwrite=True))
+
+
+# -- a caller cannot tie up the server --------------------------------------------------------
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(256)  # the kernel completes the handshakes; nothing ever reads
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+CONCURRENT = 45
+
+
+def test_unreachable_storage_cannot_hold_the_server(tmp_path: Path, blackhole: int) -> None:
+    emulator = f"http://127.0.0.1:{blackhole}"
+    env = {
+        "SLUICEWAY_ALLOW_PRIVATE_NETWORK": "127.0.0.1",
+        "SLUICEWAY_BLOB_EMULATOR_ENDPOINTS": emulator,
+        "SLUICEWAY_STORAGE_CHECK_TIMEOUT_SECONDS": "2",
+    }
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            endpoint = unique("ep")
+            create_script_deployment(client, tmp_path, endpoint, "blue")
+        uri = f"{emulator}/devstoreaccount1/data/inputs/"
+        body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+        answers: list[tuple[int, float, str]] = []
+
+        def invoke() -> None:
+            start = time.monotonic()
+            with httpx.Client(base_url=server.url, headers=server.headers, timeout=300) as c:
+                r = c.post(f"/endpoints/{endpoint}/jobs", json=body)
+            answers.append((r.status_code, time.monotonic() - start, r.text))
+
+        threads = [threading.Thread(target=invoke) for _ in range(CONCURRENT)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)  # every invoke is waiting on the store by now
+        with server.client() as client:
+            start = time.monotonic()
+            assert client.get("/whoami", timeout=30).status_code == 200
+            assert time.monotonic() - start < 5, time.monotonic() - start
+        for thread in threads:
+            thread.join(300)
+        assert len(answers) == CONCURRENT
+        for status, seconds, text in answers:
+            assert status == 400, text
+            assert uri in text or "data" in text, text
+            assert seconds < 60, (seconds, text)
+    finally:
+        stop_server(server)
+
+
+def test_an_instance_count_beyond_the_cap_is_refused(world: World, tmp_path: Path) -> None:
+    with world.server.client() as client:
+        endpoint = unique("ep")
+        create_script_deployment(client, tmp_path, endpoint, "blue")
+        upload = tmp_path / "in"
+        write_numbered_files(upload, 2)
+        uri = upload_folder(client, upload, unique("in"))
+        body = invoke_body(
+            {"data": {"JobInputType": "UriFolder", "Uri": uri}}, Compute={"InstanceCount": 100000}
+        )
+        r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["target"] == "properties.Compute.InstanceCount", error
+    assert "100000" in error["message"] and "SLUICEWAY_MAX_WORKERS_PER_JOB" in error["message"]
+
+
+def _workers(process: psutil.Process) -> int:
+    """Worker processes below the server (started with multiprocessing's ``spawn``)."""
+    count = 0
+    for child in process.children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                count += 1
+        except psutil.Error:
+            continue
+    return count
+
+
+def test_many_small_mini_batches_never_run_more_workers_than_the_cap(tmp_path: Path) -> None:
+    env = {
+        "SLUICEWAY_MAX_WORKERS_PER_JOB": "4",
+        "SLUICEWAY_MAX_WORKERS": "4",
+        "SLUICEWAY_MAX_CONCURRENT_JOBS": "2",
+        "SLUICEWAY_SPARE_WORKERS": "0",
+        "SLUICEWAY_WORKER_IDLE_SECONDS": "0",
+    }
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            endpoint = unique("ep")
+            create_script_deployment(client, tmp_path, endpoint, "blue")
+            upload = tmp_path / "in"
+            write_numbered_files(upload, 200)
+            uri = upload_folder(client, upload, unique("in"))
+            body = invoke_body(
+                {"data": {"JobInputType": "UriFolder", "Uri": uri}},
+                MiniBatchSize=1,
+                Compute={"InstanceCount": 4},
+            )
+            jobs = []
+            for _ in range(2):  # two jobs at once, each asking for the per-job cap
+                r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
+                assert r.status_code == 201, r.text
+                jobs.append(r.json()["name"])
+            process = psutil.Process(server.process.pid)
+            most = 0
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                most = max(most, _workers(process))
+                states = {client.get(f"/jobs/{j}").json()["status"] for j in jobs}
+                if states <= {"Completed", "Failed", "Canceled"}:
+                    break
+                time.sleep(0.05)
+            assert states == {"Completed"}, states
+        assert 0 < most <= 4, most
+    finally:
+        stop_server(server)

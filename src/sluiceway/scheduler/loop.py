@@ -42,6 +42,7 @@ class Scheduler:
         lease_seconds: float,
         poll_seconds: float,
         max_jobs: int,
+        max_job_workers: int | None = None,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
     ) -> None:
@@ -53,6 +54,7 @@ class Scheduler:
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_jobs = max_jobs
+        self._max_job_workers = max_job_workers  # None: as many as the job asks for
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._stop = threading.Event()
@@ -125,6 +127,7 @@ class Scheduler:
             lease=self._lease,
             stop=self._stop,
             drain_seconds=self._drain,
+            max_workers=self._max_job_workers,
         )
 
     def _loop(self) -> None:

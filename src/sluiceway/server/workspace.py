@@ -137,6 +137,7 @@ class Workspace:
             self.job_store,
             scope,
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
+            max_workers_per_job=settings.max_workers_per_job,
         )
         self.scheduler: Scheduler | None = None
         #: Threads for requests that check storage while the caller waits (invoking, registering
@@ -161,6 +162,7 @@ class Workspace:
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,
+                max_job_workers=self.settings.job_worker_share,
                 steps=self.step_store,
             )
             self.scheduler.start()

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
     # Worker processes: at most this many for one job (an invocation's Compute.InstanceCount
     # times the deployment's max_concurrency_per_instance; more is refused), and in all for the
     # jobs running at once (each of max_concurrent_jobs jobs gets its share).
-    max_workers_per_job: int = Field(default_factory=lambda: max(2, os.cpu_count() or 1), ge=1)
-    max_workers: int = Field(default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)), ge=1)
+    max_workers_per_job: int = Field(
+        default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)), ge=1
+    )
+    max_workers: int = Field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)), ge=1)
     # Workers a job is done with stay up (model loaded) this long for the next job of the same
     # deployment, model, code and settings; 0 stops them with their job. At most this many
     # pools are kept at once.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = 0.5
     lease_seconds: float = 30.0
     max_concurrent_jobs: int = 2
+    # Worker processes: at most this many for one job (an invocation's Compute.InstanceCount
+    # times the deployment's max_concurrency_per_instance; more is refused), and in all for the
+    # jobs running at once (each of max_concurrent_jobs jobs gets its share).
+    max_workers_per_job: int = Field(
+        default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)), ge=1
+    )
+    max_workers: int = Field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)), ge=1)
     # Workers a job is done with stay up (model loaded) this long for the next job of the same
     # deployment, model, code and settings; 0 stops them with their job. At most this many
     # pools are kept at once.
@@ -56,6 +64,12 @@ class Settings(BaseSettings):
     # mini-batch that reads them; this bounds what the cache holds at once.
     staging_dir: Path | None = None
     staging_cache_bytes: int = 2 << 30
+    # Checks made while a caller waits (an input or a data asset's path exists): each storage
+    # request gives up after this many seconds and is not retried. At most this many requests
+    # check storage at once, on threads of their own, so that a slow store cannot hold the
+    # threads every other request needs.
+    storage_check_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    storage_check_threads: int = Field(default=8, ge=1, le=256)
 
     # Security (README, "Security settings"). Hosts a caller's URLs and datastore endpoints may
     # resolve to besides public ones: false, true, or hosts and networks, comma-separated.
@@ -92,6 +106,13 @@ class Settings(BaseSettings):
                 "audience (aud) that the issuer's tokens for this service carry."
             )
         return self
+
+    @property
+    def job_worker_share(self) -> int:
+        """The most workers one job runs, so that the jobs running at once stay within
+        ``max_workers``."""
+        share = self.max_workers // max(1, self.max_concurrent_jobs)
+        return max(1, min(self.max_workers_per_job, share))
 
     @property
     def workspace(self) -> WorkspaceHome:

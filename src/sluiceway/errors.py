@@ -40,6 +40,23 @@ class UnsupportedError(ValidationError):
     code = "NotSupported"
 
 
+class AddressNotAllowedError(ValidationError):
+    """A storage client was about to connect to an address the network policy refuses: after
+    a redirect, or because a host name resolves elsewhere than when it was checked."""
+
+    code = "AddressNotAllowed"
+
+    def __init__(self, where: str, reason: str, *, url: str | None = None) -> None:
+        shown = f" (for {url})" if url else ""
+        super().__init__(f"The server refused to connect to {where}{shown}: {reason}")
+        self.where = where
+        self.reason = reason
+
+    def at(self, url: str) -> AddressNotAllowedError:
+        """The same error, naming the URL whose connection was refused."""
+        return AddressNotAllowedError(self.where, self.reason, url=url)
+
+
 class AuthenticationError(SluicewayError):
     """No credential, or one that is not valid."""
 

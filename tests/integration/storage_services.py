@@ -109,6 +109,14 @@ def upload_to_bucket(bucket: str, folder: Path, prefix: str) -> None:
         fs.pipe(f"{bucket}/{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
 
 
+def loopback_client() -> Any:
+    """Client settings for backends opened by tests: Azurite and moto listen on loopback."""
+    from sluiceway.storage.datastores import ClientSettings
+    from sluiceway.storage.network import PrivateNetworkPolicy
+
+    return ClientSettings(PrivateNetworkPolicy.parse("127.0.0.1"))
+
+
 def server_env() -> dict[str, str]:
     """Settings for a server whose storage is Azurite and moto (ambient AWS credentials too).
 

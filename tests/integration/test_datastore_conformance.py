@@ -34,7 +34,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> DatastoreBackend:
     credentials = config.pop("credentials")
     config.pop("type")
     config.pop("name")
-    return open_backend(kind, config, credentials)
+    return open_backend(kind, config, credentials, svc.loopback_client())
 
 
 def at(backend: DatastoreBackend, path: str) -> Location:

@@ -24,7 +24,8 @@ def remote() -> Location:
         fs.pipe(f"{bucket}/in/sub/f{i}.csv", bytes([48 + i]) * (100 * KB))
     config = svc.s3_datastore_yaml("x", bucket)
     credentials = config.pop("credentials")
-    backend = open_backend("s3", {k: config[k] for k in ("bucket", "endpoint_url")}, credentials)
+    settings = {k: config[k] for k in ("bucket", "endpoint_url")}
+    backend = open_backend("s3", settings, credentials, svc.loopback_client())
     return Location("s3_ds", "in", backend)
 
 

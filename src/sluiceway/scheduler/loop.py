@@ -43,6 +43,7 @@ class Scheduler:
         lease_seconds: float,
         poll_seconds: float,
         max_jobs: int,
+        max_job_workers: int | None = None,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
         access: JobAccess | None = None,
@@ -59,6 +60,7 @@ class Scheduler:
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_jobs = max_jobs
+        self._max_job_workers = max_job_workers  # None: as many as the job asks for
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._access = access
@@ -134,6 +136,7 @@ class Scheduler:
             stop=self._stop,
             drain_seconds=self._drain,
             access=self._access,
+            max_workers=self._max_job_workers,
         )
 
     def _loop(self) -> None:

@@ -109,9 +109,11 @@ class JobRunner:
         stop: threading.Event,
         drain_seconds: float = 10.0,
         access: JobAccess | None = None,
+        max_workers: int | None = None,
     ) -> None:
         self.job = job
         self._access = access
+        self._max_workers = max_workers
         self._store = store
         self._datastores = datastores
         self._executor = executor
@@ -354,6 +356,13 @@ class JobRunner:
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
+        if self._max_workers is not None and workers > self._max_workers:
+            self._log.overview(
+                f"{wanted} workers asked for (instance_count x max_concurrency_per_instance); "
+                f"this server runs at most {self._max_workers} for a job while others may run "
+                "(SLUICEWAY_MAX_WORKERS over SLUICEWAY_MAX_CONCURRENT_JOBS)."
+            )
+            workers = self._max_workers
         self._log.overview(f"Running {len(pending)} pending mini-batches on {workers} workers.")
         pool = self._executor.open_pool(self._worker_spec(paths), self._job_context(paths), workers)
         finished = False

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
@@ -36,6 +41,7 @@ from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.server")
+_T = TypeVar("_T")
 
 
 def make_executor(name: str, settings: Settings) -> Executor:
@@ -101,6 +107,7 @@ class Workspace:
             staging_cache_bytes=settings.staging_cache_bytes,
             network=settings.private_network,
             local_roots=settings.local_roots,
+            check_timeout=settings.storage_check_timeout_seconds,
         )
         self.datastores.ensure_default(self.owner.name)
         registry = Registry(SnapshotStore(self.db), self.datastores)
@@ -140,8 +147,16 @@ class Workspace:
             self.job_store,
             scope,
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
+            max_workers_per_job=settings.max_workers_per_job,
         )
         self.scheduler: Scheduler | None = None
+        #: Threads for requests that check storage while the caller waits (invoking, registering
+        #: data and models): apart from the threads every other request runs on.
+        self.storage_checks = anyio.CapacityLimiter(settings.storage_check_threads)
+
+    async def checking_storage(self, call: Callable[[], _T]) -> _T:
+        """Run ``call``, which checks storage, on a storage-check thread."""
+        return await anyio.to_thread.run_sync(call, limiter=self.storage_checks)
 
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(
@@ -162,6 +177,7 @@ class Workspace:
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,
+                max_job_workers=self.settings.job_worker_share,
                 steps=self.step_store,
                 access=InvokerAccess(self.identities),
             )

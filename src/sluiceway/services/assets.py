@@ -123,7 +123,7 @@ class AssetService:
                 target="path",
             )
         if isinstance(ref, StorageUrlRef):
-            location = self._datastores.url_location(ref)
+            location = self._datastores.probing(self._datastores.url_location(ref))
             storage_call(f"path {path!r}", "path", lambda: _check_type(location, path, type_))
             return ref.url
         if not isinstance(ref, DatastorePathRef):
@@ -131,7 +131,7 @@ class AssetService:
                 f"path {path!r} must be a datastore path or a storage URL, not another asset.",
                 target="path",
             )
-        location = self._datastores.location(ref.datastore, ref.path)
+        location = self._datastores.probing(self._datastores.location(ref.datastore, ref.path))
         is_dir = storage_call(f"path {path!r}", "path", lambda: _check_type(location, path, type_))
         return location.uri + ("/" if is_dir else "")
 

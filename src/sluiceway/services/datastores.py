@@ -10,6 +10,7 @@ ambient AWS credentials.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,9 +36,10 @@ from sluiceway.schemas.datastores import TYPE_SETTINGS, DatastoreCreate, Datasto
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.storage.datastores import datastore_type, open_backend
 from sluiceway.storage.datastores.azure import AzureContainerDatastore, blob_endpoint
-from sluiceway.storage.datastores.base import DatastoreBackend, DatastoreType
+from sluiceway.storage.datastores.base import ClientSettings, DatastoreBackend, DatastoreType
 from sluiceway.storage.datastores.local import check_root as check_local_root
 from sluiceway.storage.datastores.s3 import S3Datastore
+from sluiceway.storage.egress import refusal_in
 from sluiceway.storage.locations import Location
 from sluiceway.storage.network import PrivateNetworkPolicy
 from sluiceway.storage.paths import check_relative_path
@@ -74,6 +76,7 @@ class DatastoreService:
         staging_cache_bytes: int = 2 << 30,
         network: PrivateNetworkPolicy | None = None,
         local_roots: tuple[Path, ...] | None = None,
+        check_timeout: float = 5.0,
     ) -> None:
         self._store = store
         self._home = home
@@ -83,15 +86,32 @@ class DatastoreService:
         self._emulators = blob_emulator_endpoints
         # Private hosts callers' URLs and endpoints may reach (blob emulators always may), and
         # the folders local datastores may be in.
-        self._network = (network or PrivateNetworkPolicy()).with_endpoints(blob_emulator_endpoints)
+        self._network = (network or PrivateNetworkPolicy()).with_endpoints(
+            (*blob_emulator_endpoints, *self._default_endpoint(), *_ambient_s3_endpoints())
+        )
+        # Every storage client checks its connections against the same policy.
+        self._client = ClientSettings(network=self._network)
         self._local_roots = local_roots or (home.root,)
         #: Where jobs stage files of remote datastores, and how much their input cache holds.
         self.staging_dir = staging_dir or home.root / "staging"
         self.staging_cache_bytes = staging_cache_bytes
         self._backends: dict[str, DatastoreBackend] = {}
+        self._probes: dict[str, DatastoreBackend] = {}  # the backends of ``probing``
         self._lock = threading.Lock()
+        self._check_timeout = check_timeout
 
     # -- the default ------------------------------------------------------------------------
+
+    def _default_endpoint(self) -> tuple[str, ...]:
+        """The default datastore's endpoint: an operator setting, so always reachable."""
+        if self._default is None:
+            return ()
+        try:
+            body = DatastoreCreate.model_validate({**self._default, "name": DEFAULT_DATASTORE})
+            backend = open_backend(body.type, body.settings(), None)
+        except (PydanticValidationError, SluicewayError):
+            return ()  # ensure_default says what is wrong with it
+        return (backend.service_url,) if backend.service_url else ()
 
     def ensure_default(self, created_by: str) -> None:
         """``workspaceblobstore`` always exists: the settings' datastore, else a local folder.
@@ -233,7 +253,7 @@ class DatastoreService:
         config = body.settings()
         credentials = {k: v for k, v in (body.credentials or {}).items() if v}
         # Opening the backend checks the settings and credentials (it reaches no storage).
-        backend = open_backend(body.type, config, credentials or None)
+        backend = open_backend(body.type, config, credentials or None, self._client)
         if not is_default:  # the default's endpoint is the operator's own setting
             self._check_reachable(body.name, backend)
         secret = None
@@ -284,7 +304,7 @@ class DatastoreService:
             config = dict(record.config)
             if record.type == DatastoreType.LOCAL.value and config.get("root") == HOME_ROOT:
                 config["root"] = str(self._home.blobstore)
-            backend = open_backend(record.type, config, self._credentials(record))
+            backend = open_backend(record.type, config, self._credentials(record), self._client)
             if not record.is_default:  # settings may have changed since it was registered
                 if record.type == DatastoreType.LOCAL.value:
                     self._check_local_root(config.get("root"))
@@ -305,11 +325,26 @@ class DatastoreService:
     def _forget(self, name: str) -> None:
         with self._lock:
             self._backends.pop(name, None)
+            self._probes.pop(name, None)
 
     def location(self, datastore: str, path: str) -> Location:
         """A normalised location; paths that would leave the datastore's root are refused."""
         relative, _ = check_relative_path(path)
         return Location(datastore, relative, self.backend(datastore))
+
+    def probing(self, location: Location) -> Location:
+        """``location``, reached with a short timeout and no retries: for the checks made while
+        a caller waits (an input exists, is a folder), so an unreachable store answers soon."""
+        if location.url is not None:  # a storage URL of no datastore: a backend of its own
+            return replace(location, backend=location.backend.probing(self._check_timeout))
+        with self._lock:
+            probe = self._probes.get(location.datastore)
+        if probe is None:
+            probe = location.backend.probing(self._check_timeout)
+            with self._lock:  # kept with the datastore's backend, and forgotten with it
+                if self._backends.get(location.datastore) is location.backend:
+                    probe = self._probes.setdefault(location.datastore, probe)
+        return replace(location, backend=probe)
 
     # -- references and storage URLs --------------------------------------------------------
 
@@ -364,7 +399,7 @@ class DatastoreService:
             return self.location(matched, path)
         backend: DatastoreBackend
         if ref.kind == "s3":
-            backend = S3Datastore(str(ref.container))
+            backend = S3Datastore(str(ref.container), client=self._client)
         else:
             credentials = {"sas_token": ref.query} if ref.query else None
             account_url = self._account_url(ref)
@@ -375,6 +410,7 @@ class DatastoreService:
                 str(ref.container),
                 account_url,
                 credentials,
+                self._client,
             )
         return Location("", path, backend, url=ref.url)
 
@@ -433,6 +469,13 @@ class DatastoreService:
         )
 
 
+def _ambient_s3_endpoints() -> tuple[str, ...]:
+    """The S3 endpoints the server's own AWS settings name (s3:// URLs of no datastore go
+    there): the operator's settings, so reachable."""
+    names = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    return tuple(os.environ[n] for n in names if os.environ.get(n))
+
+
 def storage_call(what: str, target: str, call: Callable[[], _T], *, writing: bool = False) -> _T:
     """Run a storage operation; a failure (no such account, no access, ...) becomes a 4xx
     whose message shows no credential.
@@ -445,6 +488,9 @@ def storage_call(what: str, target: str, call: Callable[[], _T], *, writing: boo
     except SluicewayError:
         raise
     except Exception as exc:
+        refused = refusal_in(exc)
+        if refused is not None:
+            raise refused from None
         reason = redact_text(str(exc)).strip().splitlines()[0] if str(exc).strip() else ""
         verb = "written" if writing else "read"
         raise ValidationError(

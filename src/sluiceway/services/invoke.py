@@ -69,7 +69,9 @@ class InvokeService:
         jobs: JobStore,
         scope: WorkspaceScope,
         pipelines: PipelineInvoker | None = None,
+        max_workers_per_job: int | None = None,
     ) -> None:
+        self._max_workers = max_workers_per_job
         self._endpoints = endpoints
         self._assets = assets
         self._resolver = resolver
@@ -237,6 +239,16 @@ class InvokeService:
         if instance_count < 1:
             raise ValidationError(
                 f"Compute.InstanceCount {instance_count} is not valid: it must be at least 1.",
+                target="properties.Compute.InstanceCount",
+            )
+        workers = instance_count * settings.max_concurrency_per_instance
+        if self._max_workers is not None and workers > self._max_workers:
+            raise ValidationError(
+                f"Compute.InstanceCount {instance_count} is not accepted: with the "
+                f"deployment's max_concurrency_per_instance {settings.max_concurrency_per_instance}"
+                f" it asks for {workers} worker processes, and this server runs at most "
+                f"{self._max_workers} for a job (SLUICEWAY_MAX_WORKERS_PER_JOB). Give at most "
+                f"{max(1, self._max_workers // settings.max_concurrency_per_instance)}.",
                 target="properties.Compute.InstanceCount",
             )
         return {

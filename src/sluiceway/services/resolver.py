@@ -106,10 +106,11 @@ class InputResolver:
         location = self._locate(where, name, ref, uri)
         if reader is not None:
             require_read(reader, location, f"input {name!r}")
+        probe = self._datastores.probing(location)
         storage_call(
             f"{where}: {uri!r}",
             name,
-            lambda: self._check(where, name, declared_type, uri, location),
+            lambda: self._check(where, name, declared_type, uri, probe),
         )
         sealed = self._datastores.seal_url(location.url) if location.url is not None else None
         return ResolvedInput(name, declared_type, uri, location, sealed)
@@ -208,7 +209,8 @@ class InputResolver:
 
     def exists(self, location: Location, where: str) -> bool:
         """Whether a file or folder exists; an unreadable store is a 4xx naming ``where``."""
-        return storage_call(f"{where}: {location.uri}", where, location.exists)
+        probe = self._datastores.probing(location)
+        return storage_call(f"{where}: {location.uri}", where, probe.exists)
 
     def check_named_output(self, where: str, ref: DatastorePathRef) -> None:
         """An output an invocation names may not go where the server alone writes: into a
@@ -229,7 +231,8 @@ class InputResolver:
     def output_location(self, datastore: str, folder: str) -> Location:
         """Where an output folder goes; it may not exist yet, but it may not be a file."""
         location = self._datastores.location(datastore, folder)
-        is_file = storage_call(f"Output folder {location.uri!r}", "OutputData", location.is_file)
+        probe = self._datastores.probing(location)
+        is_file = storage_call(f"Output folder {location.uri!r}", "OutputData", probe.is_file)
         if is_file:
             raise ValidationError(
                 f"Output folder {location.uri!r} is an existing file.", target="OutputData"

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from sluiceway.errors import ValidationError
+from sluiceway.errors import AddressNotAllowedError, ValidationError
 from sluiceway.storage.redaction import redact_url
 
 __all__ = ["SETTING", "PrivateNetworkPolicy"]
@@ -126,16 +126,59 @@ class PrivateNetworkPolicy:
         if where is None:
             return
         host, port = where
+        reason = self.refusal(host, port, _addresses(host, port))
+        if reason is not None:
+            shown = redact_url(url)
+            raise ValidationError(f"{what} {shown!r} is not accepted: {reason}", target=target)
+
+    def check_connection(self, host: str, port: int, addresses: Iterable[str]) -> None:
+        """Check, at connect time, the addresses a storage client is about to connect to.
+
+        Storage clients call this through :mod:`sluiceway.storage.egress` with the addresses
+        they resolved ``host`` to, and then connect to those addresses only; so a redirect to
+        another host, or a name that resolves elsewhere than when it was registered, is
+        checked too.
+
+        Raises:
+            AddressNotAllowedError: naming the host, the address and the setting.
+        """
+        host = host.lower().rstrip(".").strip("[]")
+        found: set[IPAddress] = set()
+        for text in addresses:
+            try:
+                found.add(_plain(ipaddress.ip_address(text.split("%", 1)[0])))
+            except ValueError:
+                raise AddressNotAllowedError(
+                    f"{host}:{port}", f"{text!r} is not an IP address."
+                ) from None
+        reason = self.refusal(host, port, found)
+        if reason is not None:
+            raise AddressNotAllowedError(f"{host}:{port}", reason)
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host``, each checked: a client connects to these, and resolves
+        no more.
+
+        Raises:
+            AddressNotAllowedError: one of them is not allowed.
+            OSError: the host does not resolve.
+        """
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        addresses = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in found))
+        self.check_connection(host, port, addresses)
+        return addresses
+
+    def refusal(self, host: str, port: int, addresses: Iterable[IPAddress]) -> str | None:
+        """Why ``host:port``, which resolves to ``addresses``, may not be reached (None if it
+        may): the address, what kind it is, and the setting that would allow it."""
         if (host, port) in self.endpoints or host in self.hosts:
-            return
-        shown = redact_url(url)
+            return None
         if host in METADATA_HOSTS:
-            raise ValidationError(
-                f"{what} {shown!r} is not accepted: {host!r} is a cloud metadata service, which "
-                f"the server does not reach for a caller unless {SETTING} names it.",
-                target=target,
+            return (
+                f"{host!r} is a cloud metadata service, which the server does not reach for a "
+                f"caller unless {SETTING} names it."
             )
-        for address in _addresses(host, port):
+        for address in sorted(addresses, key=lambda a: (a.version, a)):
             kind = _private_kind(address)
             if kind is None or any(address in n for n in self.networks):
                 continue
@@ -152,12 +195,11 @@ class PrivateNetworkPolicy:
                     f"unless {SETTING} allows it: true, or a list of hosts and networks such as "
                     f"'{example}'"
                 )
-            raise ValidationError(
-                f"{what} {shown!r} is not accepted: its host {host!r} {resolved} {kind} "
-                f"address, and the server does not connect to such addresses for a caller "
-                f"{rule}.",
-                target=target,
+            return (
+                f"its host {host!r} {resolved} {kind} address, and the server does not connect "
+                f"to such addresses for a caller {rule}."
             )
+        return None
 
 
 def _host_and_port(url: str) -> tuple[str, int] | None:
@@ -177,13 +219,14 @@ def _addresses(host: str, port: int) -> set[IPAddress]:
         found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError, OSError):
         return set()
-    addresses: set[IPAddress] = set()
-    for *_, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        addresses.add(address)
-    return addresses
+    return {_plain(ipaddress.ip_address(str(a[0]).split("%", 1)[0])) for *_, a in found}
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _private_kind(address: IPAddress) -> str | None:

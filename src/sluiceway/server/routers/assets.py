@@ -30,10 +30,10 @@ def _latest_label(label: str) -> None:
     tags=["data"],
     dependencies=MANAGE,
 )
-def create_data(
+async def create_data(
     body: DataCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> DataOut:
-    out, created = ws.assets.create_data(body, principal)
+    out, created = await ws.checking_storage(lambda: ws.assets.create_data(body, principal))
     if not created:
         response.status_code = status.HTTP_200_OK
     return out
@@ -67,10 +67,10 @@ def get_data_label(name: str, label: str, ws: WorkspaceDep) -> DataOut:
     tags=["models"],
     dependencies=MANAGE,
 )
-def create_model(
+async def create_model(
     body: ModelCreate, ws: WorkspaceDep, principal: PrincipalDep, response: Response
 ) -> ModelOut:
-    out, created = ws.assets.create_model(body, principal)
+    out, created = await ws.checking_storage(lambda: ws.assets.create_model(body, principal))
     if not created:
         response.status_code = status.HTTP_200_OK
     return out

@@ -134,7 +134,7 @@ def deployment_jobs(
     tags=["invoke"],
     dependencies=[allowed(Action.INVOKE, endpoint="endpoint")],
 )
-def invoke(
+async def invoke(
     endpoint: str,
     ws: WorkspaceDep,
     principal: PrincipalDep,
@@ -146,11 +146,15 @@ def invoke(
     The caller needs ``invoke`` on the endpoint, ``read data`` where each input is and
     ``write data`` where each output it names goes."""
     request = parse_invoke_body(body)
-    record = ws.invocations.invoke(
-        endpoint, request, principal, deployment_name=azureml_model_deployment or None
-    )
-    ws.job_queued()
-    return ws.jobs.created_out(record)
+
+    def create() -> JobOut:  # checks the inputs and outputs in storage
+        record = ws.invocations.invoke(
+            endpoint, request, principal, deployment_name=azureml_model_deployment or None
+        )
+        ws.job_queued()
+        return ws.jobs.created_out(record)
+
+    return await ws.checking_storage(create)
 
 
 @router.get("/endpoints/{endpoint}/jobs", tags=["invoke"], dependencies=READ_ENDPOINT)

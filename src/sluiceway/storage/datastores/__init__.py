@@ -13,11 +13,11 @@ from typing import Any
 from sluiceway.errors import UnsupportedError
 from sluiceway.storage.datastores.azure_blob import open_azure_blob
 from sluiceway.storage.datastores.azure_data_lake_gen2 import open_azure_data_lake_gen2
-from sluiceway.storage.datastores.base import DatastoreBackend, DatastoreType
+from sluiceway.storage.datastores.base import ClientSettings, DatastoreBackend, DatastoreType
 from sluiceway.storage.datastores.local import LocalDatastore
 from sluiceway.storage.datastores.s3 import S3Datastore
 
-BackendFactory = Callable[[dict[str, Any], dict[str, Any] | None], DatastoreBackend]
+BackendFactory = Callable[[dict[str, Any], dict[str, Any] | None, ClientSettings], DatastoreBackend]
 
 _REGISTRY: dict[DatastoreType, BackendFactory] = {
     DatastoreType.LOCAL: LocalDatastore.from_config,
@@ -40,11 +40,15 @@ def datastore_type(type_name: str) -> DatastoreType:
 
 
 def open_backend(
-    type_name: str, config: dict[str, Any], credentials: dict[str, Any] | None = None
+    type_name: str,
+    config: dict[str, Any],
+    credentials: dict[str, Any] | None = None,
+    client: ClientSettings | None = None,
 ) -> DatastoreBackend:
     """The backend for a stored datastore's type, config and (decrypted) credentials.
 
-    Opening checks the settings but reaches no storage: filesystems connect on first use.
+    Opening checks the settings but reaches no storage: filesystems connect on first use, and
+    each connection is checked against ``client.network`` (by default, public addresses only).
     """
     kind = datastore_type(type_name)
     factory = _REGISTRY.get(kind)
@@ -54,7 +58,7 @@ def open_backend(
             + ", ".join(t.value for t in _REGISTRY),
             target="type",
         )
-    return factory(config, credentials)
+    return factory(config, credentials, client or ClientSettings())
 
 
-__all__ = ["DatastoreBackend", "DatastoreType", "datastore_type", "open_backend"]
+__all__ = ["ClientSettings", "DatastoreBackend", "DatastoreType", "datastore_type", "open_backend"]

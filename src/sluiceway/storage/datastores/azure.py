@@ -12,19 +12,22 @@ a URL with no path gets ``/<account_name>`` added, as emulators are path-style).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluiceway.errors import MissingExtraError, ValidationError
 from sluiceway.storage.datastores.base import (
+    ClientSettings,
     DatastoreType,
     contained_path,
     optional,
     required,
 )
+from sluiceway.storage.network import PrivateNetworkPolicy
 
 DEFAULT_SUFFIX = "core.windows.net"
 CREDENTIAL_KEYS = ("account_key", "sas_token")
@@ -81,6 +84,7 @@ class AzureContainerDatastore:
     container: str
     url: str
     credentials: dict[str, Any] | None = field(default=None, repr=False)
+    client: ClientSettings = field(default_factory=ClientSettings)
     _fs: Any = field(default=None, repr=False)
     _service: Any = field(default=None, repr=False)
 
@@ -91,12 +95,28 @@ class AzureContainerDatastore:
         container_key: str,
         config: dict[str, Any],
         credentials: dict[str, Any] | None,
+        client: ClientSettings,
     ) -> AzureContainerDatastore:
         account = required(config, "account_name", kind.value)
         container = required(config, container_key, kind.value)
         check_credentials(credentials, kind.value)
         url = blob_endpoint(account, optional(config, "endpoint"), optional(config, "protocol"))
-        return cls(kind, account, container, url, dict(credentials) if credentials else None)
+        return cls(
+            kind, account, container, url, dict(credentials) if credentials else None, client
+        )
+
+    def probing(self, timeout: float) -> AzureContainerDatastore:
+        return replace(self, client=replace(self.client, timeout=timeout), _fs=None, _service=None)
+
+    def _client_options(self, transport: Any) -> dict[str, Any]:
+        """The Blob clients' transport (connections checked by the network policy) and, for
+        checks, a timeout and no retries."""
+        timeout = self.client.timeout
+        limits = {} if timeout is None else {"connection_timeout": timeout, "read_timeout": timeout}
+        options: dict[str, Any] = {"transport": transport(self.client.network, **limits)}
+        if timeout is not None:
+            options["retry_total"] = 0
+        return options
 
     @property
     def service_url(self) -> str:
@@ -109,11 +129,10 @@ class AzureContainerDatastore:
     @property
     def fs(self) -> Any:
         if self._fs is None:
-            try:
-                from adlfs import AzureBlobFileSystem
-            except ImportError:
-                raise MissingExtraError("azure", "adlfs") from None
-            self._fs = AzureBlobFileSystem(
+            from sluiceway.storage.egress import guarded_azure_transport
+
+            self._fs = _filesystem_class()(
+                self._client_options(guarded_azure_transport),
                 connection_string=self.connection_string,
                 skip_instance_cache=True,
                 use_listings_cache=False,
@@ -126,7 +145,16 @@ class AzureContainerDatastore:
                 from azure.storage.blob import BlobServiceClient
             except ImportError:
                 raise MissingExtraError("azure", "azure-storage-blob") from None
-            service = BlobServiceClient.from_connection_string(self.connection_string)
+            from azure.core.pipeline.transport import RequestsTransport
+
+            from sluiceway.storage.egress import guarded_session
+
+            def transport(network: PrivateNetworkPolicy, **limits: Any) -> Any:
+                return RequestsTransport(session=guarded_session(network), **limits)
+
+            service = BlobServiceClient.from_connection_string(
+                self.connection_string, **self._client_options(transport)
+            )
             self._service = service.get_container_client(self.container)
         return self._service
 
@@ -150,6 +178,30 @@ class AzureContainerDatastore:
         except ResourceExistsError:
             raise FileExistsError(f"{self.container}/{blob_name}") from None
         return counted.size
+
+
+@functools.cache
+def _filesystem_class() -> type[Any]:
+    """adlfs's filesystem, whose Blob client gets the options :meth:`AzureContainerDatastore.
+    _client_options` gives (adlfs makes its client without a way to pass them)."""
+    try:
+        from adlfs import AzureBlobFileSystem
+    except ImportError:
+        raise MissingExtraError("azure", "adlfs") from None
+
+    class CheckedBlobFileSystem(AzureBlobFileSystem):  # type: ignore[misc]
+        def __init__(self, client_options: dict[str, Any], **kwargs: Any) -> None:
+            self._client_options = client_options
+            super().__init__(**kwargs)
+
+        def do_connect(self) -> None:
+            from azure.storage.blob.aio import BlobServiceClient
+
+            self.service_client = BlobServiceClient.from_connection_string(
+                self.connection_string, **self._client_options
+            )
+
+    return CheckedBlobFileSystem
 
 
 class _Counted:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from sluiceway.storage.datastores.azure import AzureContainerDatastore
-from sluiceway.storage.datastores.base import DatastoreType
+from sluiceway.storage.datastores.base import ClientSettings, DatastoreType
 
 CONFIG_KEYS = ("account_name", "container_name", "endpoint", "protocol")
 
 
 def open_azure_blob(
-    config: dict[str, Any], credentials: dict[str, Any] | None
+    config: dict[str, Any], credentials: dict[str, Any] | None, client: ClientSettings
 ) -> AzureContainerDatastore:
     return AzureContainerDatastore.open(
-        DatastoreType.AZURE_BLOB, "container_name", config, credentials
+        DatastoreType.AZURE_BLOB, "container_name", config, credentials, client
     )

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from sluiceway.storage.datastores.azure import AzureContainerDatastore
-from sluiceway.storage.datastores.base import DatastoreType
+from sluiceway.storage.datastores.base import ClientSettings, DatastoreType
 
 CONFIG_KEYS = ("account_name", "filesystem", "endpoint", "protocol")
 
 
 def open_azure_data_lake_gen2(
-    config: dict[str, Any], credentials: dict[str, Any] | None
+    config: dict[str, Any], credentials: dict[str, Any] | None, client: ClientSettings
 ) -> AzureContainerDatastore:
     return AzureContainerDatastore.open(
-        DatastoreType.AZURE_DATA_LAKE_GEN2, "filesystem", config, credentials
+        DatastoreType.AZURE_DATA_LAKE_GEN2, "filesystem", config, credentials, client
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 from sluiceway.errors import ValidationError
+from sluiceway.storage.network import PrivateNetworkPolicy
 from sluiceway.storage.paths import check_relative_path
 
 
@@ -23,6 +25,20 @@ class DatastoreType(StrEnum):
     AZURE_BLOB = "azure_blob"
     AZURE_DATA_LAKE_GEN2 = "azure_data_lake_gen2"
     S3 = "s3"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How a backend's storage clients connect.
+
+    Every connection is checked against ``network`` when it is made (see
+    :mod:`sluiceway.storage.egress`); by default only public addresses are reached.
+    ``timeout`` is set for checks made while a caller waits (an input exists, is a folder):
+    each request then gives up after that many seconds, and is not retried.
+    """
+
+    network: PrivateNetworkPolicy = field(default_factory=PrivateNetworkPolicy)
+    timeout: float | None = None
 
 
 class DatastoreBackend(Protocol):
@@ -38,6 +54,10 @@ class DatastoreBackend(Protocol):
     def service_url(self) -> str | None:
         """The URL the store is reached at when its settings name one (None for a local
         folder, or a cloud's own endpoint); the server checks it before connecting."""
+
+    def probing(self, timeout: float) -> DatastoreBackend:
+        """The same store, reached with ``timeout`` seconds per request and no retries: for
+        checks made while a caller waits."""
 
     def full_path(self, path: str) -> str:
         """The filesystem path of ``path`` (normalised, relative to the store's root)."""

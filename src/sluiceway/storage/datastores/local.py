@@ -24,9 +24,12 @@ class LocalDatastore:
 
     @classmethod
     def from_config(
-        cls, config: dict[str, Any], _credentials: dict[str, Any] | None
+        cls, config: dict[str, Any], _credentials: dict[str, Any] | None, _client: Any = None
     ) -> LocalDatastore:
         return cls(Path(config["root"]).resolve())
+
+    def probing(self, timeout: float) -> LocalDatastore:
+        return self
 
     @property
     def fs(self) -> LocalFileSystem:

@@ -9,12 +9,18 @@ s3fs (extra ``s3``); writes use ``PutObject`` or a multipart upload whose comple
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sluiceway.errors import MissingExtraError, ValidationError
-from sluiceway.storage.datastores.base import DatastoreType, contained_path, optional, required
+from sluiceway.storage.datastores.base import (
+    ClientSettings,
+    DatastoreType,
+    contained_path,
+    optional,
+    required,
+)
 
 CONFIG_KEYS = ("bucket", "endpoint_url", "region")
 CREDENTIAL_KEYS = ("access_key_id", "secret_access_key", "session_token")
@@ -43,11 +49,17 @@ class S3Datastore:
     endpoint_url: str | None = None
     region: str | None = None
     credentials: dict[str, Any] | None = field(default=None, repr=False)
+    client: ClientSettings = field(default_factory=ClientSettings)
     type: DatastoreType = DatastoreType.S3
     _fs: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], credentials: dict[str, Any] | None) -> S3Datastore:
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        credentials: dict[str, Any] | None,
+        client: ClientSettings | None = None,
+    ) -> S3Datastore:
         bucket = required(config, "bucket", "s3")
         if "/" in bucket:
             raise ValidationError(f"bucket {bucket!r} may not hold '/'.", target="bucket")
@@ -57,7 +69,11 @@ class S3Datastore:
             optional(config, "endpoint_url"),
             optional(config, "region"),
             dict(credentials) if credentials else None,
+            client or ClientSettings(),
         )
+
+    def probing(self, timeout: float) -> S3Datastore:
+        return replace(self, client=replace(self.client, timeout=timeout), _fs=None)
 
     @property
     def service_url(self) -> str | None:
@@ -74,15 +90,29 @@ class S3Datastore:
             client_kwargs: dict[str, Any] = {}
             if self.region:
                 client_kwargs["region_name"] = self.region
+            from sluiceway.storage.egress import guarded_s3_session
+
+            # Every connection aiobotocore opens checks its addresses against the network
+            # policy. botocore follows no redirects (it sends with allow_redirects=False).
+            config: dict[str, Any] = {"http_session_cls": guarded_s3_session(self.client.network)}
+            if self.client.timeout is not None:
+                config |= {
+                    "connect_timeout": self.client.timeout,
+                    "read_timeout": self.client.timeout,
+                    "retries": {"total_max_attempts": 1},
+                }
             self._fs = S3FileSystem(
                 key=creds.get("access_key_id"),
                 secret=creds.get("secret_access_key"),
                 token=creds.get("session_token"),
                 endpoint_url=self.endpoint_url,
                 client_kwargs=client_kwargs,
+                config_kwargs=config,
                 skip_instance_cache=True,
                 use_listings_cache=False,
             )
+            if self.client.timeout is not None:
+                self._fs.retries = 1  # s3fs's own retries, besides botocore's
         return self._fs
 
     def full_path(self, path: str) -> str:

@@ -35,7 +35,13 @@ from sluiceway.services.steps import describe_steps
 from sluiceway.storage.locations import Location
 from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_url
-from sluiceway.store.jobs import JobRecord, JobStore, JobVisibility, MiniBatchCounts
+from sluiceway.store.jobs import (
+    JobRecord,
+    JobStore,
+    JobVisibility,
+    MiniBatchCounts,
+    MiniBatchSpan,
+)
 from sluiceway.store.steps import StepStore
 
 ERRORS_FILE = "errors.jsonl"
@@ -213,6 +219,10 @@ class JobService:
             experiment_name=record.experiment_name,
         )
 
+    def timeline(self, name: str, principal: Principal) -> list[MiniBatchSpan]:
+        """The job's mini-batches, with the worker and times of their latest attempt."""
+        return self._store.spans(self.readable(name, principal).name)
+
     # -- outputs and logs -------------------------------------------------------------------
 
     def _output_location(self, record: JobRecord, output: str) -> Location:
@@ -374,7 +384,7 @@ class JobService:
             name: JobIO(type=o["type"], path=self._output_uri(o), mode=o.get("mode"))
             for name, o in spec.get("outputs", {}).items()
         }
-        link = f"{self._base_url}/jobs/{record.name}"
+        link = f"{self._base_url}/ui/jobs/{record.name}"  # the studio's job page
         if counts is None:
             counts = self._store.counts(record.name)
         error = JobError.model_validate(record.error) if record.error else None

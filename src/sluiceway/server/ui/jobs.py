@@ -126,13 +126,21 @@ def _timeline(ws: WorkspaceDep, who: Viewer, job: JobOut) -> dict[str, Any] | No
     now = utcnow()
     end = max((s.ended_at or now) for s in spans)
     total = max((end - start).total_seconds(), 0.001)
-    workers = sorted({s.worker or "?" for s in spans})
-    lanes: dict[str, list[dict[str, Any]]] = {w: [] for w in workers}
-    for s in spans:
+    # The scheduler records where it sent a mini-batch (a pool, for the local executor), not
+    # which process ran it: bars that overlap in time go to lanes of their own.
+    lanes: dict[str, list[dict[str, Any]]] = {}
+    ends: dict[str, list[float]] = {}
+    for s in sorted(spans, key=lambda span: (span.worker or "?", span.started_at or start)):
         assert s.started_at is not None
         began = (s.started_at - start).total_seconds()
         finished = ((s.ended_at or now) - start).total_seconds()
-        lanes[s.worker or "?"].append(
+        worker = s.worker or "?"
+        free = ends.setdefault(worker, [])
+        slot = next((i for i, end in enumerate(free) if end <= began + 0.01), len(free))
+        if slot == len(free):
+            free.append(finished)
+        free[slot] = finished
+        lanes.setdefault(f"{worker} {slot + 1}", []).append(
             {
                 "index": s.index,
                 "status": s.status.value,

@@ -367,7 +367,11 @@ def test_a_running_job_is_canceled_from_its_page(studio: Studio, tab: Tab) -> No
     tab.open(f"/ui/jobs/{job}")
     expect(tab.page.locator("#job-live")).to_have_attribute("data-status", "Running", timeout=60000)
     tab.shot("job-cancel-before")
-    tab.page.click("#cancel-job")
+    # By keyboard: the focused button keeps its focus while the progress around it updates.
+    tab.page.focus("#cancel-job")
+    tab.page.wait_for_timeout(2500)
+    assert tab.page.evaluate("document.activeElement.id") == "cancel-job"
+    tab.page.keyboard.press("Enter")
     expect(tab.page.locator("#job-live")).to_have_attribute(
         "data-status", "Canceled", timeout=60000
     )

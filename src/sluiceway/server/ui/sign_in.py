@@ -145,7 +145,11 @@ def create_sign_in_link(
 
     The caller authenticates with its bearer token, which the link's session then carries.
     """
-    principal = ws.authenticate(authorization)
+    try:
+        principal = ws.authenticate(authorization)
+    except AuthenticationError as exc:  # answered in the API's shape: the SDK reads it
+        error = {"code": exc.code, "message": exc.message, "target": exc.target}
+        return JSONResponse({"error": error}, status_code=exc.status_code)
     token = (authorization or "").partition(" ")[2].strip()
     code = _links(request).issue(token)
     path = f"/ui/sign-in/link?code={code}&next={quote(safe_next(next), safe='/')}"

@@ -5,6 +5,18 @@
 source "$(dirname "$0")/_env.sh"
 sync_env server mlflow dev azure s3
 
+# The studio's browser tests drive Debian's Chromium through Playwright (never
+# `playwright install`): install it when it is missing and we may (root, apt-get).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing Chromium for the browser tests ..." >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+            >/dev/null 2>&1 || echo "Chromium could not be installed." >&2
+    fi
+    [ -x /usr/bin/chromium ] ||
+        echo "No /usr/bin/chromium: the browser tests skip (and fail when CI=true)." >&2
+fi
+
 SERVICES="$(mktemp -d /tmp/sluiceway-test.XXXXXX)"
 chmod 755 "$SERVICES"
 cleanup() {

@@ -623,7 +623,7 @@ def test_stream_prints_status_changes_and_progress(
     ml_client.jobs.stream(job.name, poll_interval=0.1)
 
     assert lines[0] == f"RunId: {job.name}"
-    assert lines[1] == f"Web View: {server.url}/jobs/{job.name}"
+    assert lines[1] == f"Web View: {server.url}/ui/jobs/{job.name}"
     summary = lines.index("Execution Summary")
     following = lines[:summary]
     statuses = [line for line in following if line.startswith("Status: ")]

@@ -32,7 +32,11 @@ def follow(context: CommandContext, name: str) -> int:
 
 
 def show(args: argparse.Namespace, context: CommandContext) -> int:
-    context.emit(resource_json(context.client.jobs.get(args.name)))
+    job = context.client.jobs.get(args.name)
+    if job.studio_url:
+        # On stderr, as `job stream` prints it first: stdout stays the job's JSON for jq.
+        print_note(f"Web View: {job.studio_url}")
+    context.emit(resource_json(job))
     return 0
 
 

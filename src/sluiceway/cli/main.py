@@ -27,6 +27,7 @@ from sluiceway.cli import (
     quickstart,
     role,
     server,
+    studio,
     token,
 )
 from sluiceway.cli.arguments import common_options
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     role.register(subcommands, common)
     token.register(subcommands, common)
     login.register(subcommands, common)
+    studio.register(subcommands, common)
     return parser
 
 

@@ -166,6 +166,12 @@ class MLClient:
     def workspace_name(self) -> str | None:
         return self._workspace_name
 
+    def studio_sign_in_url(self, page: str = "/ui") -> str:
+        """A one-time link that opens the studio's ``page`` in a browser signed in as this
+        client's identity (usable once, for two minutes)."""
+        answer = self._connection.request("POST", "/ui/sign-in-links", params={"next": page})
+        return f"{self.endpoint.rstrip('/')}{answer['path']}"
+
     def close(self) -> None:
         self._connection.close()
 

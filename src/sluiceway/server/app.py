@@ -31,6 +31,7 @@ from sluiceway.server.routers import (
     roles,
     system,
 )
+from sluiceway.server.ui import install as install_studio
 from sluiceway.server.workspace import Workspace
 from sluiceway.storage.redaction import redact_text
 
@@ -167,5 +168,6 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     secured: list[Any] = [Depends(principal)]
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
+    install_studio(app)
     openapi.install(app)
     return app

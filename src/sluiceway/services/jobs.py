@@ -37,7 +37,13 @@ from sluiceway.services.steps import describe_steps
 from sluiceway.storage.locations import FileEntry, Location
 from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_url
-from sluiceway.store.jobs import JobRecord, JobStore, JobVisibility, MiniBatchCounts
+from sluiceway.store.jobs import (
+    JobRecord,
+    JobStore,
+    JobVisibility,
+    MiniBatchCounts,
+    MiniBatchSpan,
+)
 from sluiceway.store.steps import StepStore
 
 ERRORS_FILE = "errors.jsonl"
@@ -217,6 +223,10 @@ class JobService:
             invoker_id=principal.id,
             experiment_name=record.experiment_name,
         )
+
+    def timeline(self, name: str, principal: Principal) -> list[MiniBatchSpan]:
+        """The job's mini-batches, with the worker and times of their latest attempt."""
+        return self._store.spans(self.readable(name, principal).name)
 
     # -- outputs and logs -------------------------------------------------------------------
 
@@ -420,7 +430,7 @@ class JobService:
             name: JobIO(type=o["type"], path=self._output_uri(o), mode=o.get("mode"))
             for name, o in spec.get("outputs", {}).items()
         }
-        link = f"{self._base_url}/jobs/{record.name}"
+        link = f"{self._base_url}/ui/jobs/{record.name}"  # the studio's job page
         if counts is None:
             counts = self._store.counts(record.name)
         error = JobError.model_validate(record.error) if record.error else None

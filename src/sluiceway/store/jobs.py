@@ -74,6 +74,18 @@ class MiniBatchRecord:
 
 
 @dataclass(frozen=True)
+class MiniBatchSpan:
+    """When and where a mini-batch's latest attempt ran, for a job's timeline."""
+
+    index: int
+    status: MiniBatchStatus
+    attempts: int
+    worker: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
 class MiniBatchStart:
     """A mini-batch handed to a worker for its ``attempt``-th try."""
 
@@ -586,3 +598,32 @@ class JobStore:
             while len(self._planned_files) > _PLANNED_FILES_CACHE:
                 self._planned_files.popitem(last=False)
         return total
+
+    def spans(self, job: str, limit: int = 2000) -> list[MiniBatchSpan]:
+        """The first ``limit`` mini-batches of ``job``: status, worker and times of their
+        latest attempt."""
+        query = (
+            select(
+                MiniBatchRow.index,
+                MiniBatchRow.status,
+                MiniBatchRow.attempts,
+                MiniBatchRow.worker,
+                MiniBatchRow.started_at,
+                MiniBatchRow.ended_at,
+            )
+            .where(MiniBatchRow.job_name == job)
+            .order_by(MiniBatchRow.index)
+            .limit(limit)
+        )
+        with self._db.read_connection() as conn:
+            return [
+                MiniBatchSpan(
+                    int(r[0]),
+                    MiniBatchStatus(r[1]),
+                    int(r[2] or 0),
+                    r[3],
+                    as_utc(r[4]) if r[4] is not None else None,
+                    as_utc(r[5]) if r[5] is not None else None,
+                )
+                for r in conn.execute(query).all()
+            ]

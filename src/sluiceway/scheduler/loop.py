@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from sluiceway.executors.base import Executor
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
@@ -44,6 +45,7 @@ class Scheduler:
         max_jobs: int,
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
+        isolation: WorkerIsolation | None = None,
     ) -> None:
         self.identity = LeaseOwner.new()
         self.owner = str(self.identity)
@@ -55,6 +57,7 @@ class Scheduler:
         self._max_jobs = max_jobs
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
+        self._isolation = isolation or WorkerIsolation()  # for pipelines' command steps
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,6 +118,7 @@ class Scheduler:
                 owner=self.owner,
                 lease=self._lease,
                 stop=self._stop,
+                isolation=self._isolation,
             )
         return JobRunner(
             job,

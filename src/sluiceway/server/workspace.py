@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
@@ -34,7 +36,9 @@ from sluiceway.store.steps import StepStore
 logger = logging.getLogger("sluiceway.server")
 
 
-def make_executor(name: str, settings: Settings) -> Executor:
+def make_executor(
+    name: str, settings: Settings, isolation: WorkerIsolation | None = None
+) -> Executor:
     if name == "local":
         from sluiceway.executors.local import LocalExecutor
         from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
@@ -49,11 +53,35 @@ def make_executor(name: str, settings: Settings) -> Executor:
             run_dir=settings.effective_staging_dir / "pools",
             spare_workers=spares,
             preload=(MLFLOW_SCORER_MODULE, *extra),
+            isolation=isolation,
         )
     from sluiceway.errors import UnsupportedError
 
     raise UnsupportedError(
         f"Executor {name!r} is not supported; accepted: local.", target="executor"
+    )
+
+
+def worker_isolation(settings: Settings) -> WorkerIsolation:
+    """How this server's workers run: checked by starting one (see ``executors/isolation``).
+
+    Raises:
+        ValidationError: the ``worker_user`` setting cannot be honoured.
+    """
+    home = settings.workspace
+    secrets = [home.secret_key, home.token]
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        secrets += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    shared = [settings.effective_staging_dir]
+    if settings.default_datastore is None:
+        shared.append(home.blobstore)
+    shared += [root for root in settings.local_roots if root.resolve() != home.root.resolve()]
+    for folder in shared:
+        folder.mkdir(parents=True, exist_ok=True)
+    return WorkerIsolation.for_server(
+        worker_user=settings.worker_user, home=home.root, secrets=secrets, shared=shared
     )
 
 
@@ -140,10 +168,12 @@ class Workspace:
 
     def start(self) -> None:
         if self.settings.scheduler_enabled:
+            isolation = worker_isolation(self.settings)
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,
-                executor=make_executor(self.settings.executor, self.settings),
+                executor=make_executor(self.settings.executor, self.settings, isolation),
+                isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,

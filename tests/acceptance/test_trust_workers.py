@@ -174,3 +174,45 @@ def test_a_pipeline_step_cannot_read_the_servers_secrets_or_environment(
     assert job["status"] == "Completed", job.get("error")
     seen = json.loads(client.get(f"/jobs/{job['name']}/outputs/seen/files/probe.json").text)
     check_probe(seen, server)
+
+
+LINKING_SCRIPT = """
+import os
+
+def init():
+    pass
+
+def run(mini_batch):
+    home = os.environ["PROBE_HOME"]
+    out = os.environ["AZUREML_BI_OUTPUT_PATH"]
+    os.symlink(os.path.join(home, "token"), os.path.join(out, "leak.txt"))
+    os.symlink(home, os.path.join(out, "home"))
+    return ["linked" for _ in mini_batch]
+"""
+
+
+def test_links_a_script_leaves_in_its_output_are_not_followed_by_the_commit(
+    client: httpx.Client, server: RunningServer, tmp_path: Path
+) -> None:
+    endpoint = unique("links")
+    create_script_deployment(
+        client,
+        tmp_path,
+        endpoint,
+        "blue",
+        script=LINKING_SCRIPT,
+        settings={"environment_variables": {"PROBE_HOME": str(server.home)}},
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "one.txt").write_text("1\n")
+    uri = upload_folder(client, data, f"data/{endpoint}")
+    body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+    r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = wait_for_job(client, r.json()["name"])
+    assert job["status"] == "Completed", job.get("error")
+    files = read_output(client, job["name"])
+    token = (server.home / "token").read_text().strip()
+    assert "leak.txt" not in files
+    assert not any(token in text for text in files.values())

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeAlias, TypeVar
 
 from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.storage.paths import open_regular_file
 
 logger = logging.getLogger("sluiceway.executors.local")
 
@@ -231,7 +232,8 @@ def describe_exit(exitcode: int | None) -> str:
 def log_tail(path: Path) -> str:
     """The last lines of a worker's stdout log; empty if there is none."""
     try:
-        with open(path, "rb") as file:
+        # The worker owns the folder: what is there may be a link to a server's file.
+        with open_regular_file(path, within=path.parent) as file:
             size = file.seek(0, os.SEEK_END)
             file.seek(max(size - LOG_TAIL_BYTES, 0))
             data = file.read()

@@ -51,6 +51,7 @@ from sluiceway.scheduler.runner import JobAborted
 from sluiceway.scheduler.staging import JobStaging, StagingError, download
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.storage.locations import Location, Locations
+from sluiceway.storage.paths import open_regular_file
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore
 from sluiceway.store.steps import StepStore
@@ -519,7 +520,7 @@ class PipelineRunner:
                 self._lease.keep()
                 relative = path.relative_to(folder).as_posix()
                 try:
-                    location.child(relative).write_stream(_chunks(path), overwrite=False)
+                    location.child(relative).write_stream(_chunks(path, folder), overwrite=False)
                 except FileExistsError:
                     raise StepFailed(
                         f"output {output_name!r}: {location.child(relative).uri} already "
@@ -621,7 +622,12 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def _chunks(path: Path, folder: Path) -> Iterator[bytes]:
+    """The bytes of a file a step wrote into ``folder`` (never a link out of it)."""
+    try:
+        file = open_regular_file(path, within=folder)
+    except OSError as exc:
+        raise StepFailed(f"{path} cannot be read: {exc.strerror}") from None
+    with file as fh:
         while chunk := fh.read(1 << 20):
             yield chunk

@@ -231,8 +231,11 @@ class WorkerIsolation:
             os.path.dirname(os.path.realpath(self.python)),
             os.path.dirname(os.path.dirname(os.path.abspath(sluiceway.__file__))),
         }
+        # Not the folder the server was started in (``python -m`` puts it on sys.path): it
+        # can be anything, and workers are started with -P, without it.
+        cwd = os.path.realpath(os.getcwd())
         paths.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
-        return sorted(os.path.realpath(p) for p in paths)
+        return sorted({os.path.realpath(p) for p in paths} - {cwd})
 
     def view(self, paths: Iterable[str | Path]) -> tuple[str, ...] | None:
         """The folders a worker needs ``paths`` and the shared ones (None: it sees all)."""

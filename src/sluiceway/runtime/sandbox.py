@@ -124,10 +124,11 @@ def _isolate_mounts(hide: Iterable[str], show: Iterable[str], uid: int, gid: int
     for path in shown:
         if path in hidden:
             raise SandboxError(f"{path} is both hidden and needed by the worker")
+    # A folder the user cannot enter is of no use bound back, and would block what is below.
+    shown = [s for s in shown if _traversable(s, uid, gid)]
     covers = set(hidden)
     for path in shown:
         covers.update(a for a in _ancestors(path) if not _traversable(a, uid, gid))
-    covers.difference_update(shown)
     anchors = covers | set(shown)
     # A needed folder is bound back when a cover hides it, unless a needed folder between
     # them already brings it back.

@@ -20,7 +20,6 @@ place. The module imports nothing but the standard library: it also runs as a sc
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import stat
@@ -225,7 +224,9 @@ _LIBC: list[ctypes.CDLL] = []
 
 def _libc() -> ctypes.CDLL:
     if not _LIBC:
-        _LIBC.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True))
+        # The interpreter's own symbols include the C library's; find_library would start
+        # ldconfig, tens of milliseconds per worker.
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
     return _LIBC[0]
 
 

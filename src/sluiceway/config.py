@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # the mlflow extra) is what most MLflow models load.
     spare_workers: int = Field(default=2, ge=0)
     worker_preload: str = "sklearn"
+    # The OS user (name or uid) workers and pipeline steps run as. A server running as root
+    # uses "nobody" when unset; a server not running as root refuses to start when it is set.
+    worker_user: str | None = None
 
     # Where workspaceblobstore lives: unset for <home>/blobstore, else a datastore in the YAML
     # shape as JSON, e.g. {"type": "s3", "bucket": "b", "endpoint_url": "http://...",

@@ -192,7 +192,7 @@ def test_a_script_that_fails_on_one_file(
     fault_server: RunningServer, tmp_path: Path, fault: str
 ) -> None:
     error_type, failure, replaced = FAULTS[fault]
-    ledger = tmp_path / "ledger.txt"
+    ledger = fault_server.shared_folder() / "ledger.txt"
     with fault_server.client() as client:
         expected = write_rows(tmp_path / "data", 6)
         data = upload_folder(client, tmp_path / "data", unique("faults-data"))
@@ -252,8 +252,8 @@ def test_a_server_killed_at_random_points_loses_and_repeats_nothing(tmp_path: Pa
         "SLUICEWAY_SCHEDULER_POLL_SECONDS": "0.1",
     }
     home = tmp_path / "home"
-    ledger = tmp_path / "ledger.txt"
     server = start_server(home, extra_env=env)
+    ledger = server.shared_folder() / "ledger.txt"
     kills, workers = 10, 2
     try:
         with server.client() as client:
@@ -325,7 +325,7 @@ def test_cancel_of_a_long_job_stops_its_workers_within_five_seconds(tmp_path: Pa
         ):
             write_rows(tmp_path / "data", 12)
             data = upload_folder(client, tmp_path / "data", unique("cancel"))
-            ledger = tmp_path / "ledger.txt"
+            ledger = server.shared_folder() / "ledger.txt"
             endpoint = deploy(
                 client,
                 tmp_path,
@@ -382,8 +382,8 @@ def test_cancel_of_a_long_job_stops_its_workers_within_five_seconds(tmp_path: Pa
 
 def test_sigterm_lets_running_mini_batches_finish_and_the_job_resumes(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    ledger = tmp_path / "ledger.txt"
     server = start_server(home)
+    ledger = server.shared_folder() / "ledger.txt"
     try:
         with server.client() as client:
             expected = write_rows(tmp_path / "data", 30)
@@ -465,7 +465,9 @@ def test_job_stream_shows_a_moving_progress_bar_with_log_lines(tmp_path: Path) -
             write_rows(tmp_path / "data", 16)
             data = upload_folder(client, tmp_path / "data", unique("stream"))
             endpoint = deploy(
-                client, tmp_path, environment={"LEDGER": str(tmp_path / "l"), "DELAY": "0.5"}
+                client,
+                tmp_path,
+                environment={"LEDGER": str(server.shared_folder() / "l"), "DELAY": "0.5"},
             )
             name = invoke(client, endpoint, data)
         env = {**server.env(), "TERM": "xterm-256color", "COLUMNS": "200", "LINES": "40"}

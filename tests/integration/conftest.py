@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,15 @@ class RunningServer:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=30.0)
+
+    def shared_folder(self) -> Path:
+        """A folder the server's workers can read and write, for flag and rendezvous files: a
+        server running as root runs them as another user that sees nothing of the test's own
+        temporary folders."""
+        folder = self.home / "staging" / "tests" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        folder.chmod(0o777)
+        return folder
 
     def env(self) -> dict[str, str]:
         """Environment for a CLI or SDK process that talks to this server."""

@@ -71,11 +71,12 @@ def ml_client(server: RunningServer) -> Iterator[MLClient]:
 
 
 def flaky_endpoint(
-    client: httpx.Client, tmp: Path, fail: list[str], **settings: Any
+    client: httpx.Client, tmp: Path, fail: list[str], flags: Path | None = None, **settings: Any
 ) -> tuple[str, str, Path]:
-    """An endpoint whose script fails on ``fail`` while the returned flag file exists, and an
-    uploaded folder of 8 numbered files; returns the endpoint, the data URI and the flag."""
-    flag = tmp / "fail-flag"
+    """An endpoint whose script fails on ``fail`` while the returned flag file exists (in
+    ``flags``, a folder its workers can see, when files fail), and an uploaded folder of 8
+    numbered files; returns the endpoint, the data URI and the flag."""
+    flag = (flags or tmp) / "fail-flag"
     flag.write_text("fail\n")
     endpoint = unique("flaky")
     create_script_deployment(
@@ -114,6 +115,7 @@ def test_failed_files_are_listed_beside_the_output_and_can_be_rerun(
         client,
         tmp_path,
         ["file-03.txt"],
+        server.shared_folder(),
         mini_batch_size=2,
         retry_settings={"max_retries": 1, "timeout": 30},
     )
@@ -188,12 +190,13 @@ def test_rerun_failed_of_unknown_and_running_jobs(client: httpx.Client) -> None:
 
 
 def test_past_the_error_threshold_the_job_fails_with_the_scripts_traceback(
-    client: httpx.Client, tmp_path: Path
+    client: httpx.Client, server: RunningServer, tmp_path: Path
 ) -> None:
     endpoint, data, _ = flaky_endpoint(
         client,
         tmp_path,
         ["file-01.txt", "file-02.txt"],
+        server.shared_folder(),
         mini_batch_size=1,
         error_threshold=1,
         retry_settings={"max_retries": 0, "timeout": 30},

@@ -203,14 +203,15 @@ def diamond(code: str) -> dict[str, Any]:
 
 
 def test_diamond_runs_its_middle_steps_at_the_same_time(
-    client: httpx.Client, code: str, data: str, tmp_path: Path
+    client: httpx.Client, server: RunningServer, code: str, data: str
 ) -> None:
     endpoint = deploy(client, diamond(code), {"continue_on_step_failure": False})
     out = f"{DS}/{unique('diamond-out')}/left/"
+    rendezvous = str(server.shared_folder())
     r = invoke(
         client,
         endpoint,
-        {"data": {"JobInputType": "UriFolder", "Uri": data}, "rendezvous": literal(str(tmp_path))},
+        {"data": {"JobInputType": "UriFolder", "Uri": data}, "rendezvous": literal(rendezvous)},
         outputs={"left": {"JobOutputType": "UriFolder", "Uri": out}},
     )
     assert r.status_code == 201, r.text
@@ -319,8 +320,10 @@ def test_a_failing_step_fails_the_job_with_its_exit_code_and_stderr(
             assert steps["independent"]["status"] in ("Completed", "Canceled", "Skipped")
 
 
-def test_cancel_stops_the_running_steps(client: httpx.Client, code: str, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
+def test_cancel_stops_the_running_steps(
+    client: httpx.Client, server: RunningServer, code: str
+) -> None:
+    pid_file = server.shared_folder() / "pid"
     pipeline = {
         "name": unique("sleepy"),
         "type": "pipeline",
@@ -609,7 +612,6 @@ def test_a_pipeline_with_broken_wiring_is_refused(
 def test_a_restarted_server_resumes_without_running_completed_steps_again(
     tmp_path: Path,
 ) -> None:
-    runs, go = tmp_path / "runs.txt", tmp_path / "go"
     pipeline = {
         "name": unique("resumed"),
         "type": "pipeline",
@@ -632,6 +634,8 @@ def test_a_restarted_server_resumes_without_running_completed_steps_again(
     }
     home = tmp_path / "home"
     server = start_server(home)
+    shared = server.shared_folder()  # kept in the home, where the next server finds it
+    runs, go = shared / "runs.txt", shared / "go"
     try:
         (tmp_path / "code").mkdir()
         (tmp_path / "code" / "steps.py").write_text(STEPS_SCRIPT)

@@ -59,6 +59,12 @@ class JobContext:
     parts_dir: str  # append_row: each mini-batch's rows go to <parts_dir>/<index:06d>.part
     log_dir: str  # the job's logs/ folder; workers write user/stdout/<worker>.txt under it
     append_rows: bool = True  # False for summary_only: results are only counted
+    input_dir: str | None = None  # the folder the mini-batches' files are in
+
+    def folders(self) -> list[str]:
+        """The folders a worker of this job reads or writes."""
+        found = [self.output_dir, self.parts_dir, self.log_dir]
+        return found if self.input_dir is None else [*found, self.input_dir]
 
 
 @dataclass(frozen=True)

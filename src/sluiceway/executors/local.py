@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sluiceway.executors.base import JobContext, ScorerKind, WorkerSpec
 from sluiceway.executors.idle_pools import IdlePools, spec_key
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.executors.spares import SpareWorkers
 from sluiceway.executors.worker_pool import DEFAULT_GRACE_PERIOD, LocalWorkerPool
 from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
@@ -43,6 +44,8 @@ class LocalExecutor:
         spare_workers: how many processes to keep started ahead for MLflow pools; 0 (the
             default) starts each worker when a pool needs it.
         preload: the modules spare workers import while they wait.
+        isolation: the user, environment and view workers get; default: the server's user,
+            with a scrubbed environment.
     """
 
     name: str = "local"
@@ -57,7 +60,9 @@ class LocalExecutor:
         run_dir: Path | None = None,
         spare_workers: int = 0,
         preload: tuple[str, ...] = (MLFLOW_SCORER_MODULE,),
+        isolation: WorkerIsolation | None = None,
     ) -> None:
+        self.isolation = isolation or WorkerIsolation()
         self.grace_period = grace_period
         self.init_timeout = init_timeout
         self.run_dir = run_dir
@@ -66,7 +71,9 @@ class LocalExecutor:
         self._idle: IdlePools[LocalWorkerPool] = IdlePools(
             idle_seconds=idle_seconds, max_pools=max_idle_pools
         )
-        self._spares = SpareWorkers(spare_workers, preload)
+        self._spares = SpareWorkers(
+            spare_workers, preload, isolation=self.isolation, scratch_dir=run_dir
+        )
         self._serving = 0  # pools serving a job now; spares are started only when none does
         self._serving_lock = threading.Lock()
         self._spares.fill()
@@ -128,6 +135,7 @@ class LocalExecutor:
             run_dir=self.run_dir,
             take_spare=self._spares.take if spec.scorer is ScorerKind.MLFLOW else None,
             on_end=self._pool_ended,
+            isolation=self.isolation,
         )
 
     def _pool_ended(self) -> None:
@@ -145,7 +153,7 @@ class LocalExecutor:
 
 def _remove_stale_pool_folders(run_dir: Path) -> None:
     """Folders of pools whose server process is gone (killed before it could remove them)."""
-    for folder in run_dir.glob("pool-*-*"):
+    for folder in [*run_dir.glob("pool-*-*"), *run_dir.glob("worker-*-*")]:
         try:
             os.kill(int(folder.name.split("-")[1]), 0)
         except ValueError:

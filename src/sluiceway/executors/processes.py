@@ -1,8 +1,12 @@
-"""Worker processes of the local executor: started with ``spawn``, stopped with their group.
+"""Worker processes of the local executor: fresh interpreters, stopped with their group.
 
-Every worker makes itself the leader of a process group when it starts, so stopping it kills
-whatever its script started too. A process is only signalled while it is still an unreaped
-child of this process, so a pid the system has given to another process is never hit.
+A worker is ``python -m sluiceway.runtime.launch`` started with the environment, user and view
+its :class:`~sluiceway.executors.isolation.WorkerIsolation` gives it (never the server's own
+environment), talking to the pool over a socket pair; its first message says what it is (a
+pool's worker, or a spare). Every worker makes itself the leader of a process group when it
+starts, so stopping it kills whatever its script started too. A process is only signalled
+while it is still an unreaped child of this process, so a pid the system has given to another
+process is never hit.
 """
 
 from __future__ import annotations
@@ -10,14 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
+
+from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.storage.paths import open_regular_file
 
 logger = logging.getLogger("sluiceway.executors.local")
 
@@ -28,16 +37,54 @@ LOG_TAIL_BYTES = 8192
 WorkerConnection: TypeAlias = "Connection[object, object]"
 
 
+class ChildProcess:
+    """A started worker process: its pid, and a sentinel that becomes readable when it exits.
+
+    The sentinel is the read end of a pipe whose write end only the worker holds (not passed
+    on to what it runs), as :mod:`multiprocessing` does.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], sentinel: int) -> None:
+        self._popen = popen
+        self.pid: int | None = popen.pid
+        self.sentinel = sentinel
+        self._closed = False
+
+    @property
+    def exitcode(self) -> int | None:
+        """The exit status once reaped (negative: the signal that killed it), else None."""
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.terminate()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.sentinel)
+
+
 @dataclass(eq=False)
 class WorkerProcess:
     """A worker process and the pool's end of its pipe."""
 
     name: str
-    process: SpawnProcess
+    process: ChildProcess
     conn: WorkerConnection
     started: float  # time.monotonic() when it started, or was given its job
     stopped: bool = False
     exitcode: int | None = None
+    view: tuple[str, ...] | None = None  # the folders it can reach; None: all of the server's
+    scratch: Path | None = None  # its HOME, removed when it stops
 
     def exited(self) -> bool:
         """Whether the process has exited (it is not reaped by asking)."""
@@ -66,26 +113,71 @@ class WorkerProcess:
             logger.error("%s (pid %s) is still alive after SIGKILL", self.name, process.pid)
         else:
             process.close()
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
         return self.exitcode
 
 
 def start_process(
-    context: SpawnContext, target: Callable[..., None], args: tuple[Any, ...], name: str
-) -> tuple[SpawnProcess, WorkerConnection]:
-    """Start ``target(child_end, *args)`` in a new process; the process and our end of the
-    duplex pipe."""
-    conn, child_conn = context.Pipe(duplex=True)
-    process = context.Process(target=target, args=(child_conn, *args), name=f"sluiceway-{name}")
+    isolation: WorkerIsolation,
+    first: object,
+    name: str,
+    *,
+    needs: Iterable[str | Path] = (),
+    scratch_dir: Path | None = None,
+) -> WorkerProcess:
+    """Start a worker and send it ``first`` (what it is to do).
+
+    Args:
+        isolation: the user, environment and view workers get.
+        first: the worker's first message (an assignment, or what a spare preloads).
+        name: the worker's name.
+        needs: folders it must reach, besides those every worker does.
+        scratch_dir: where its scratch folder (its ``HOME``) is made; default: the system's
+            temporary folder.
+    """
+    scratch = isolation.scratch(scratch_dir, prefix=f"worker-{os.getpid()}-")
+    view = isolation.view([*needs, scratch])
+    plan = isolation.plan(view)
+    ours, theirs = socket.socketpair()
+    sentinel, sentinel_w = os.pipe()
+    argv = [isolation.python, "-P", "-m", "sluiceway.runtime.launch"]
+    argv += [str(theirs.fileno()), str(sentinel_w)]
+    if plan is not None:
+        argv.append(plan.to_json())
     try:
-        process.start()
+        popen = subprocess.Popen(
+            argv,
+            pass_fds=(theirs.fileno(), sentinel_w),
+            env=isolation.environment(scratch),
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+        )
     except BaseException:
-        conn.close()
+        ours.close()
+        os.close(sentinel)
+        shutil.rmtree(scratch, ignore_errors=True)
         raise
     finally:
-        # The child has its own copy now; closing ours lets us see EOF when it exits.
-        child_conn.close()
-    logger.debug("%s started (pid %s)", name, process.pid)
-    return process, conn
+        # The child has its own copies now; closing ours lets us see it exit.
+        theirs.close()
+        os.close(sentinel_w)
+    conn: WorkerConnection = Connection(ours.detach())
+    worker = WorkerProcess(
+        name,
+        ChildProcess(popen, sentinel),
+        conn,
+        time.monotonic(),
+        view=view,
+        scratch=scratch,
+    )
+    try:
+        conn.send(first)
+    except OSError as exc:
+        # It died already; the pool sees it exit and replaces it.
+        logger.warning("%s (pid %s): sending its work failed: %s", name, popen.pid, exc)
+    logger.debug("%s started (pid %s)", name, popen.pid)
+    return worker
 
 
 def stop_all(workers: Iterable[WorkerProcess]) -> None:
@@ -107,7 +199,7 @@ def wait_for_exit(workers: list[W], timeout: float) -> list[W]:
     return list(pending.values())
 
 
-def signal_group(process: SpawnProcess, signum: signal.Signals) -> None:
+def signal_group(process: ChildProcess, signum: signal.Signals) -> None:
     """Signal the worker's process group: the worker and whatever its script started.
 
     The worker makes itself a group leader at start. A pid is only signalled while it is still
@@ -140,7 +232,8 @@ def describe_exit(exitcode: int | None) -> str:
 def log_tail(path: Path) -> str:
     """The last lines of a worker's stdout log; empty if there is none."""
     try:
-        with open(path, "rb") as file:
+        # The worker owns the folder: what is there may be a link to a server's file.
+        with open_regular_file(path, within=path.parent) as file:
             size = file.seek(0, os.SEEK_END)
             file.seek(max(size - LOG_TAIL_BYTES, 0))
             data = file.read()
@@ -151,6 +244,7 @@ def log_tail(path: Path) -> str:
 
 
 __all__ = [
+    "ChildProcess",
     "WorkerConnection",
     "WorkerProcess",
     "describe_exit",

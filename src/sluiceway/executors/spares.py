@@ -14,12 +14,12 @@ They are children of the server like any worker: they exit with it, and with :me
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
-import time
+from pathlib import Path
 
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.executors.processes import WorkerProcess, start_process, stop_all, wait_for_exit
-from sluiceway.runtime import worker as worker_process
+from sluiceway.runtime.worker import Preload
 
 logger = logging.getLogger("sluiceway.executors.local")
 
@@ -35,12 +35,23 @@ class SpareWorkers:
     Args:
         count: how many spares to keep; 0 keeps none.
         preload: the modules each spare imports while it waits.
+        isolation: how workers are started; a spare sees only what every worker does, so a
+            pool whose job needs more starts its own workers.
+        scratch_dir: where the spares' scratch folders are made.
     """
 
-    def __init__(self, count: int, preload: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        count: int,
+        preload: tuple[str, ...],
+        *,
+        isolation: WorkerIsolation | None = None,
+        scratch_dir: Path | None = None,
+    ) -> None:
         self._count = count
         self._preload = preload
-        self._context = multiprocessing.get_context("spawn")
+        self._isolation = isolation or WorkerIsolation()
+        self._scratch_dir = scratch_dir
         self._spares: list[WorkerProcess] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -64,10 +75,10 @@ class SpareWorkers:
             for spare in dead:
                 spare.stop()
             while len(self._spares) < self._count:
-                process, conn = start_process(
-                    self._context, worker_process.spare_main, (self._preload,), SPARE
+                spare = start_process(
+                    self._isolation, Preload(self._preload), SPARE, scratch_dir=self._scratch_dir
                 )
-                self._spares.append(WorkerProcess(SPARE, process, conn, time.monotonic()))
+                self._spares.append(spare)
 
     def take(self) -> WorkerProcess | None:
         """A spare that is still running, now no longer a spare; None if there is none."""

@@ -1,7 +1,9 @@
 """The worker pool of the ``local`` executor: worker processes serving one job at a time.
 
-Each worker is a process started with the ``spawn`` method that runs
-:func:`sluiceway.runtime.worker.main` over one duplex pipe: it calls the scorer's ``init()``
+Each worker is a fresh process (see :mod:`~sluiceway.executors.processes`) that runs
+:func:`sluiceway.runtime.worker.main` over one socket, as the pool's
+:class:`~sluiceway.executors.isolation.WorkerIsolation` says (its user, environment and the
+folders it can reach): it calls the scorer's ``init()``
 once, says so with a :class:`~sluiceway.runtime.worker.WorkerReady`, then scores one mini-batch
 at a time. The pool enforces each mini-batch's timeout. Its clock starts when the task is sent,
 or when the worker becomes ready if it was still in ``init()``, so a slow ``init()`` never costs
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -43,6 +44,7 @@ from sluiceway.executors.base import (
     MiniBatchTask,
     WorkerSpec,
 )
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.executors.processes import (
     WorkerConnection,
     WorkerProcess,
@@ -53,7 +55,6 @@ from sluiceway.executors.processes import (
     stop_all,
     wait_for_exit,
 )
-from sluiceway.runtime import worker as worker_process
 from sluiceway.runtime.worker import Assignment, ErrorReport, WorkerReady, stdout_log_path
 
 logger = logging.getLogger("sluiceway.executors.local")
@@ -97,6 +98,7 @@ class LocalWorkerPool:
         run_dir: where the pool's folder (the link to the output folder) is made.
         take_spare: gives a spare worker process to use instead of starting one, if any.
         on_end: called once when the pool stops serving its job (released or closed).
+        isolation: the user, environment and view its workers get.
 
     Raises:
         ValueError: ``workers`` is less than 1.
@@ -114,9 +116,12 @@ class LocalWorkerPool:
         run_dir: Path | None = None,
         take_spare: Callable[[], WorkerProcess | None] | None = None,
         on_end: Callable[[], None] | None = None,
+        isolation: WorkerIsolation | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
+        self._isolation = isolation or WorkerIsolation()
+        self._run_dir = run_dir
         self._spec = spec
         self._job = job
         self._limit = workers
@@ -125,17 +130,18 @@ class LocalWorkerPool:
         self._keep = keep
         self._take_spare = take_spare
         self._on_end = on_end
-        self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._init_errors: list[WorkerReady] = []
         self._closed = False
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix=f"pool-{os.getpid()}-", dir=run_dir))
+        self._isolation.open_to_workers(self._dir)  # workers follow its output link
         # Kills the workers if the pool is dropped or the interpreter exits without close().
         self._finalizer = weakref.finalize(self, _stop_all, self._workers, self._dir)
         try:
             self._point_output(job.output_dir)
+            self._give_folders(job)
             for slot in range(workers):
                 self._workers.append(self._start(f"worker-{slot}"))
         except BaseException:
@@ -260,7 +266,13 @@ class LocalWorkerPool:
             raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
         if self.running():
             raise RuntimeError(f"the pool still runs mini-batches {self.running()}")
+        hidden = [w.name for w in self._workers if not self._isolation.sees(w.view, job.folders())]
+        if hidden:
+            raise RuntimeError(
+                f"{', '.join(hidden)} cannot reach the folders of job {job.job_name!r}"
+            )
         self._point_output(job.output_dir)
+        self._give_folders(job)
         self._job = job
         self._limit = workers
         self._on_end = on_end
@@ -361,20 +373,48 @@ class LocalWorkerPool:
         os.symlink(os.path.abspath(output_dir), temporary, target_is_directory=True)
         os.replace(temporary, self.output_link)
 
+    def _needs(self) -> list[str]:
+        """The folders a worker of this pool and its job reads or writes."""
+        spec = [f for f in (self._spec.model_dir, self._spec.code_dir) if f is not None]
+        return [*spec, str(self._dir), *self._job.folders()]
+
+    def _give_folders(self, job: JobContext) -> None:
+        """Let the workers' user write the job's output, parts and stdout logs."""
+        stdout_dir = stdout_log_path(job.log_dir, "worker").parent
+        self._isolation.give(job.output_dir, job.parts_dir, stdout_dir)
+
     def _start(self, name: str) -> _Worker:
+        assignment = Assignment(self._spec, self._worker_job(), name)
         spare = self._take_spare() if self._take_spare is not None else None
+        if spare is not None and not self._isolation.sees(spare.view, self._needs()):
+            spare.stop()  # it cannot reach this job's folders
+            spare = None
         if spare is not None:
             try:
-                spare.conn.send(Assignment(self._spec, self._worker_job(), name))
+                spare.conn.send(assignment)
             except OSError:
                 spare.stop()  # it died meanwhile: start a process of our own
             else:
                 logger.debug("%s is spare pid %s", name, spare.process.pid)
-                return _Worker(name, spare.process, spare.conn, started=time.monotonic())
-        process, conn = start_process(
-            self._context, worker_process.main, (self._spec, self._worker_job(), name), name
+                return _Worker(
+                    name,
+                    spare.process,
+                    spare.conn,
+                    started=time.monotonic(),
+                    view=spare.view,
+                    scratch=spare.scratch,
+                )
+        started = start_process(
+            self._isolation, assignment, name, needs=self._needs(), scratch_dir=self._run_dir
         )
-        return _Worker(name=name, process=process, conn=conn, started=time.monotonic())
+        return _Worker(
+            name=name,
+            process=started.process,
+            conn=started.conn,
+            started=started.started,
+            view=started.view,
+            scratch=started.scratch,
+        )
 
     def _deadlines(self) -> list[float]:
         deadlines = []

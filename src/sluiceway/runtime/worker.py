@@ -1,15 +1,18 @@
 """The main of one worker process.
 
-The pool starts :func:`main` with the ``spawn`` start method and talks to it over one duplex
-pipe. The pool sends :class:`~sluiceway.executors.base.MiniBatchTask` s, a
+The pool starts :func:`main` (through :mod:`sluiceway.runtime.launch`) and talks to it over
+one socket. Its first message is an :class:`Assignment` (serve this job), or a
+:class:`Preload` (a spare worker; see below). The pool then sends
+:class:`~sluiceway.executors.base.MiniBatchTask` s, a
 :class:`~sluiceway.executors.base.JobContext` when the worker moves on to another job (a pool
 kept warm), and ``None`` to stop. The worker sends one :class:`WorkerReady` once its scorer's
 ``init()`` has returned (or failed), then one :class:`~sluiceway.executors.base.MiniBatchResult`
 per task, in order. A worker whose ``init()`` failed stays up and answers every task with that
 failure, so each mini-batch it is given is reported as an ``init_error``.
 
-A spare worker (:func:`spare_main`) is started before any job needs it: it imports the modules
-it is told to and waits for an :class:`Assignment`, after which it runs as :func:`main` does.
+A spare worker is started before any job needs it: it imports the modules its
+:class:`Preload` names and waits for an :class:`Assignment`, after which it serves as any
+worker does.
 """
 
 from __future__ import annotations
@@ -83,41 +86,38 @@ def stdout_log_path(log_dir: str, worker: str) -> Path:
 
 @dataclass(frozen=True)
 class Assignment:
-    """What makes a spare worker a pool's worker: sent once, in place of :func:`main`'s
-    arguments."""
+    """What a worker serves: its pool's spec, the first job and the worker's name
+    (``worker-<i>``, which names its stdout log)."""
 
     spec: WorkerSpec
     job: JobContext
     worker: str
 
 
-def main(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> None:
-    """Run one worker until the pool sends ``None`` or closes the pipe.
+@dataclass(frozen=True)
+class Preload:
+    """A spare worker's first message: the modules to import while it waits."""
 
-    Args:
-        conn: this worker's end of the pool's duplex pipe.
-        spec: what the worker needs for its whole life.
-        job: the job it serves first.
-        worker: the worker's name (``worker-<i>``); it names its stdout log.
+    modules: tuple[str, ...]
+
+
+def main(conn: Connection) -> None:
+    """Run one worker until the pool sends ``None`` or closes the socket.
+
+    The first message is an :class:`Assignment`, or a :class:`Preload`: then the modules are
+    imported (one that cannot be is skipped: the job's own import reports it) and the worker
+    waits for its assignment.
     """
     _own_process_group()
-    _serve(conn, spec, job, worker)
-
-
-def spare_main(conn: Connection, preload: tuple[str, ...]) -> None:
-    """Import ``preload``, then wait for an :class:`Assignment` and serve it as :func:`main`
-    would; exit on ``None`` or when the pipe closes.
-
-    A module that cannot be imported is skipped: the worker imports what it needs later.
-    """
-    _own_process_group()
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # not installed, or broken: the job's own import reports it
-            print(f"spare worker: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
     try:
         message = conn.recv()
+        if isinstance(message, Preload):
+            for name in message.modules:
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:  # not installed, or broken
+                    print(f"spare worker: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
+            message = conn.recv()
     except (EOFError, OSError):
         return
     if isinstance(message, Assignment):

@@ -20,6 +20,7 @@ from typing import Any
 from sluiceway.clock import utcnow
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog
 from sluiceway.storage.locations import Location
+from sluiceway.storage.paths import open_regular_file
 from sluiceway.store.jobs import MiniBatchRecord
 
 COMMIT_RECORD = "commit.json"
@@ -150,11 +151,15 @@ class OutputCommit:
         """The part's bytes in chunks: a part can be as big as its mini-batch's files."""
         part = self._parts / f"{index:06d}.part"
         try:
-            file = open(part, "rb")
+            file = open_regular_file(part, within=self._parts)
         except FileNotFoundError:
             raise CommitRefused(
                 f"The rows of mini-batch {index} are missing from the job folder ({part}).",
                 code="SystemError",
+            ) from None
+        except OSError as exc:
+            raise CommitRefused(
+                f"The rows of mini-batch {index} cannot be read from {part}: {exc.strerror}."
             ) from None
         with file:
             while chunk := file.read(PART_CHUNK_BYTES):
@@ -165,10 +170,20 @@ class OutputCommit:
         root = self._staging
         if not root.is_dir():
             return {}
-        return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): p
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()  # a link could point at a server's file
+        }
 
     def _commit_file(self, target: Location, local: Path, *, overwrite: bool) -> None:
-        with open(local, "rb") as fh:
+        try:
+            file = open_regular_file(local, within=self._staging)
+        except OSError as exc:
+            raise CommitRefused(
+                f"The file {local} the script wrote cannot be committed: {exc.strerror}."
+            ) from None
+        with file as fh:
             target.write_stream(iter(lambda: fh.read(1 << 20), b""), overwrite=overwrite)
         local.unlink()
         self._keep_lease()

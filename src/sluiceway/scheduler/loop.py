@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from sluiceway.executors.base import Executor
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.pipeline import PipelineRunner
@@ -47,6 +48,7 @@ class Scheduler:
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
         access: JobAccess | None = None,
+        isolation: WorkerIsolation | None = None,
     ) -> None:
         """Args:
         access: Checks that a job's invoker may still read its inputs and write its outputs,
@@ -64,6 +66,7 @@ class Scheduler:
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._access = access
+        self._isolation = isolation or WorkerIsolation()  # for pipelines' command steps
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,6 +128,7 @@ class Scheduler:
                 lease=self._lease,
                 stop=self._stop,
                 access=self._access,
+                isolation=self._isolation,
             )
         return JobRunner(
             job,

@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sluiceway.clock import utcnow
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
@@ -57,6 +57,7 @@ from sluiceway.scheduler.staging import (
 )
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.storage.locations import Location, Locations
+from sluiceway.storage.paths import open_regular_file
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore
 from sluiceway.store.steps import StepStore
@@ -189,17 +190,20 @@ class PipelineRunner:
         owner: str,
         lease: timedelta,
         stop: threading.Event,
-        python: str = sys.executable,
+        python: str | None = None,
         access: JobAccess | None = None,
+        isolation: WorkerIsolation | None = None,
     ) -> None:
         self.job = job
         self._access = access
+        # Steps run as workers do: their own user, environment and view.
+        self._isolation = isolation or WorkerIsolation()
         self._store = store
         self._steps = steps
         self._datastores = datastores
         self._owner = owner
         self._stop = stop
-        self._python = python
+        self._python = python or self._isolation.python
         self._specs: dict[str, dict[str, Any]] = {s["name"]: s for s in job.spec["steps"]}
         settings = job.spec.get("settings") or {}
         self._parallel = max(1, int(settings.get("max_concurrent_steps") or 1))
@@ -232,6 +236,7 @@ class PipelineRunner:
                 self._log.overview(f"Resuming: {returned} steps that were running start again.")
             self._lease.set_status(JobStatus.RUNNING)
             self._work = Path(tempfile.mkdtemp(prefix=f"sluiceway-{name}-"))
+            self._isolation.open_to_workers(self._work)
             if not self._run_steps():
                 self._hand_back()
                 return
@@ -365,17 +370,22 @@ class PipelineRunner:
         self._steps.start(self.job.name, name)
         self._status[name] = StepStatus.RUNNING
         try:
-            argv, cwd, outputs = self._prepare(spec, work)
+            argv, cwd, outputs, reads = self._prepare(spec, work)
             (log_dir / "command.txt").write_text(
                 json.dumps({"argv": argv, "cwd": str(cwd)}, indent=2) + "\n", encoding="utf-8"
             )
             # Closed when the step ends (_Running.close_logs).
             stdout = open(log_dir / "stdout.txt", "wb")
             stderr = open(log_dir / "stderr.txt", "wb")
-            env = {**os.environ, **spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
+            home = work / "home"
+            self._isolation.give(work, recursive=True)  # its code, outputs and HOME
+            self._isolation.give(home)
+            env = self._isolation.environment(
+                home, {**spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
+            )
             try:
                 process = subprocess.Popen(
-                    argv,
+                    self._isolation.command(argv, self._isolation.view([work, *reads])),
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
@@ -397,9 +407,13 @@ class PipelineRunner:
         self._log.overview(f"Step {name} started (process {process.pid}).")
         return True
 
-    def _prepare(self, spec: dict[str, Any], work: Path) -> tuple[list[str], Path, dict[str, Path]]:
-        """The step's argument list, working folder and fresh output folders."""
+    def _prepare(
+        self, spec: dict[str, Any], work: Path
+    ) -> tuple[list[str], Path, dict[str, Path], list[Path]]:
+        """The step's argument list, working folder, fresh output folders and the paths of
+        its data inputs."""
         values: dict[str, str | None] = {}
+        reads: list[Path] = []
         fetched = self._fetched(str(spec["name"]))
         for input_name, value in spec["inputs"].items():
             if value["type"] == "literal":
@@ -418,6 +432,7 @@ class PipelineRunner:
                 location, fetched / input_name, single=single, on_file=self._lease.keep
             )
             values[input_name] = str(path)
+            reads.append(path)
         outputs = {}
         for output_name, target in spec["outputs"].items():
             folder = work / "outputs" / output_name
@@ -449,7 +464,7 @@ class PipelineRunner:
             argv = template.render(values, {k: str(v) for k, v in outputs.items()})
         except CommandError as exc:
             raise StepFailed(f"its command cannot be run: {exc}") from None
-        return with_interpreter(argv, self._python), cwd, outputs
+        return with_interpreter(argv, self._python), cwd, outputs, reads
 
     def _fetched(self, step: str) -> Path:
         """Where a step's remote inputs are fetched; deleted when the step ends."""
@@ -525,7 +540,7 @@ class PipelineRunner:
                 self._lease.keep()
                 relative = path.relative_to(folder).as_posix()
                 try:
-                    location.child(relative).write_stream(_chunks(path), overwrite=False)
+                    location.child(relative).write_stream(_chunks(path, folder), overwrite=False)
                 except FileExistsError:
                     raise StepFailed(
                         f"output {output_name!r}: {location.child(relative).uri} already "
@@ -627,7 +642,12 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def _chunks(path: Path, folder: Path) -> Iterator[bytes]:
+    """The bytes of a file a step wrote into ``folder`` (never a link out of it)."""
+    try:
+        file = open_regular_file(path, within=folder)
+    except OSError as exc:
+        raise StepFailed(f"{path} cannot be read: {exc.strerror}") from None
+    with file as fh:
         while chunk := fh.read(1 << 20):
             yield chunk

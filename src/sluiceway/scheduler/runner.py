@@ -340,6 +340,7 @@ class JobRunner:
             parts_dir=str(paths.parts_dir),
             log_dir=str(paths.log_dir),
             append_rows=self._settings["output_action"] == "append_row",
+            input_dir=str(paths.input_root),
         )
 
     def _run_mini_batches(self, paths: _Paths) -> bool:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluiceway.storage.locations import Location, Locations
+from sluiceway.storage.paths import open_regular_file
 from sluiceway.storage.redaction import describe_error
 from sluiceway.storage.snapshots import SnapshotMismatch, verify_local
 
@@ -247,16 +248,20 @@ class JobStaging:
         for location, mirror in self._mirrors.values():
             if location.path.rsplit("/", 1)[-1] != "logs" or not mirror.is_dir():
                 continue
-            for path in sorted(p for p in mirror.rglob("*") if p.is_file()):
+            # Workers write logs here: a link could point at a server's file.
+            found = (p for p in mirror.rglob("*") if p.is_file() and not p.is_symlink())
+            for path in sorted(found):
                 relative = path.relative_to(mirror).as_posix()
                 try:
-                    location.child(relative).write_stream(_file_chunks(path), overwrite=True)
+                    location.child(relative).write_stream(
+                        _file_chunks(path, mirror), overwrite=True
+                    )
                 except Exception:
                     logger.exception("could not upload %s to %s", path, location.uri)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def _file_chunks(path: Path, within: Path) -> Iterator[bytes]:
+    with open_regular_file(path, within=within) as fh:
         while chunk := fh.read(1 << 20):
             yield chunk

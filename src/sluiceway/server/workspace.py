@@ -6,6 +6,7 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -16,6 +17,7 @@ from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
+from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
@@ -44,7 +46,9 @@ logger = logging.getLogger("sluiceway.server")
 _T = TypeVar("_T")
 
 
-def make_executor(name: str, settings: Settings) -> Executor:
+def make_executor(
+    name: str, settings: Settings, isolation: WorkerIsolation | None = None
+) -> Executor:
     if name == "local":
         from sluiceway.executors.local import LocalExecutor
         from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
@@ -59,11 +63,35 @@ def make_executor(name: str, settings: Settings) -> Executor:
             run_dir=settings.effective_staging_dir / "pools",
             spare_workers=spares,
             preload=(MLFLOW_SCORER_MODULE, *extra),
+            isolation=isolation,
         )
     from sluiceway.errors import UnsupportedError
 
     raise UnsupportedError(
         f"Executor {name!r} is not supported; accepted: local.", target="executor"
+    )
+
+
+def worker_isolation(settings: Settings) -> WorkerIsolation:
+    """How this server's workers run: checked by starting one (see ``executors/isolation``).
+
+    Raises:
+        ValidationError: the ``worker_user`` setting cannot be honoured.
+    """
+    home = settings.workspace
+    secrets = [home.secret_key, home.token]
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        secrets += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+    shared = [settings.effective_staging_dir]
+    if settings.default_datastore is None:
+        shared.append(home.blobstore)
+    shared += [root for root in settings.local_roots if root.resolve() != home.root.resolve()]
+    for folder in shared:
+        folder.mkdir(parents=True, exist_ok=True)
+    return WorkerIsolation.for_server(
+        worker_user=settings.worker_user, home=home.root, secrets=secrets, shared=shared
     )
 
 
@@ -170,10 +198,12 @@ class Workspace:
 
     def start(self) -> None:
         if self.settings.scheduler_enabled:
+            isolation = worker_isolation(self.settings)
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,
-                executor=make_executor(self.settings.executor, self.settings),
+                executor=make_executor(self.settings.executor, self.settings, isolation),
+                isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,

@@ -9,12 +9,17 @@ leading ``/`` or a drive letter such as ``C:``). Empty and ``.`` segments are dr
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
+from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote
 
 from sluiceway.errors import ValidationError
 
-__all__ = ["ACCEPTED_PATHS", "check_relative_path"]
+__all__ = ["ACCEPTED_PATHS", "check_relative_path", "open_regular_file"]
 
 ACCEPTED_PATHS = (
     "a path relative to the datastore's root such as 'folder/file.csv': names separated by "
@@ -75,3 +80,30 @@ def _refusal(path: str, *, leading_slash: bool) -> str | None:
         if next_form == form:
             return None
         form, decoded = next_form, True
+
+
+def open_regular_file(path: Path, *, within: Path) -> BinaryIO:
+    """Open for reading a file that a deployment's code wrote (a part, a staged output, a log).
+
+    Such code runs as another user that cannot reach the server's secrets, but could leave a
+    symbolic link to one where the server reads its results. The file is opened without
+    following a final link, and refused unless it is a regular file whose real path, as
+    opened, is inside ``within``; a FIFO never blocks the open.
+
+    Raises:
+        OSError: it cannot be opened, or is refused (``PermissionError``).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PermissionError(errno.EACCES, "not a regular file", str(path))
+        opened = f"/proc/self/fd/{fd}"
+        real = os.readlink(opened) if os.path.exists(opened) else os.path.realpath(path)
+        root = os.path.realpath(within).rstrip("/") + "/"
+        if not real.startswith(root):
+            raise PermissionError(errno.EACCES, f"its real path is outside {within}", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -483,3 +483,24 @@ def test_rights_taken_back_after_queueing_stop_the_job(one_job_at_a_time: World)
     finally:
         for client in clients.values():
             client.close()
+
+
+def test_a_writer_of_a_deleted_datastore_cannot_replace_files_in_a_new_one(world: World) -> None:
+    owner = world.owner
+    datastore = f"store_{unique('w').replace('-', '_')}"
+    make_datastore(owner, world.root / "writers", datastore)
+    name = unique("wendy")
+    token = identity(owner, name, [("invoker", f"datastore:{datastore}")])
+    with client_for(world.server, token) as wendy:
+        path = f"/datastores/{datastore}/files/in/mine.txt"
+        assert wendy.put(path, content=b"v1").status_code == 200
+        assert wendy.put(path, content=b"v2", params={"overwrite": "true"}).status_code == 200
+
+        # The same folder registered again under the same name is a new datastore: what Wendy
+        # wrote into the old one is not hers to replace in it.
+        assert owner.delete(f"/datastores/{datastore}").status_code in (200, 204)
+        make_datastore(owner, world.root / "writers", datastore)
+        grant(owner, name, "invoker", f"datastore:{datastore}")
+        r = wendy.put(path, content=b"v3", params={"overwrite": "true"})
+        assert r.status_code == 409, r.text
+        assert owner.get(path).content == b"v2"

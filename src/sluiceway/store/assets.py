@@ -13,6 +13,7 @@ from sluiceway.store.db import Database
 from sluiceway.store.tables import (
     AssetVersionRow,
     DatastoreRow,
+    FileWriterRow,
     RoleAssignmentRow,
     UploadRow,
     new_id,
@@ -113,12 +114,15 @@ class DatastoreStore:
             return _datastore(row)
 
     def delete(self, name: str) -> bool:
-        """Remove a datastore's row and the roles granted on it; False when there was none."""
+        """Remove a datastore's row, the roles granted on it and the record of who wrote its
+        files (a new datastore of the same name starts with neither); False when there was
+        none."""
         with self._db.session() as s:
             row = s.get(DatastoreRow, name)
             if row is None:
                 return False
             s.execute(delete(RoleAssignmentRow).where(RoleAssignmentRow.resource_id == row.id))
+            s.execute(delete(FileWriterRow).where(FileWriterRow.datastore == name))
             s.delete(row)
         return True
 

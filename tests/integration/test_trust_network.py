@@ -372,12 +372,33 @@ def test_an_instance_count_beyond_the_cap_is_refused(world: World, tmp_path: Pat
     assert "100000" in error["message"] and "SLUICEWAY_MAX_WORKERS_PER_JOB" in error["message"]
 
 
+def test_a_deployment_beyond_the_cap_is_refused_and_not_created(
+    world: World, tmp_path: Path
+) -> None:
+    with world.server.client() as client:
+        endpoint = unique("ep")
+        create_script_deployment(client, tmp_path, endpoint, "blue")
+        shown = client.get(f"/batch-endpoints/{endpoint}/deployments/blue").json()
+        body = {key: shown[key] for key in ("endpoint_name", "type", "model")}
+        body.update(
+            name="green",
+            code_configuration=shown["code_configuration"],
+            resources={"instance_count": 100000},
+        )
+        r = client.put(f"/batch-endpoints/{endpoint}/deployments/green", json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["target"] == "resources.instance_count", error
+        assert "SLUICEWAY_MAX_WORKERS_PER_JOB" in error["message"], error
+        assert client.get(f"/batch-endpoints/{endpoint}/deployments/green").status_code == 404
+
+
 def _workers(process: psutil.Process) -> int:
-    """Worker processes below the server (started with multiprocessing's ``spawn``)."""
+    """Worker processes below the server (``python -m sluiceway.runtime.launch``)."""
     count = 0
     for child in process.children(recursive=True):
         try:
-            if "spawn_main" in " ".join(child.cmdline()):
+            if "sluiceway.runtime.launch" in child.cmdline():
                 count += 1
         except psutil.Error:
             continue

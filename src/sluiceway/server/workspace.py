@@ -153,6 +153,7 @@ class Workspace:
             self.base_url,
             registry,
             components=self.components,
+            max_workers_per_job=settings.max_workers_per_job,
         )
         self.role_assignments = RoleAssignmentService(
             self.identities,

@@ -16,9 +16,11 @@ from sluiceway.schemas.endpoints import (
     BatchEndpointOut,
     BatchEndpointPatch,
     EndpointDefaults,
+    ModelDeploymentSettings,
     PipelineDeploymentSettings,
 )
 from sluiceway.services.assets import AssetService
+from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.registry import Registry
@@ -36,8 +38,10 @@ class EndpointService:
         base_url: str,
         registry: Registry,
         components: ComponentService | None = None,
+        max_workers_per_job: int | None = None,
     ) -> None:
         self._store = store
+        self._max_workers = max_workers_per_job
         self._assets = assets
         self._datastores = datastores
         self._scope = scope
@@ -256,6 +260,14 @@ class EndpointService:
             )
         if body.code_configuration is not None:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
+        if isinstance(body.settings, ModelDeploymentSettings):
+            check_job_workers(
+                body.resources.instance_count,
+                body.settings.max_concurrency_per_instance,
+                self._max_workers,
+                target="resources.instance_count",
+                what="resources.instance_count",
+            )
         spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
         spec["model"] = f"azureml:{model.name}:{model.version}"
         if body.code_configuration is not None:  # copied where no caller can change it

@@ -22,6 +22,7 @@ from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
 from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
 from sluiceway.services.assets import AssetService
+from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.resolver import InputResolver
@@ -241,16 +242,13 @@ class InvokeService:
                 f"Compute.InstanceCount {instance_count} is not valid: it must be at least 1.",
                 target="properties.Compute.InstanceCount",
             )
-        workers = instance_count * settings.max_concurrency_per_instance
-        if self._max_workers is not None and workers > self._max_workers:
-            raise ValidationError(
-                f"Compute.InstanceCount {instance_count} is not accepted: with the "
-                f"deployment's max_concurrency_per_instance {settings.max_concurrency_per_instance}"
-                f" it asks for {workers} worker processes, and this server runs at most "
-                f"{self._max_workers} for a job (SLUICEWAY_MAX_WORKERS_PER_JOB). Give at most "
-                f"{max(1, self._max_workers // settings.max_concurrency_per_instance)}.",
-                target="properties.Compute.InstanceCount",
-            )
+        check_job_workers(
+            instance_count,
+            settings.max_concurrency_per_instance,
+            self._max_workers,
+            target="properties.Compute.InstanceCount",
+            what="Compute.InstanceCount",
+        )
         return {
             "mini_batch_size": settings.mini_batch_size,
             "instance_count": instance_count,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from sluiceway.cli import (
     assets,
+    azure,
     component,
     datastore,
     deployment,
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     role.register(subcommands, common)
     token.register(subcommands, common)
     login.register(subcommands, common)
+    azure.register(subcommands, common)
     return parser
 
 

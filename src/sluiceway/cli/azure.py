@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import shlex
+import ssl
 from pathlib import Path
 
 from sluiceway.cli.arguments import Subcommands, add_command, add_group
@@ -61,7 +62,9 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
             target="endpoint",
         )
     bundle = Path(args.ca_bundle) if args.ca_bundle else home.root / "tls" / "ca-bundle.pem"
-    verify: str | bool = str(bundle) if bundle.exists() else True
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
+    )
     try:
         discovery = httpx.get(f"{url}/azureml/discovery", timeout=10, verify=verify).json()
     except (httpx.HTTPError, ValueError) as exc:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,7 +65,7 @@ def _answers(url: str, home: WorkspaceHome) -> bool:
     import httpx
 
     try:
-        verify: str | bool = True
+        verify: ssl.SSLContext | bool = True
         if url.startswith("https:"):
             from sluiceway.server.run import trust
 

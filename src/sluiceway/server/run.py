@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -20,12 +21,12 @@ from sluiceway.server.tls import ServerCertificate
 logger = logging.getLogger("sluiceway.server")
 
 
-def trust(home: WorkspaceHome) -> str | bool:
+def trust(home: WorkspaceHome) -> ssl.SSLContext | bool:
     """What verifies the home's own server: its self-signed bundle when there is one."""
     from sluiceway.server.tls import ca_bundle_path
 
     bundle = ca_bundle_path(home)
-    return str(bundle) if bundle.exists() else True
+    return ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
 
 
 def running_server(home: WorkspaceHome) -> str | None:

@@ -395,7 +395,7 @@ _KINDS = {"data": "data", "models": "model"}
 
 def _kind(kind: str) -> str:
     if kind not in _KINDS:
-        raise ResourceNotFoundError(
+        raise UnsupportedError(
             f"Resource type {kind!r} is not supported; supported: {SUPPORTED}.", target="type"
         )
     return _KINDS[kind]

@@ -81,7 +81,9 @@ def storage_error(status: int, code: str, message: str) -> Response:
         body,
         status_code=status,
         media_type="application/xml",
-        headers={"x-ms-error-code": code, "x-ms-version": STORAGE_VERSION},
+        # A refusal may come before the request's body was read: close the connection
+        # rather than leave the unread body on it.
+        headers={"x-ms-error-code": code, "x-ms-version": STORAGE_VERSION, "Connection": "close"},
     )
 
 

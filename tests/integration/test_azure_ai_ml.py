@@ -114,11 +114,23 @@ out["listed"] = sorted(j.name for j in ml.batch_endpoints.list_jobs("heart-ep"))
 created = ml.batch_endpoints.begin_create_or_update(
     BatchEndpoint(name=os.environ["NEW_EP"], description="made by azure-ai-ml")).result()
 out["created"] = [created.name, created.description, created.scoring_uri]
+from azure.ai.ml.entities import Model, ModelBatchDeployment
+model = ml.models.create_or_update(Model(path="mlmodel", name="mlm", type="mlflow_model"))
+deployment = ml.batch_deployments.begin_create_or_update(ModelBatchDeployment(
+    name="dpl-mlflow", endpoint_name=os.environ["NEW_EP"], model=model, compute="cpu-cluster"
+)).result()
+out["deployment"] = [deployment.name, str(deployment.provisioning_state), deployment.model]
 print(json.dumps(out))
 """
 
 
 def write_heart(folder: Path) -> None:
+    (folder / "mlmodel").mkdir(parents=True)
+    (folder / "mlmodel" / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+        "    model_path: model.pkl\n"
+    )
+    (folder / "mlmodel" / "model.pkl").write_bytes(b"not loaded until a job runs")
     (folder / "heart").mkdir(parents=True)
     for i in range(3):
         (folder / "heart" / f"part{i}.csv").write_text(f"row-{i}\n")
@@ -148,6 +160,8 @@ def test_reference_samples_through_managed_identity(
     assert set(out["jobs"].values()) <= set(out["listed"])
     assert out["created"][:2] == [new_endpoint, "made by azure-ai-ml"]
     assert "Execution Summary" in out["_stdout"]
+    assert out["deployment"][0] == "dpl-mlflow" and "/models/mlm/versions/" in out["deployment"][2]
+    assert out["deployment"][1].lower().endswith("succeeded")
 
     with tls_client(tls_server) as owner:
         job = owner.get(f"/jobs/{job_name}").json()

@@ -30,8 +30,8 @@ EXECUTION_LOG = "logs/azureml/executionlogs.txt"
 #: Sluiceway's own log that it stands for: the job's progress as it runs.
 PROGRESS_LOG = "job_progress_overview.txt"
 
-public = APIRouter(prefix=API, tags=["azure ml"])
-router = APIRouter(prefix=API, tags=["azure ml"])
+public = APIRouter(prefix=API, tags=["azure ml"], generate_unique_id_function=shapes.operation_id)
+router = APIRouter(prefix=API, tags=["azure ml"], generate_unique_id_function=shapes.operation_id)
 
 
 def _dataplane_target(request: Request, ws: WorkspaceDep) -> None:

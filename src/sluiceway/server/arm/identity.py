@@ -26,7 +26,7 @@ from sluiceway.server.arm import shapes
 from sluiceway.server.deps import WorkspaceDep
 from sluiceway.server.routers import oauth2
 
-public = APIRouter(tags=["azure ml"])
+public = APIRouter(tags=["azure ml"], generate_unique_id_function=shapes.operation_id)
 
 STORAGE_AUDIENCE = "https://storage.azure.com"
 MSI_API_VERSIONS = ("2019-08-01",)

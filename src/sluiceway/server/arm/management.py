@@ -74,7 +74,12 @@ def target(request: Request, ws: WorkspaceDep) -> None:
         )
 
 
-router = APIRouter(prefix=WORKSPACE_PATH, tags=["azure ml"], dependencies=[Depends(target)])
+router = APIRouter(
+    prefix=WORKSPACE_PATH,
+    tags=["azure ml"],
+    dependencies=[Depends(target)],
+    generate_unique_id_function=shapes.operation_id,
+)
 
 
 def context(ws: Workspace) -> shapes.ArmContext:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi.routing import APIRoute
+
 from sluiceway.schemas.assets import DataOut, ModelOut
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.schemas.datastores import DatastoreOut
@@ -83,6 +85,12 @@ def _system_data(created_by: str | None, created_at: object) -> dict[str, Any]:
 
 def _resource(rid: str, name: str, kind: str, **extra: Any) -> dict[str, Any]:
     return {"id": rid, "name": name, "type": f"{PROVIDER}/workspaces/{kind}", **extra}
+
+
+def operation_id(route: APIRoute) -> str:
+    """Operation ids of the Azure ML dialect: its function names, kept apart from the REST
+    face's (which has its own ``get_endpoint``)."""
+    return f"azureml_{route.name}"
 
 
 def cloud_metadata(base_url: str) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 # Azurite for Azure Blob and moto's S3 server), then run ruff, mypy --strict and the whole
 # pytest suite. Extra arguments go to pytest.
 source "$(dirname "$0")/_env.sh"
-sync_env server mlflow dev azure s3
+sync_env server mlflow dev azure s3 azureml-sdk
 
 # The studio's browser tests drive Debian's Chromium through Playwright (never
 # `playwright install`): install it when it is missing and we may (root, apt-get).

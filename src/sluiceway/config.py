@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8765
     public_url: str | None = None  # the URL clients use, when it differs from host:port
+    # HTTPS: a certificate and key (PEM files), or ``tls`` for a self-signed certificate made
+    # in <home>/tls/ with SANs for loopback, this machine, the host and ``tls_hosts``
+    # (comma-separated). The azure-ai-ml SDK needs HTTPS; Sluiceway's own clients do not.
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_hosts: str = ""
 
     subscription_id: str = "00000000-0000-0000-0000-000000000000"
     resource_group: str = "sluiceway"
@@ -109,6 +116,23 @@ class Settings(BaseSettings):
                 "audience (aud) that the issuer's tokens for this service carry."
             )
         return self
+
+    @model_validator(mode="after")
+    def _cert_needs_a_key(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "SLUICEWAY_TLS_CERT and SLUICEWAY_TLS_KEY go together: give both files, or "
+                "neither (SLUICEWAY_TLS=true makes a self-signed certificate)."
+            )
+        return self
+
+    @property
+    def serves_tls(self) -> bool:
+        return self.tls or self.tls_cert is not None
+
+    @property
+    def extra_tls_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.tls_hosts.split(",") if h.strip())
 
     @property
     def job_worker_share(self) -> int:

@@ -33,3 +33,49 @@ def upload_hash(files: Iterable[tuple[str, Iterable[bytes]]], *, is_folder: bool
         for chunk in chunks:
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: The seed of azure-ai-ml's content hash (``_asset_utils.get_object_hash``).
+AZUREML_HASH_SEED = b"Initialize for october 2021 AML CLI version"
+
+
+def azureml_object_hash(files: Iterable[tuple[str, Iterable[bytes]]], *, is_folder: bool) -> str:
+    """The hash azure-ai-ml uploads a file or folder under (``LocalUpload/<hash>/<name>``).
+
+    A folder's files (relative paths, with their bytes) are hashed as the SDK walks the folder:
+    in each folder, entries in the order of their lower-cased names, each entry's name, then a
+    file's bytes or the entries of a subfolder.
+
+    Args:
+        files: ``(relative path, chunks)`` of every file, in any order.
+        is_folder: whether the upload is a folder (else exactly one file).
+    """
+    digest = hashlib.sha256(AZUREML_HASH_SEED)
+    if not is_folder:
+        for _, chunks in files:
+            for chunk in chunks:
+                digest.update(chunk)
+        return digest.hexdigest()
+    tree: dict[str, object] = {}
+    for relative, chunks in files:
+        parts = relative.split("/")
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            assert isinstance(child, dict)
+            node = child
+        node[parts[-1]] = chunks
+
+    def walk(node: dict[str, object]) -> None:
+        for name in sorted(node, key=str.lower):
+            digest.update(name.encode())
+            value = node[name]
+            if isinstance(value, dict):
+                walk(value)
+            else:
+                assert not isinstance(value, str | bytes)
+                for chunk in value:  # type: ignore[attr-defined]
+                    digest.update(chunk)
+
+    walk(tree)
+    return digest.hexdigest()

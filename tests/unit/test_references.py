@@ -363,14 +363,18 @@ def test_malformed_storage_urls(value: str, match: str) -> None:
     assert repr(value) in info.value.message
 
 
-@pytest.mark.parametrize(
-    "value", ["adl://store.azuredatalakestore.net/x", "gs://b/k", "ftp://h/x", "file:///tmp/x"]
-)
+@pytest.mark.parametrize("value", ["gs://b/k", "ftp://h/x", "file:///tmp/x"])
 def test_other_schemes_are_unsupported(value: str) -> None:
     with pytest.raises(UnsupportedError, match="is not supported") as info:
         parse_reference(value, SCOPE)
     assert repr(value) in info.value.message
     assert ACCEPTED_INPUT_FORMS in info.value.message
+
+
+def test_adls_gen1_urls_are_refused_as_retired() -> None:
+    with pytest.raises(UnsupportedError, match="retired by Microsoft") as info:
+        parse_reference("adl://store.azuredatalakestore.net/x", SCOPE)
+    assert "abfss://" in info.value.message and "azure_data_lake_gen2" in info.value.message
 
 
 # --- blob emulator ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from sluiceway.cli import (
     assets,
+    azure,
     component,
     datastore,
     deployment,
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.register(subcommands, common)
     login.register(subcommands, common)
     studio.register(subcommands, common)
+    azure.register(subcommands, common)
     return parser
 
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,7 @@ def start(args: argparse.Namespace, context: CommandContext) -> int:
         raise error from None
     home = Path(args.home).expanduser() if args.home is not None else None
     try:
-        run(host=args.host, port=args.port, home=home)
+        run(host=args.host, port=args.port, home=home, tls=args.tls or None)
     except KeyboardInterrupt:
         pass
     return 0
@@ -60,11 +61,16 @@ def _home(value: str | None) -> WorkspaceHome:
     return WorkspaceHome(Path(value).expanduser().resolve() if value else default_home())
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, home: WorkspaceHome) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+        verify: ssl.SSLContext | bool = True
+        if url.startswith("https:"):
+            from sluiceway.server.run import trust
+
+            verify = trust(home)
+        return httpx.get(f"{url}/healthz", timeout=2.0, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -104,7 +110,7 @@ def stop(args: argparse.Namespace, context: CommandContext) -> int:
         ) from None
     url = fields.get("url") if isinstance(fields, dict) else None
     pid = fields.get("pid") if isinstance(fields, dict) else None
-    if not isinstance(url, str) or not isinstance(pid, int) or not _answers(url):
+    if not isinstance(url, str) or not isinstance(pid, int) or not _answers(url, home):
         _forget(home, record)
         print_note(f"No server answers at {url}; removed the stale record {home.server_file}.")
         return 0
@@ -138,6 +144,12 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
         "--port",
         type=int,
         help="the port; 0 picks a free one (default: $SLUICEWAY_PORT or 8765)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate made in <home>/tls/ (or set "
+        "$SLUICEWAY_TLS_CERT and $SLUICEWAY_TLS_KEY); the azure-ai-ml SDK needs HTTPS",
     )
     parser.add_argument(
         "--home",

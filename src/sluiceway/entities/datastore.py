@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluiceway.entities._resource import RestBacked, drop_empty, str_dict, str_or_none
+from sluiceway.storage.retired import gen1_refusal, is_gen1_type
 
 _SETTINGS = (
     "account_name",
@@ -140,6 +141,8 @@ class Datastore(RestBacked):
             raise TypeError("credentials must be a mapping (account_key, sas_token, ...)")
         name = values.pop("name", None)
         kind = values.pop("type", None)
+        if kind is not None and is_gen1_type(str(kind)):
+            raise gen1_refusal(f"datastore type {kind!r}", target="type")
         known = {"description", "tags", *_SETTINGS}
         unknown = sorted(set(values) - known)
         if unknown:

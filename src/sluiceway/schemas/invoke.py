@@ -122,6 +122,10 @@ def _int(value: Any, where: str) -> int | None:
 
 def _parse_input(name: str, raw: Any) -> InvokeInput:
     where = f"InputData.{name}"
+    if isinstance(raw, str) and raw.strip():
+        # The azure-ai-ml SDK sends a bare string for ``inputs={"x": "https://..."}`` (the
+        # reference page's form): a folder at that URI.
+        return InvokeInput(name=name, type="uri_folder", uri=raw.strip())
     spec = _mapping(raw, where)
     raw_type = _get(spec, "JobInputType", "type")
     if not isinstance(raw_type, str) or _key(raw_type) not in INPUT_TYPES:
@@ -193,7 +197,8 @@ def parse_invoke_body(body: Any) -> InvokeRequest:
         logging_level=str(logging_level).lower() if logging_level is not None else None,
     )
     extra = _mapping(_get(props, "properties"), "properties.properties")
-    job_name = _get(root, "name") or _get(props, "JobName")
+    # azure-ai-ml sends ``job_name=`` as ``properties.name``.
+    job_name = _get(root, "name") or _get(props, "JobName") or _get(props, "name")
     experiment = _get(props, "ExperimentName") or extra.get("experimentName")
     return InvokeRequest(
         inputs=inputs,

@@ -17,6 +17,8 @@ from starlette.types import Scope
 from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
 from sluiceway.server import openapi
+from sluiceway.server.arm import blob, dataplane, management
+from sluiceway.server.arm import identity as arm_identity
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
 from sluiceway.server.rate_limits import RateLimiter
@@ -165,9 +167,16 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
 
     app.include_router(system.public)
     app.include_router(oauth2.public)
+    # The azure-ai-ml dialect: cloud metadata, credentials, discovery, signed log links and
+    # the blob face check their callers themselves (a SAS, an identity header).
+    app.include_router(arm_identity.public)
+    app.include_router(dataplane.public)
+    app.include_router(blob.public)
     secured: list[Any] = [Depends(principal)]
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
     install_studio(app)
+    app.include_router(management.router, dependencies=secured)
+    app.include_router(dataplane.router, dependencies=secured)
     openapi.install(app)
     return app

@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestBodyLimits"]
 
-_UPLOAD_ROUTE = re.compile(r"/datastores/[^/]+/files/.")
+# The blob face (server/arm/blob.py) takes file bytes too: Put Blob, Put Block, Put Block List.
+_UPLOAD_ROUTE = re.compile(r"/datastores/[^/]+/files/.|/azureml/blob/[^/]+/[^/]+/.")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _JSON_ONLY = "send the body as JSON with Content-Type: application/json"
 

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -15,8 +16,17 @@ import httpx
 from sluiceway.config import Settings
 from sluiceway.errors import ConflictError
 from sluiceway.home import WorkspaceHome
+from sluiceway.server.tls import ServerCertificate
 
 logger = logging.getLogger("sluiceway.server")
+
+
+def trust(home: WorkspaceHome) -> ssl.SSLContext | bool:
+    """What verifies the home's own server: its self-signed bundle when there is one."""
+    from sluiceway.server.tls import ca_bundle_path
+
+    bundle = ca_bundle_path(home)
+    return ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
 
 
 def running_server(home: WorkspaceHome) -> str | None:
@@ -25,7 +35,7 @@ def running_server(home: WorkspaceHome) -> str | None:
     if url is None:
         return None
     try:
-        ok = httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+        ok = httpx.get(f"{url}/healthz", timeout=2.0, verify=trust(home)).status_code == 200
     except httpx.HTTPError:
         ok = False
     return url if ok else None
@@ -41,18 +51,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def client_url(host: str, port: int) -> str:
+def client_url(host: str, port: int, scheme: str = "http") -> str:
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def certificate(settings: Settings, url: str) -> ServerCertificate | None:
+    """The certificate to serve with, if the settings ask for HTTPS."""
+    from urllib.parse import urlsplit
+
+    from sluiceway.server.tls import self_signed, subject_names
+
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return ServerCertificate(settings.tls_cert, settings.tls_key, None)
+    if not settings.tls:
+        return None
+    public_host = urlsplit(url).hostname or ""
+    names = subject_names(settings.host, (public_host, *settings.extra_tls_hosts))
+    return self_signed(settings.workspace, names)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(host: str | None = None, port: int | None = None, home: str | Path | None = None) -> None:
+def run(
+    host: str | None = None,
+    port: int | None = None,
+    home: str | Path | None = None,
+    *,
+    tls: bool | None = None,
+) -> None:
     """Serve until interrupted; records the address in ``<home>/server.json``.
 
     Raises:
@@ -70,6 +101,8 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
         overrides["port"] = port
     if home is not None:
         overrides["home"] = Path(home).expanduser().resolve()
+    if tls is not None:
+        overrides["tls"] = tls
     settings = Settings(**overrides)  # type: ignore[arg-type]
     workspace_home = settings.workspace
     other = running_server(workspace_home)
@@ -79,16 +112,25 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
         )
     sock = bind(settings.host, settings.port)
     actual_port = sock.getsockname()[1]
-    url = settings.public_url or client_url(settings.host, actual_port)
+    scheme = "https" if settings.serves_tls else "http"
+    url = settings.public_url or client_url(settings.host, actual_port, scheme)
+    cert = certificate(settings, url)
     app = create_app(settings, base_url=url)
     workspace_home.write_private(
         workspace_home.server_file, json.dumps({"url": url, "pid": os.getpid()}) + "\n"
     )
     print(f"Sluiceway {url} (home {workspace_home.root})", flush=True)
     print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
+    if cert is not None and cert.ca_bundle is not None:
+        print(f"  CA bundle (REQUESTS_CA_BUNDLE): {cert.ca_bundle}", flush=True)
     # Request heads are limited (16 KiB a line, 64 KiB in all) by the protocol class.
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, http=LimitedHttpToolsProtocol
+        app,
+        log_level="warning",
+        access_log=False,
+        http=LimitedHttpToolsProtocol,
+        ssl_certfile=str(cert.cert) if cert else None,
+        ssl_keyfile=str(cert.key) if cert else None,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so ``finally`` runs.

@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
+from sluiceway.auth.signed_urls import UrlSigner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
@@ -32,6 +33,7 @@ from sluiceway.services.pipeline_invoke import PipelineInvoker
 from sluiceway.services.registry import Registry
 from sluiceway.services.resolver import InputResolver
 from sluiceway.services.role_assignments import RoleAssignmentService
+from sluiceway.services.signed_access import SignedAccess
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
@@ -121,6 +123,7 @@ class Workspace:
         workspace_key = load_or_create_key(home)
         self.issuer = TokenIssuer(workspace_key, issuer=f"sluiceway:{scope.workspace_name}")
         self.identities = IdentityStore(self.db)
+        self.signed = SignedAccess(UrlSigner(workspace_key), self.identities)
         self.external_issuer = external_issuer(settings)
         self.owner = ensure_owner(home, self.issuer, self.identities)
         self.identity_service = IdentityService(self.identities, self.issuer)

@@ -27,11 +27,12 @@ from sluiceway.storage.references import (
 )
 from sluiceway.storage.reserved import UPLOAD_FOLDER
 from sluiceway.store.assets import AssetRecord, AssetStore
-from sluiceway.upload_hash import upload_hash, upload_order
+from sluiceway.upload_hash import azureml_object_hash, upload_hash, upload_order
 
 Kind = Literal["data", "model"]
 _WHAT = {"data": "Data asset", "model": "Model"}
 _MD5 = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class AssetService:
@@ -234,6 +235,49 @@ class AssetService:
             )
         self._store.put_upload(content_hash, name, path)
 
+    def record_azureml_upload(self, content_hash: str, name: str, principal: Principal) -> None:
+        """Remember a finished upload of the azure-ai-ml SDK: ``LocalUpload/<sha256>/<name>`` of
+        the default datastore, whose files must hash (as the SDK hashes) to ``content_hash``.
+        From then on the folder is write-once, and the SDK, finding it confirmed, does not send
+        the same content again.
+
+        Raises:
+            ValidationError: not a sha256 hash, no such upload, or other content.
+            PermissionDeniedError: the caller may not write the default datastore.
+        """
+        if not _SHA256.fullmatch(content_hash):
+            raise ValidationError(
+                f"upload hash {content_hash!r} is not a sha256 hexdigest (64 characters 0-9a-f).",
+                target="hash",
+            )
+        if not name or "/" in name or name in {".", ".."}:
+            raise ValidationError(
+                f"upload name {name!r} must be the uploaded file's or folder's name.",
+                target="name",
+            )
+        principal.require(
+            Action.WRITE_DATA, datastore_scope(DEFAULT_DATASTORE), what=f"upload {content_hash}"
+        )
+        folder = f"{UPLOAD_FOLDER}/{content_hash}/{name}"
+        path = datastore_uri(DEFAULT_DATASTORE, folder)
+        if self._store.get_upload(content_hash, name) is not None:
+            return
+        location = self._datastores.location(DEFAULT_DATASTORE, folder)
+        found = storage_call(path, "path", lambda: _azureml_hash(location, name))
+        if found is None:
+            raise ValidationError(f"Nothing was uploaded to {path}.", target="path")
+        if found != content_hash:
+            raise ValidationError(
+                f"The files at {path} hash to {found}, not {content_hash}: an upload is "
+                "confirmed only under the hash of its content.",
+                target="hash",
+            )
+        self._store.put_upload(content_hash, name, path)
+
+    def upload_confirmed(self, content_hash: str, name: str) -> bool:
+        """Whether the upload ``LocalUpload/<content_hash>/<name>`` was recorded as finished."""
+        return self._store.get_upload(content_hash, name) is not None
+
     # -- shapes -----------------------------------------------------------------------------
 
     def _context(self, record: AssetRecord) -> CreationContext:
@@ -274,6 +318,18 @@ def _upload_hash(location: Location, name: str) -> str | None:
         return None
     entries = sorted(location.list_files(), key=lambda e: upload_order(e.path))
     return upload_hash(
+        ((e.path, location.child(e.path).iter_bytes()) for e in entries), is_folder=True
+    )
+
+
+def _azureml_hash(location: Location, name: str) -> str | None:
+    """azure-ai-ml's hash of the file or folder at ``location``; None if there is nothing."""
+    if location.is_file():
+        return azureml_object_hash([(name, location.iter_bytes())], is_folder=False)
+    if not location.is_dir():
+        return None
+    entries = location.list_files()
+    return azureml_object_hash(
         ((e.path, location.child(e.path).iter_bytes()) for e in entries), is_folder=True
     )
 

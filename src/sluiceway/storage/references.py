@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sluiceway.errors import UnsupportedError, ValidationError
 from sluiceway.schemas.common import ASSET_NAME_RE, WorkspaceScope
 from sluiceway.storage.paths import check_relative_path
+from sluiceway.storage.retired import GEN1_SCHEME, gen1_refusal
 
 __all__ = [
     "ACCEPTED_INPUT_FORMS",
@@ -382,6 +383,8 @@ def _parse_storage_url(text: str, scheme: str) -> StorageUrlRef:
         if not parts.netloc:
             raise ValidationError(f"{text!r} names no bucket: use s3://<bucket>/<key>.")
         return StorageUrlRef("s3", text, None, parts.netloc, path, query)
+    if scheme == GEN1_SCHEME:
+        raise gen1_refusal(f"the URL {text!r}")
     raise UnsupportedError(
         f"The scheme '{scheme}://' in {text!r} is not supported. Accepted: {ACCEPTED_INPUT_FORMS}."
     )

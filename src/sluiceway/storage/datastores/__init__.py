@@ -16,6 +16,7 @@ from sluiceway.storage.datastores.azure_data_lake_gen2 import open_azure_data_la
 from sluiceway.storage.datastores.base import ClientSettings, DatastoreBackend, DatastoreType
 from sluiceway.storage.datastores.local import LocalDatastore
 from sluiceway.storage.datastores.s3 import S3Datastore
+from sluiceway.storage.retired import gen1_refusal, is_gen1_type
 
 BackendFactory = Callable[[dict[str, Any], dict[str, Any] | None, ClientSettings], DatastoreBackend]
 
@@ -28,7 +29,10 @@ _REGISTRY: dict[DatastoreType, BackendFactory] = {
 
 
 def datastore_type(type_name: str) -> DatastoreType:
-    """The type named ``type_name``, or an error that lists the accepted ones."""
+    """The type named ``type_name``, or an error that lists the accepted ones (and, for ADLS
+    Gen1, says it was retired)."""
+    if is_gen1_type(type_name):
+        raise gen1_refusal(f"datastore type {type_name!r}", target="type")
     try:
         return DatastoreType(type_name)
     except ValueError:

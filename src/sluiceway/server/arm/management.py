@@ -1,0 +1,500 @@
+"""The management (ARM-shaped) routes azure-ai-ml calls, under
+``/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/
+workspaces/{ws}``.
+
+Every route calls the same services as the REST face, with the same role checks: a route here
+only translates the ARM body into the service's request and its answer into the ARM shape
+(:mod:`sluiceway.server.arm.shapes`). Creates are synchronous; an ARM create still answers
+``Azure-AsyncOperation`` so that the SDK's ``begin_create_or_update(...).result()`` polls an
+operation that reports the resource's state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from sluiceway.auth.policy import Action
+from sluiceway.errors import ResourceNotFoundError, UnsupportedError, ValidationError
+from sluiceway.schemas.assets import DataCreate, ModelCreate
+from sluiceway.schemas.datastores import DatastoreCreate
+from sluiceway.schemas.endpoints import (
+    BatchDeploymentCreate,
+    BatchEndpointCreate,
+    EndpointDefaults,
+)
+from sluiceway.server.access import allowed
+from sluiceway.server.arm import shapes
+from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.workspace import Workspace
+from sluiceway.storage.retired import gen1_refusal, is_gen1_type
+
+WORKSPACE_PATH = (
+    "/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+    "Microsoft.MachineLearningServices/workspaces/{workspace}"
+)
+_API_VERSION = re.compile(r"^(20\d\d)-\d\d-\d\d(-preview)?$")
+SUPPORTED = (
+    "workspaces (GET), datastores (GET, list, PUT, listSecrets), data and models (containers "
+    "and versions: GET, list, PUT), batchEndpoints and batchEndpoints/deployments (GET, list, "
+    "PUT, DELETE), jobs (GET)"
+)
+
+
+def target(request: Request, ws: WorkspaceDep) -> None:
+    """The path names this workspace, and the ``api-version`` is an ARM date version.
+
+    Raises:
+        ResourceNotFoundError: another subscription, resource group or workspace.
+        ValidationError: no ``api-version``, or not of the form ``YYYY-MM-DD[-preview]``.
+    """
+    params = request.path_params
+    scope = ws.settings.scope
+    if (
+        params["subscription"] != scope.subscription_id
+        or params["group"].lower() != scope.resource_group.lower()
+        or params["workspace"] != scope.workspace_name
+    ):
+        raise ResourceNotFoundError(
+            f"Workspace /subscriptions/{params['subscription']}/resourceGroups/"
+            f"{params['group']}/.../workspaces/{params['workspace']} is not served here; this "
+            f"server serves {scope.prefix}.",
+            target="workspace",
+        )
+    version = request.query_params.get("api-version", "")
+    match = _API_VERSION.match(version)
+    if match is None or int(match.group(1)) < 2020:
+        raise ValidationError(
+            f"api-version {version!r} is not accepted: the management API takes ARM date "
+            "versions from 2020 on (YYYY-MM-DD or YYYY-MM-DD-preview), as azure-ai-ml sends.",
+            target="api-version",
+        )
+
+
+router = APIRouter(
+    prefix=WORKSPACE_PATH,
+    tags=["azure ml"],
+    dependencies=[Depends(target)],
+    generate_unique_id_function=shapes.operation_id,
+)
+
+
+def context(ws: Workspace) -> shapes.ArmContext:
+    return shapes.ArmContext(ws.base_url, ws.settings.scope)
+
+
+def blob_face(ws: Workspace, datastore_type: str) -> bool:
+    """Whether the SDK reaches this datastore through the server's blob face (every type but
+    Azure's own, which it reaches directly)."""
+    return datastore_type not in ("azure_blob", "azure_data_lake_gen2")
+
+
+def _props(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("properties", {}), dict):
+        raise ValidationError(
+            "The body must be a JSON object with a 'properties' object, as ARM takes it.",
+            target="properties",
+        )
+    props: dict[str, Any] = body.get("properties") or {}
+    return props
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{where} must be an object of strings.", target=where)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+# -- workspace ---------------------------------------------------------------------------------
+
+
+@router.get("")
+def get_workspace(ws: WorkspaceDep) -> JSONResponse:
+    return JSONResponse(shapes.workspace(context(ws)))
+
+
+# -- datastores --------------------------------------------------------------------------------
+
+
+@router.get("/datastores")
+def list_datastores(
+    ws: WorkspaceDep, caller: PrincipalDep, isDefault: str | None = None
+) -> JSONResponse:
+    """The datastores the caller may read; ``isDefault=true``: only the default one."""
+    ctx = context(ws)
+    found = ws.datastores.list_all(caller)
+    if (isDefault or "").lower() == "true":
+        found = [d for d in found if d.is_default]
+    value = [shapes.datastore(ctx, d, blob_face=blob_face(ws, d.type)) for d in found]
+    return JSONResponse({"value": value, "nextLink": None})
+
+
+@router.get("/datastores/{name}", dependencies=[allowed(Action.READ, datastore="name")])
+def get_datastore(name: str, ws: WorkspaceDep) -> JSONResponse:
+    out = ws.datastores.get(name)
+    return JSONResponse(shapes.datastore(context(ws), out, blob_face=blob_face(ws, out.type)))
+
+
+_ARM_CREDENTIALS = {"accountkey": "key", "sas": "sasToken"}
+
+
+@router.put("/datastores/{name}")
+def put_datastore(
+    name: str,
+    ws: WorkspaceDep,
+    caller: PrincipalDep,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Register an Azure Blob or ADLS Gen2 datastore in ARM's shape (``datastoreType``,
+    ``accountName``, ``containerName`` or ``filesystem``, ``credentials``)."""
+    props = _props(body)
+    kind = str(props.get("datastoreType") or "")
+    if is_gen1_type(kind):
+        raise gen1_refusal(f"datastoreType {kind!r}", target="properties.datastoreType")
+    types = {"AzureBlob": "azure_blob", "AzureDataLakeGen2": "azure_data_lake_gen2"}
+    if kind not in types:
+        raise UnsupportedError(
+            f"properties.datastoreType {kind!r} is not accepted here; accepted: "
+            "AzureBlob, AzureDataLakeGen2 (other types: `sluice datastore create`).",
+            target="properties.datastoreType",
+        )
+    credentials: dict[str, str] | None = None
+    cred = props.get("credentials") or {}
+    ctype = str(cred.get("credentialsType") or "None").lower()
+    if ctype in _ARM_CREDENTIALS:
+        secret = (cred.get("secrets") or {}).get(_ARM_CREDENTIALS[ctype])
+        if not secret:
+            raise ValidationError(
+                f"properties.credentials.secrets.{_ARM_CREDENTIALS[ctype]} is needed for "
+                f"credentialsType {cred.get('credentialsType')}.",
+                target="properties.credentials",
+            )
+        credentials = {"account_key" if ctype == "accountkey" else "sas_token": str(secret)}
+    elif ctype != "none":
+        raise UnsupportedError(
+            f"credentialsType {cred.get('credentialsType')!r} is not accepted; accepted: "
+            "AccountKey, Sas, None.",
+            target="properties.credentials",
+        )
+    create = DatastoreCreate(
+        name=name,
+        type=types[kind],
+        description=props.get("description"),
+        tags=_strings(props.get("tags"), "properties.tags"),
+        account_name=props.get("accountName"),
+        container_name=props.get("containerName"),
+        filesystem=props.get("filesystem"),
+        endpoint=props.get("endpoint"),
+        protocol=props.get("protocol"),
+        credentials=credentials,
+    )
+    out, created = ws.datastores.create_or_update(name, create, caller)
+    answer = shapes.datastore(context(ws), out, blob_face=False)
+    return JSONResponse(answer, status_code=201 if created else 200)
+
+
+@router.post("/datastores/{name}/listSecrets")
+def list_secrets(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
+    """A SAS for the caller's own data rights on the datastore, valid an hour; never a stored
+    credential."""
+    out = ws.datastores.get(name)
+    if not blob_face(ws, out.type):
+        raise UnsupportedError(
+            f"listSecrets is not offered for Azure datastore {name!r}: its stored credential "
+            "stays on the server. listSecrets answers for datastores served by this server's "
+            "blob face (local and S3 datastores).",
+            target="name",
+        )
+    sas, expiry = ws.signed.datastore_sas(caller, name)
+    return JSONResponse({"secretsType": "Sas", "sasToken": sas, "expiry": expiry})
+
+
+# -- batch endpoints and deployments -----------------------------------------------------------
+
+
+def _operation(ws: Workspace, path: str) -> dict[str, str]:
+    return {"Azure-AsyncOperation": f"{ws.base_url}/azureml/operations/{path}"}
+
+
+@router.get("/batchEndpoints")
+def list_endpoints(ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
+    value = [shapes.endpoint(e) for e in ws.endpoints.list_all(caller)]
+    return JSONResponse({"value": value, "nextLink": None})
+
+
+@router.get("/batchEndpoints/{name}", dependencies=[allowed(Action.READ, endpoint="name")])
+def get_endpoint(name: str, ws: WorkspaceDep) -> JSONResponse:
+    return JSONResponse(shapes.endpoint(ws.endpoints.get(name)))
+
+
+@router.put("/batchEndpoints/{name}")
+def put_endpoint(
+    name: str,
+    ws: WorkspaceDep,
+    caller: PrincipalDep,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Create an endpoint (``manage`` on the workspace) or update one (``manage`` on it)."""
+    props = _props(body)
+    auth_mode = str(props.get("authMode") or "AADToken")
+    if auth_mode.lower() != "aadtoken":
+        raise UnsupportedError(
+            f"properties.authMode {auth_mode!r} is not accepted; accepted: AADToken.",
+            target="properties.authMode",
+        )
+    defaults = props.get("defaults") or {}
+    create = BatchEndpointCreate(
+        name=name,
+        description=props.get("description"),
+        tags=_strings(body.get("tags"), "tags"),
+        defaults=EndpointDefaults(deployment_name=defaults.get("deploymentName")),
+        properties=_strings(props.get("properties"), "properties.properties"),
+    )
+    out, created = ws.endpoints.create_or_update(create, caller)
+    return JSONResponse(
+        shapes.endpoint(out),
+        status_code=201 if created else 200,
+        headers=_operation(ws, f"batchEndpoints/{name}"),
+    )
+
+
+@router.delete("/batchEndpoints/{name}", dependencies=[allowed(Action.MANAGE, endpoint="name")])
+def delete_endpoint(name: str, ws: WorkspaceDep) -> Response:
+    ws.endpoints.delete(name)
+    return Response(status_code=200)
+
+
+READ_ENDPOINT = [allowed(Action.READ, endpoint="endpoint")]
+MANAGE_ENDPOINT = [allowed(Action.MANAGE, endpoint="endpoint")]
+
+
+@router.get("/batchEndpoints/{endpoint}/deployments", dependencies=READ_ENDPOINT)
+def list_deployments(endpoint: str, ws: WorkspaceDep) -> JSONResponse:
+    ctx = context(ws)
+    value = [shapes.deployment(ctx, d) for d in ws.endpoints.list_deployments(endpoint)]
+    return JSONResponse({"value": value, "nextLink": None})
+
+
+@router.get("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=READ_ENDPOINT)
+def get_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> JSONResponse:
+    out = ws.endpoints.get_deployment(endpoint, name)
+    return JSONResponse(shapes.deployment(context(ws), out))
+
+
+def _reference(value: Any, where: str) -> str | None:
+    """An ARM asset id (``.../models/n/versions/v``) or ``azureml:`` reference as the
+    ``azureml:name:version`` form the services take."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get("assetId")
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{where} must name an asset by its id.", target=where)
+    found = re.search(r"/(?:models|components)/([^/]+)/versions/([^/]+)$", value)
+    return f"azureml:{found.group(1)}:{found.group(2)}" if found else value
+
+
+def _seconds(value: Any) -> int | None:
+    if value is None:
+        return None
+    from sluiceway.schemas.invoke import parse_timeout
+
+    return parse_timeout(value, "properties.retrySettings.timeout")
+
+
+@router.put("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+def put_deployment(
+    endpoint: str,
+    name: str,
+    ws: WorkspaceDep,
+    caller: PrincipalDep,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Create or update a model deployment (a registered model; MLflow models need no code)
+    or a pipeline deployment (a registered pipeline component)."""
+    props = _props(body)
+    if props.get("codeConfiguration") or props.get("environmentId"):
+        raise UnsupportedError(
+            "codeConfiguration and environmentId are not accepted through the management API "
+            "yet: code and environment assets are not served in the ARM dialect. Deploy an "
+            "MLflow model (no code), or create the deployment with `sluice batch-deployment "
+            "create` or sluiceway.MLClient.",
+            target="properties.codeConfiguration",
+        )
+    pipeline = props.get("deploymentConfiguration") or {}
+    settings: dict[str, Any] = {}
+    fields: dict[str, Any] = {
+        "name": name,
+        "endpoint_name": endpoint,
+        "description": props.get("description"),
+        "tags": _strings(body.get("tags"), "tags"),
+        "properties": _strings(props.get("properties"), "properties.properties"),
+        "compute": props.get("compute"),
+    }
+    if pipeline:
+        fields["type"] = "pipeline"
+        fields["component"] = _reference(
+            pipeline.get("componentId"), "properties.deploymentConfiguration.componentId"
+        )
+    else:
+        fields["model"] = _reference(props.get("model"), "properties.model")
+        retry = props.get("retrySettings") or {}
+        for key, value in {
+            "mini_batch_size": props.get("miniBatchSize"),
+            "max_concurrency_per_instance": props.get("maxConcurrencyPerInstance"),
+            "output_action": props.get("outputAction"),
+            "output_file_name": props.get("outputFileName"),
+            "error_threshold": props.get("errorThreshold"),
+            "logging_level": (props.get("loggingLevel") or "").lower() or None,
+        }.items():
+            if value is not None:
+                settings[key] = value
+        retry_settings = {
+            k: v
+            for k, v in {
+                "max_retries": retry.get("maxRetries"),
+                "timeout": _seconds(retry.get("timeout")),
+            }.items()
+            if v is not None
+        }
+        if retry_settings:
+            settings["retry_settings"] = retry_settings
+        fields["settings"] = settings
+    instances = (props.get("resources") or {}).get("instanceCount")
+    if instances is not None:
+        fields["resources"] = {"instance_count": instances}
+    create = BatchDeploymentCreate.model_validate(fields)
+    out, created = ws.endpoints.create_or_update_deployment(
+        endpoint, name, create, caller, set_default=False
+    )
+    return JSONResponse(
+        shapes.deployment(context(ws), out),
+        status_code=201 if created else 200,
+        headers=_operation(ws, f"batchEndpoints/{endpoint}/deployments/{name}"),
+    )
+
+
+@router.delete("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+def delete_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> Response:
+    ws.endpoints.delete_deployment(endpoint, name)
+    return Response(status_code=200)
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+@router.get("/jobs/{name}")
+def get_job(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
+    return JSONResponse(shapes.job(ws.jobs.get(name, caller)))
+
+
+# -- data and models ---------------------------------------------------------------------------
+
+_KINDS = {"data": "data", "models": "model"}
+
+
+def _kind(kind: str) -> str:
+    if kind not in _KINDS:
+        raise UnsupportedError(
+            f"Resource type {kind!r} is not supported; supported: {SUPPORTED}.", target="type"
+        )
+    return _KINDS[kind]
+
+
+def _version_out(ws: Workspace, kind: str, name: str, version: str | None) -> dict[str, Any]:
+    record = ws.assets.get(_kind(kind), name, version)  # type: ignore[arg-type]
+    if kind == "data":
+        return shapes.data_version(ws.assets.data_out(record))
+    return shapes.model_version(ws.assets.model_out(record))
+
+
+@router.get("/{kind}/{name}", dependencies=[allowed(Action.READ)])
+def get_container(kind: str, name: str, ws: WorkspaceDep) -> JSONResponse:
+    record = ws.assets.get(_kind(kind), name)  # type: ignore[arg-type]
+    out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
+    return JSONResponse(shapes.data_container(context(ws), name, out, kind))
+
+
+@router.get("/{kind}", dependencies=[allowed(Action.READ)])
+def list_containers(kind: str, ws: WorkspaceDep) -> JSONResponse:
+    ctx = context(ws)
+    value = []
+    for record in ws.assets.list_latest(_kind(kind)):  # type: ignore[arg-type]
+        out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
+        value.append(shapes.data_container(ctx, record.name, out, kind))
+    return JSONResponse({"value": value, "nextLink": None})
+
+
+@router.get("/{kind}/{name}/versions", dependencies=[allowed(Action.READ)])
+def list_versions(kind: str, name: str, ws: WorkspaceDep) -> JSONResponse:
+    records = ws.assets.versions(_kind(kind), name)  # type: ignore[arg-type]
+    value = [
+        shapes.data_version(ws.assets.data_out(r))
+        if kind == "data"
+        else shapes.model_version(ws.assets.model_out(r))
+        for r in records
+    ]
+    return JSONResponse({"value": value, "nextLink": None})
+
+
+@router.get("/{kind}/{name}/versions/{version}", dependencies=[allowed(Action.READ)])
+def get_version(kind: str, name: str, version: str, ws: WorkspaceDep) -> JSONResponse:
+    return JSONResponse(_version_out(ws, kind, name, version))
+
+
+@router.put("/{kind}/{name}/versions/{version}", dependencies=[allowed(Action.MANAGE)])
+def put_version(
+    kind: str,
+    name: str,
+    version: str,
+    ws: WorkspaceDep,
+    caller: PrincipalDep,
+    body: Annotated[dict[str, Any], Body()],
+) -> JSONResponse:
+    """Register a data or model version: ``properties.dataUri``/``dataType`` or
+    ``properties.modelUri``/``modelType``."""
+    _kind(kind)
+    props = _props(body)
+    common: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "description": props.get("description"),
+        "tags": _strings(props.get("tags"), "properties.tags"),
+        "properties": _strings(props.get("properties"), "properties.properties"),
+    }
+    if kind == "data":
+        data = DataCreate(
+            **common, type=props.get("dataType") or "uri_folder", path=props.get("dataUri") or ""
+        )
+        out, created = ws.assets.create_data(data, caller)
+        answer = shapes.data_version(out)
+    else:
+        model = ModelCreate(
+            **common,
+            type=props.get("modelType") or "custom_model",
+            path=props.get("modelUri") or "",
+        )
+        model_out, created = ws.assets.create_model(model, caller)
+        answer = shapes.model_version(model_out)
+    return JSONResponse(answer, status_code=201 if created else 200)
+
+
+# -- everything else ---------------------------------------------------------------------------
+
+
+@router.api_route(
+    "/{rest:path}",
+    methods=["GET", "PUT", "POST", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+def unsupported(rest: str, request: Request) -> None:
+    raise UnsupportedError(
+        f"{request.method} .../workspaces/{{ws}}/{rest} is not supported by Sluiceway's "
+        f"management API; supported: {SUPPORTED}.",
+        target=rest.split("/")[0] or "resource",
+    )

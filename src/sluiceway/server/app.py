@@ -1,4 +1,5 @@
-"""The FastAPI application: API, scheduler and local executor in one process."""
+"""The FastAPI application of one server process: the API, the scheduler (with its local
+executor), or both, by the process's role; every role answers ``/healthz``."""
 
 from __future__ import annotations
 
@@ -163,6 +164,8 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         return _error(exc.status_code, code, message, headers=headers or None)
 
     app.include_router(system.public)
+    if not settings.runs_api:
+        return app  # a scheduler: its health is all it serves
     app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):

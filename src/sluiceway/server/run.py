@@ -52,8 +52,16 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(host: str | None = None, port: int | None = None, home: str | Path | None = None) -> None:
+def run(
+    host: str | None = None,
+    port: int | None = None,
+    home: str | Path | None = None,
+    role: str | None = None,
+) -> None:
     """Serve until interrupted; records the address in ``<home>/server.json``.
+
+    Args:
+        role: ``all``, ``api`` or ``scheduler`` (default: ``$SLUICEWAY_ROLE`` or ``all``).
 
     Raises:
         ConflictError: a server for this home is already running.
@@ -70,6 +78,8 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
         overrides["port"] = port
     if home is not None:
         overrides["home"] = Path(home).expanduser().resolve()
+    if role is not None:
+        overrides["role"] = role
     settings = Settings(**overrides)  # type: ignore[arg-type]
     workspace_home = settings.workspace
     other = running_server(workspace_home)
@@ -81,11 +91,11 @@ def run(host: str | None = None, port: int | None = None, home: str | Path | Non
     actual_port = sock.getsockname()[1]
     url = settings.public_url or client_url(settings.host, actual_port)
     app = create_app(settings, base_url=url)
-    workspace_home.write_private(
-        workspace_home.server_file, json.dumps({"url": url, "pid": os.getpid()}) + "\n"
-    )
-    print(f"Sluiceway {url} (home {workspace_home.root})", flush=True)
-    print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
+    record = {"url": url, "pid": os.getpid(), "role": settings.role.value}
+    workspace_home.write_private(workspace_home.server_file, json.dumps(record) + "\n")
+    print(f"Sluiceway {url} (role {settings.role.value}, home {workspace_home.root})", flush=True)
+    if settings.runs_api:
+        print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
     # Request heads are limited (16 KiB a line, 64 KiB in all) by the protocol class.
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, http=LimitedHttpToolsProtocol

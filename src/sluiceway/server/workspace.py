@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
-from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
+from sluiceway.auth.tokens import TokenIssuer
+from sluiceway.auth.workspace_key import load_workspace_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
 from sluiceway.scheduler.loop import Scheduler
@@ -28,11 +29,12 @@ from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
+from sluiceway.store.startup import prepare, startup_lock
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.server")
@@ -81,10 +83,35 @@ class Workspace:
         home = settings.workspace
         home.root.mkdir(parents=True, exist_ok=True)
         self.home = home
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        key = load_workspace_key(
+            home,
+            key=secret,
+            key_file=settings.secret_key_file,
+            may_create=not settings.shared_database,
+        )
         self.db = Database(settings.effective_database_url)
-        upgrade(self.db.engine)
+        try:
+            # One process at a time checks, migrates and creates the owner and the default
+            # datastore, however many start together.
+            with startup_lock(self.db):
+                prepare(self.db, key.fingerprint)
+                self._wire(key.secret)
+        except BaseException:
+            self.db.dispose()
+            raise
+        if settings.shared_database and settings.default_datastore is None:
+            logger.warning(
+                "The database is shared but the default datastore is the home's folder %s: "
+                "processes with another home will not see its files; set "
+                "SLUICEWAY_DEFAULT_DATASTORE to an object store.",
+                home.blobstore,
+            )
+
+    def _wire(self, workspace_key: bytes) -> None:
+        settings = self.settings
+        home = self.home
         scope = settings.scope
-        workspace_key = load_or_create_key(home)
         self.issuer = TokenIssuer(workspace_key, issuer=f"sluiceway:{scope.workspace_name}")
         self.identities = IdentityStore(self.db)
         self.external_issuer = external_issuer(settings)
@@ -154,7 +181,7 @@ class Workspace:
         ensure_owner(self.home, self.issuer, self.identities)
 
     def start(self) -> None:
-        if self.settings.scheduler_enabled:
+        if self.settings.runs_scheduler:
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,

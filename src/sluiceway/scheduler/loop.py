@@ -66,6 +66,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._running: dict[str, threading.Thread] = {}
+        self._runners: dict[str, JobRunner | PipelineRunner] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -76,6 +77,13 @@ class Scheduler:
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
+
+    def cancel_requested(self, job: str) -> None:
+        """A job's cancel was requested: its runner, if it runs here, stops it now."""
+        with self._lock:
+            runner = self._runners.get(job)
+        if runner is not None:
+            runner.nudge()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; running jobs let their mini-batches finish for the drain period,
@@ -140,6 +148,7 @@ class Scheduler:
         while not self._stop.is_set():
             with self._lock:
                 self._running = {n: t for n, t in self._running.items() if t.is_alive()}
+                self._runners = {n: r for n, r in self._runners.items() if n in self._running}
                 busy = len(self._running)
             claimed = False
             if busy < self._max_jobs:
@@ -155,6 +164,7 @@ class Scheduler:
                     )
                     with self._lock:
                         self._running[runner.job.name] = thread
+                        self._runners[runner.job.name] = runner
                     thread.start()
             if not claimed:
                 self._wake.wait(self._poll)

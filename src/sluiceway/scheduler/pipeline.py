@@ -216,6 +216,10 @@ class PipelineRunner:
 
     # -- entry point ------------------------------------------------------------------------
 
+    def nudge(self) -> None:
+        """A cancel was requested: see it at the next check rather than when one is due."""
+        self._lease.nudge()
+
     def run(self) -> None:
         name = self.job.name
         try:

@@ -131,6 +131,10 @@ class JobRunner:
 
     # -- entry point ------------------------------------------------------------------------
 
+    def nudge(self) -> None:
+        """A cancel was requested: see it at the next check rather than when one is due."""
+        self._lease.nudge()
+
     def run(self) -> None:
         name = self.job.name
         try:

@@ -34,6 +34,7 @@ from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
+from sluiceway.store.notifications import JobNotifications
 from sluiceway.store.startup import prepare, startup_lock
 from sluiceway.store.steps import StepStore
 
@@ -169,6 +170,7 @@ class Workspace:
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
         )
         self.scheduler: Scheduler | None = None
+        self.notifications: JobNotifications | None = None
 
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(
@@ -193,12 +195,20 @@ class Workspace:
                 access=InvokerAccess(self.identities),
             )
             self.scheduler.start()
+            if self.db.is_postgres:
+                scheduler = self.scheduler
+                self.notifications = JobNotifications(
+                    self.db.url, on_queued=scheduler.wake, on_cancel=scheduler.cancel_requested
+                )
+                self.notifications.start()
 
     def job_queued(self) -> None:
         if self.scheduler is not None:
             self.scheduler.wake()
 
     def close(self) -> None:
+        if self.notifications is not None:
+            self.notifications.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.db.dispose()

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.store.db import Database
+from sluiceway.store.notifications import notify_cancel, notify_queued
 from sluiceway.store.tables import JobRow, MiniBatchRow
 
 ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
@@ -206,6 +207,8 @@ class JobStore:
                     seq=next_seq,
                 )
             )
+            if self._db.is_postgres:
+                notify_queued(conn)
         return record
 
     def exists(self, name: str) -> bool:
@@ -370,6 +373,9 @@ class JobStore:
                 .values(status=JobStatus.CANCEL_REQUESTED.value)
             )
             row = s.get(JobRow, name)
+            requested = row is not None and row.status == JobStatus.CANCEL_REQUESTED.value
+            if requested and self._db.is_postgres:
+                notify_cancel(s.connection(), name)
             return _job(row) if row else None
 
     def release(self, name: str, owner: str) -> None:

@@ -18,7 +18,7 @@ from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
 from sluiceway.storage.locations import Locations
-from sluiceway.store.jobs import JobStore
+from sluiceway.store.jobs import JobStore, lease_scheduler
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.scheduler")
@@ -111,7 +111,7 @@ class Scheduler:
     def _dead_owners(self) -> list[str]:
         dead = []
         for text in self._store.lease_owners():
-            owner = LeaseOwner.parse(text)
+            owner = LeaseOwner.parse(lease_scheduler(text))
             if owner is not None and owner.is_gone(self.identity):
                 dead.append(text)
         return dead
@@ -120,14 +120,15 @@ class Scheduler:
         job = self._store.claim(self.owner, self._lease, dead_owners=self._dead_owners())
         if job is None:
             return None
-        logger.info("job %s claimed (status %s)", job.name, job.status.value)
+        holder = job.lease_owner or self.owner
+        logger.info("job %s claimed as %s (status %s)", job.name, holder, job.status.value)
         if job.spec.get("kind") == "pipeline" and self._steps is not None:
             return PipelineRunner(
                 job,
                 store=self._store,
                 steps=self._steps,
                 datastores=self._datastores,
-                owner=self.owner,
+                owner=holder,
                 lease=self._lease,
                 stop=self._stop,
                 access=self._access,
@@ -137,7 +138,7 @@ class Scheduler:
             store=self._store,
             datastores=self._datastores,
             executor=self._executor,
-            owner=self.owner,
+            owner=holder,
             lease=self._lease,
             stop=self._stop,
             drain_seconds=self._drain,

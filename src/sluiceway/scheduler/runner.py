@@ -39,6 +39,7 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
@@ -92,6 +93,9 @@ class _Paths:
     # The model and code are read in place (a local datastore), not fetched for this job alone:
     # only then can the workers outlive the job (the fetched copies go with it).
     shared_folders: bool = True
+    # append_row in a remote job folder: where each succeeded mini-batch's part is kept, so a
+    # scheduler on another machine that takes the job over finds the parts it did not make.
+    kept_parts: Location | None = None
 
 
 class JobRunner:
@@ -213,6 +217,10 @@ class JobRunner:
             folders = [folder for folder in found if folder is not None]
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        kept = self._paths.kept_parts if self._paths is not None else None
+        if kept is not None:
+            with contextlib.suppress(Exception):
+                kept.backend.fs.rm(kept.full_path, recursive=True)
 
     def _hand_back(self) -> None:
         returned = self._store.reset_running(self.job.name)
@@ -249,6 +257,10 @@ class JobRunner:
             code_dir = self._registered(code_location)
             shared = shared and code_location.local_path() is not None
 
+        parts = job_folder.child("parts")
+        kept_parts = None
+        if parts.local_path() is None and self._settings["output_action"] == "append_row":
+            kept_parts = parts
         output_name, out = next(iter(spec["outputs"].items()))
         output_folder = self._datastores.location(out["datastore"], out["path"])
         staging_dir = self._staging.work_dir(job_folder.child(f"staging/{output_name}"))
@@ -265,6 +277,7 @@ class JobRunner:
             parts_dir=parts_dir,
             log_dir=log_dir,
             shared_folders=shared,
+            kept_parts=kept_parts,
         )
 
     def _registered(self, location: Location) -> Path:
@@ -449,6 +462,7 @@ class JobRunner:
         should be tried again."""
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
+            self._keep_part(result.index)
             self._ended.append(
                 MiniBatchEnd(result.index, MiniBatchStatus.SUCCEEDED, result.items_succeeded)
             )
@@ -501,6 +515,20 @@ class JobRunner:
                 self._failure_details(ERROR_DETAILS),
             )
         return False
+
+    def _keep_part(self, index: int) -> None:
+        """Copy a succeeded mini-batch's part to the job's remote folder before its success is
+        recorded: a job taken over on another machine then has every recorded part."""
+        paths = self._paths
+        if paths is None or paths.kept_parts is None:
+            return
+        local = part_path(str(paths.parts_dir), index)
+        if not local.is_file():
+            return
+        with open(local, "rb") as fh:
+            paths.kept_parts.child(local.name).write_stream(
+                iter(lambda: fh.read(1 << 20), b""), overwrite=True
+            )
 
     def _count_done(self) -> None:
         """A progress line in the overview at every tenth of the mini-batches."""
@@ -575,6 +603,7 @@ class JobRunner:
             log=self._log,
             keep_lease=self._lease.keep,
             owner=self._owner,
+            kept_parts=paths.kept_parts,
         )
 
     def _all_error_lines(self) -> list[dict[str, Any]]:

@@ -155,6 +155,16 @@ def _job(row: JobRow) -> JobRecord:
     )
 
 
+def lease_holder(owner: str, epoch: int) -> str:
+    """The holder of a job's ``epoch``-th lease, taken by scheduler ``owner``."""
+    return f"{owner}#{epoch}"
+
+
+def lease_scheduler(holder: str) -> str:
+    """The scheduler that holds a lease (the holder without its claim's number)."""
+    return holder.rpartition("#")[0] or holder
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -250,6 +260,9 @@ class JobStore:
     ) -> JobRecord | None:
         """Take the oldest queued job, or an active one whose lease expired.
 
+        The job that is returned names its lease's holder in ``lease_owner``: ``owner`` and the
+        claim's number (:func:`lease_holder`), a fencing token that the runner writes with.
+
         Args:
             owner: the claiming scheduler.
             lease: how long the claim holds without a renewal.
@@ -277,7 +290,10 @@ class JobStore:
             row = s.scalars(query).first()
             if row is None:
                 return None
-            row.lease_owner = owner
+            # Each claim is a new lease: its holder is named with the claim's number, so the
+            # runner of an earlier claim (even of this scheduler) can write nothing more.
+            row.lease_epoch = (row.lease_epoch or 0) + 1
+            row.lease_owner = lease_holder(owner, row.lease_epoch)
             row.lease_expires_at = now + lease
             if row.status == JobStatus.QUEUED.value:
                 row.status = JobStatus.PREPARING.value

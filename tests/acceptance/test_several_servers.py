@@ -33,6 +33,9 @@ from tests.integration.servers_workspace import (
     postgres_database,
     shared_workspace,
 )
+from tests.integration.test_pipelines import STEPS_SCRIPT, command, literal
+from tests.integration.test_pipelines import deploy as deploy_pipeline
+from tests.integration.test_pipelines import invoke as invoke_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -85,6 +88,9 @@ def test_jobs_and_tokens_of_one_api_server_work_on_the_other(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     one, other = cluster.apis
+    for process in cluster.apis + cluster.schedulers:
+        ready = httpx.get(f"{process.url}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text  # PostgreSQL and S3 answer every process
     # Each home got the owner's token of the one workspace: each works on both servers.
     for server in (one, other):
         for token in (one.token, other.token):
@@ -131,7 +137,7 @@ def test_a_scheduler_killed_mid_job_is_taken_over_and_each_row_is_written_once(
     seed = int(os.environ.get("SLUICEWAY_CRASH_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     ledger = tmp_path / "ledger.txt"
-    count, kills = 200, 4
+    count, kills = 200, 5
     one, other = cluster.apis
     with one.client() as client:
         endpoint = deploy(client, tmp_path, environment={"LEDGER": str(ledger)}, workers=2)
@@ -176,6 +182,81 @@ def test_a_scheduler_killed_mid_job_is_taken_over_and_each_row_is_written_once(
     # A mini-batch recorded as done before a kill never ran again.
     again = [i for i in done_before_kills if by_file[f"f-{i:04d}.txt"] != 1]
     assert not again, (seed, again)
+
+
+def kill_the_holder(cluster: Cluster, store: JobStore, job: str) -> None:
+    """SIGKILL the scheduler that holds the job's lease, and start another in its place."""
+    pid = holder_pid(store, job)
+    (victim,) = [s for s in cluster.schedulers if s.process.pid == pid]
+    victim.process.kill()
+    victim.process.wait()
+    cluster.schedulers.remove(victim)
+    cluster.schedulers.append(cluster.start("scheduler"))
+
+
+def test_a_pipeline_job_is_taken_over_mid_step(cluster: Cluster, tmp_path: Path) -> None:
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "steps.py").write_text(STEPS_SCRIPT)
+    one, other = cluster.apis
+    with one.client() as client:
+        code = upload_folder(client, tmp_path / "code", unique("code/steps"))
+        pipeline = {
+            "name": unique("taken-over"),
+            "type": "pipeline",
+            "inputs": {"runs": {"type": "string"}, "go": {"type": "string"}},
+            "outputs": {"seen": {"type": "uri_folder"}},
+            "jobs": {
+                "first": {
+                    "component": command(
+                        code,
+                        "count ${{inputs.runs}} ${{outputs.out}}",
+                        {"runs": {"type": "string"}},
+                        ("out",),
+                    ),
+                    "inputs": {"runs": "${{parent.inputs.runs}}"},
+                },
+                "second": {
+                    "component": command(
+                        code,
+                        "waitfor ${{inputs.go}} ${{inputs.source}} ${{outputs.out}}",
+                        {"go": {"type": "string"}, "source": {"type": "uri_folder"}},
+                        ("out",),
+                    ),
+                    "inputs": {
+                        "go": "${{parent.inputs.go}}",
+                        "source": "${{parent.jobs.first.outputs.out}}",
+                    },
+                    "outputs": {"out": "${{parent.outputs.seen}}"},
+                },
+            },
+        }
+        endpoint = deploy_pipeline(client, pipeline)
+        r = invoke_pipeline(client, endpoint, {"runs": literal(str(runs)), "go": literal(str(go))})
+        assert r.status_code == 201, r.text  # the default datastore is S3
+        name = r.json()["name"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            steps = {s["name"]: s["status"] for s in client.get(f"/jobs/{name}").json()["steps"]}
+            if steps == {"first": "Completed", "second": "Running"}:
+                break
+            time.sleep(0.05)
+        assert steps == {"first": "Completed", "second": "Running"}
+    db, store = cluster.store()
+    try:
+        kill_the_holder(cluster, store, name)
+    finally:
+        db.dispose()
+    go.touch()
+    with other.client() as client:
+        job = wait_for_job(client, name, timeout=60)
+        assert job["status"] == "Completed", job["error"]
+        assert [s["status"] for s in job["steps"]] == ["Completed", "Completed"]
+        assert runs.read_text() == "ran\n"  # the completed step did not run again
+        seen = client.get(f"/jobs/{name}/outputs/seen/files/seen.txt")
+        assert seen.status_code == 200 and seen.text == "done", seen.text
+        overview = client.get(f"/jobs/{name}/logs/job_progress_overview.txt").text
+        assert "Job completed" in overview, overview
 
 
 def test_ten_processes_started_at_once_migrate_once_and_make_one_owner(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sluiceway.executors.base import Executor
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
+from sluiceway.scheduler.observer import SchedulerObserver
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
 from sluiceway.storage.locations import Locations
@@ -46,10 +47,12 @@ class Scheduler:
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
         access: JobAccess | None = None,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         """Args:
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
+        observer: Told of claims and mini-batch results (metrics).
         """
         self.identity = LeaseOwner.new()
         self.owner = str(self.identity)
@@ -62,6 +65,7 @@ class Scheduler:
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._access = access
+        self._observer = observer or SchedulerObserver()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,7 +121,9 @@ class Scheduler:
         return dead
 
     def _claim(self) -> JobRunner | PipelineRunner | None:
+        started = time.monotonic()
         job = self._store.claim(self.owner, self._lease, dead_owners=self._dead_owners())
+        self._observer.claimed(time.monotonic() - started, found=job is not None)
         if job is None:
             return None
         holder = job.lease_owner or self.owner
@@ -143,6 +149,7 @@ class Scheduler:
             stop=self._stop,
             drain_seconds=self._drain,
             access=self._access,
+            observer=self._observer,
         )
 
     def _loop(self) -> None:

@@ -44,6 +44,7 @@ from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
+from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
 from sluiceway.scheduler.staging import InputFiles, JobStaging, RegisteredFilesChanged
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.storage.locations import Location, Locations
@@ -113,8 +114,10 @@ class JobRunner:
         stop: threading.Event,
         drain_seconds: float = 10.0,
         access: JobAccess | None = None,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         self.job = job
+        self._observer = observer or SchedulerObserver()
         self._access = access
         self._store = store
         self._datastores = datastores
@@ -463,6 +466,7 @@ class JobRunner:
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
             self._keep_part(result.index)
+            self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
                 MiniBatchEnd(result.index, MiniBatchStatus.SUCCEEDED, result.items_succeeded)
             )
@@ -482,6 +486,7 @@ class JobRunner:
         }
         self._log.script_error(result)
         if result.failure is FailureKind.INIT_ERROR:
+            self._observer.mini_batch(MiniBatchOutcome.FAILED, result.duration)
             self._ended.append(MiniBatchEnd(result.index, MiniBatchStatus.FAILED, error=error))
             self._flush()
             raise JobAborted(
@@ -490,6 +495,8 @@ class JobRunner:
                 [{**error, "mini_batch": result.index, "files": list(batch.files)}],
             )
         retry = result.attempt < max_attempts
+        outcome = MiniBatchOutcome.RETRIED if retry else MiniBatchOutcome.FAILED
+        self._observer.mini_batch(outcome, result.duration)
         status = MiniBatchStatus.PENDING if retry else MiniBatchStatus.FAILED
         self._ended.append(MiniBatchEnd(result.index, status, error=error))
         self._log.overview(

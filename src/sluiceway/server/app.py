@@ -20,6 +20,7 @@ from sluiceway.errors import SluicewayError
 from sluiceway.server import openapi
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
+from sluiceway.server.metrics import RequestTimer
 from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
     assets,
@@ -163,11 +164,14 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
             message = f"Method {request.method} is not allowed here; accepted: {headers['Allow']}."
         return _error(exc.status_code, code, message, headers=headers or None)
 
+    app.add_middleware(RequestTimer, metrics=workspace.metrics, router_app=app)
     app.include_router(system.public)
-    if not settings.runs_api:
-        return app  # a scheduler: its health is all it serves
-    app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
+    if not settings.runs_api:
+        # A scheduler serves its health, readiness and metrics only.
+        app.include_router(system.router, dependencies=secured)
+        return app
+    app.include_router(oauth2.public)
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
     openapi.install(app)

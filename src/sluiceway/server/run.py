@@ -70,6 +70,7 @@ def run(
 
     from sluiceway.server.app import create_app
     from sluiceway.server.http_limits import LimitedHttpToolsProtocol
+    from sluiceway.server.logs import configure_logging
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -81,6 +82,7 @@ def run(
     if role is not None:
         overrides["role"] = role
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.role, settings.log_format, settings.log_level)
     workspace_home = settings.workspace
     other = running_server(workspace_home)
     if other is not None:
@@ -98,7 +100,11 @@ def run(
         print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
     # Request heads are limited (16 KiB a line, 64 KiB in all) by the protocol class.
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, http=LimitedHttpToolsProtocol
+        app,
+        log_level="warning",
+        access_log=False,
+        http=LimitedHttpToolsProtocol,
+        log_config=None,  # its records go through the process's own log (server/logs.py)
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so ``finally`` runs.

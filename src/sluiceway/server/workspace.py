@@ -6,6 +6,8 @@ import importlib.util
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import text
+
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer
@@ -13,6 +15,8 @@ from sluiceway.auth.workspace_key import load_workspace_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
 from sluiceway.scheduler.loop import Scheduler
+from sluiceway.schemas.common import DEFAULT_DATASTORE
+from sluiceway.server.metrics import ServerMetrics
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.data_access import InvokerAccess
@@ -27,6 +31,7 @@ from sluiceway.services.registry import Registry
 from sluiceway.services.resolver import InputResolver
 from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.storage.credentials import CredentialCipher
+from sluiceway.storage.redaction import describe_error
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
 from sluiceway.store.db import Database
@@ -169,6 +174,7 @@ class Workspace:
             scope,
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
         )
+        self.metrics = ServerMetrics(self.job_store.counts_by_status)
         self.scheduler: Scheduler | None = None
         self.notifications: JobNotifications | None = None
 
@@ -193,6 +199,7 @@ class Workspace:
                 max_jobs=self.settings.max_concurrent_jobs,
                 steps=self.step_store,
                 access=InvokerAccess(self.identities),
+                observer=self.metrics,
             )
             self.scheduler.start()
             if self.db.is_postgres:
@@ -201,6 +208,26 @@ class Workspace:
                     self.db.url, on_queued=scheduler.wake, on_cancel=scheduler.cancel_requested
                 )
                 self.notifications.start()
+
+    def readiness(self) -> dict[str, str]:
+        """Whether the database and the default datastore answer: "ok", or why not."""
+        checks: dict[str, str] = {}
+        try:
+            with self.db.read_connection() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = describe_error(exc)
+        try:
+            root = self.datastores.location(DEFAULT_DATASTORE, "")
+            fs = root.backend.fs
+            fs.invalidate_cache()
+            if not fs.exists(root.full_path.rstrip("/") or "/"):
+                raise FileNotFoundError(f"{root.uri} does not exist")
+            checks["default_datastore"] = "ok"
+        except Exception as exc:
+            checks["default_datastore"] = describe_error(exc)
+        return checks
 
     def job_queued(self) -> None:
         if self.scheduler is not None:

@@ -301,6 +301,12 @@ class JobStore:
             s.flush()
             return _job(row)
 
+    def counts_by_status(self) -> dict[str, int]:
+        """How many jobs of the workspace are in each status."""
+        query = select(JobRow.status, func.count()).group_by(JobRow.status)
+        with self._db.read_connection() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query)}
+
     def lease_owners(self) -> list[str]:
         """The schedulers that hold a lease on an active job now."""
         query = (

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sluiceway.home import WorkspaceHome, default_home
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.storage.network import PrivateNetworkPolicy
+
+
+class ServerRole(StrEnum):
+    """What a server process runs: the API, the scheduler (with its workers), or both."""
+
+    ALL = "all"
+    API = "api"
+    SCHEDULER = "scheduler"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class Settings(BaseSettings):
@@ -35,6 +49,18 @@ class Settings(BaseSettings):
     subscription_id: str = "00000000-0000-0000-0000-000000000000"
     resource_group: str = "sluiceway"
     workspace_name: str = "default"
+
+    # What this process runs (README, "Running several servers"): ``all`` (the API and a
+    # scheduler), ``api`` or ``scheduler``. Every role answers /healthz, /readyz and /metrics.
+    role: ServerRole = ServerRole.ALL
+    # The workspace's key (signs tokens, encrypts stored credentials): a file holding it, or
+    # the key itself, as hex; else <home>/secret.key, made on first start for a SQLite
+    # workspace only. Every process of a workspace must have the same one.
+    secret_key_file: Path | None = None
+    secret_key: SecretStr | None = None
+    # How the process logs: ``text`` or ``json`` (one object a line); both name the pid and role.
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
 
     executor: str = "local"
     scheduler_enabled: bool = True
@@ -140,6 +166,19 @@ class Settings(BaseSettings):
         ``max_workers``."""
         share = self.max_workers // max(1, self.max_concurrent_jobs)
         return max(1, min(self.max_workers_per_job, share))
+
+    @property
+    def runs_api(self) -> bool:
+        return self.role in (ServerRole.ALL, ServerRole.API)
+
+    @property
+    def runs_scheduler(self) -> bool:
+        return self.scheduler_enabled and self.role in (ServerRole.ALL, ServerRole.SCHEDULER)
+
+    @property
+    def shared_database(self) -> bool:
+        """Whether the database may be shared with other processes (anything but SQLite)."""
+        return not self.effective_database_url.startswith("sqlite")
 
     @property
     def workspace(self) -> WorkspaceHome:

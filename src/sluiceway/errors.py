@@ -145,3 +145,10 @@ def error_from_response(status_code: int, body: object) -> SluicewayError:
         }
         cls = by_status.get(status_code, SluicewayError)
     return cls(message, target=target)
+
+
+class StartupRefused(SluicewayError):
+    """A server process will not start: its settings or its database do not fit (another key
+    than the workspace's, a database of a newer Sluiceway, a setting missing)."""
+
+    code = "StartupRefused"

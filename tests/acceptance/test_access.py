@@ -481,7 +481,7 @@ def test_a_contributor_uploads_local_data_and_invokes(world: World, tmp_path: Pa
 
 # -- every route --------------------------------------------------------------------------------
 
-PUBLIC = {("GET", "/healthz"), ("POST", "/oauth2/token")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/oauth2/token")}
 # What an identity without roles gets where it is not a 403: its own identity, and lists that
 # hold only what it may read (nothing).
 OPEN_TO_ANY_TOKEN = {("GET", "/whoami"): 200}
@@ -495,6 +495,7 @@ def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
     no_body: dict[str, Any] = {}
     return {
         ("GET", "/whoami"): ("/whoami", no_body),
+        ("GET", "/metrics"): ("/metrics", no_body),
         ("GET", "/datastores"): ("/datastores", no_body),
         ("GET", "/datastores/{name}"): (f"/datastores/{TEAM_B}", no_body),
         ("PUT", "/datastores/{name}"): (

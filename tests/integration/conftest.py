@@ -45,12 +45,17 @@ class RunningServer:
         return {**os.environ, "SLUICEWAY_ENDPOINT": self.url, "SLUICEWAY_TOKEN": self.token}
 
 
-def start_server(home: Path, *, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    home: Path, *, extra_env: dict[str, str] | None = None, role: str | None = None
+) -> RunningServer:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SLUICEWAY_SCHEDULER_POLL_SECONDS": "0.2", **(extra_env or {})}
+    command = [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"]
+    if role is not None:
+        command += ["--role", role]
     with open(home / "server.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

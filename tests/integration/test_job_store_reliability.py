@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -65,52 +66,77 @@ def test_a_queued_job_is_canceled_at_once_and_a_running_one_on_request(store: Jo
 
 def test_a_cancel_request_is_not_overwritten_by_the_scheduler(store: JobStore) -> None:
     name = queued(store)
-    assert store.claim("a", LEASE) is not None
+    claimed = store.claim("a", LEASE)
+    assert claimed is not None and claimed.lease_owner == "a#1"
+    a = claimed.lease_owner
     store.request_cancel(name)
-    assert store.status(name, "a") is JobStatus.CANCEL_REQUESTED
-    assert not store.set_status(name, JobStatus.RUNNING, owner="a")
-    assert not store.set_status(name, JobStatus.FINALIZING, owner="a")
-    assert store.set_status(name, JobStatus.CANCELED, owner="a")
+    assert store.status(name, a) is JobStatus.CANCEL_REQUESTED
+    assert not store.set_status(name, JobStatus.RUNNING, owner=a)
+    assert not store.set_status(name, JobStatus.FINALIZING, owner=a)
+    assert store.set_status(name, JobStatus.CANCELED, owner=a)
     record = store.get(name)
     assert record is not None and record.status is JobStatus.CANCELED
     assert record.lease_owner is None
-    assert store.status(name, "a") is None
+    assert store.status(name, a) is None
 
 
 def test_a_dead_owners_job_is_taken_over_before_its_lease_expires(store: JobStore) -> None:
     name = queued(store)
-    assert store.claim("host:1:dead", timedelta(hours=1)) is not None
-    store.set_status(name, JobStatus.RUNNING, owner="host:1:dead")
-    assert store.lease_owners() == ["host:1:dead"]
+    claimed = store.claim("host:1:dead", timedelta(hours=1))
+    assert claimed is not None and claimed.lease_owner is not None
+    dead = claimed.lease_owner
+    store.set_status(name, JobStatus.RUNNING, owner=dead)
+    assert store.lease_owners() == [dead]
     assert store.claim("b", LEASE) is None
-    assert store.claim("b", LEASE, dead_owners=["host:2:other"]) is None
-    taken = store.claim("b", LEASE, dead_owners=["host:1:dead"])
+    assert store.claim("b", LEASE, dead_owners=["host:2:other#1"]) is None
+    taken = store.claim("b", LEASE, dead_owners=[dead])
     assert taken is not None and taken.name == name
-    assert taken.status is JobStatus.RUNNING and taken.lease_owner == "b"
-    assert store.lease_owners() == ["b"]
+    assert taken.status is JobStatus.RUNNING and taken.lease_owner == "b#2"
+    assert store.lease_owners() == ["b#2"]
 
 
 def test_only_the_lease_holder_records_mini_batches(store: JobStore) -> None:
     name = queued(store)
     store.plan(name, [["a"], ["b"]])
-    assert store.claim("old", timedelta(milliseconds=1)) is not None
-    assert store.start_mini_batch(name, 0, 1, "w", owner="old")
-    taken = store.claim("new", LEASE, dead_owners=["old"])
-    assert taken is not None
+    claimed = store.claim("old", timedelta(milliseconds=1))
+    assert claimed is not None and claimed.lease_owner is not None
+    old = claimed.lease_owner
+    assert store.start_mini_batch(name, 0, 1, "w", owner=old)
+    taken = store.claim("new", LEASE, dead_owners=[old])
+    assert taken is not None and taken.lease_owner is not None
+    new = taken.lease_owner
     # The old scheduler's late result is refused; the new one's is kept.
     assert not store.finish_mini_batch(
-        name, 0, status=MiniBatchStatus.SUCCEEDED, items_succeeded=1, owner="old"
+        name, 0, status=MiniBatchStatus.SUCCEEDED, items_succeeded=1, owner=old
     )
-    assert not store.start_mini_batch(name, 1, 1, "w", owner="old")
+    assert not store.start_mini_batch(name, 1, 1, "w", owner=old)
     assert store.reset_running(name) == 1
     (first, second) = store.mini_batches(name)
     assert (first.status, first.attempts) == (MiniBatchStatus.PENDING, 0)
-    assert store.start_mini_batch(name, 0, 1, "w", owner="new")
+    assert store.start_mini_batch(name, 0, 1, "w", owner=new)
     assert store.finish_mini_batch(
-        name, 0, status=MiniBatchStatus.SUCCEEDED, items_succeeded=1, owner="new"
+        name, 0, status=MiniBatchStatus.SUCCEEDED, items_succeeded=1, owner=new
     )
     assert store.mini_batches(name, MiniBatchStatus.SUCCEEDED)[0].index == 0
     assert second.status is MiniBatchStatus.PENDING
+
+
+def test_a_scheduler_that_claims_its_own_job_again_fences_off_its_earlier_runner(
+    store: JobStore,
+) -> None:
+    """The lease holder names the claim: a runner of an earlier claim by the same scheduler
+    (its lease expired while it was stalled) can neither record nor end the job."""
+    name = queued(store)
+    store.plan(name, [["a"]])
+    first = store.claim("me", timedelta(milliseconds=1))
+    assert first is not None and first.lease_owner == "me#1"
+    time.sleep(0.01)
+    again = store.claim("me", LEASE)
+    assert again is not None and again.lease_owner == "me#2"
+    assert store.renew(name, "me#1", LEASE) is None
+    assert not store.start_mini_batch(name, 0, 1, "w", owner="me#1")
+    assert not store.set_status(name, JobStatus.COMPLETED, owner="me#1")
+    assert store.set_status(name, JobStatus.COMPLETED, owner="me#2")
 
 
 def test_a_crash_gives_running_mini_batches_their_attempt_back(store: JobStore) -> None:

@@ -111,11 +111,11 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_loses_it(db: Database)
     assert store.claim("b", timedelta(seconds=30)) is None
     time.sleep(0.1)
     taken = store.claim("b", timedelta(seconds=30))
-    assert taken is not None and taken.name == name and taken.lease_owner == "b"
-    assert store.renew(name, "a", timedelta(seconds=30)) is None
-    assert not store.set_status(name, JobStatus.RUNNING, owner="a")
-    assert store.set_status(name, JobStatus.RUNNING, owner="b")
-    assert store.set_status(name, JobStatus.COMPLETED, owner="b")
+    assert taken is not None and taken.name == name and taken.lease_owner == "b#2"
+    assert store.renew(name, "a#1", timedelta(seconds=30)) is None
+    assert not store.set_status(name, JobStatus.RUNNING, owner="a#1")
+    assert store.set_status(name, JobStatus.RUNNING, owner="b#2")
+    assert store.set_status(name, JobStatus.COMPLETED, owner="b#2")
     done = store.get(name)
     assert done is not None and done.status is JobStatus.COMPLETED and done.lease_owner is None
     assert done.ended_at is not None

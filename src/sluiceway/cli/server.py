@@ -1,5 +1,5 @@
 """``sluice server start|stop``: run the API, the scheduler and the local executor in one
-process, or stop the one a workspace home records.
+process (or one of them, ``--role api|scheduler``), or stop the one a workspace home records.
 
 The server lives in the ``server`` extra; without it ``start`` says what to install. ``stop``
 needs only the core install: it reads ``<home>/server.json``, checks that a server answers at
@@ -49,7 +49,7 @@ def start(args: argparse.Namespace, context: CommandContext) -> int:
         raise error from None
     home = Path(args.home).expanduser() if args.home is not None else None
     try:
-        run(host=args.host, port=args.port, home=home, tls=args.tls or None)
+        run(host=args.host, port=args.port, home=home, tls=args.tls or None, role=args.role)
     except KeyboardInterrupt:
         pass
     return 0
@@ -155,6 +155,12 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
         "--home",
         metavar="DIR",
         help="the workspace home (default: $SLUICEWAY_HOME or ~/.sluiceway)",
+    )
+    parser.add_argument(
+        "--role",
+        choices=["all", "api", "scheduler"],
+        help="what this process runs: the API and a scheduler (all), or one of them; any "
+        "number of each share a workspace on PostgreSQL (default: $SLUICEWAY_ROLE or all)",
     )
 
     parser = add_command(

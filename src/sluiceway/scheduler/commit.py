@@ -47,6 +47,8 @@ class OutputCommit:
         log: the job's logs.
         keep_lease: called between files, so a long commit keeps the job's lease.
         owner: the scheduler, named in the commit record.
+        kept_parts: the job's remote folder of parts, read for a part that ``parts_dir``
+            does not hold (it was made by a scheduler that the job was taken over from).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class OutputCommit:
         log: JobLog,
         keep_lease: Callable[[], None],
         owner: str,
+        kept_parts: Location | None = None,
     ) -> None:
         self._job_folder = job_folder
         self._output = output_folder
@@ -69,6 +72,7 @@ class OutputCommit:
         self._log = log
         self._keep_lease = keep_lease
         self._owner = owner
+        self._kept_parts = kept_parts
 
     def commit(
         self, succeeded: Sequence[MiniBatchRecord], error_lines: Sequence[dict[str, Any]]
@@ -153,6 +157,11 @@ class OutputCommit:
         try:
             file = open_regular_file(part, within=self._parts)
         except FileNotFoundError:
+            if self._kept_parts is not None:
+                kept = self._kept_parts.child(part.name)
+                if kept.exists():
+                    yield from kept.iter_bytes(PART_CHUNK_BYTES)
+                    return
             raise CommitRefused(
                 f"The rows of mini-batch {index} are missing from the job folder ({part}).",
                 code="SystemError",

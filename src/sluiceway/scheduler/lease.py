@@ -49,6 +49,11 @@ class JobLease:
         self._last_renew = time.monotonic()
         self._last_check = 0.0
 
+    def nudge(self) -> None:
+        """Look at the job at the next :meth:`check_in`, not when the check is next due (a
+        cancel was requested)."""
+        self._last_check = 0.0
+
     def set_status(self, status: JobStatus) -> None:
         """Move the job to ``status`` while holding the lease.
 

@@ -16,10 +16,11 @@ from sluiceway.executors.base import Executor
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
+from sluiceway.scheduler.observer import SchedulerObserver
 from sluiceway.scheduler.pipeline import PipelineRunner
 from sluiceway.scheduler.runner import JobRunner
 from sluiceway.storage.locations import Locations
-from sluiceway.store.jobs import JobStore
+from sluiceway.store.jobs import JobStore, lease_scheduler
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.scheduler")
@@ -49,10 +50,12 @@ class Scheduler:
         steps: StepStore | None = None,
         access: JobAccess | None = None,
         isolation: WorkerIsolation | None = None,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         """Args:
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
+        observer: Told of claims and mini-batch results (metrics).
         """
         self.identity = LeaseOwner.new()
         self.owner = str(self.identity)
@@ -67,10 +70,12 @@ class Scheduler:
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._access = access
         self._isolation = isolation or WorkerIsolation()  # for pipelines' command steps
+        self._observer = observer or SchedulerObserver()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._running: dict[str, threading.Thread] = {}
+        self._runners: dict[str, JobRunner | PipelineRunner] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -81,6 +86,13 @@ class Scheduler:
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
+
+    def cancel_requested(self, job: str) -> None:
+        """A job's cancel was requested: its runner, if it runs here, stops it now."""
+        with self._lock:
+            runner = self._runners.get(job)
+        if runner is not None:
+            runner.nudge()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; running jobs let their mini-batches finish for the drain period,
@@ -108,23 +120,26 @@ class Scheduler:
     def _dead_owners(self) -> list[str]:
         dead = []
         for text in self._store.lease_owners():
-            owner = LeaseOwner.parse(text)
+            owner = LeaseOwner.parse(lease_scheduler(text))
             if owner is not None and owner.is_gone(self.identity):
                 dead.append(text)
         return dead
 
     def _claim(self) -> JobRunner | PipelineRunner | None:
+        started = time.monotonic()
         job = self._store.claim(self.owner, self._lease, dead_owners=self._dead_owners())
+        self._observer.claimed(time.monotonic() - started, found=job is not None)
         if job is None:
             return None
-        logger.info("job %s claimed (status %s)", job.name, job.status.value)
+        holder = job.lease_owner or self.owner
+        logger.info("job %s claimed as %s (status %s)", job.name, holder, job.status.value)
         if job.spec.get("kind") == "pipeline" and self._steps is not None:
             return PipelineRunner(
                 job,
                 store=self._store,
                 steps=self._steps,
                 datastores=self._datastores,
-                owner=self.owner,
+                owner=holder,
                 lease=self._lease,
                 stop=self._stop,
                 access=self._access,
@@ -135,18 +150,20 @@ class Scheduler:
             store=self._store,
             datastores=self._datastores,
             executor=self._executor,
-            owner=self.owner,
+            owner=holder,
             lease=self._lease,
             stop=self._stop,
             drain_seconds=self._drain,
             access=self._access,
             max_workers=self._max_job_workers,
+            observer=self._observer,
         )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
                 self._running = {n: t for n, t in self._running.items() if t.is_alive()}
+                self._runners = {n: r for n, r in self._runners.items() if n in self._running}
                 busy = len(self._running)
             claimed = False
             if busy < self._max_jobs:
@@ -162,6 +179,7 @@ class Scheduler:
                     )
                     with self._lock:
                         self._running[runner.job.name] = thread
+                        self._runners[runner.job.name] = runner
                     thread.start()
             if not claimed:
                 self._wake.wait(self._poll)

@@ -10,7 +10,9 @@ empty folder, and its data inputs are local paths (:func:`stage_input`). Data in
 datastore is read in place. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage
 URL) is fetched when the step starts, only the files the input names, into
 ``<staging_dir>/<job>/steps/<step>/<input>/`` (``scheduler/staging.py``), and deleted when the
-step ends; a remote code folder is fetched once per job. The command is turned
+step ends; a remote code folder is fetched once per job. The job's logs are written to its
+folder, or, when that is remote, to a local mirror uploaded when the runner ends. The command
+is turned
 into an argument list (``runtime/command.py``) and started without a shell, in a process group
 of its own. Its stdout and stderr go to ``logs/steps/<step>/`` in the job's folder. When it
 exits 0, each output folder is committed, file by file and never overwriting, to its datastore
@@ -215,10 +217,16 @@ class PipelineRunner:
         self._staging = JobStaging(datastores, job.name)
         folder = job.spec["job_folder"]
         self._job_folder = datastores.location(folder["datastore"], folder["path"])
-        self._log_dir = self._job_folder.child("logs").local_path()
+        # The logs folder itself in a local datastore, else a local mirror uploaded when the
+        # runner ends (``JobStaging.close``).
+        self._log_dir = self._staging.work_dir(self._job_folder.child("logs"))
         self._log = _Log(job.name, self._log_dir)
 
     # -- entry point ------------------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """A cancel was requested: see it at the next check rather than when one is due."""
+        self._lease.nudge()
 
     def run(self) -> None:
         name = self.job.name
@@ -264,16 +272,9 @@ class PipelineRunner:
 
     @property
     def _logs(self) -> Path:
-        assert self._log_dir is not None  # checked when the run starts
         return self._log_dir
 
     def _start_logs(self) -> Path:
-        if self._log_dir is None:
-            raise JobAborted(
-                "SystemError",
-                f"The job's folder {self._job_folder.uri} is not in a local datastore; pipeline "
-                "jobs keep their logs in a local default datastore.",
-            )
         self._log_dir.mkdir(parents=True, exist_ok=True)
         readme = self._log_dir / "readme.txt"
         if not readme.exists():
@@ -439,10 +440,14 @@ class PipelineRunner:
             folder.mkdir(parents=True)
             outputs[output_name] = folder
             if target.get("pipeline_output") is None:
-                # An output kept between steps is the job's own: a rerun starts it afresh.
-                own = self._datastores.location(target["datastore"], target["path"]).local_path()
-                if own is not None:
-                    shutil.rmtree(own, ignore_errors=True)
+                # An output kept between steps is the job's own: a rerun (after a takeover, say)
+                # starts it afresh.
+                own = self._datastores.location(target["datastore"], target["path"])
+                local = own.local_path()
+                if local is not None:
+                    shutil.rmtree(local, ignore_errors=True)
+                elif own.exists():
+                    own.backend.fs.rm(own.full_path, recursive=True)
         cwd = work / "code"
         if spec.get("code"):
             code = self._datastores.location(spec["code"]["datastore"], spec["code"]["path"])

@@ -39,10 +39,12 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
+from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
 from sluiceway.scheduler.staging import InputFiles, JobStaging, RegisteredFilesChanged
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.storage.locations import Location, Locations
@@ -92,6 +94,9 @@ class _Paths:
     # The model and code are read in place (a local datastore), not fetched for this job alone:
     # only then can the workers outlive the job (the fetched copies go with it).
     shared_folders: bool = True
+    # append_row in a remote job folder: where each succeeded mini-batch's part is kept, so a
+    # scheduler on another machine that takes the job over finds the parts it did not make.
+    kept_parts: Location | None = None
 
 
 class JobRunner:
@@ -110,8 +115,10 @@ class JobRunner:
         drain_seconds: float = 10.0,
         access: JobAccess | None = None,
         max_workers: int | None = None,
+        observer: SchedulerObserver | None = None,
     ) -> None:
         self.job = job
+        self._observer = observer or SchedulerObserver()
         self._access = access
         self._max_workers = max_workers
         self._store = store
@@ -132,6 +139,10 @@ class JobRunner:
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
 
     # -- entry point ------------------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """A cancel was requested: see it at the next check rather than when one is due."""
+        self._lease.nudge()
 
     def run(self) -> None:
         name = self.job.name
@@ -211,6 +222,10 @@ class JobRunner:
             folders = [folder for folder in found if folder is not None]
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        kept = self._paths.kept_parts if self._paths is not None else None
+        if kept is not None:
+            with contextlib.suppress(Exception):
+                kept.backend.fs.rm(kept.full_path, recursive=True)
 
     def _hand_back(self) -> None:
         returned = self._store.reset_running(self.job.name)
@@ -247,6 +262,10 @@ class JobRunner:
             code_dir = self._registered(code_location)
             shared = shared and code_location.local_path() is not None
 
+        parts = job_folder.child("parts")
+        kept_parts = None
+        if parts.local_path() is None and self._settings["output_action"] == "append_row":
+            kept_parts = parts
         output_name, out = next(iter(spec["outputs"].items()))
         output_folder = self._datastores.location(out["datastore"], out["path"])
         staging_dir = self._staging.work_dir(job_folder.child(f"staging/{output_name}"))
@@ -263,6 +282,7 @@ class JobRunner:
             parts_dir=parts_dir,
             log_dir=log_dir,
             shared_folders=shared,
+            kept_parts=kept_parts,
         )
 
     def _registered(self, location: Location) -> Path:
@@ -455,6 +475,8 @@ class JobRunner:
         should be tried again."""
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
+            self._keep_part(result.index)
+            self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
                 MiniBatchEnd(result.index, MiniBatchStatus.SUCCEEDED, result.items_succeeded)
             )
@@ -474,6 +496,7 @@ class JobRunner:
         }
         self._log.script_error(result)
         if result.failure is FailureKind.INIT_ERROR:
+            self._observer.mini_batch(MiniBatchOutcome.FAILED, result.duration)
             self._ended.append(MiniBatchEnd(result.index, MiniBatchStatus.FAILED, error=error))
             self._flush()
             raise JobAborted(
@@ -482,6 +505,8 @@ class JobRunner:
                 [{**error, "mini_batch": result.index, "files": list(batch.files)}],
             )
         retry = result.attempt < max_attempts
+        outcome = MiniBatchOutcome.RETRIED if retry else MiniBatchOutcome.FAILED
+        self._observer.mini_batch(outcome, result.duration)
         status = MiniBatchStatus.PENDING if retry else MiniBatchStatus.FAILED
         self._ended.append(MiniBatchEnd(result.index, status, error=error))
         self._log.overview(
@@ -507,6 +532,20 @@ class JobRunner:
                 self._failure_details(ERROR_DETAILS),
             )
         return False
+
+    def _keep_part(self, index: int) -> None:
+        """Copy a succeeded mini-batch's part to the job's remote folder before its success is
+        recorded: a job taken over on another machine then has every recorded part."""
+        paths = self._paths
+        if paths is None or paths.kept_parts is None:
+            return
+        local = part_path(str(paths.parts_dir), index)
+        if not local.is_file():
+            return
+        with open(local, "rb") as fh:
+            paths.kept_parts.child(local.name).write_stream(
+                iter(lambda: fh.read(1 << 20), b""), overwrite=True
+            )
 
     def _count_done(self) -> None:
         """A progress line in the overview at every tenth of the mini-batches."""
@@ -581,6 +620,7 @@ class JobRunner:
             log=self._log,
             keep_lease=self._lease.keep,
             owner=self._owner,
+            kept_parts=paths.kept_parts,
         )
 
     def _all_error_lines(self) -> list[dict[str, Any]]:

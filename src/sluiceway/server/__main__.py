@@ -1,5 +1,5 @@
-"""``python -m sluiceway.server [--host H] [--port P] [--home DIR] [--tls]``: ``sluice server
-start``."""
+"""``python -m sluiceway.server [--host H] [--port P] [--home DIR] [--tls] [--role R]``:
+``sluice server start``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--home", default=None)
     parser.add_argument("--tls", action="store_true", default=None)
+    parser.add_argument("--role", choices=["all", "api", "scheduler"], default=None)
     args = parser.parse_args()
-    run(host=args.host, port=args.port, home=args.home, tls=args.tls)
+    run(host=args.host, port=args.port, home=args.home, tls=args.tls, role=args.role)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The FastAPI application: API, scheduler and local executor in one process."""
+"""The FastAPI application of one server process: the API, the scheduler (with its local
+executor), or both, by the process's role; every role answers ``/healthz``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sluiceway.server.arm import blob, dataplane, management
 from sluiceway.server.arm import identity as arm_identity
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
+from sluiceway.server.metrics import RequestTimer
 from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
     assets,
@@ -165,14 +167,19 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
             message = f"Method {request.method} is not allowed here; accepted: {headers['Allow']}."
         return _error(exc.status_code, code, message, headers=headers or None)
 
+    app.add_middleware(RequestTimer, metrics=workspace.metrics, router_app=app)
     app.include_router(system.public)
+    secured: list[Any] = [Depends(principal)]
+    if not settings.runs_api:
+        # A scheduler serves its health, readiness and metrics only.
+        app.include_router(system.router, dependencies=secured)
+        return app
     app.include_router(oauth2.public)
     # The azure-ai-ml dialect: cloud metadata, credentials, discovery, signed log links and
     # the blob face check their callers themselves (a SAS, an identity header).
     app.include_router(arm_identity.public)
     app.include_router(dataplane.public)
     app.include_router(blob.public)
-    secured: list[Any] = [Depends(principal)]
     for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
         app.include_router(module.router, dependencies=secured)
     install_studio(app)

@@ -83,8 +83,12 @@ def run(
     home: str | Path | None = None,
     *,
     tls: bool | None = None,
+    role: str | None = None,
 ) -> None:
     """Serve until interrupted; records the address in ``<home>/server.json``.
+
+    Args:
+        role: ``all``, ``api`` or ``scheduler`` (default: ``$SLUICEWAY_ROLE`` or ``all``).
 
     Raises:
         ConflictError: a server for this home is already running.
@@ -93,6 +97,7 @@ def run(
 
     from sluiceway.server.app import create_app
     from sluiceway.server.http_limits import LimitedHttpToolsProtocol
+    from sluiceway.server.logs import configure_logging
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -103,7 +108,10 @@ def run(
         overrides["home"] = Path(home).expanduser().resolve()
     if tls is not None:
         overrides["tls"] = tls
+    if role is not None:
+        overrides["role"] = role
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.role, settings.log_format, settings.log_level)
     workspace_home = settings.workspace
     other = running_server(workspace_home)
     if other is not None:
@@ -116,11 +124,11 @@ def run(
     url = settings.public_url or client_url(settings.host, actual_port, scheme)
     cert = certificate(settings, url)
     app = create_app(settings, base_url=url)
-    workspace_home.write_private(
-        workspace_home.server_file, json.dumps({"url": url, "pid": os.getpid()}) + "\n"
-    )
-    print(f"Sluiceway {url} (home {workspace_home.root})", flush=True)
-    print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
+    record = {"url": url, "pid": os.getpid(), "role": settings.role.value}
+    workspace_home.write_private(workspace_home.server_file, json.dumps(record) + "\n")
+    print(f"Sluiceway {url} (role {settings.role.value}, home {workspace_home.root})", flush=True)
+    if settings.runs_api:
+        print(f"  API docs: {url}/docs   token: {workspace_home.token}", flush=True)
     if cert is not None and cert.ca_bundle is not None:
         print(f"  CA bundle (REQUESTS_CA_BUNDLE): {cert.ca_bundle}", flush=True)
     # Request heads are limited (16 KiB a line, 64 KiB in all) by the protocol class.
@@ -131,6 +139,7 @@ def run(
         http=LimitedHttpToolsProtocol,
         ssl_certfile=str(cert.cert) if cert else None,
         ssl_keyfile=str(cert.key) if cert else None,
+        log_config=None,  # its records go through the process's own log (server/logs.py)
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM once it has shut down; exit through Python so ``finally`` runs.

@@ -11,15 +11,19 @@ from typing import TypeVar
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import text
 
 from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.signed_urls import UrlSigner
-from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
+from sluiceway.auth.tokens import TokenIssuer
+from sluiceway.auth.workspace_key import load_workspace_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
+from sluiceway.schemas.common import DEFAULT_DATASTORE
+from sluiceway.server.metrics import ServerMetrics
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.data_access import InvokerAccess
@@ -35,13 +39,16 @@ from sluiceway.services.resolver import InputResolver
 from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.services.signed_access import SignedAccess
 from sluiceway.storage.credentials import CredentialCipher
+from sluiceway.storage.redaction import describe_error
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
+from sluiceway.store.notifications import JobNotifications
+from sluiceway.store.startup import prepare, startup_lock
 from sluiceway.store.steps import StepStore
 
 logger = logging.getLogger("sluiceway.server")
@@ -117,10 +124,35 @@ class Workspace:
         home = settings.workspace
         home.root.mkdir(parents=True, exist_ok=True)
         self.home = home
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        key = load_workspace_key(
+            home,
+            key=secret,
+            key_file=settings.secret_key_file,
+            may_create=not settings.shared_database,
+        )
         self.db = Database(settings.effective_database_url)
-        upgrade(self.db.engine)
+        try:
+            # One process at a time checks, migrates and creates the owner and the default
+            # datastore, however many start together.
+            with startup_lock(self.db):
+                prepare(self.db, key.fingerprint)
+                self._wire(key.secret)
+        except BaseException:
+            self.db.dispose()
+            raise
+        if settings.shared_database and settings.default_datastore is None:
+            logger.warning(
+                "The database is shared but the default datastore is the home's folder %s: "
+                "processes with another home will not see its files; set "
+                "SLUICEWAY_DEFAULT_DATASTORE to an object store.",
+                home.blobstore,
+            )
+
+    def _wire(self, workspace_key: bytes) -> None:
+        settings = self.settings
+        home = self.home
         scope = settings.scope
-        workspace_key = load_or_create_key(home)
         self.issuer = TokenIssuer(workspace_key, issuer=f"sluiceway:{scope.workspace_name}")
         self.identities = IdentityStore(self.db)
         self.signed = SignedAccess(UrlSigner(workspace_key), self.identities)
@@ -181,6 +213,7 @@ class Workspace:
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
             max_workers_per_job=settings.max_workers_per_job,
         )
+        self.metrics = ServerMetrics(self.job_store.counts_by_status)
         self.scheduler: Scheduler | None = None
         #: Threads for requests that check storage while the caller waits (invoking, registering
         #: data and models): apart from the threads every other request runs on.
@@ -189,6 +222,7 @@ class Workspace:
     async def checking_storage(self, call: Callable[[], _T]) -> _T:
         """Run ``call``, which checks storage, on a storage-check thread."""
         return await anyio.to_thread.run_sync(call, limiter=self.storage_checks)
+        self.notifications: JobNotifications | None = None
 
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(
@@ -201,7 +235,7 @@ class Workspace:
         ensure_owner(self.home, self.issuer, self.identities)
 
     def start(self) -> None:
-        if self.settings.scheduler_enabled:
+        if self.settings.runs_scheduler:
             isolation = worker_isolation(self.settings)
             self.scheduler = Scheduler(
                 store=self.job_store,
@@ -214,14 +248,43 @@ class Workspace:
                 max_job_workers=self.settings.job_worker_share,
                 steps=self.step_store,
                 access=InvokerAccess(self.identities),
+                observer=self.metrics,
             )
             self.scheduler.start()
+            if self.db.is_postgres:
+                scheduler = self.scheduler
+                self.notifications = JobNotifications(
+                    self.db.url, on_queued=scheduler.wake, on_cancel=scheduler.cancel_requested
+                )
+                self.notifications.start()
+
+    def readiness(self) -> dict[str, str]:
+        """Whether the database and the default datastore answer: "ok", or why not."""
+        checks: dict[str, str] = {}
+        try:
+            with self.db.read_connection() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = describe_error(exc)
+        try:
+            root = self.datastores.location(DEFAULT_DATASTORE, "")
+            fs = root.backend.fs
+            fs.invalidate_cache()
+            if not fs.exists(root.full_path.rstrip("/") or "/"):
+                raise FileNotFoundError(f"{root.uri} does not exist")
+            checks["default_datastore"] = "ok"
+        except Exception as exc:
+            checks["default_datastore"] = describe_error(exc)
+        return checks
 
     def job_queued(self) -> None:
         if self.scheduler is not None:
             self.scheduler.wake()
 
     def close(self) -> None:
+        if self.notifications is not None:
+            self.notifications.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.db.dispose()

@@ -25,7 +25,7 @@ import posixpath
 from typing import Any
 
 from sluiceway.auth.principals import Principal
-from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
+from sluiceway.errors import ConflictError, ValidationError
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.components import (
     ComponentInput,
@@ -44,7 +44,6 @@ from sluiceway.services.components import ComponentService, PipelinePlan, Pipeli
 from sluiceway.services.data_access import require_write
 from sluiceway.services.invoke import job_folder, refuse_datastore_root
 from sluiceway.services.resolver import InputResolver
-from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord
 
@@ -116,10 +115,6 @@ class PipelineInvoker:
         """
         record = self._components.resolve(str(deployment.spec["component"]))
         plan = self._components.plan(record)
-        folder = self._resolver.output_location(DEFAULT_DATASTORE, job_folder(job_name))
-        _local_job_folder(
-            folder, "The job's folder (logs, outputs passed between steps)", "job_folder"
-        )
         settings = PipelineDeploymentSettings.model_validate(deployment.spec.get("settings") or {})
         self._refuse_model_settings(deployment, request)
         inputs = self._inputs(plan, request, principal)
@@ -382,20 +377,6 @@ class PipelineInvoker:
                 f"{input_name!r}: {exc.message}",
                 target=f"jobs.{step}.inputs.{input_name}",
             ) from None
-
-
-def _local_job_folder(location: Location, what: str, target: str) -> None:
-    """Refuse a job folder outside a local datastore: a pipeline job writes its logs there.
-
-    Raises:
-        UnsupportedError: the location is not in a local datastore.
-    """
-    if location.local_path() is None:
-        raise UnsupportedError(
-            f"{what}: {location.uri} is not in a local datastore, and pipeline jobs keep their "
-            "logs in a local default datastore, for now.",
-            target=target,
-        )
 
 
 def _converted(declared: ComponentInput, value: Any, where: str) -> Any:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.store.db import Database
+from sluiceway.store.notifications import notify_cancel, notify_queued
 from sluiceway.store.tables import JobRow, MiniBatchRow
 
 ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
@@ -166,6 +167,16 @@ def _job(row: JobRow) -> JobRecord:
     )
 
 
+def lease_holder(owner: str, epoch: int) -> str:
+    """The holder of a job's ``epoch``-th lease, taken by scheduler ``owner``."""
+    return f"{owner}#{epoch}"
+
+
+def lease_scheduler(holder: str) -> str:
+    """The scheduler that holds a lease (the holder without its claim's number)."""
+    return holder.rpartition("#")[0] or holder
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -218,6 +229,8 @@ class JobStore:
                     seq=next_seq,
                 )
             )
+            if self._db.is_postgres:
+                notify_queued(conn)
         return record
 
     def exists(self, name: str) -> bool:
@@ -259,6 +272,9 @@ class JobStore:
     ) -> JobRecord | None:
         """Take the oldest queued job, or an active one whose lease expired.
 
+        The job that is returned names its lease's holder in ``lease_owner``: ``owner`` and the
+        claim's number (:func:`lease_holder`), a fencing token that the runner writes with.
+
         Args:
             owner: the claiming scheduler.
             lease: how long the claim holds without a renewal.
@@ -286,13 +302,22 @@ class JobStore:
             row = s.scalars(query).first()
             if row is None:
                 return None
-            row.lease_owner = owner
+            # Each claim is a new lease: its holder is named with the claim's number, so the
+            # runner of an earlier claim (even of this scheduler) can write nothing more.
+            row.lease_epoch = (row.lease_epoch or 0) + 1
+            row.lease_owner = lease_holder(owner, row.lease_epoch)
             row.lease_expires_at = now + lease
             if row.status == JobStatus.QUEUED.value:
                 row.status = JobStatus.PREPARING.value
                 row.started_at = now
             s.flush()
             return _job(row)
+
+    def counts_by_status(self) -> dict[str, int]:
+        """How many jobs of the workspace are in each status."""
+        query = select(JobRow.status, func.count()).group_by(JobRow.status)
+        with self._db.read_connection() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query)}
 
     def lease_owners(self) -> list[str]:
         """The schedulers that hold a lease on an active job now."""
@@ -382,6 +407,9 @@ class JobStore:
                 .values(status=JobStatus.CANCEL_REQUESTED.value)
             )
             row = s.get(JobRow, name)
+            requested = row is not None and row.status == JobStatus.CANCEL_REQUESTED.value
+            if requested and self._db.is_postgres:
+                notify_cancel(s.connection(), name)
             return _job(row) if row else None
 
     def release(self, name: str, owner: str) -> None:

@@ -188,6 +188,8 @@ class JobRow(Base):
     ended_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
+    # Raised by every claim; the lease owner names it (``<scheduler>#<epoch>``): a fencing token.
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     seq: Mapped[int] = mapped_column(Integer)  # submission order: the queue is FIFO
 
     __table_args__ = (
@@ -275,3 +277,12 @@ class SnapshotRow(Base):
     files: Mapped[list[Any]]  # [{"path", "sha256", "size"}], paths relative to the snapshot
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class WorkspaceMetaRow(Base):
+    """Facts about the workspace itself, one per name (the fingerprint of its key)."""
+
+    __tablename__ = "workspace_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

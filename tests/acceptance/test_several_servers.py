@@ -13,6 +13,7 @@ import collections
 import os
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,14 +53,30 @@ PROCESS_ENV = {
 class Cluster:
     workspace: SharedWorkspace
     root: Path
+    # Flag and ledger files the workers of every scheduler can see: a scheduler running as root
+    # runs its workers as another user, in a view that holds only its local datastore roots of
+    # the test's folders.
+    shared: Path = field(init=False)
     apis: list[RunningServer] = field(default_factory=list)
     schedulers: list[RunningServer] = field(default_factory=list)
     started: int = 0
 
+    def __post_init__(self) -> None:
+        self.shared = self.root / "shared"
+        self.shared.mkdir(exist_ok=True)
+        self.shared.chmod(0o777)
+
     def start(self, role: str) -> RunningServer:
         self.started += 1
         home = self.root / f"{role}-{self.started}"
-        return start_server(home, role=role, extra_env=self.workspace.env(**PROCESS_ENV))
+        env = self.workspace.env(**PROCESS_ENV, SLUICEWAY_LOCAL_DATASTORE_ROOTS=str(self.shared))
+        return start_server(home, role=role, extra_env=env)
+
+    def shared_folder(self) -> Path:
+        folder = self.shared / uuid.uuid4().hex
+        folder.mkdir()
+        folder.chmod(0o777)
+        return folder
 
     def store(self) -> tuple[Database, JobStore]:
         db = Database(self.workspace.database_url)
@@ -98,7 +115,7 @@ def test_jobs_and_tokens_of_one_api_server_work_on_the_other(
                 f"{server.url}/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10
             )
             assert who.status_code == 200 and who.json()["name"] == "owner", who.text
-    ledger = tmp_path / "ledger.txt"
+    ledger = cluster.shared_folder() / "ledger.txt"
     with one.client() as first, other.client() as second:
         endpoint = deploy(first, tmp_path, environment={"LEDGER": str(ledger), "DELAY": "2"})
         write_rows(tmp_path / "data", 4)
@@ -136,7 +153,7 @@ def test_a_scheduler_killed_mid_job_is_taken_over_and_each_row_is_written_once(
 ) -> None:
     seed = int(os.environ.get("SLUICEWAY_CRASH_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
-    ledger = tmp_path / "ledger.txt"
+    ledger = cluster.shared_folder() / "ledger.txt"
     count, kills = 200, 5
     one, other = cluster.apis
     with one.client() as client:
@@ -195,7 +212,8 @@ def kill_the_holder(cluster: Cluster, store: JobStore, job: str) -> None:
 
 
 def test_a_pipeline_job_is_taken_over_mid_step(cluster: Cluster, tmp_path: Path) -> None:
-    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    flags = cluster.shared_folder()
+    runs, go = flags / "runs.txt", flags / "go"
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "steps.py").write_text(STEPS_SCRIPT)
     one, other = cluster.apis

@@ -218,11 +218,11 @@ class Workspace:
         #: Threads for requests that check storage while the caller waits (invoking, registering
         #: data and models): apart from the threads every other request runs on.
         self.storage_checks = anyio.CapacityLimiter(settings.storage_check_threads)
+        self.notifications: JobNotifications | None = None
 
     async def checking_storage(self, call: Callable[[], _T]) -> _T:
         """Run ``call``, which checks storage, on a storage-check thread."""
         return await anyio.to_thread.run_sync(call, limiter=self.storage_checks)
-        self.notifications: JobNotifications | None = None
 
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(

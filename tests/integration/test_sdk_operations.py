@@ -526,7 +526,7 @@ def test_job_entity_has_azures_attributes(
     assert job.progress.mini_batches_total == 2
     assert job.progress.mini_batches_done == 2
     assert job.progress.items_succeeded == 4
-    assert job.studio_url == f"{server.url}/jobs/{name}"
+    assert job.studio_url == f"{server.url}/ui/jobs/{name}"
     assert job.start_time is not None and job.end_time is not None
     assert job.start_time <= job.end_time
     assert job.is_terminal

@@ -38,7 +38,7 @@ from pathlib import Path
 import sluiceway
 from sluiceway.errors import ValidationError
 from sluiceway.runtime import sandbox
-from sluiceway.runtime.sandbox import NO_NAMESPACE_EXIT, Plan, is_under
+from sluiceway.runtime.sandbox import NO_NAMESPACE_EXIT, Plan, is_under, traversable
 
 logger = logging.getLogger("sluiceway.executors")
 
@@ -245,6 +245,11 @@ class WorkerIsolation:
         for path in paths:
             real = os.path.realpath(path)
             wanted.add(real if os.path.isdir(real) else os.path.dirname(real))
+        # As the sandbox does: a folder the worker user cannot enter is not bound back, so it
+        # must not count as seen (a spare started with it would not see a job's folder below).
+        if self.user is not None:
+            uid, gid = self.user.uid, self.user.gid
+            wanted = {w for w in wanted if traversable(w, uid, gid)}
         return tuple(sorted(wanted))
 
     def sees(self, view: tuple[str, ...] | None, paths: Iterable[str | Path]) -> bool:

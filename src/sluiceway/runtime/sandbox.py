@@ -124,10 +124,10 @@ def _isolate_mounts(hide: Iterable[str], show: Iterable[str], uid: int, gid: int
         if path in hidden:
             raise SandboxError(f"{path} is both hidden and needed by the worker")
     # A folder the user cannot enter is of no use bound back, and would block what is below.
-    shown = [s for s in shown if _traversable(s, uid, gid)]
+    shown = [s for s in shown if traversable(s, uid, gid)]
     covers = set(hidden)
     for path in shown:
-        covers.update(a for a in _ancestors(path) if not _traversable(a, uid, gid))
+        covers.update(a for a in _ancestors(path) if not traversable(a, uid, gid))
     anchors = covers | set(shown)
     # A needed folder is bound back when a cover hides it, unless a needed folder between
     # them already brings it back.
@@ -174,7 +174,8 @@ def _depth(path: str) -> int:
     return path.rstrip("/").count("/")
 
 
-def _traversable(folder: str, uid: int, gid: int) -> bool:
+def traversable(folder: str, uid: int, gid: int) -> bool:
+    """Whether ``uid``/``gid`` may enter ``folder`` by its own mode (not its ancestors')."""
     try:
         st = os.stat(folder)
     except OSError:

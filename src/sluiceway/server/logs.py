@@ -70,3 +70,5 @@ def configure_logging(role: ServerRole, log_format: LogFormat, level: str) -> No
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Alembic announces each of its plugins at INFO; the migrations it runs are worth a line.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

@@ -45,6 +45,10 @@ ERROR_REF = "#/components/schemas/ErrorResponse"
 # The Azure ML dialect's routes answer errors in Azure's shape.
 AZURE_ERROR_REF = "#/components/schemas/AzureErrorResponse"
 BEARER = {"HTTPBearer": []}
+WORKSPACE = (
+    "/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+    "Microsoft.MachineLearningServices/workspaces/{workspace}"
+)
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -207,9 +211,9 @@ def test_a_method_a_path_does_not_take_is_a_405_with_allow(
 
 # -- stateful fuzzing ----------------------------------------------------------------------------
 
-SCENARIOS = 100  # per group, of up to STEPS linked calls; about a minute on a small machine
+SCENARIOS = 100  # per group, of up to STEPS linked calls; about 80 s on a small machine
 STEPS = 10
-BUDGET_SECONDS = 60
+BUDGET_SECONDS = 80
 RESPONSE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -226,6 +230,8 @@ class Known:
     code: str  # a folder with score.py
     data: str  # a folder of two files
     root: str  # a folder local datastores may be in
+    mlflow_model: str  # azureml:<name>:1, which a deployment takes without code
+    workspace: dict[str, str]  # the Azure ML dialect's subscription, group and workspace
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +246,18 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
             deployment = owner.get("/batch-endpoints/seeded/deployments/blue").json()
             write_numbered_files(root / "data", 2)
             data = upload_folder(owner, root / "data", "stateful/data")
+            (root / "mlmodel").mkdir()
+            (root / "mlmodel" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+            mlmodel = upload_folder(owner, root / "mlmodel", "stateful/mlmodel")
+            r = owner.post("/models", json={"name": "mlm", "type": "mlflow_model", "path": mlmodel})
+            assert r.status_code == 201, r.text
+            ws = owner.get("/azureml/discovery").raise_for_status().json()["workspaceId"]
+        _, _, subscription, _, group, *_, workspace = ws.split("/")
+        coordinates = {"subscription": subscription, "group": group, "workspace": workspace}
         code = deployment["code_configuration"]["code"]
-        known = Known(deployment["model"], code, data, str(root / "local"))
+        known = Known(
+            deployment["model"], code, data, str(root / "local"), "azureml:mlm:1", coordinates
+        )
         yield server, known
     finally:
         stop_server(server)
@@ -273,6 +289,9 @@ def _agree(case: schemathesis.Case, known: Known) -> None:
             case.body = invoke_body({"d": {"JobInputType": "UriFolder", "Uri": known.data}})
         return
     path = case.path_parameters
+    if "{workspace}" in label:
+        _agree_azure(case, known)
+        return
     if label == "PUT /datastores/{name}/files/{path}" and path is not None:
         path["name"] = "workspaceblobstore"
     if not isinstance(body, dict):
@@ -293,6 +312,29 @@ def _agree(case: schemathesis.Case, known: Known) -> None:
         body["code_configuration"] = {"code": known.code, "scoring_script": "score.py"}
 
 
+def _agree_azure(case: schemathesis.Case, known: Known) -> None:
+    """The same for the Azure ML dialect: the workspace's own path and an api-version it takes
+    (which a link carries on), and ARM bodies of what exists."""
+    path = case.path_parameters = {**(case.path_parameters or {}), **known.workspace}
+    if "api-version" in (case.query or {}) or case.method == "PUT":
+        case.query = {**(case.query or {}), "api-version": "2024-10-01"}
+    if case.method != "PUT":
+        return
+    generated = case.body if isinstance(case.body, dict) else {}
+    tags = generated.get("tags") if isinstance(generated.get("tags"), dict) else {}
+    path["name"] = _valid(path.get("name"))
+    props: dict[str, Any]
+    if case.operation.path.endswith("/deployments/{name}"):
+        props = {"model": {"assetId": known.mlflow_model}, "compute": "cpu"}
+    elif case.operation.path.endswith("/versions/{version}"):
+        path["version"] = "1"
+        kind = path.get("kind")
+        props = {"dataUri": known.data} if kind == "data" else {"modelUri": known.data}
+    else:
+        props = {"description": str(generated.get("description"))[:100]}
+    case.body = {"tags": tags, "properties": props}
+
+
 # Schemathesis starts scenarios at POSTs and at GETs without path parameters, and at other
 # linked operations only when there are none: so the links are followed in three groups.
 GROUPS = {
@@ -310,6 +352,12 @@ GROUPS = {
     ],
     # With the producer of the endpoint an invoke names, so that invoke starts scenarios.
     "jobs": ["put_endpoint", "invoke", "get_job", "list_logs", "cancel_job", "rerun_failed"],
+    "azure ml": [
+        "azureml_put_endpoint", "azureml_get_endpoint", "azureml_delete_endpoint",
+        "azureml_list_deployments", "azureml_put_deployment", "azureml_get_deployment",
+        "azureml_delete_deployment", "azureml_endpoint_jobs", "azureml_put_version",
+        "azureml_get_container", "azureml_list_versions", "azureml_get_version",
+    ],
 }  # fmt: skip
 
 
@@ -391,6 +439,10 @@ def test_stateful_fuzzing_finds_no_server_error(fuzzed: tuple[RunningServer, Kno
         "GET /datastores/{name}/files/{path}",
         "GET /jobs/{name}",
         "POST /jobs/{name}/cancel",
+        f"PUT {WORKSPACE}/batchEndpoints/{{endpoint}}/deployments/{{name}}",
+        f"GET {WORKSPACE}/batchEndpoints/{{name}}",
+        f"DELETE {WORKSPACE}/batchEndpoints/{{name}}",
+        f"GET {WORKSPACE}/{{kind}}/{{name}}/versions",
     ):
         assert followed in reached, sorted(reached)
     assert scenarios >= len(GROUPS) * SCENARIOS // 4, scenarios

@@ -162,6 +162,44 @@ def _links() -> list[Link]:
     for target in ("get_job", "list_logs", "cancel_job", "rerun_failed"):
         add(("invoke",), (201,), target, body_name)
     add(("assign_role",), created, "list_roles", {"identity": "$response.body#/identity"})
+    # The Azure ML dialect: what a PUT made, at the same workspace and api-version.
+    arm = {
+        "subscription": "$request.path.subscription",
+        "group": "$request.path.group",
+        "workspace": "$request.path.workspace",
+    }
+    versioned = {**arm, "api-version": "$request.query.api-version"}
+    for target in ("azureml_get_endpoint", "azureml_delete_endpoint"):
+        add(("azureml_put_endpoint",), created, target, {**versioned, "name": "$request.path.name"})
+    for target in ("azureml_list_deployments", "azureml_put_deployment"):
+        add(
+            ("azureml_put_endpoint",),
+            created,
+            target,
+            {**versioned, "endpoint": "$request.path.name"},
+        )
+    add(
+        ("azureml_put_endpoint",),
+        created,
+        "azureml_endpoint_jobs",
+        {**arm, "endpoint": "$request.path.name"},
+    )
+    arm_deployment = {
+        **versioned,
+        "endpoint": "$request.path.endpoint",
+        "name": "$request.path.name",
+    }
+    for target in ("azureml_get_deployment", "azureml_delete_deployment"):
+        add(("azureml_put_deployment",), created, target, arm_deployment)
+    arm_asset = {**versioned, "kind": "$request.path.kind", "name": "$request.path.name"}
+    for target in ("azureml_get_container", "azureml_list_versions"):
+        add(("azureml_put_version",), created, target, arm_asset)
+    add(
+        ("azureml_put_version",),
+        created,
+        "azureml_get_version",
+        {**arm_asset, "version": "$request.path.version"},
+    )
     add(
         ("assign_role",),
         created,

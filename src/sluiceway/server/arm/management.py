@@ -92,6 +92,14 @@ router = APIRouter(
 )
 
 
+# A PUT answers 201 with what it made, or 200 with what existed (updated, or the same).
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Created.", "content": {"application/json": {"schema": {}}}}
+}
+# A DELETE answers 200 with no body, as ARM does.
+DELETED: dict[int | str, dict[str, Any]] = {200: {"description": "Deleted."}}
+
+
 def context(ws: Workspace) -> shapes.ArmContext:
     return shapes.ArmContext(ws.base_url, ws.settings.scope)
 
@@ -156,7 +164,7 @@ def get_datastore(name: str, ws: WorkspaceDep) -> JSONResponse:
 _ARM_CREDENTIALS = {"accountkey": "key", "sas": "sasToken"}
 
 
-@router.put("/datastores/{name}")
+@router.put("/datastores/{name}", responses=CREATED)
 def put_datastore(
     name: str,
     ws: WorkspaceDep,
@@ -248,7 +256,7 @@ def get_endpoint(name: str, ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse(shapes.endpoint(ws.endpoints.get(name)))
 
 
-@router.put("/batchEndpoints/{name}")
+@router.put("/batchEndpoints/{name}", responses=CREATED)
 def put_endpoint(
     name: str,
     ws: WorkspaceDep,
@@ -279,7 +287,12 @@ def put_endpoint(
     )
 
 
-@router.delete("/batchEndpoints/{name}", dependencies=[allowed(Action.MANAGE, endpoint="name")])
+@router.delete(
+    "/batchEndpoints/{name}",
+    dependencies=[allowed(Action.MANAGE, endpoint="name")],
+    responses=DELETED,
+    response_class=Response,
+)
 def delete_endpoint(name: str, ws: WorkspaceDep) -> Response:
     ws.endpoints.delete(name)
     return Response(status_code=200)
@@ -323,7 +336,11 @@ def _seconds(value: Any) -> int | None:
     return parse_timeout(value, "properties.retrySettings.timeout")
 
 
-@router.put("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+@router.put(
+    "/batchEndpoints/{endpoint}/deployments/{name}",
+    dependencies=MANAGE_ENDPOINT,
+    responses=CREATED,
+)
 def put_deployment(
     endpoint: str,
     name: str,
@@ -395,7 +412,12 @@ def put_deployment(
     )
 
 
-@router.delete("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+@router.delete(
+    "/batchEndpoints/{endpoint}/deployments/{name}",
+    dependencies=MANAGE_ENDPOINT,
+    responses=DELETED,
+    response_class=Response,
+)
 def delete_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> Response:
     ws.endpoints.delete_deployment(endpoint, name)
     return Response(status_code=200)
@@ -469,7 +491,9 @@ def get_version(kind: AssetType, name: str, version: str, ws: WorkspaceDep) -> J
 
 
 @router.put(
-    "/{kind:arm_asset_type}/{name}/versions/{version}", dependencies=[allowed(Action.MANAGE)]
+    "/{kind:arm_asset_type}/{name}/versions/{version}",
+    dependencies=[allowed(Action.MANAGE)],
+    responses=CREATED,
 )
 def put_version(
     kind: AssetType,

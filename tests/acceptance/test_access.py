@@ -754,6 +754,21 @@ def test_no_route_is_open_to_an_identity_without_roles(world: World) -> None:
     secrets = f"{ws}/datastores/{unique('none')}/listSecrets"
     r = world.nobody.post(secrets, params={"api-version": "2024-10-01"})
     refused(r, "nobody", "read data on datastore:none", shape=AzureErrorResponse)
+    # The blob face (Azure Storage's API, which the document does not describe) refuses its
+    # token as the data routes do, in Azure Storage's shape.
+    blob = f"/azureml/blob/{ws.rsplit('/', 1)[1]}.blob.local/{TEAM_B}"
+    for method, url, params, content in (
+        ("GET", blob, {"restype": "container", "comp": "list"}, None),
+        ("HEAD", blob, {"restype": "container"}, None),
+        ("GET", f"{blob}/in/file-0.txt", {}, None),
+        ("HEAD", f"{blob}/in/file-0.txt", {}, None),
+        ("PUT", f"{blob}/in/file-0.txt", {}, b"overwritten"),
+    ):
+        headers = {"x-ms-blob-type": "BlockBlob"} if content else {}
+        r = world.nobody.request(method, url, params=params, content=content, headers=headers)
+        assert r.status_code == 403, (method, url, r.status_code, r.text)
+        assert r.headers["x-ms-error-code"] == "AuthorizationPermissionMismatch", (method, url)
+        assert method == "HEAD" or "Identity 'nobody' may not" in r.text, r.text
     # Nothing changed.
     assert world.nobody.get("/whoami").json()["roles"] == []
     assert world.job_names() == before

@@ -3,7 +3,8 @@
 A route's error answers follow from what it declares, so no route lists them by hand:
 
 - ``401`` when it needs a bearer token (its ``security``: every route that depends on the
-  caller, so all but ``/healthz`` and ``/oauth2/token``);
+  caller, so all but ``/healthz``, ``/oauth2/token`` and the Azure ML dialect's cloud
+  metadata, ADFS configuration and discovery) or a credential of its own (below);
 - ``403`` then too, since such a route declares the action it needs
   (:func:`~sluiceway.server.access.allowed`) or hands the caller to a service that checks it,
   unless it declares itself open to any identity

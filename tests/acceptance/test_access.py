@@ -10,6 +10,7 @@ route of the API checks that none is open to an identity without roles.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -25,6 +27,7 @@ import pytest
 from sluiceway import Input, MLClient
 from sluiceway.errors import PermissionDeniedError
 from sluiceway.sdk.uploads import Uploader, scan
+from sluiceway.server.openapi import AzureErrorResponse, ErrorResponse
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     create_script_deployment,
@@ -87,10 +90,16 @@ class World:
         return {job["name"] for job in jobs}
 
 
-def refused(response: httpx.Response, identity: str, *needles: str) -> str:
-    """Assert a 403 that names the identity and each needle; return its message."""
+def refused(
+    response: httpx.Response,
+    identity: str,
+    *needles: str,
+    shape: type[ErrorResponse | AzureErrorResponse] = ErrorResponse,
+) -> str:
+    """Assert a 403 of the error ``shape`` (the REST face's, or the Azure ML dialect's) that
+    names the identity and each needle; return its message."""
     assert response.status_code == 403, f"{response.status_code}: {response.text}"
-    error = response.json()["error"]
+    error = shape.model_validate_json(response.content).model_dump()["error"]
     assert error["code"] == "Forbidden"
     message: str = error["message"]
     assert message.startswith(f"Identity {identity!r} may not "), message
@@ -481,11 +490,36 @@ def test_a_contributor_uploads_local_data_and_invokes(world: World, tmp_path: Pa
 
 # -- every route --------------------------------------------------------------------------------
 
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/oauth2/token")}
-# What an identity without roles gets where it is not a 403: its own identity, and lists that
-# hold only what it may read (nothing).
-OPEN_TO_ANY_TOKEN = {("GET", "/whoami"): 200}
-FILTERED_LISTS = {("GET", "/datastores"), ("GET", "/batch-endpoints"), ("GET", "/jobs")}
+ARM = (
+    "/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+    "Microsoft.MachineLearningServices/workspaces/{workspace}"
+)
+HISTORY = "/azureml/history/v1.0" + ARM
+# Routes that take no bearer token, each for its reason; test_public_routes_... checks that
+# those with a credential of their own give nothing away without it.
+PUBLIC = {
+    ("GET", "/healthz"),  # liveness, nothing of the workspace
+    ("GET", "/readyz"),  # whether the database and the default datastore answer
+    ("POST", "/oauth2/token"),  # the token grant: its client's secret is the credential
+    ("GET", "/metadata/endpoints"),  # the cloud's URLs, which azure-identity reads first
+    ("GET", "/adfs/.well-known/openid-configuration"),  # where the ADFS token route is
+    ("GET", "/azureml/discovery"),  # the data plane's URL, which the SDK reads without a token
+    ("GET", "/msi/token"),  # authenticated by its X-IDENTITY-HEADER, an identity's own token
+    ("GET", "/azureml/logs/{job}/{path}"),  # signed links, which the SDK fetches without one
+}
+# What an identity without roles gets where it is not a 403: its own identity, the workspace's
+# coordinates (which the SDK reads before streaming a job), and lists that hold only what it
+# may read (nothing).
+OPEN_TO_ANY_TOKEN = {("GET", "/whoami"): 200, ("GET", ARM): 200}
+FILTERED_LISTS = {
+    ("GET", "/datastores"),
+    ("GET", "/batch-endpoints"),
+    ("GET", "/jobs"),
+    ("GET", ARM + "/datastores"),
+    ("GET", ARM + "/batchEndpoints"),
+}
+# The Azure ML dialect, whose errors have Azure's shape.
+AZURE_ROUTES = ("/subscriptions/", "/azureml/", "/msi/", "/metadata/", "/adfs/")
 
 
 def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
@@ -599,6 +633,98 @@ def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
     }
 
 
+def _arm_requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    """The same for the Azure ML dialect's routes, at the workspace's own ARM path."""
+    ws = world.owner.get("/azureml/discovery").raise_for_status().json()["workspaceId"]
+    job, ep, dep = world.owner_job, ALPHA, DEPLOYMENT
+    version = {"params": {"api-version": "2024-10-01"}}
+    r = world.owner.post("/data", json={"name": "swept", "path": ds(TEAM_B, "in/")})
+    assert r.status_code in (200, 201), r.text
+    blob = {
+        "datastoreType": "AzureBlob",
+        "accountName": "account",
+        "containerName": "container",
+        "credentials": {"credentialsType": "None"},
+    }
+    model = {"modelUri": ds(TEAM_B, "in/"), "modelType": "custom_model"}
+    output = (
+        f"azureml://locations/local/workspaces/w/data/azureml_{job}_output_data_score/versions/1"
+    )
+    return {
+        ("GET", ARM): (ws, version),
+        ("GET", ARM + "/datastores"): (f"{ws}/datastores", version),
+        ("GET", ARM + "/datastores/{name}"): (f"{ws}/datastores/{TEAM_B}", version),
+        ("PUT", ARM + "/datastores/{name}"): (
+            f"{ws}/datastores/{TEAM_B}",
+            {**version, "json": {"properties": blob}},
+        ),
+        ("POST", ARM + "/datastores/{name}/listSecrets"): (
+            f"{ws}/datastores/{TEAM_B}/listSecrets",
+            version,
+        ),
+        ("GET", ARM + "/batchEndpoints"): (f"{ws}/batchEndpoints", version),
+        ("GET", ARM + "/batchEndpoints/{name}"): (f"{ws}/batchEndpoints/{ep}", version),
+        ("PUT", ARM + "/batchEndpoints/{name}"): (
+            f"{ws}/batchEndpoints/{ep}",
+            {**version, "json": {"properties": {"description": "x"}}},
+        ),
+        ("DELETE", ARM + "/batchEndpoints/{name}"): (f"{ws}/batchEndpoints/{ep}", version),
+        ("GET", ARM + "/batchEndpoints/{endpoint}/deployments"): (
+            f"{ws}/batchEndpoints/{ep}/deployments",
+            version,
+        ),
+        ("GET", ARM + "/batchEndpoints/{endpoint}/deployments/{name}"): (
+            f"{ws}/batchEndpoints/{ep}/deployments/{dep}",
+            version,
+        ),
+        ("PUT", ARM + "/batchEndpoints/{endpoint}/deployments/{name}"): (
+            f"{ws}/batchEndpoints/{ep}/deployments/{dep}",
+            {**version, "json": {"properties": {"description": "x"}}},
+        ),
+        ("DELETE", ARM + "/batchEndpoints/{endpoint}/deployments/{name}"): (
+            f"{ws}/batchEndpoints/{ep}/deployments/{dep}",
+            version,
+        ),
+        ("GET", ARM + "/jobs/{name}"): (f"{ws}/jobs/{job}", version),
+        ("GET", ARM + "/{kind}"): (f"{ws}/data", version),
+        ("GET", ARM + "/{kind}/{name}"): (f"{ws}/data/swept", version),
+        ("GET", ARM + "/{kind}/{name}/versions"): (f"{ws}/data/swept/versions", version),
+        ("GET", ARM + "/{kind}/{name}/versions/{version}"): (
+            f"{ws}/data/swept/versions/1",
+            version,
+        ),
+        ("PUT", ARM + "/{kind}/{name}/versions/{version}"): (
+            f"{ws}/models/swept/versions/1",
+            {**version, "json": {"properties": model}},
+        ),
+        ("GET", HISTORY + "/runs/{run_id}"): (f"/azureml/history/v1.0{ws}/runs/{job}", {}),
+        ("GET", HISTORY + "/runs/{run_id}/details"): (
+            f"/azureml/history/v1.0{ws}/runs/{job}/details",
+            {},
+        ),
+        ("GET", HISTORY + "/runs/{run_id}/children"): (
+            f"/azureml/history/v1.0{ws}/runs/{job}-batchscoring/children",
+            {},
+        ),
+        ("POST", HISTORY + "/rundata"): (
+            f"/azureml/history/v1.0{ws}/rundata",
+            {"json": {"runId": f"{job}-batchscoring"}},
+        ),
+        ("POST", "/azureml/data/v1.0" + ARM + "/dataversion/batchGetResolvedUris"): (
+            f"/azureml/data/v1.0{ws}/dataversion/batchGetResolvedUris",
+            {"json": {"values": [output]}},
+        ),
+        ("GET", "/azureml/mferp/managementfrontend" + ARM + "/batchEndpoints/{endpoint}/jobs"): (
+            f"/azureml/mferp/managementfrontend{ws}/batchEndpoints/{ep}/jobs",
+            {},
+        ),
+        ("GET", "/azureml/operations/{resource}"): (
+            f"/azureml/operations/batchEndpoints/{ep}/deployments/{dep}",
+            {},
+        ),
+    }
+
+
 def test_no_route_is_open_to_an_identity_without_roles(world: World) -> None:
     spec = world.owner.get("/openapi.json").raise_for_status().json()
     routes = {
@@ -607,18 +733,44 @@ def test_no_route_is_open_to_an_identity_without_roles(world: World) -> None:
         for method in operations
         if method in {"get", "put", "post", "patch", "delete"}
     }
-    requests = _requests(world)
+    requests = {**_requests(world), **_arm_requests(world)}
     # A new route must be added here, with what an identity without roles gets from it.
     assert routes - PUBLIC == set(requests), (routes - PUBLIC) ^ set(requests)
     before = world.job_names()
     for (method, template), (url, kwargs) in sorted(requests.items()):
         r = world.nobody.request(method, url, **kwargs)
+        azure = template.startswith(AZURE_ROUTES)
         if (method, template) in OPEN_TO_ANY_TOKEN:
             assert r.status_code == OPEN_TO_ANY_TOKEN[method, template], (template, r.text)
         elif (method, template) in FILTERED_LISTS:
-            assert r.status_code == 200 and r.json() == [], (template, r.text)
+            empty = {"value": [], "nextLink": None} if azure else []
+            assert r.status_code == 200 and r.json() == empty, (template, r.text)
         else:
-            refused(r, "nobody")
+            try:
+                refused(r, "nobody", shape=AzureErrorResponse if azure else ErrorResponse)
+            except AssertionError as exc:
+                raise AssertionError(f"{method} {template}: {exc}") from None
+    # A datastore's SAS is refused before the datastore is looked up: one without roles learns
+    # nothing of which datastores exist.
+    ws = world.owner.get("/azureml/discovery").json()["workspaceId"]
+    secrets = f"{ws}/datastores/{unique('none')}/listSecrets"
+    r = world.nobody.post(secrets, params={"api-version": "2024-10-01"})
+    refused(r, "nobody", "read data on datastore:none", shape=AzureErrorResponse)
+    # The blob face (Azure Storage's API, which the document does not describe) refuses its
+    # token as the data routes do, in Azure Storage's shape.
+    blob = f"/azureml/blob/{ws.rsplit('/', 1)[1]}.blob.local/{TEAM_B}"
+    for method, url, params, content in (
+        ("GET", blob, {"restype": "container", "comp": "list"}, None),
+        ("HEAD", blob, {"restype": "container"}, None),
+        ("GET", f"{blob}/in/file-0.txt", {}, None),
+        ("HEAD", f"{blob}/in/file-0.txt", {}, None),
+        ("PUT", f"{blob}/in/file-0.txt", {}, b"overwritten"),
+    ):
+        headers = {"x-ms-blob-type": "BlockBlob"} if content else {}
+        r = world.nobody.request(method, url, params=params, content=content, headers=headers)
+        assert r.status_code == 403, (method, url, r.status_code, r.text)
+        assert r.headers["x-ms-error-code"] == "AuthorizationPermissionMismatch", (method, url)
+        assert method == "HEAD" or "Identity 'nobody' may not" in r.text, r.text
     # Nothing changed.
     assert world.nobody.get("/whoami").json()["roles"] == []
     assert world.job_names() == before
@@ -629,3 +781,63 @@ def test_no_route_is_open_to_an_identity_without_roles(world: World) -> None:
     owner_file = world.owner.get(f"/datastores/{TEAM_B}/files/in/file-0.txt")
     assert owner_file.text == f"{TEAM_B}-0"
     assert world.owner.get("/identities/owner").status_code == 200
+    assert world.owner.get("/models/swept/versions").status_code == 404
+    assert world.owner.get(f"/batch-endpoints/{ALPHA}").json()["description"] is None
+
+
+def test_public_routes_give_nothing_away_without_their_own_credential(world: World) -> None:
+    anonymous = httpx.Client(base_url=world.server.url, timeout=30)
+    with anonymous:
+        # What azure-identity and the SDK read before they have a token: URLs, no secret.
+        cloud = anonymous.get("/metadata/endpoints").raise_for_status().text
+        adfs = anonymous.get("/adfs/.well-known/openid-configuration").raise_for_status()
+        discovery = anonymous.get("/azureml/discovery").raise_for_status().json()
+        assert set(discovery) == {
+            "api", "catalog", "experimentation", "history", "modelmanagement", "pipelines",
+            "workspaceId",
+        }  # fmt: skip
+        for text in (cloud, adfs.text, json.dumps(discovery)):
+            assert world.server.token not in text and "access_token" not in text, text
+
+        # The managed-identity route: only with an identity's own token, and only that one's.
+        msi = {"api-version": "2019-08-01", "resource": world.server.url}
+        for header in ({}, {"X-IDENTITY-HEADER": "not-a-token"}):
+            r = anonymous.get("/msi/token", params=msi, headers=header)
+            assert r.status_code == 401, r.text
+            assert AzureErrorResponse.model_validate_json(r.content).error.code == "Unauthorized"
+            assert "access_token" not in r.text
+        own = {"X-IDENTITY-HEADER": world.tokens["nobody"]}
+        r = anonymous.get("/msi/token", params=msi, headers=own)
+        assert r.status_code == 200, r.text
+        issued = r.json()["access_token"]
+        with _client(world.server, issued) as issued_client:
+            me = issued_client.get("/whoami").raise_for_status().json()
+            assert me["name"] == "nobody" and me["roles"] == []
+
+        # Log links: signed for one identity and one job, for a while, and only as signed.
+        ws = anonymous.get("/azureml/discovery").json()["workspaceId"]
+        details = world.rex.get(f"/azureml/history/v1.0{ws}/runs/{world.owner_job}/details")
+        files = details.raise_for_status().json()["logFiles"]
+        link = urlsplit(files["logs/azureml/executionlogs.txt"])
+        query = dict(parse_qsl(link.query))
+        assert anonymous.get(link.path, params=query).status_code == 200
+        r = world.owner.post(
+            f"/endpoints/{ALPHA}/jobs",
+            json=invoke_body({"data": folder(ds("workspaceblobstore", "shared/in/"))}),
+        )
+        assert r.status_code == 201, r.text
+        other = link.path.replace(world.owner_job, r.json()["name"])
+        past = "2020-01-01T00:00:00Z"
+        for path, changed, why in (
+            (link.path, {"sig": None}, "lacks sig"),
+            (link.path, {"sig": query["sig"][:-2] + "AA"}, "does not match"),
+            (link.path, {"se": "2999-01-01T00:00:00Z"}, "does not match"),
+            (link.path, {"sp": "rw"}, "does not match"),
+            (link.path, {"se": past}, "expired"),
+            (other, {}, "does not match"),  # another job's logs
+        ):
+            params = {k: v for k, v in {**query, **changed}.items() if v is not None}
+            r = anonymous.get(path, params=params)
+            assert r.status_code == 401, (changed, r.text)
+            error = AzureErrorResponse.model_validate_json(r.content).error
+            assert why in error.message, (changed, error)

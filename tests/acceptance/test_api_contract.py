@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from sluiceway.server.openapi import LINKS
-from tests.acceptance.test_access import FILTERED_LISTS, OPEN_TO_ANY_TOKEN, PUBLIC
+from tests.acceptance.test_access import AZURE_ROUTES, FILTERED_LISTS, OPEN_TO_ANY_TOKEN, PUBLIC
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     create_script_deployment,
@@ -42,6 +42,13 @@ from tests.integration.helpers import (
 )
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
+# The Azure ML dialect's routes answer errors in Azure's shape.
+AZURE_ERROR_REF = "#/components/schemas/AzureErrorResponse"
+BEARER = {"HTTPBearer": []}
+WORKSPACE = (
+    "/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+    "Microsoft.MachineLearningServices/workspaces/{workspace}"
+)
 METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -80,12 +87,14 @@ def test_every_route_documents_its_error_answers(document: dict[str, Any]) -> No
         has_body = "requestBody" in operation
         public = (method, path) in PUBLIC
         if not public:
-            assert operation.get("security") == [{"HTTPBearer": []}], where
+            assert operation.get("security") == [BEARER], where
             assert "401" in codes, where
             # A 403 wherever a role is checked: everywhere but the routes open to any token.
             assert ("403" in codes) is ((method, path) not in open_to_any), where
-        else:
-            assert "security" not in operation, where
+        elif "security" in operation:
+            # A public route with a credential of its own (an identity header, a signature).
+            assert BEARER not in operation["security"], where
+            assert "401" in codes, where
         if any(p["in"] == "path" for p in parameters):
             assert "404" in codes, where
         if has_body:
@@ -95,16 +104,22 @@ def test_every_route_documents_its_error_answers(document: dict[str, Any]) -> No
         if method != "GET" and not public:
             assert "409" in codes, where
         assert any(code.startswith("2") for code in codes), where
+        ref = AZURE_ERROR_REF if path.startswith(AZURE_ROUTES) else ERROR_REF
         for code, response in responses.items():
             if code.startswith("4") and path != "/oauth2/token":
                 schema = response["content"]["application/json"]["schema"]
-                assert schema == {"$ref": ERROR_REF}, (where, code)
+                assert schema == {"$ref": ref}, (where, code)
         checked += 1
-    assert checked > 50
-    error = document["components"]["schemas"]["ErrorResponse"]
-    assert error["required"] == ["error"]
-    detail = document["components"]["schemas"]["ErrorDetail"]
+    assert checked > 80
+    schemas = document["components"]["schemas"]
+    assert schemas["ErrorResponse"]["required"] == ["error"]
+    detail = schemas["ErrorDetail"]
     assert set(detail["properties"]) == {"code", "message", "target"}
+    # Azure's: what azure-core reads, error.code and error.message, is required.
+    assert schemas["AzureErrorResponse"]["required"] == ["error"]
+    azure = schemas["AzureErrorDetail"]
+    assert azure["required"] == ["code", "message"]
+    assert {"code", "message", "target", "details"} <= set(azure["properties"])
     token = document["paths"]["/oauth2/token"]["post"]["responses"]
     assert set(token["401"]["content"]["application/json"]["schema"]["required"]) == {
         "error",
@@ -115,28 +130,65 @@ def test_every_route_documents_its_error_answers(document: dict[str, Any]) -> No
 def test_error_answers_have_the_documented_shape(
     contract_server: RunningServer, document: dict[str, Any]
 ) -> None:
-    # One of each kind, checked against the document's own schema.
+    # One of each kind, checked against the document's own schema: the REST face's, and the
+    # Azure ML dialect's.
     schemas = json.dumps(document["components"]["schemas"])
     defs = json.loads(schemas.replace("#/components/schemas/", "#/$defs/"))
-    validator = jsonschema_rs.validator_for({"$ref": "#/$defs/ErrorResponse", "$defs": defs})
+    validators = {
+        name: jsonschema_rs.validator_for({"$ref": f"#/$defs/{name}", "$defs": defs})
+        for name in ("ErrorResponse", "AzureErrorResponse")
+    }
+    url = contract_server.url
     with contract_server.client() as owner:
+        ws = owner.get("/azureml/discovery").json()["workspaceId"]
+        version = {"api-version": "2024-10-01"}
         answers = [
             owner.get("/datastores/nope"),  # 404
             owner.get("/jobs", params={"limit": "abc"}),  # 400
-            httpx.get(f"{contract_server.url}/whoami"),  # 401
+            httpx.get(f"{url}/whoami"),  # 401
             owner.delete("/identities/owner"),  # 409: the last owner
             owner.put("/datastores/x", content=b"x", headers={"Content-Type": "text/plain"}),
             owner.post("/datastores/x"),  # 405
         ]
+        azure = [
+            owner.get(f"{ws}/datastores/nope", params=version),  # 404
+            owner.get(ws.replace("/workspaces/", "/workspaces/x"), params=version),  # 404
+            owner.get(f"{ws}/batchEndpoints", params={"api-version": "v1.0"}),  # 400
+            owner.get(f"{ws}/batchEndpoints"),  # 400: no api-version
+            owner.get(f"{ws}/computes/cpu", params=version),  # 400: not supported
+            owner.patch(f"{ws}/computes/cpu", params=version),  # 400: not supported
+            httpx.get(f"{url}{ws}", params=version),  # 401
+            httpx.get(f"{url}/msi/token", params={"api-version": "2019-08-01"}),  # 401
+            httpx.get(f"{url}/azureml/logs/job/x.txt"),  # 401: not signed
+            owner.put(f"{ws}/batchEndpoints/x", params=version, content=b"x"),  # 415
+            owner.post(f"{ws}/datastores/x", params=version),  # 405
+            owner.post(f"{url}/azureml/operations/x"),  # 405
+        ]
     assert sorted(r.status_code for r in answers) == [400, 401, 404, 405, 409, 415]
-    for response in answers:
-        body = response.json()
-        errors = [e.message for e in validator.iter_errors(body)]
-        assert not errors, (response.status_code, body, errors)
+    assert [r.status_code for r in azure] == [*[404] * 2, *[400] * 4, *[401] * 3, 415, 405, 405]
+    assert azure[3].json()["error"]["target"] == "query.api-version"
+    for shape, responses in (("ErrorResponse", answers), ("AzureErrorResponse", azure)):
+        for response in responses:
+            body = response.json()
+            errors = [e.message for e in validators[shape].iter_errors(body)]
+            assert not errors, (response.status_code, body, errors)
+    assert azure[-2].headers["allow"] == "GET, PUT"
 
 
-def _fill(path: str) -> str:
-    return re.sub(r"{(\w+)}", lambda m: "a/b" if m.group(1) == "path" else "x", path)
+def _fill(path: str, operations: dict[str, Any]) -> str:
+    """The path with each parameter filled: a value of its enum if it has one (the Azure ML
+    dialect's asset type), else any."""
+    enums = {
+        p["name"]: p["schema"]["enum"]
+        for operation in operations.values()
+        for p in operation.get("parameters", [])
+        if p["in"] == "path" and "enum" in p.get("schema", {})
+    }
+
+    def value(name: str) -> str:
+        return "a/b" if name == "path" else str(enums.get(name, ["x"])[0])
+
+    return re.sub(r"{(\w+)}", lambda m: value(m.group(1)), path)
 
 
 def test_a_method_a_path_does_not_take_is_a_405_with_allow(
@@ -148,7 +200,7 @@ def test_a_method_a_path_does_not_take_is_a_405_with_allow(
             documented = {m.upper() for m in operations if m in METHODS}
             for method in sorted({m.upper() for m in METHODS} - documented)[:2]:
                 for client in (owner, anonymous):
-                    r = client.request(method, _fill(path))
+                    r = client.request(method, _fill(path, operations))
                     assert r.status_code == 405, (method, path, r.text)
                     allow = {m.strip() for m in r.headers["allow"].split(",")}
                     assert allow == documented, (method, path, allow)
@@ -159,9 +211,9 @@ def test_a_method_a_path_does_not_take_is_a_405_with_allow(
 
 # -- stateful fuzzing ----------------------------------------------------------------------------
 
-SCENARIOS = 100  # per group, of up to STEPS linked calls; about a minute on a small machine
+SCENARIOS = 100  # per group, of up to STEPS linked calls; about 80 s on a small machine
 STEPS = 10
-BUDGET_SECONDS = 60
+BUDGET_SECONDS = 80
 RESPONSE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -178,6 +230,8 @@ class Known:
     code: str  # a folder with score.py
     data: str  # a folder of two files
     root: str  # a folder local datastores may be in
+    mlflow_model: str  # azureml:<name>:1, which a deployment takes without code
+    workspace: dict[str, str]  # the Azure ML dialect's subscription, group and workspace
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +246,18 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
             deployment = owner.get("/batch-endpoints/seeded/deployments/blue").json()
             write_numbered_files(root / "data", 2)
             data = upload_folder(owner, root / "data", "stateful/data")
+            (root / "mlmodel").mkdir()
+            (root / "mlmodel" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+            mlmodel = upload_folder(owner, root / "mlmodel", "stateful/mlmodel")
+            r = owner.post("/models", json={"name": "mlm", "type": "mlflow_model", "path": mlmodel})
+            assert r.status_code == 201, r.text
+            ws = owner.get("/azureml/discovery").raise_for_status().json()["workspaceId"]
+        _, _, subscription, _, group, *_, workspace = ws.split("/")
+        coordinates = {"subscription": subscription, "group": group, "workspace": workspace}
         code = deployment["code_configuration"]["code"]
-        known = Known(deployment["model"], code, data, str(root / "local"))
+        known = Known(
+            deployment["model"], code, data, str(root / "local"), "azureml:mlm:1", coordinates
+        )
         yield server, known
     finally:
         stop_server(server)
@@ -225,6 +289,9 @@ def _agree(case: schemathesis.Case, known: Known) -> None:
             case.body = invoke_body({"d": {"JobInputType": "UriFolder", "Uri": known.data}})
         return
     path = case.path_parameters
+    if "{workspace}" in label:
+        _agree_azure(case, known)
+        return
     if label == "PUT /datastores/{name}/files/{path}" and path is not None:
         path["name"] = "workspaceblobstore"
     if not isinstance(body, dict):
@@ -245,6 +312,29 @@ def _agree(case: schemathesis.Case, known: Known) -> None:
         body["code_configuration"] = {"code": known.code, "scoring_script": "score.py"}
 
 
+def _agree_azure(case: schemathesis.Case, known: Known) -> None:
+    """The same for the Azure ML dialect: the workspace's own path and an api-version it takes
+    (which a link carries on), and ARM bodies of what exists."""
+    path = case.path_parameters = {**(case.path_parameters or {}), **known.workspace}
+    if "api-version" in (case.query or {}) or case.method == "PUT":
+        case.query = {**(case.query or {}), "api-version": "2024-10-01"}
+    if case.method != "PUT":
+        return
+    generated = case.body if isinstance(case.body, dict) else {}
+    tags = generated.get("tags") if isinstance(generated.get("tags"), dict) else {}
+    path["name"] = _valid(path.get("name"))
+    props: dict[str, Any]
+    if case.operation.path.endswith("/deployments/{name}"):
+        props = {"model": {"assetId": known.mlflow_model}, "compute": "cpu"}
+    elif case.operation.path.endswith("/versions/{version}"):
+        path["version"] = "1"
+        kind = path.get("kind")
+        props = {"dataUri": known.data} if kind == "data" else {"modelUri": known.data}
+    else:
+        props = {"description": str(generated.get("description"))[:100]}
+    case.body = {"tags": tags, "properties": props}
+
+
 # Schemathesis starts scenarios at POSTs and at GETs without path parameters, and at other
 # linked operations only when there are none: so the links are followed in three groups.
 GROUPS = {
@@ -262,6 +352,12 @@ GROUPS = {
     ],
     # With the producer of the endpoint an invoke names, so that invoke starts scenarios.
     "jobs": ["put_endpoint", "invoke", "get_job", "list_logs", "cancel_job", "rerun_failed"],
+    "azure ml": [
+        "azureml_put_endpoint", "azureml_get_endpoint", "azureml_delete_endpoint",
+        "azureml_list_deployments", "azureml_put_deployment", "azureml_get_deployment",
+        "azureml_delete_deployment", "azureml_endpoint_jobs", "azureml_put_version",
+        "azureml_get_container", "azureml_list_versions", "azureml_get_version",
+    ],
 }  # fmt: skip
 
 
@@ -343,6 +439,10 @@ def test_stateful_fuzzing_finds_no_server_error(fuzzed: tuple[RunningServer, Kno
         "GET /datastores/{name}/files/{path}",
         "GET /jobs/{name}",
         "POST /jobs/{name}/cancel",
+        f"PUT {WORKSPACE}/batchEndpoints/{{endpoint}}/deployments/{{name}}",
+        f"GET {WORKSPACE}/batchEndpoints/{{name}}",
+        f"DELETE {WORKSPACE}/batchEndpoints/{{name}}",
+        f"GET {WORKSPACE}/{{kind}}/{{name}}/versions",
     ):
         assert followed in reached, sorted(reached)
     assert scenarios >= len(GROUPS) * SCENARIOS // 4, scenarios

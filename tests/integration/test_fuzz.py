@@ -34,6 +34,7 @@ from tests.integration.helpers import (
 )
 
 EXAMPLES = 10
+ARM_VERSION = "2024-10-01"
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,15 @@ class Known:
     job: str
     data: str
     model: str
+    workspace: dict[str, str]  # the Azure ML dialect's subscription, group and workspace
 
     def path_parameters(self, path: str) -> dict[str, str]:
         """Path parameters that name existing resources for the route ``path``, if any."""
         names = set(re.findall(r"{(\w+)}", path))
         if not names:
             return {}
+        if path.startswith(("/subscriptions/", "/azureml/")):
+            return self._azure_parameters(path, names)
         by_collection = {
             "datastores": "workspaceblobstore",
             "batch-endpoints": self.endpoint,
@@ -72,6 +76,31 @@ class Known:
         chosen = {k: v for k, v in known.items() if k in names}
         return chosen if set(chosen) == names else {}
 
+    def _azure_parameters(self, path: str, names: set[str]) -> dict[str, str]:
+        rest = path.split("{workspace}", 1)[-1]
+        known = {
+            **self.workspace,
+            "endpoint": self.endpoint,
+            "run_id": self.job,
+            "job": self.job,
+            "path": "job_progress_overview.txt",
+            "kind": "data",
+            "version": "1",
+            "resource": f"batchEndpoints/{self.endpoint}/deployments/blue",
+        }
+        if rest.startswith("/batchEndpoints/{endpoint}/deployments"):
+            known["name"] = "blue"
+        elif rest.startswith("/batchEndpoints"):
+            known["name"] = self.endpoint
+        elif rest.startswith("/datastores"):
+            known["name"] = "workspaceblobstore"
+        elif rest.startswith("/jobs"):
+            known["name"] = self.job
+        else:
+            known["name"] = self.data
+        chosen = {k: v for k, v in known.items() if k in names}
+        return chosen if set(chosen) == names else {}
+
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Known]]:
@@ -91,7 +120,10 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runn
             body = invoke_body({"d": {"JobInputType": "UriFolder", "Uri": data}})
             r = client.post("/endpoints/fuzzed/jobs", json=body)
             assert r.status_code in (200, 201, 202), r.text
-            known = Known("fuzzed", r.json()["name"], "fuzzdata", "fuzzmodel")
+            ws = client.get("/azureml/discovery").raise_for_status().json()["workspaceId"]
+            _, _, subscription, _, group, *_, workspace = ws.split("/")
+            coordinates = {"subscription": subscription, "group": group, "workspace": workspace}
+            known = Known("fuzzed", r.json()["name"], "fuzzdata", "fuzzmodel", coordinates)
         yield running, known
     finally:
         stop_server(running)
@@ -121,8 +153,12 @@ def test_no_operation_answers_with_a_server_error(
         if existing:
             runs.append((GenerationMode.POSITIVE, existing))
         for mode, path_parameters in runs:
+            # With existing names, the Azure ML dialect's routes get an api-version they take.
+            query = {"api-version": ARM_VERSION} if path_parameters else None
+            if not any(p.name == "api-version" for p in operation.query):
+                query = None
             strategy = operation.as_strategy(
-                generation_mode=mode, headers=token, path_parameters=path_parameters
+                generation_mode=mode, headers=token, path_parameters=path_parameters, query=query
             )
 
             @settings(

@@ -12,8 +12,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
-from starlette.types import Scope
 
 from sluiceway.config import Settings
 from sluiceway.errors import SluicewayError
@@ -22,6 +20,7 @@ from sluiceway.server.arm import blob, dataplane, management
 from sluiceway.server.arm import identity as arm_identity
 from sluiceway.server.bodies import RequestBodyLimits
 from sluiceway.server.deps import principal
+from sluiceway.server.methods import allowed_methods, include_fallback
 from sluiceway.server.metrics import RequestTimer
 from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
@@ -50,22 +49,6 @@ def _error(
     # Every error answer passes here: a SAS or key that a message quotes is hidden.
     content = {"error": {"code": code, "message": redact_text(message), "target": target}}
     return JSONResponse(status_code=status, content=content, headers=headers)
-
-
-def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """The methods some route accepts at the request's path (Starlette's 405 names only the
-    first route that matches the path, though each method is a route of its own)."""
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**scope, "method": method})[0] is Match.FULL
-            for route in app.router.routes
-        )
-    ]
-
-
-_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 
 _SECRET_FIELD = re.compile(r"(?i)credential|secret|key|token|password|sas")
@@ -162,7 +145,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         headers = dict(exc.headers or {})
         message = str(exc.detail)
         if exc.status_code == 405:
-            allowed = _allowed_methods(app, request.scope)
+            allowed = allowed_methods(app, request.scope)
             headers["Allow"] = ", ".join(allowed)
             message = f"Method {request.method} is not allowed here; accepted: {headers['Allow']}."
         return _error(exc.status_code, code, message, headers=headers or None)
@@ -185,5 +168,6 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     install_studio(app)
     app.include_router(management.router, dependencies=secured)
     app.include_router(dataplane.router, dependencies=secured)
+    include_fallback(app, management.otherwise)
     openapi.install(app)
     return app

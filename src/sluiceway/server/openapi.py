@@ -3,7 +3,8 @@
 A route's error answers follow from what it declares, so no route lists them by hand:
 
 - ``401`` when it needs a bearer token (its ``security``: every route that depends on the
-  caller, so all but ``/healthz`` and ``/oauth2/token``);
+  caller, so all but ``/healthz``, ``/oauth2/token`` and the Azure ML dialect's cloud
+  metadata, ADFS configuration and discovery) or a credential of its own (below);
 - ``403`` then too, since such a route declares the action it needs
   (:func:`~sluiceway.server.access.allowed`) or hands the caller to a service that checks it,
   unless it declares itself open to any identity
@@ -17,11 +18,17 @@ A route's error answers follow from what it declares, so no route lists them by 
 A route that declares its own 400 (the token endpoint, whose errors have OAuth2's shape) gets
 only the body limits' 413 and 415, which are answered before any route.
 
+A route may answer for a credential of its own instead of a bearer token (the managed-identity
+header, a log link's signature): it declares that credential as its ``security``, and gets the
+401 (and 403) of it as a bearer route does.
+
 Every error answer has the server's one error shape, :class:`ErrorResponse`, except the
-token endpoint's, which are OAuth2's and declared on that route. Responses also carry OpenAPI
-links (:data:`LINKS`): the resource one route answers with is the input of others (create an
-endpoint, then get, patch or delete it; invoke, then get or cancel the job), which is what a
-client, or a stateful test, follows.
+token endpoint's, which are OAuth2's and declared on that route, and those of the Azure ML
+dialect's routes (tagged :data:`AZURE_TAG`), which have Azure's shape,
+:class:`AzureErrorResponse` (what azure-core reads: ``error.code`` and ``error.message``).
+Responses also carry OpenAPI links (:data:`LINKS`): the resource one route answers with is the
+input of others (create an endpoint, then get, patch or delete it; invoke, then get or cancel
+the job), which is what a client, or a stateful test, follows.
 """
 
 from __future__ import annotations
@@ -36,7 +43,20 @@ from pydantic import BaseModel, Field
 
 from sluiceway.server.access import ANY_IDENTITY_KEY
 
-__all__ = ["LINKS", "ErrorDetail", "ErrorResponse", "Link", "install"]
+__all__ = [
+    "AZURE_TAG",
+    "LINKS",
+    "AzureErrorDetail",
+    "AzureErrorResponse",
+    "ErrorDetail",
+    "ErrorResponse",
+    "Link",
+    "error_schema",
+    "install",
+]
+
+#: The tag of the Azure ML dialect's routes (:mod:`sluiceway.server.arm`).
+AZURE_TAG = "azure ml"
 
 
 class ErrorDetail(BaseModel):
@@ -51,9 +71,39 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class AzureErrorDetail(BaseModel):
+    code: str = Field(description="What kind of error: UserError, NotFound, Forbidden, ...")
+    message: str = Field(description="What was wrong, with the value, and what is accepted.")
+    target: str | None = Field(
+        default=None, description="The field, parameter or header at fault, if one."
+    )
+    details: list[AzureErrorDetail] | None = Field(
+        default=None, description="Further errors, each of the same shape."
+    )
+
+
+class AzureErrorResponse(BaseModel):
+    """The body of an error answer of the Azure ML dialect: Azure Resource Manager's, of which
+    azure-core reads ``error.code`` and ``error.message``."""
+
+    error: AzureErrorDetail
+
+
+#: The error schema of each dialect's routes, by the routes' tag; the REST face's otherwise.
+_ERROR_SCHEMAS: dict[str, type[BaseModel]] = {AZURE_TAG: AzureErrorResponse}
+
+
+def error_schema(operation: dict[str, Any]) -> str:
+    """The name of the schema of ``operation``'s error answers."""
+    for tag in operation.get("tags", []):
+        if tag in _ERROR_SCHEMAS:
+            return _ERROR_SCHEMAS[tag].__name__
+    return ErrorResponse.__name__
+
+
 _DESCRIPTIONS = {
     400: "The request is malformed or a value is not accepted; the message names the field.",
-    401: "No bearer token, or one that is not valid.",
+    401: "No credential (a bearer token, or the route's own), or one that is not valid.",
     403: "The caller's roles do not allow this; the message names the role that would.",
     404: "A resource the request names does not exist.",
     409: "The resource exists already, or is in a state that forbids the change.",
@@ -113,6 +163,44 @@ def _links() -> list[Link]:
     for target in ("get_job", "list_logs", "cancel_job", "rerun_failed"):
         add(("invoke",), (201,), target, body_name)
     add(("assign_role",), created, "list_roles", {"identity": "$response.body#/identity"})
+    # The Azure ML dialect: what a PUT made, at the same workspace and api-version.
+    arm = {
+        "subscription": "$request.path.subscription",
+        "group": "$request.path.group",
+        "workspace": "$request.path.workspace",
+    }
+    versioned = {**arm, "api-version": "$request.query.api-version"}
+    for target in ("azureml_get_endpoint", "azureml_delete_endpoint"):
+        add(("azureml_put_endpoint",), created, target, {**versioned, "name": "$request.path.name"})
+    for target in ("azureml_list_deployments", "azureml_put_deployment"):
+        add(
+            ("azureml_put_endpoint",),
+            created,
+            target,
+            {**versioned, "endpoint": "$request.path.name"},
+        )
+    add(
+        ("azureml_put_endpoint",),
+        created,
+        "azureml_endpoint_jobs",
+        {**arm, "endpoint": "$request.path.name"},
+    )
+    arm_deployment = {
+        **versioned,
+        "endpoint": "$request.path.endpoint",
+        "name": "$request.path.name",
+    }
+    for target in ("azureml_get_deployment", "azureml_delete_deployment"):
+        add(("azureml_put_deployment",), created, target, arm_deployment)
+    arm_asset = {**versioned, "kind": "$request.path.kind", "name": "$request.path.name"}
+    for target in ("azureml_get_container", "azureml_list_versions"):
+        add(("azureml_put_version",), created, target, arm_asset)
+    add(
+        ("azureml_put_version",),
+        created,
+        "azureml_get_version",
+        {**arm_asset, "version": "$request.path.version"},
+    )
     add(
         ("assign_role",),
         created,
@@ -168,12 +256,11 @@ def _document(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
     )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    schemas["ErrorDetail"] = ErrorDetail.model_json_schema()
-    schemas["ErrorResponse"] = ErrorResponse.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
-    schemas["ErrorResponse"].pop("$defs", None)
-    error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    models: list[type[BaseModel]] = [ErrorResponse, *_ERROR_SCHEMAS.values()]
+    for model in models:
+        found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(found.pop("$defs", {}))
+        schemas[model.__name__] = found
     operations: dict[str, dict[str, Any]] = {}
     for by_method in schema["paths"].values():
         for method, operation in by_method.items():
@@ -181,9 +268,11 @@ def _document(app: FastAPI) -> dict[str, Any]:
             operations[operation["operationId"]] = operation
             responses = operation["responses"]
             responses.pop("422", None)  # the server answers 400 for what FastAPI calls 422
+            ref = {"$ref": f"#/components/schemas/{error_schema(operation)}"}
+            content = {"application/json": {"schema": ref}}
             for status in error_statuses(method, operation):
                 responses.setdefault(
-                    str(status), {"description": _DESCRIPTIONS[status], "content": error_content}
+                    str(status), {"description": _DESCRIPTIONS[status], "content": content}
                 )
     for link in LINKS:
         assert link.target in operations, f"no route {link.target!r}"

@@ -49,14 +49,7 @@ class SignedAccess:
         Raises:
             PermissionDeniedError: the caller may neither read nor write the datastore's data.
         """
-        scope = datastore_scope(datastore)
-        permissions = ""
-        if principal.allows(Action.READ_DATA, scope):
-            permissions += READ_PERMISSIONS
-        if principal.allows(Action.WRITE_DATA, scope):
-            permissions += WRITE_PERMISSIONS
-        if not permissions:
-            principal.require(Action.READ_DATA, scope, what=f"datastore {datastore!r}")
+        permissions = self.datastore_permissions(principal, datastore)
         query = self._signer.sign(
             blob_scope(datastore),
             permissions,
@@ -65,6 +58,22 @@ class SignedAccess:
             lifetime,
         )
         return urlencode(query), query["se"]
+
+    def datastore_permissions(self, principal: Principal, datastore: str) -> str:
+        """The SAS permissions of the caller's own data rights on ``datastore``.
+
+        Raises:
+            PermissionDeniedError: the caller may neither read nor write the datastore's data.
+        """
+        scope = datastore_scope(datastore)
+        permissions = ""
+        if principal.allows(Action.READ_DATA, scope):
+            permissions += READ_PERMISSIONS
+        if principal.allows(Action.WRITE_DATA, scope):
+            permissions += WRITE_PERMISSIONS
+        if not permissions:
+            principal.require(Action.READ_DATA, scope, what=f"datastore {datastore!r}")
+        return permissions
 
     def log_query(self, principal: Principal, job: str) -> str:
         """The query string that lets a log link of ``job`` be read without a token."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyQuery
 
 from sluiceway.errors import ResourceNotFoundError, ValidationError
 from sluiceway.schemas.jobs import JobOut
@@ -34,14 +35,18 @@ public = APIRouter(prefix=API, tags=["azure ml"], generate_unique_id_function=sh
 router = APIRouter(prefix=API, tags=["azure ml"], generate_unique_id_function=shapes.operation_id)
 
 
-def _dataplane_target(request: Request, ws: WorkspaceDep) -> None:
+def _dataplane_target(
+    ws: WorkspaceDep,
+    subscription: Annotated[str, Path()],
+    group: Annotated[str, Path()],
+    workspace: Annotated[str, Path()],
+) -> None:
     """The workspace in the path is this one (the data plane takes no ARM api-version)."""
-    params = request.path_params
     scope = ws.settings.scope
     if (
-        params["subscription"] != scope.subscription_id
-        or params["group"].lower() != scope.resource_group.lower()
-        or params["workspace"] != scope.workspace_name
+        subscription != scope.subscription_id
+        or group.lower() != scope.resource_group.lower()
+        or workspace != scope.workspace_name
     ):
         raise ResourceNotFoundError(
             f"This server serves workspace {scope.prefix}, not the one in the path.",
@@ -51,6 +56,14 @@ def _dataplane_target(request: Request, ws: WorkspaceDep) -> None:
 
 HISTORY = "/history/v1.0" + WORKSPACE_PATH
 SCOPED = [Depends(_dataplane_target)]
+# A log link's credential: its signature (with ``se``, ``sp`` and the identity it names),
+# declared as the route's OpenAPI ``security``; checked by the route.
+LOG_SIGNATURE = APIKeyQuery(
+    name="sig",
+    scheme_name="LogSignature",
+    description="The signature of a log link from a run's details (`logFiles`).",
+    auto_error=False,
+)
 
 
 @public.get("/discovery")
@@ -187,7 +200,7 @@ def operation(resource: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResp
     return JSONResponse({"name": resource, "status": state})
 
 
-@public.get("/logs/{job}/{path:path}")
+@public.get("/logs/{job}/{path:path}", dependencies=[Security(LOG_SIGNATURE)])
 def log_file(job: str, path: str, request: Request, ws: WorkspaceDep) -> Response:
     """A job's log file through a signed link (the SDK sends no token for these)."""
     query = dict(request.query_params)

@@ -18,15 +18,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 
 from sluiceway.errors import AuthenticationError, ValidationError
+from sluiceway.server.access import ANY_IDENTITY
 from sluiceway.server.arm import shapes
 from sluiceway.server.deps import WorkspaceDep
 from sluiceway.server.routers import oauth2
 
 public = APIRouter(tags=["azure ml"], generate_unique_id_function=shapes.operation_id)
+
+# The managed-identity endpoint's own credential, declared as its OpenAPI ``security``; read
+# without FastAPI's error, so that a missing one gets the server's own message.
+IDENTITY_HEADER = APIKeyHeader(
+    name="X-IDENTITY-HEADER",
+    scheme_name="IdentityHeader",
+    description="A Sluiceway token of the identity (`IDENTITY_HEADER` of `sluice azure env`).",
+    auto_error=False,
+)
 
 STORAGE_AUDIENCE = "https://storage.azure.com"
 MSI_API_VERSIONS = ("2019-08-01",)
@@ -55,12 +66,12 @@ def cloud_metadata(ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse(shapes.cloud_metadata(ws.base_url))
 
 
-@public.get("/msi/token")
+@public.get("/msi/token", openapi_extra=ANY_IDENTITY)
 def managed_identity_token(
     request: Request,
     ws: WorkspaceDep,
     resource: str = "",
-    x_identity_header: Annotated[str | None, Header()] = None,
+    x_identity_header: Annotated[str | None, Security(IDENTITY_HEADER)] = None,
 ) -> JSONResponse:
     """A token for the identity whose token ``X-IDENTITY-HEADER`` carries (App Service's
     managed-identity protocol, api-version 2019-08-01)."""

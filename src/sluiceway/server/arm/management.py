@@ -12,10 +12,12 @@ operation that reports the resource's state.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluiceway.auth.policy import Action
 from sluiceway.errors import ResourceNotFoundError, UnsupportedError, ValidationError
@@ -26,10 +28,12 @@ from sluiceway.schemas.endpoints import (
     BatchEndpointCreate,
     EndpointDefaults,
 )
-from sluiceway.server.access import allowed
+from sluiceway.server.access import ANY_IDENTITY, allowed
 from sluiceway.server.arm import shapes
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
+from sluiceway.server.methods import allowed_methods
 from sluiceway.server.workspace import Workspace
+from sluiceway.services.assets import Kind
 from sluiceway.storage.retired import gen1_refusal, is_gen1_type
 
 WORKSPACE_PATH = (
@@ -44,27 +48,33 @@ SUPPORTED = (
 )
 
 
-def target(request: Request, ws: WorkspaceDep) -> None:
+def target(
+    ws: WorkspaceDep,
+    subscription: Annotated[str, Path()],
+    group: Annotated[str, Path()],
+    workspace: Annotated[str, Path()],
+    api_version: Annotated[
+        str, Query(alias="api-version", description="An ARM date version, as azure-ai-ml sends.")
+    ],
+) -> None:
     """The path names this workspace, and the ``api-version`` is an ARM date version.
 
     Raises:
         ResourceNotFoundError: another subscription, resource group or workspace.
-        ValidationError: no ``api-version``, or not of the form ``YYYY-MM-DD[-preview]``.
+        ValidationError: an ``api-version`` not of the form ``YYYY-MM-DD[-preview]``.
     """
-    params = request.path_params
     scope = ws.settings.scope
     if (
-        params["subscription"] != scope.subscription_id
-        or params["group"].lower() != scope.resource_group.lower()
-        or params["workspace"] != scope.workspace_name
+        subscription != scope.subscription_id
+        or group.lower() != scope.resource_group.lower()
+        or workspace != scope.workspace_name
     ):
         raise ResourceNotFoundError(
-            f"Workspace /subscriptions/{params['subscription']}/resourceGroups/"
-            f"{params['group']}/.../workspaces/{params['workspace']} is not served here; this "
-            f"server serves {scope.prefix}.",
+            f"Workspace /subscriptions/{subscription}/resourceGroups/{group}/.../workspaces/"
+            f"{workspace} is not served here; this server serves {scope.prefix}.",
             target="workspace",
         )
-    version = request.query_params.get("api-version", "")
+    version = api_version
     match = _API_VERSION.match(version)
     if match is None or int(match.group(1)) < 2020:
         raise ValidationError(
@@ -80,6 +90,14 @@ router = APIRouter(
     dependencies=[Depends(target)],
     generate_unique_id_function=shapes.operation_id,
 )
+
+
+# A PUT answers 201 with what it made, or 200 with what existed (updated, or the same).
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Created.", "content": {"application/json": {"schema": {}}}}
+}
+# A DELETE answers 200 with no body, as ARM does.
+DELETED: dict[int | str, dict[str, Any]] = {200: {"description": "Deleted."}}
 
 
 def context(ws: Workspace) -> shapes.ArmContext:
@@ -113,15 +131,18 @@ def _strings(value: Any, where: str) -> dict[str, str]:
 # -- workspace ---------------------------------------------------------------------------------
 
 
-@router.get("")
+@router.get("", openapi_extra=ANY_IDENTITY)
 def get_workspace(ws: WorkspaceDep) -> JSONResponse:
+    """The workspace, to any identity: the SDK reads it (for its discovery URL) before it
+    streams or downloads a job, which an invoker of one endpoint does too. It holds only the
+    coordinates the URL names and the public discovery URL."""
     return JSONResponse(shapes.workspace(context(ws)))
 
 
 # -- datastores --------------------------------------------------------------------------------
 
 
-@router.get("/datastores")
+@router.get("/datastores", openapi_extra=ANY_IDENTITY)
 def list_datastores(
     ws: WorkspaceDep, caller: PrincipalDep, isDefault: str | None = None
 ) -> JSONResponse:
@@ -143,7 +164,7 @@ def get_datastore(name: str, ws: WorkspaceDep) -> JSONResponse:
 _ARM_CREDENTIALS = {"accountkey": "key", "sas": "sasToken"}
 
 
-@router.put("/datastores/{name}")
+@router.put("/datastores/{name}", responses=CREATED)
 def put_datastore(
     name: str,
     ws: WorkspaceDep,
@@ -201,7 +222,9 @@ def put_datastore(
 @router.post("/datastores/{name}/listSecrets")
 def list_secrets(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
     """A SAS for the caller's own data rights on the datastore, valid an hour; never a stored
-    credential."""
+    credential. The caller's rights are checked before the datastore is looked up, so that
+    one without any learns nothing of which datastores exist."""
+    ws.signed.datastore_permissions(caller, name)
     out = ws.datastores.get(name)
     if not blob_face(ws, out.type):
         raise UnsupportedError(
@@ -221,8 +244,9 @@ def _operation(ws: Workspace, path: str) -> dict[str, str]:
     return {"Azure-AsyncOperation": f"{ws.base_url}/azureml/operations/{path}"}
 
 
-@router.get("/batchEndpoints")
+@router.get("/batchEndpoints", openapi_extra=ANY_IDENTITY)
 def list_endpoints(ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
+    """The endpoints the caller may read."""
     value = [shapes.endpoint(e) for e in ws.endpoints.list_all(caller)]
     return JSONResponse({"value": value, "nextLink": None})
 
@@ -232,7 +256,7 @@ def get_endpoint(name: str, ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse(shapes.endpoint(ws.endpoints.get(name)))
 
 
-@router.put("/batchEndpoints/{name}")
+@router.put("/batchEndpoints/{name}", responses=CREATED)
 def put_endpoint(
     name: str,
     ws: WorkspaceDep,
@@ -263,7 +287,12 @@ def put_endpoint(
     )
 
 
-@router.delete("/batchEndpoints/{name}", dependencies=[allowed(Action.MANAGE, endpoint="name")])
+@router.delete(
+    "/batchEndpoints/{name}",
+    dependencies=[allowed(Action.MANAGE, endpoint="name")],
+    responses=DELETED,
+    response_class=Response,
+)
 def delete_endpoint(name: str, ws: WorkspaceDep) -> Response:
     ws.endpoints.delete(name)
     return Response(status_code=200)
@@ -307,7 +336,11 @@ def _seconds(value: Any) -> int | None:
     return parse_timeout(value, "properties.retrySettings.timeout")
 
 
-@router.put("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+@router.put(
+    "/batchEndpoints/{endpoint}/deployments/{name}",
+    dependencies=MANAGE_ENDPOINT,
+    responses=CREATED,
+)
 def put_deployment(
     endpoint: str,
     name: str,
@@ -379,7 +412,12 @@ def put_deployment(
     )
 
 
-@router.delete("/batchEndpoints/{endpoint}/deployments/{name}", dependencies=MANAGE_ENDPOINT)
+@router.delete(
+    "/batchEndpoints/{endpoint}/deployments/{name}",
+    dependencies=MANAGE_ENDPOINT,
+    responses=DELETED,
+    response_class=Response,
+)
 def delete_deployment(endpoint: str, name: str, ws: WorkspaceDep) -> Response:
     ws.endpoints.delete_deployment(endpoint, name)
     return Response(status_code=200)
@@ -395,44 +433,49 @@ def get_job(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
 
 # -- data and models ---------------------------------------------------------------------------
 
-_KINDS = {"data": "data", "models": "model"}
+
+# The asset types of the path, which only ``data`` and ``models`` match: any other (computes,
+# environments, ...) is left to :func:`unsupported`, which names what is supported.
+class _AssetType(StringConvertor):
+    regex = "data|models"
 
 
-def _kind(kind: str) -> str:
-    if kind not in _KINDS:
-        raise UnsupportedError(
-            f"Resource type {kind!r} is not supported; supported: {SUPPORTED}.", target="type"
-        )
+register_url_convertor("arm_asset_type", _AssetType())
+AssetType = Literal["data", "models"]
+_KINDS: dict[str, Kind] = {"data": "data", "models": "model"}
+
+
+def _kind(kind: str) -> Kind:
     return _KINDS[kind]
 
 
-def _version_out(ws: Workspace, kind: str, name: str, version: str | None) -> dict[str, Any]:
-    record = ws.assets.get(_kind(kind), name, version)  # type: ignore[arg-type]
+def _version_out(ws: Workspace, kind: AssetType, name: str, version: str | None) -> dict[str, Any]:
+    record = ws.assets.get(_kind(kind), name, version)
     if kind == "data":
         return shapes.data_version(ws.assets.data_out(record))
     return shapes.model_version(ws.assets.model_out(record))
 
 
-@router.get("/{kind}/{name}", dependencies=[allowed(Action.READ)])
-def get_container(kind: str, name: str, ws: WorkspaceDep) -> JSONResponse:
-    record = ws.assets.get(_kind(kind), name)  # type: ignore[arg-type]
+@router.get("/{kind:arm_asset_type}/{name}", dependencies=[allowed(Action.READ)])
+def get_container(kind: AssetType, name: str, ws: WorkspaceDep) -> JSONResponse:
+    record = ws.assets.get(_kind(kind), name)
     out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
     return JSONResponse(shapes.data_container(context(ws), name, out, kind))
 
 
-@router.get("/{kind}", dependencies=[allowed(Action.READ)])
-def list_containers(kind: str, ws: WorkspaceDep) -> JSONResponse:
+@router.get("/{kind:arm_asset_type}", dependencies=[allowed(Action.READ)])
+def list_containers(kind: AssetType, ws: WorkspaceDep) -> JSONResponse:
     ctx = context(ws)
     value = []
-    for record in ws.assets.list_latest(_kind(kind)):  # type: ignore[arg-type]
+    for record in ws.assets.list_latest(_kind(kind)):
         out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
         value.append(shapes.data_container(ctx, record.name, out, kind))
     return JSONResponse({"value": value, "nextLink": None})
 
 
-@router.get("/{kind}/{name}/versions", dependencies=[allowed(Action.READ)])
-def list_versions(kind: str, name: str, ws: WorkspaceDep) -> JSONResponse:
-    records = ws.assets.versions(_kind(kind), name)  # type: ignore[arg-type]
+@router.get("/{kind:arm_asset_type}/{name}/versions", dependencies=[allowed(Action.READ)])
+def list_versions(kind: AssetType, name: str, ws: WorkspaceDep) -> JSONResponse:
+    records = ws.assets.versions(_kind(kind), name)
     value = [
         shapes.data_version(ws.assets.data_out(r))
         if kind == "data"
@@ -442,14 +485,18 @@ def list_versions(kind: str, name: str, ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse({"value": value, "nextLink": None})
 
 
-@router.get("/{kind}/{name}/versions/{version}", dependencies=[allowed(Action.READ)])
-def get_version(kind: str, name: str, version: str, ws: WorkspaceDep) -> JSONResponse:
+@router.get("/{kind:arm_asset_type}/{name}/versions/{version}", dependencies=[allowed(Action.READ)])
+def get_version(kind: AssetType, name: str, version: str, ws: WorkspaceDep) -> JSONResponse:
     return JSONResponse(_version_out(ws, kind, name, version))
 
 
-@router.put("/{kind}/{name}/versions/{version}", dependencies=[allowed(Action.MANAGE)])
+@router.put(
+    "/{kind:arm_asset_type}/{name}/versions/{version}",
+    dependencies=[allowed(Action.MANAGE)],
+    responses=CREATED,
+)
 def put_version(
-    kind: str,
+    kind: AssetType,
     name: str,
     version: str,
     ws: WorkspaceDep,
@@ -458,7 +505,6 @@ def put_version(
 ) -> JSONResponse:
     """Register a data or model version: ``properties.dataUri``/``dataType`` or
     ``properties.modelUri``/``modelType``."""
-    _kind(kind)
     props = _props(body)
     common: dict[str, Any] = {
         "name": name,
@@ -487,12 +533,20 @@ def put_version(
 # -- everything else ---------------------------------------------------------------------------
 
 
-@router.api_route(
-    "/{rest:path}",
-    methods=["GET", "PUT", "POST", "PATCH", "DELETE"],
-    include_in_schema=False,
-)
-def unsupported(rest: str, request: Request) -> None:
+otherwise = APIRouter(prefix=WORKSPACE_PATH, include_in_schema=False)
+
+
+@otherwise.api_route("/{rest:path}", methods=["GET", "PUT", "POST", "PATCH", "DELETE"])
+def unsupported(rest: str, request: Request, ws: WorkspaceDep) -> None:
+    """What no route of the management API serves: a 405 where another method would be
+    served (before any token, as the REST face's), otherwise Azure's error naming what is
+    supported (to a caller with a token, for this workspace)."""
+    if allowed_methods(request.app, request.scope):
+        raise StarletteHTTPException(405)
+    ws.authenticate(request.headers.get("authorization"))
+    params = request.path_params
+    version = request.query_params.get("api-version", "")
+    target(ws, params["subscription"], params["group"], params["workspace"], version)
     raise UnsupportedError(
         f"{request.method} .../workspaces/{{ws}}/{rest} is not supported by Sluiceway's "
         f"management API; supported: {SUPPORTED}.",

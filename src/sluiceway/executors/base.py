@@ -34,6 +34,23 @@ class FailureKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Interpreter:
+    """The Python a worker runs: a built environment's (see :mod:`sluiceway.environments`).
+
+    Attributes:
+        executable: the interpreter (a virtual environment's ``bin/python``).
+        paths: the folders it needs to run, for a worker whose view is narrowed: the virtual
+            environment, its base interpreter's prefix and the runtime code it reaches through
+            a ``.pth`` file.
+        environment: the content hash of the environment it belongs to.
+    """
+
+    executable: str
+    paths: tuple[str, ...] = ()
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """What the workers of a pool share for their whole life: ``init()`` ran with it.
 
@@ -47,6 +64,7 @@ class WorkerSpec:
     scoring_script: str | None = None  # path of the script relative to code_dir
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
+    interpreter: Interpreter | None = None  # None: the server's own
 
 
 @dataclass(frozen=True)

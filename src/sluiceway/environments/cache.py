@@ -408,6 +408,23 @@ class EnvironmentCache:
         return runtime
 
 
+@dataclass(frozen=True)
+class JobEnvironments:
+    """What the scheduler needs to run a job in the environment its spec pinned."""
+
+    cache: EnvironmentCache
+    files: FileResolver
+
+    def use(self, content: Mapping[str, object]) -> contextlib.AbstractContextManager[Interpreter]:
+        """The interpreter of the environment with ``content`` (a job spec's ``environment``),
+        built first if it is not, held while the block runs.
+
+        Raises:
+            BuildFailed: its build failed.
+        """
+        return self.cache.use(EnvironmentContent.from_json(content), self.files)
+
+
 def _said(say: Callable[[str], None], text: str) -> bool:
     say(text)
     return False
@@ -480,5 +497,6 @@ __all__ = [
     "BuildStatus",
     "EnvironmentCache",
     "FileResolver",
+    "JobEnvironments",
     "installed_pythons",
 ]

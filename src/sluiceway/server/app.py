@@ -25,6 +25,7 @@ from sluiceway.server.routers import (
     components,
     datastores,
     endpoints,
+    environments,
     identities,
     jobs,
     oauth2,
@@ -166,7 +167,17 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(system.public)
     app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
-    for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
+    for module in (
+        system,
+        datastores,
+        assets,
+        components,
+        environments,
+        endpoints,
+        jobs,
+        identities,
+        roles,
+    ):
         app.include_router(module.router, dependencies=secured)
     install_studio(app)
     openapi.install(app)

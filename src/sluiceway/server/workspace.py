@@ -16,6 +16,7 @@ from sluiceway.auth.oidc import ExternalIssuer
 from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
+from sluiceway.environments.cache import EnvironmentCache, JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
@@ -24,6 +25,7 @@ from sluiceway.services.components import ComponentService
 from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.environments import EnvironmentService
 from sluiceway.services.files import FileService
 from sluiceway.services.identities import IdentityService
 from sluiceway.services.invoke import InvokeService
@@ -37,6 +39,7 @@ from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
 from sluiceway.store.db import Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
+from sluiceway.store.environments import EnvironmentStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
@@ -145,6 +148,16 @@ class Workspace:
         self.components = ComponentService(
             ComponentStore(self.db), self.datastores, scope, registry
         )
+        cache = EnvironmentCache(
+            settings.effective_environments_dir,
+            uv=[settings.uv] if settings.uv else None,
+            max_bytes=settings.environment_cache_bytes,
+            offline=settings.environment_build_offline,
+            in_use=lambda: self.endpoints.environment_hashes(),
+        )
+        self.environments = EnvironmentService(
+            EnvironmentStore(self.db), cache, self.datastores, registry, scope
+        )
         self.endpoints = EndpointService(
             EndpointStore(self.db),
             self.assets,
@@ -153,6 +166,7 @@ class Workspace:
             self.base_url,
             registry,
             components=self.components,
+            environments=self.environments,
         )
         self.role_assignments = RoleAssignmentService(
             self.identities,
@@ -174,8 +188,11 @@ class Workspace:
             resolver,
             self.job_store,
             scope,
-            pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
+            pipelines=PipelineInvoker(
+                self.components, resolver, self.assets, scope, environments=self.environments
+            ),
             max_workers_per_job=settings.max_workers_per_job,
+            environments=self.environments,
         )
         self.scheduler: Scheduler | None = None
         #: Threads for requests that check storage while the caller waits (invoking, registering
@@ -210,6 +227,7 @@ class Workspace:
                 max_job_workers=self.settings.job_worker_share,
                 steps=self.step_store,
                 access=InvokerAccess(self.identities),
+                environments=JobEnvironments(self.environments.cache, self.environments.fetch_file),
             )
             self.scheduler.start()
 
@@ -220,4 +238,5 @@ class Workspace:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        self.environments.close()
         self.db.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sluiceway.auth.policy import WORKSPACE, Action, endpoint_scope
 from sluiceway.auth.principals import Principal
+from sluiceway.environments.spec import EnvironmentContent
 from sluiceway.errors import ConflictError, ResourceNotFoundError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.endpoints import (
@@ -21,6 +22,7 @@ from sluiceway.schemas.endpoints import (
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
 from sluiceway.services.registry import Registry
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
@@ -36,7 +38,9 @@ class EndpointService:
         base_url: str,
         registry: Registry,
         components: ComponentService | None = None,
+        environments: EnvironmentService | None = None,
     ) -> None:
+        self._environments = environments
         self._store = store
         self._assets = assets
         self._datastores = datastores
@@ -193,6 +197,9 @@ class EndpointService:
             created_by=principal.name,
             make_default=set_default,
         )
+        content = spec.get(ENVIRONMENT_CONTENT)
+        if content is not None and self._environments is not None:
+            self._environments.start_build(EnvironmentContent.from_json(content))
         return self.deployment_out(record), created
 
     def _pipeline_spec(self, body: BatchDeploymentCreate, principal: Principal) -> dict[str, Any]:
@@ -258,6 +265,11 @@ class EndpointService:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
         spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
         spec["model"] = f"azureml:{model.name}:{model.version}"
+        if body.environment is not None and self._environments is not None:
+            pinned = self._environments.pin(body.environment, principal, "environment")
+            spec["environment"] = pinned.shown
+            if pinned.content is not None:
+                spec[ENVIRONMENT_CONTENT] = pinned.content.to_json()
         if body.code_configuration is not None:  # copied where no caller can change it
             spec["code_configuration"]["code"] = self._registry.register(
                 body.code_configuration.code, principal, target="code_configuration.code"
@@ -293,6 +305,29 @@ class EndpointService:
         self.endpoint(endpoint)
         return [self.deployment_out(r) for r in self._store.list_deployments(endpoint)]
 
+    def environment_users(self, pinned: str) -> list[str]:
+        """The deployments (``endpoint/deployment``) whose environment is ``pinned``
+        (``azureml:<name>:<version>``), or any version of it (``azureml:<name>:``)."""
+        found = []
+        for endpoint in self._store.list_all():
+            for deployment in self._store.list_deployments(endpoint.name):
+                value = deployment.spec.get("environment")
+                if isinstance(value, str) and (
+                    value == pinned or (pinned.endswith(":") and value.startswith(pinned))
+                ):
+                    found.append(f"{endpoint.name}/{deployment.name}")
+        return found
+
+    def environment_hashes(self) -> set[str]:
+        """The content hashes of the environments deployments use (never evicted)."""
+        found = set()
+        for endpoint in self._store.list_all():
+            for deployment in self._store.list_deployments(endpoint.name):
+                content = deployment.spec.get(ENVIRONMENT_CONTENT)
+                if content is not None:
+                    found.add(EnvironmentContent.from_json(content).content_hash())
+        return found
+
     def delete_deployment(self, endpoint: str, name: str) -> None:
         record = self.endpoint(endpoint)
         self.deployment(endpoint, name)
@@ -307,9 +342,19 @@ class EndpointService:
         self._store.delete_deployment(endpoint, name)
 
     def deployment_out(self, record: DeploymentRecord) -> BatchDeploymentOut:
+        content = record.spec.get(ENVIRONMENT_CONTENT)
+        build = None
+        state = "Succeeded"
+        if content is not None and self._environments is not None:
+            build = self._environments.build_out(
+                EnvironmentContent.from_json(content).content_hash()
+            )
+            state = self._environments.provisioning_state(content)
         return BatchDeploymentOut.model_validate(
             {
-                **record.spec,
+                **{k: v for k, v in record.spec.items() if k != ENVIRONMENT_CONTENT},
+                "provisioning_state": state,
+                "environment_build": build,
                 "id": self._scope.deployment_id(record.endpoint_name, record.name),
                 "name": record.name,
                 "endpoint_name": record.endpoint_name,

@@ -5,6 +5,7 @@ in their component's environment."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -282,3 +283,88 @@ def test_a_pipeline_step_runs_in_its_components_environment(
         assert "probe.txt" in files
         text = http.get(f"/jobs/{job['name']}/outputs/result/files/probe.txt").text
     assert text == "probe-1"
+
+
+def test_an_mlflow_deployment_can_build_from_its_models_requirements(
+    server: RunningServer, ml_client: MLClient, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: x\n")
+    (model_dir / "requirements.txt").write_text("mlflow-for-nowhere==9.9\n")
+    endpoint = unique("envml")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    model = Model(name=f"{endpoint}-model", path=model_dir, type=AssetTypes.MLFLOW_MODEL)
+    deployment = ml_client.batch_deployments.begin_create_or_update(
+        BatchDeployment(
+            name="from-model",
+            endpoint_name=endpoint,
+            model=model,
+            properties={"mlflow_environment": "model"},
+        )
+    ).result(timeout=300)
+    # The model's requirements, shown as the deployment's environment, built (here, offline,
+    # that fails and says which package).
+    assert deployment.environment is not None and not isinstance(deployment.environment, str)
+    assert dict(deployment.environment)["requirements"] == ["mlflow-for-nowhere==9.9"]
+    assert deployment.provisioning_state == "Failed"
+    assert deployment.environment_build is not None
+    assert "mlflow-for-nowhere" in deployment.environment_build["log_tail"]
+    with server.client() as http:
+        r = http.put(
+            f"/batch-endpoints/{endpoint}/deployments/bad",
+            json={
+                "name": "bad",
+                "endpoint_name": endpoint,
+                "model": f"azureml:{endpoint}-model:1",
+                "properties": {"mlflow_environment": "conda"},
+            },
+        )
+    assert r.status_code == 400
+    assert "accepted: server" in r.json()["error"]["message"]
+
+
+def _index_reachable() -> bool:
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _index_reachable(), reason="the package index is not reachable")
+def test_a_package_from_the_index(tmp_path: Path) -> None:
+    """Built with the package index (this server is not offline): inflection, a small
+    pure-Python package the server does not have."""
+    online = start_server(tmp_path / "home")
+    try:
+        with MLClient(endpoint=online.url, token=online.token) as client:
+            client.jobs._out = lambda line: None
+            endpoint = unique("envnet")
+            client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+            script = "import inflection\n\ndef init():\n    pass\n\ndef run(mini_batch):\n"
+            script += "    return [inflection.camelize('batch_row') for _ in mini_batch]\n"
+            code = tmp_path / "code"
+            code.mkdir()
+            (code / "score.py").write_text(script)
+            (tmp_path / "model").mkdir()
+            (tmp_path / "model" / "w.txt").write_text("1\n")
+            deployment = client.batch_deployments.begin_create_or_update(
+                BatchDeployment(
+                    name="net",
+                    endpoint_name=endpoint,
+                    model=Model(name=f"{endpoint}-model", path=tmp_path / "model"),
+                    code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
+                    environment={"requirements": ["inflection==0.5.1"]},
+                )
+            ).result(timeout=300)
+            assert deployment.provisioning_state == "Succeeded", deployment.environment_build
+            data = tmp_path / "data"
+            write_numbered_files(data, 2)
+            with online.client() as http:
+                job = wait_for_job(http, _invoke(client, endpoint, "net", data))
+                assert job["status"] == "Completed", job
+                (rows,) = read_output(http, job["name"]).values()
+            assert rows.count("BatchRow") == 2
+    finally:
+        stop_server(online)

@@ -214,6 +214,7 @@ class Workspace:
         ensure_owner(self.home, self.issuer, self.identities)
 
     def start(self) -> None:
+        self.environments.build_missing(self.endpoints.environment_contents())
         if self.settings.scheduler_enabled:
             isolation = worker_isolation(self.settings)
             self.scheduler = Scheduler(

@@ -22,7 +22,11 @@ from sluiceway.schemas.endpoints import (
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
-from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
+from sluiceway.services.environments import (
+    ENVIRONMENT_CONTENT,
+    MLFLOW_ENVIRONMENT_PROPERTY,
+    EnvironmentService,
+)
 from sluiceway.services.registry import Registry
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
@@ -265,8 +269,29 @@ class EndpointService:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
         spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
         spec["model"] = f"azureml:{model.name}:{model.version}"
-        if body.environment is not None and self._environments is not None:
-            pinned = self._environments.pin(body.environment, principal, "environment")
+        environment = body.environment
+        choice = body.properties.get(MLFLOW_ENVIRONMENT_PROPERTY, "server")
+        if choice not in ("server", "model"):
+            raise ValidationError(
+                f"properties.{MLFLOW_ENVIRONMENT_PROPERTY} {choice!r} is not accepted; "
+                "accepted: server (the server's environment) or model (built from the model's "
+                "requirements.txt or conda.yaml).",
+                target=f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}",
+            )
+        if choice == "model":
+            if model.type != "mlflow_model" or environment is not None:
+                raise ValidationError(
+                    f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}=model applies to an MLflow "
+                    "model deployment without an environment; this one "
+                    + ("names an environment." if environment is not None else "is not one."),
+                    target=f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}",
+                )
+            if self._environments is not None:
+                environment = self._environments.from_model(
+                    model.path, f"{model.name}:{model.version}"
+                )
+        if environment is not None and self._environments is not None:
+            pinned = self._environments.pin(environment, principal, "environment")
             spec["environment"] = pinned.shown
             if pinned.content is not None:
                 spec[ENVIRONMENT_CONTENT] = pinned.content.to_json()
@@ -318,15 +343,19 @@ class EndpointService:
                     found.append(f"{endpoint.name}/{deployment.name}")
         return found
 
-    def environment_hashes(self) -> set[str]:
-        """The content hashes of the environments deployments use (never evicted)."""
-        found = set()
+    def environment_contents(self) -> list[EnvironmentContent]:
+        """The environments deployments use."""
+        found = []
         for endpoint in self._store.list_all():
             for deployment in self._store.list_deployments(endpoint.name):
                 content = deployment.spec.get(ENVIRONMENT_CONTENT)
                 if content is not None:
-                    found.add(EnvironmentContent.from_json(content).content_hash())
+                    found.append(EnvironmentContent.from_json(content))
         return found
+
+    def environment_hashes(self) -> set[str]:
+        """The content hashes of the environments deployments use (never evicted)."""
+        return {content.content_hash() for content in self.environment_contents()}
 
     def delete_deployment(self, endpoint: str, name: str) -> None:
         record = self.endpoint(endpoint)

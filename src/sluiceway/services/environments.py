@@ -10,6 +10,7 @@ the cache's lock makes that one build whoever asks first.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from sluiceway.auth.principals import Principal
@@ -25,8 +27,9 @@ from sluiceway.environments.spec import EnvironmentContent, content_of
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.environments import EnvironmentBuildOut, EnvironmentCreate, EnvironmentOut
-from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.registry import Registry
+from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef
 from sluiceway.store.environments import EnvironmentRecord, EnvironmentStore
 
@@ -46,6 +49,10 @@ _LONG_REF = re.compile(
     re.IGNORECASE,
 )
 CURATED_PREFIX = "AzureML-"
+MLFLOW_ENVIRONMENT_PROPERTY = "mlflow_environment"
+"""The deployment property that chooses an MLflow deployment's environment when it names none:
+``server`` (the default: the server's own, with warm spare workers) or ``model`` (built from
+the model's ``requirements.txt`` or ``conda.yaml``, as Azure does for no-code deployments)."""
 ENVIRONMENT_CONTENT = "_environment"
 """The key of a deployment's spec that holds its environment's content (not shown)."""
 _INLINE_KEYS = (
@@ -241,6 +248,43 @@ class EnvironmentService:
         self.check_usable(content.to_json(), where)
         return {**content.to_json(), "hash": content.content_hash()}, None
 
+    def from_model(self, model_path: str, model: str) -> dict[str, Any]:
+        """An inline environment built from an MLflow model's own requirements: its folder's
+        ``requirements.txt``, else its ``conda.yaml`` (what ``mlflow`` writes next to
+        ``MLmodel``).
+
+        Raises:
+            ValidationError: the model has neither file, or one the server cannot honour.
+        """
+        where = f"{MLFLOW_ENVIRONMENT_PROPERTY}: model"
+        ref = self._datastores.parse_reference(model_path)
+        if not isinstance(ref, DatastorePathRef):
+            raise ValidationError(f"model {model} is not in a datastore", target=where)
+        folder = self._datastores.location(ref.datastore, ref.path)
+        for name in ("requirements.txt", "conda.yaml"):
+            file = folder.child(name)
+            if not storage_call(f"model {model}'s {name}", where, file.is_file):
+                continue
+            text = storage_call(f"model {model}'s {name}", where, functools.partial(_read, file))
+            description = f"built from model {model}'s {name}"
+            if name == "requirements.txt":
+                definition: dict[str, Any] = {"requirements": text.splitlines()}
+            else:
+                conda = yaml.safe_load(text)
+                if not isinstance(conda, dict):
+                    raise ValidationError(f"model {model}'s conda.yaml is not a mapping")
+                definition = {"conda_file": conda}
+            definition["description"] = description
+            content_of(definition, where=f"model {model}'s {name}")  # refused now, not later
+            return definition
+        raise ValidationError(
+            f"Deployment property {MLFLOW_ENVIRONMENT_PROPERTY}=model builds the environment "
+            f"from the model's requirements, and model {model} has neither requirements.txt "
+            "nor conda.yaml. Give the deployment an environment, or drop the property to run "
+            "in the server's environment.",
+            target="properties",
+        )
+
     def build_out(self, content_hash: str) -> EnvironmentBuildOut:
         state = self.cache.state(content_hash)
         return EnvironmentBuildOut(
@@ -263,6 +307,13 @@ class EnvironmentService:
         again)."""
         self.cache.forget_failure(content.content_hash())
         self._builds.submit(self._build, content)
+
+    def build_missing(self, contents: list[EnvironmentContent]) -> None:
+        """Start the builds of ``contents`` that were never built (or were evicted): a server
+        that stopped while building, say. Failed builds stay failed."""
+        for content in contents:
+            if self.cache.state(content.content_hash()).status is BuildStatus.ABSENT:
+                self._builds.submit(self._build, content)
 
     def check_usable(self, content: dict[str, Any], what: str) -> None:
         """Refuse to start a job in an environment whose build failed.
@@ -344,6 +395,10 @@ class EnvironmentService:
         return match["name"], groups.get("version")
 
 
+def _read(file: Location) -> str:
+    return b"".join(file.iter_bytes()).decode("utf-8", errors="replace")
+
+
 def _replace_lines(spec: dict[str, Any], new: dict[str, str]) -> dict[str, Any]:
     """The definition with each uploaded file's URI replaced by its registered copy's."""
     spec = dict(spec)
@@ -360,4 +415,10 @@ def _replace_lines(spec: dict[str, Any], new: dict[str, str]) -> dict[str, Any]:
     return spec
 
 
-__all__ = ["ACCEPTED_REFERENCES", "ENVIRONMENT_CONTENT", "EnvironmentService", "PinnedEnvironment"]
+__all__ = [
+    "ACCEPTED_REFERENCES",
+    "ENVIRONMENT_CONTENT",
+    "MLFLOW_ENVIRONMENT_PROPERTY",
+    "EnvironmentService",
+    "PinnedEnvironment",
+]

@@ -188,6 +188,11 @@ def test_a_script_runs_with_a_package_only_its_environment_has(
     assert log.count("Build succeeded") == 1
     assert "is recorded and not run" in log
     assert inline.provisioning_state == "Succeeded"
+    assert inline.environment_build is not None
+    by_hash = ml_client.environments.get_build_log(
+        content_hash=inline.environment_build["content_hash"]
+    )
+    assert by_hash == log
 
     # Without the environment, the same script cannot import the package.
     _deployment(ml_client, tmp_path, endpoint, "bare", None)

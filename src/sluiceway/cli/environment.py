@@ -13,6 +13,7 @@ import sys
 from sluiceway.cli.arguments import Subcommands, add_command, add_group, existing_file
 from sluiceway.cli.context import CommandContext
 from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.errors import ValidationError
 
 
 def create(args: argparse.Namespace, context: CommandContext) -> int:
@@ -63,9 +64,14 @@ def delete(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 def log(args: argparse.Namespace, context: CommandContext) -> int:
-    version = args.version or context.client.environments.get(args.name).version
-    assert version is not None
-    sys.stdout.write(context.client.environments.get_build_log(args.name, version))
+    operations = context.client.environments
+    if args.hash:
+        sys.stdout.write(operations.get_build_log(content_hash=args.hash))
+        return 0
+    if not args.name:
+        raise ValidationError("give --name (and --version), or --hash", target="name")
+    version = args.version or operations.get(args.name).version
+    sys.stdout.write(operations.get_build_log(args.name, version))
     return 0
 
 
@@ -115,6 +121,15 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
         parser.add_argument("-n", "--name", required=True)
         parser.add_argument("-v", "--version", help="one version; default: every version")
 
-    parser = add_command(commands, "log", "Print an environment version's build log.", log, common)
-    parser.add_argument("-n", "--name", required=True)
+    parser = add_command(
+        commands,
+        "log",
+        "Print an environment version's build log, or a deployment's (--hash).",
+        log,
+        common,
+    )
+    parser.add_argument("-n", "--name")
     parser.add_argument("-v", "--version", help="default: the latest version")
+    parser.add_argument(
+        "--hash", help="a build's content hash (a deployment's environment_build.content_hash)"
+    )

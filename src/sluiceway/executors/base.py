@@ -16,6 +16,7 @@ running ``init()`` again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -48,6 +49,17 @@ class Interpreter:
     executable: str
     paths: tuple[str, ...] = ()
     environment: str | None = None
+
+    def activate(self, variables: dict[str, str]) -> dict[str, str]:
+        """``variables`` as an activated virtual environment has them: its ``bin`` first on
+        ``PATH`` (so ``python`` and its commands are its own), ``VIRTUAL_ENV`` set."""
+        bin_dir = os.path.dirname(self.executable)
+        path = variables.get("PATH") or os.defpath
+        return {
+            **variables,
+            "PATH": f"{bin_dir}{os.pathsep}{path}",
+            "VIRTUAL_ENV": os.path.dirname(bin_dir),
+        }
 
 
 @dataclass(frozen=True)

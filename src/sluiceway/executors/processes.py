@@ -144,6 +144,9 @@ def start_process(
     python = isolation.python if interpreter is None else interpreter.executable
     view = isolation.view([*needs, scratch, *(interpreter.paths if interpreter else ())])
     plan = isolation.plan(view)
+    env = isolation.environment(scratch)
+    if interpreter is not None:
+        env = interpreter.activate(env)
     ours, theirs = socket.socketpair()
     sentinel, sentinel_w = os.pipe()
     argv = [python, "-P", "-m", "sluiceway.runtime.launch"]
@@ -154,7 +157,7 @@ def start_process(
         popen = subprocess.Popen(
             argv,
             pass_fds=(theirs.fileno(), sentinel_w),
-            env=isolation.environment(scratch),
+            env=env,
             cwd=scratch,
             stdin=subprocess.DEVNULL,
         )

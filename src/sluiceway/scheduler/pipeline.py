@@ -394,10 +394,7 @@ class PipelineRunner:
             env = self._isolation.environment(home, variables)
             needs: list[str | Path] = [work, *reads]
             if interpreter is not None:
-                # python, pip and the environment's own commands come first on its PATH.
-                venv_bin = os.path.dirname(interpreter.executable)
-                env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', os.defpath)}"
-                env["VIRTUAL_ENV"] = os.path.dirname(venv_bin)
+                env = interpreter.activate(env)  # its python and commands come first
                 needs += interpreter.paths
             try:
                 process = subprocess.Popen(

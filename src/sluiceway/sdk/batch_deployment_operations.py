@@ -232,6 +232,7 @@ class BatchDeploymentOperations:
             deployment_from_rest(answer),
             refresh=lambda: self.get(name, endpoint_name),
             finished=lambda d: getattr(d, "provisioning_state", None) != "Creating",
+            interval=0.25,
         )
 
     def get(self, name: str, endpoint_name: str) -> AnyDeployment:

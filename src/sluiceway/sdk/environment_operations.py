@@ -176,11 +176,23 @@ class EnvironmentOperations:
         path = self._base(name) if version is None else self._path(name, version)
         self._connection.request("DELETE", path, expected=(204,))
 
-    def get_build_log(self, name: str, version: str) -> str:
-        """The whole log of the version's build (empty before it is built)."""
-        answer = self._connection.request(
-            "GET", self._path(name, version) + "/build-log", expected=(200,)
-        )
+    def get_build_log(
+        self,
+        name: str | None = None,
+        version: str | None = None,
+        *,
+        content_hash: str | None = None,
+    ) -> str:
+        """The whole log of a version's build (empty before it is built), or of the build
+        with ``content_hash`` (a deployment's ``environment_build``, inline environments too).
+        """
+        if content_hash is not None:
+            path = f"/environment-builds/{segment(content_hash)}/log"
+        elif name is not None and version is not None:
+            path = self._path(name, version) + "/build-log"
+        else:
+            raise ValidationError("give name and version, or content_hash", target="name")
+        answer = self._connection.request("GET", path, expected=(200,))
         return answer if isinstance(answer, str) else ""
 
     @staticmethod

@@ -189,6 +189,22 @@ class EnvironmentService:
     def build_log(self, record: EnvironmentRecord) -> str:
         return self.cache.log(record.content_hash)
 
+    def build_log_by_hash(self, content_hash: str) -> str:
+        """The log of a build by content hash.
+
+        Raises:
+            ResourceNotFoundError: no build of that hash has a log.
+        """
+        if re.fullmatch(r"[0-9a-f]{32}", content_hash):
+            log = self.cache.log(content_hash)
+            if log:
+                return log
+        raise ResourceNotFoundError(
+            f"No environment build {content_hash!r} has a log; a deployment's "
+            "environment_build.content_hash names its build.",
+            target="content_hash",
+        )
+
     # -- deployments and components ---------------------------------------------------------
 
     def pin(

@@ -91,6 +91,17 @@ def environment_build_log(name: str, version: str, ws: WorkspaceDep) -> str:
     return ws.environments.build_log(ws.environments.get(name, version))
 
 
+@router.get(
+    "/environment-builds/{content_hash}/log",
+    dependencies=READ,
+    response_class=PlainTextResponse,
+)
+def build_log_by_hash(content_hash: str, ws: WorkspaceDep) -> str:
+    """The whole log of a build by content hash (a deployment's ``environment_build``), for
+    inline environments too; 404 when there is none."""
+    return ws.environments.build_log_by_hash(content_hash)
+
+
 @router.post("/environments/{name}/archive", dependencies=MANAGE, status_code=204)
 def archive_environment(name: str, ws: WorkspaceDep, version: str | None = None) -> None:
     """Archive a version (or every version): ``@latest`` and lists skip it; deployments that

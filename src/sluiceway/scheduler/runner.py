@@ -177,6 +177,9 @@ class JobRunner:
     def _environment(self) -> Iterator[None]:
         """The deployment's environment, built first if it is not, held while the job runs."""
         content = self.job.spec.get("environment")
+        note = self.job.spec.get("environment_note")
+        if note:
+            self._log.overview(note)
         if not content:
             yield
             return

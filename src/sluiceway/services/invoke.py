@@ -203,8 +203,19 @@ class InvokeService:
             },
             "code": code_spec,
             "environment": environment,
+            "environment_note": self._environment_note(deployment),
             "job_folder": {"datastore": DEFAULT_DATASTORE, "path": job_folder(job_name)},
         }
+
+    @staticmethod
+    def _environment_note(deployment: DeploymentRecord) -> str | None:
+        named = deployment.spec.get("environment")
+        if isinstance(named, str) and deployment.spec.get(ENVIRONMENT_CONTENT) is None:
+            return (
+                f"Environment {named!r} is one of Azure's curated environments, whose content "
+                "is not known here: the workers run in the server's environment."
+            )
+        return None
 
     def _environment(self, deployment: DeploymentRecord) -> dict[str, Any] | None:
         """The content of the deployment's environment, for the job; refused when its build

@@ -373,3 +373,43 @@ def test_a_package_from_the_index(tmp_path: Path) -> None:
             assert rows.count("BatchRow") == 2
     finally:
         stop_server(online)
+
+
+def test_archive_restore_and_delete(server: RunningServer, ml_client: MLClient) -> None:
+    name = unique("lifecycle")
+    ops = ml_client.environments
+    first = ops.create_or_update(Environment(name=name, requirements=["numpy"]))
+    again = ops.create_or_update(Environment(name=name, requirements=["numpy"]))
+    second = ops.create_or_update(Environment(name=name, requirements=["numpy", "six"]))
+    assert (first.version, again.version, second.version) == ("1", "1", "2")
+    with pytest.raises(ConflictError, match="versions do not change"):
+        ops.create_or_update(Environment(name=name, version="1", requirements=["six"]))
+    ops.archive(name, version="2")
+    assert ops.get(name).version == "1"
+    assert name not in {e.name for e in ops.list() if e.version == "2"}
+    ops.restore(name, version="2")
+    assert ops.get(name, label="latest").version == "2"
+
+    endpoint = unique("envuse")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    with server.client() as http:
+        model = unique("m")
+        folder = f"{DS}/{model}/"
+        http.put(f"/datastores/workspaceblobstore/files/{model}/w.txt", content=b"1")
+        http.post("/models", json={"name": model, "path": folder}).raise_for_status()
+        http.put(f"/datastores/workspaceblobstore/files/{model}-code/s.py", content=b"x = 1\n")
+        body = {
+            "name": "uses",
+            "endpoint_name": endpoint,
+            "model": f"azureml:{model}:1",
+            "code_configuration": {"code": f"{DS}/{model}-code/", "scoring_script": "s.py"},
+            "environment": f"azureml:{name}:1",
+        }
+        r = http.put(f"/batch-endpoints/{endpoint}/deployments/uses", json=body)
+        assert r.status_code == 201, r.text
+        bad = http.post("/environments", json={"name": name, "requirements": ["-e ."]})
+        assert bad.status_code == 400 and "'-e .' is not accepted" in bad.text
+    with pytest.raises(ConflictError, match=f"{endpoint}/uses"):
+        ops.delete(name)
+    ops.delete(name, version="2")
+    assert [e.version for e in ops.list(name=name)] == ["1"]

@@ -60,6 +60,8 @@ def test_conda_packages_translate_through_the_table_and_say_so() -> None:
         ({"build": {"path": "docker"}}, "no container runtime"),
         ({"conda_file": {"dependencies": ["python=three"]}}, "python=three"),
         ({"conda_file": "env.yml"}, "must be the conda file's content"),
+        ({"conda_file": {"dependencies": ["--index-url=x"]}}, "not a conda package spec"),
+        ({"conda_file": {"dependencies": ["numpy --index-url=x"]}}, "not a conda package spec"),
     ],
 )
 def test_what_cannot_be_honoured_is_refused(definition: dict[str, object], message: str) -> None:

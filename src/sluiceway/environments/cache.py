@@ -172,6 +172,10 @@ class EnvironmentCache:
     def build(self, content: EnvironmentContent, files: FileResolver) -> BuildState:
         """Build the environment unless it is built (or failed) already; its state."""
         content_hash = content.content_hash()
+        # Without the lock first: jobs hold it shared while they run in the environment.
+        done = self._recorded(content_hash)
+        if done is not None:
+            return done
         with self._thread_lock(content_hash), self._lock_file(content_hash) as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             recorded = self._recorded(content_hash)

@@ -73,6 +73,10 @@ not needed here (``pip``).
 """
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
+_CONDA_SPEC = re.compile(
+    r"^(?:[A-Za-z0-9][\w.-]*::)?[A-Za-z0-9][A-Za-z0-9._-]*"
+    r"(?:\s*[<>=!~]*[A-Za-z0-9.*+_][A-Za-z0-9.*+_!<>=,|~-]*)?$"
+)
 _PYTHON_VERSION = re.compile(r"^(?P<version>3(\.\d+){1,2})(\.\*)?$")
 _PIP_REQUIREMENT = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[A-Za-z0-9._,\s-]*\])?\s*([<>=!~].*)?$"
@@ -200,9 +204,15 @@ def _read_conda(
             )
         spec = str(entry).strip()
         name = _conda_name(spec)
+        if not name or not _CONDA_SPEC.match(spec):
+            raise ValidationError(
+                f"{where}.dependencies: {spec!r} is not a conda package spec (name, name=1.2, "
+                "channel::name>=1).",
+                target=f"{where}.dependencies",
+            )
         if name == "python":
             python = _python_version(spec[len("python") :], where)
-        elif name:
+        else:
             conda.append(spec)
     return python, conda, pip
 

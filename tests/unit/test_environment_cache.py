@@ -125,3 +125,23 @@ def test_unused_environments_are_evicted_beyond_the_limit(tmp_path: Path) -> Non
     assert removed == [first.content_hash()]
     assert cache.state(kept.content_hash()).status is BuildStatus.READY
     assert cache.state(first.content_hash()).status is BuildStatus.ABSENT
+
+
+def test_a_failed_build_runs_again_once_forgotten(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "wheels", "flaky_pkg")
+    cache = EnvironmentCache(tmp_path / "cache", offline=True)
+    content = _content(wheel)
+    calls: list[str] = []
+
+    def flaky(uri: str, folder: Path) -> Path:
+        calls.append(uri)
+        if len(calls) == 1:
+            raise OSError("the datastore did not answer")
+        return _local(uri, folder)
+
+    assert cache.build(content, flaky).status is BuildStatus.FAILED
+    assert "the datastore did not answer" in cache.state(content.content_hash()).log_tail
+    assert cache.build(content, flaky).status is BuildStatus.FAILED  # kept, not retried
+    cache.forget_failure(content.content_hash())
+    assert cache.build(content, flaky).status is BuildStatus.READY
+    assert len(calls) == 2

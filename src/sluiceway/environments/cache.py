@@ -203,7 +203,11 @@ class EnvironmentCache:
         return self.state(content_hash)
 
     def forget_failure(self, content_hash: str) -> None:
-        """Let a failed build run again (a deployment created again with the same content)."""
+        """Let a failed build run again (a deployment created again with the same content).
+        Never waits for a build under way (the API calls it)."""
+        recorded = self._recorded(content_hash)
+        if recorded is None or recorded.status is not BuildStatus.FAILED:
+            return  # nothing failed: building, built, or not started
         with self._lock_file(content_hash) as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             recorded = self._recorded(content_hash)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         load_batch_endpoint,
         load_component,
         load_data,
+        load_environment,
         load_model,
     )
 
@@ -83,6 +84,7 @@ _LAZY = {
             "load_batch_endpoint",
             "load_component",
             "load_data",
+            "load_environment",
             "load_model",
         ),
         "sluiceway.sdk",
@@ -123,5 +125,6 @@ __all__ = [
     "load_batch_endpoint",
     "load_component",
     "load_data",
+    "load_environment",
     "load_model",
 ]

@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     # mini-batch that reads them; this bounds what the cache holds at once.
     staging_dir: Path | None = None
     staging_cache_bytes: int = 2 << 30
+    # Deployments' environments are built with uv into <environments_dir> (default
+    # <home>/environments); environments no deployment uses are evicted beyond this size.
+    # Offline builds use no package index (local wheels and uv's cache only). uv is found on
+    # PATH, next to the server's interpreter or as the uv package, unless named here.
+    environments_dir: Path | None = None
+    environment_cache_bytes: int = Field(default=20 << 30, ge=0)
+    environment_build_offline: bool = False
+    uv: str | None = None
     # Checks made while a caller waits (an input or a data asset's path exists): each storage
     # request gives up after this many seconds and is not retried. At most this many requests
     # check storage at once, on threads of their own, so that a slow store cannot hold the
@@ -209,6 +217,10 @@ class Settings(BaseSettings):
     @property
     def effective_staging_dir(self) -> Path:
         return self.staging_dir or self.home / "staging"
+
+    @property
+    def effective_environments_dir(self) -> Path:
+        return self.environments_dir or self.home / "environments"
 
     @property
     def effective_database_url(self) -> str:

@@ -566,6 +566,26 @@ def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
         ("GET", "/components/{name}/versions"): ("/components/c/versions", no_body),
         ("GET", "/components/{name}/versions/{version}"): ("/components/c/versions/1", no_body),
         ("GET", "/components/{name}/labels/{label}"): ("/components/c/labels/latest", no_body),
+        ("POST", "/environments"): ("/environments", {"json": {"name": "e"}}),
+        ("GET", "/environments"): ("/environments", no_body),
+        ("GET", "/environments/{name}/versions"): ("/environments/e/versions", no_body),
+        ("GET", "/environments/{name}/versions/{version}"): ("/environments/e/versions/1", no_body),
+        ("GET", "/environments/{name}/labels/{label}"): ("/environments/e/labels/latest", no_body),
+        ("GET", "/environments/{name}/versions/{version}/build-log"): (
+            "/environments/e/versions/1/build-log",
+            no_body,
+        ),
+        ("GET", "/environment-builds/{content_hash}/log"): (
+            "/environment-builds/0123456789abcdef0123456789abcdef/log",
+            no_body,
+        ),
+        ("POST", "/environments/{name}/archive"): ("/environments/e/archive", no_body),
+        ("POST", "/environments/{name}/restore"): ("/environments/e/restore", no_body),
+        ("DELETE", "/environments/{name}"): ("/environments/e", no_body),
+        ("DELETE", "/environments/{name}/versions/{version}"): (
+            "/environments/e/versions/1",
+            no_body,
+        ),
         ("GET", "/batch-endpoints"): ("/batch-endpoints", no_body),
         ("PUT", "/batch-endpoints/{name}"): (f"/batch-endpoints/{ep}", {"json": {"name": ep}}),
         ("PATCH", "/batch-endpoints/{name}"): (

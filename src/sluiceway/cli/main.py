@@ -22,6 +22,7 @@ from sluiceway.cli import (
     datastore,
     deployment,
     endpoint,
+    environment,
     identity,
     job,
     login,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     datastore.register(subcommands, common)
     assets.register(subcommands, common)
     component.register(subcommands, common)
+    environment.register(subcommands, common)
     endpoint.register(subcommands, common)
     deployment.register(subcommands, common)
     job.register(subcommands, common)

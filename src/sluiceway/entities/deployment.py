@@ -8,7 +8,7 @@ One :class:`ModelBatchDeploymentSettings` holds a deployment's settings. Azure's
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluiceway.entities._resource import (
@@ -113,9 +113,13 @@ class ResourceConfiguration:
 
 
 class Environment:
-    """A runtime environment. Accepted so Azure code runs; the server keeps it and uses its own.
+    """A runtime environment: the packages a deployment's code runs with.
 
-    A local ``conda_file`` is read when the deployment is sent.
+    Give ``conda_file`` (a local conda YAML, or its content) or ``requirements`` (a local
+    ``requirements.txt``, or its lines). The SDK reads local files in, reads ``-r`` files and
+    uploads local wheels the pip list names (paths relative to the file that names them).
+    ``image`` is recorded, not run. What the server answers carries ``build``: the state of
+    its build (``status``, ``content_hash``, ``log_tail``).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class Environment:
         description: str | None = None,
         image: str | None = None,
         conda_file: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        requirements: str | os.PathLike[str] | Sequence[str] | None = None,
         tags: Mapping[str, Any] | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
@@ -138,19 +143,53 @@ class Environment:
             self.conda_file = None if conda_file is None else dict(conda_file)
         else:
             self.conda_file = os.fspath(conda_file)
+        self.requirements: str | list[str] | None
+        if requirements is None or isinstance(requirements, str | os.PathLike):
+            self.requirements = None if requirements is None else os.fspath(requirements)
+        else:
+            self.requirements = [str(line) for line in requirements]
         self.tags = str_dict(tags)
         self.properties = str_dict(properties)
+        self.id: str | None = None
+        self.archived = False
+        self.build: dict[str, Any] | None = None
+        self.creation_context: dict[str, Any] | None = None
+
+    @classmethod
+    def _from_rest(cls, raw: Mapping[str, Any]) -> Environment:
+        environment = cls(
+            name=raw.get("name"),
+            version=raw.get("version"),
+            description=raw.get("description"),
+            image=raw.get("image"),
+            conda_file=raw.get("conda_file"),
+            requirements=raw.get("requirements"),
+            tags=raw.get("tags"),
+            properties=raw.get("properties"),
+        )
+        environment.id = raw.get("id")
+        environment.archived = bool(raw.get("archived"))
+        build = raw.get("build")
+        environment.build = dict(build) if isinstance(build, Mapping) else None
+        context = raw.get("creation_context")
+        environment.creation_context = dict(context) if isinstance(context, Mapping) else None
+        return environment
 
     def _to_dict(self) -> dict[str, Any]:
         return drop_empty(
             {
+                "id": self.id,
                 "name": self.name,
                 "version": self.version,
                 "description": self.description,
                 "image": self.image,
                 "conda_file": self.conda_file,
+                "requirements": self.requirements,
                 "tags": self.tags,
                 "properties": self.properties,
+                "archived": self.archived or None,
+                "build": self.build,
+                "creation_context": self.creation_context,
             }
         )
 
@@ -328,6 +367,9 @@ class BatchDeployment(RestBacked):
 
         self.id: str | None = None
         self.provisioning_state: str | None = None
+        # Set by the server when the deployment names an environment: status, content_hash
+        # and, while building or once failed, log_tail.
+        self.environment_build: dict[str, Any] | None = None
         self.creation_context: SystemData | None = None
 
     # -- Azure's flat spelling of the settings ---------------------------------------------
@@ -436,6 +478,8 @@ class BatchDeployment(RestBacked):
         )
         deployment.id = str_or_none(raw.get("id"))
         deployment.provisioning_state = str_or_none(raw.get("provisioning_state"))
+        build = raw.get("environment_build")
+        deployment.environment_build = dict(build) if isinstance(build, Mapping) else None
         deployment.creation_context = SystemData._from_rest(raw.get("creation_context"))
         deployment._keep(raw)
         return deployment

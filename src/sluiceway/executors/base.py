@@ -16,6 +16,7 @@ running ``init()`` again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -34,6 +35,34 @@ class FailureKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Interpreter:
+    """The Python a worker runs: a built environment's (see :mod:`sluiceway.environments`).
+
+    Attributes:
+        executable: the interpreter (a virtual environment's ``bin/python``).
+        paths: the folders it needs to run, for a worker whose view is narrowed: the virtual
+            environment, its base interpreter's prefix and the runtime code it reaches through
+            a ``.pth`` file.
+        environment: the content hash of the environment it belongs to.
+    """
+
+    executable: str
+    paths: tuple[str, ...] = ()
+    environment: str | None = None
+
+    def activate(self, variables: dict[str, str]) -> dict[str, str]:
+        """``variables`` as an activated virtual environment has them: its ``bin`` first on
+        ``PATH`` (so ``python`` and its commands are its own), ``VIRTUAL_ENV`` set."""
+        bin_dir = os.path.dirname(self.executable)
+        path = variables.get("PATH") or os.defpath
+        return {
+            **variables,
+            "PATH": f"{bin_dir}{os.pathsep}{path}",
+            "VIRTUAL_ENV": os.path.dirname(bin_dir),
+        }
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     """What the workers of a pool share for their whole life: ``init()`` ran with it.
 
@@ -47,6 +76,7 @@ class WorkerSpec:
     scoring_script: str | None = None  # path of the script relative to code_dir
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
+    interpreter: Interpreter | None = None  # None: the server's own
 
 
 @dataclass(frozen=True)

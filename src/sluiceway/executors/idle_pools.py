@@ -39,6 +39,7 @@ def spec_key(spec: WorkerSpec) -> Hashable:
         spec.scoring_script,
         spec.logging_level,
         tuple(sorted(spec.environment_variables.items())),
+        spec.interpreter,
         folder_fingerprint(spec.model_dir),
         folder_fingerprint(spec.code_dir),
     )

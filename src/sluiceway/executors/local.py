@@ -133,7 +133,7 @@ class LocalExecutor:
             init_timeout=self.init_timeout,
             keep=keep,
             run_dir=self.run_dir,
-            take_spare=self._spares.take if spec.scorer is ScorerKind.MLFLOW else None,
+            take_spare=self._spares.take if _spares_fit(spec) else None,
             on_end=self._pool_ended,
             isolation=self.isolation,
         )
@@ -149,6 +149,11 @@ class LocalExecutor:
     def close_expired(self) -> int:
         """Stop the pools kept warm for longer than ``idle_seconds``; how many there were."""
         return self._idle.close_expired()
+
+
+def _spares_fit(spec: WorkerSpec) -> bool:
+    """Whether spares (the server's interpreter, the MLflow scorer imported) can serve it."""
+    return spec.scorer is ScorerKind.MLFLOW and spec.interpreter is None
 
 
 def _remove_stale_pool_folders(run_dir: Path) -> None:

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
+from sluiceway.executors.base import Interpreter
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.storage.paths import open_regular_file
 
@@ -125,6 +126,7 @@ def start_process(
     *,
     needs: Iterable[str | Path] = (),
     scratch_dir: Path | None = None,
+    interpreter: Interpreter | None = None,
 ) -> WorkerProcess:
     """Start a worker and send it ``first`` (what it is to do).
 
@@ -135,13 +137,19 @@ def start_process(
         needs: folders it must reach, besides those every worker does.
         scratch_dir: where its scratch folder (its ``HOME``) is made; default: the system's
             temporary folder.
+        interpreter: the Python it runs (a built environment's); default: the isolation's,
+            the server's own.
     """
     scratch = isolation.scratch(scratch_dir, prefix=f"worker-{os.getpid()}-")
-    view = isolation.view([*needs, scratch])
+    python = isolation.python if interpreter is None else interpreter.executable
+    view = isolation.view([*needs, scratch, *(interpreter.paths if interpreter else ())])
     plan = isolation.plan(view)
+    env = isolation.environment(scratch)
+    if interpreter is not None:
+        env = interpreter.activate(env)
     ours, theirs = socket.socketpair()
     sentinel, sentinel_w = os.pipe()
-    argv = [isolation.python, "-P", "-m", "sluiceway.runtime.launch"]
+    argv = [python, "-P", "-m", "sluiceway.runtime.launch"]
     argv += [str(theirs.fileno()), str(sentinel_w)]
     if plan is not None:
         argv.append(plan.to_json())
@@ -149,7 +157,7 @@ def start_process(
         popen = subprocess.Popen(
             argv,
             pass_fds=(theirs.fileno(), sentinel_w),
-            env=isolation.environment(scratch),
+            env=env,
             cwd=scratch,
             stdin=subprocess.DEVNULL,
         )

@@ -405,7 +405,12 @@ class LocalWorkerPool:
                     scratch=spare.scratch,
                 )
         started = start_process(
-            self._isolation, assignment, name, needs=self._needs(), scratch_dir=self._run_dir
+            self._isolation,
+            assignment,
+            name,
+            needs=self._needs(),
+            scratch_dir=self._run_dir,
+            interpreter=self._spec.interpreter,
         )
         return _Worker(
             name=name,

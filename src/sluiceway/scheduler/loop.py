@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import timedelta
 
+from sluiceway.environments.cache import JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
@@ -51,11 +52,14 @@ class Scheduler:
         access: JobAccess | None = None,
         isolation: WorkerIsolation | None = None,
         observer: SchedulerObserver | None = None,
+        environments: JobEnvironments | None = None,
     ) -> None:
         """Args:
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
         observer: Told of claims and mini-batch results (metrics).
+        environments: where jobs whose deployment or steps name an environment get its
+            interpreter (None: such jobs fail, saying so).
         """
         self.identity = LeaseOwner.new()
         self.owner = str(self.identity)
@@ -71,6 +75,7 @@ class Scheduler:
         self._access = access
         self._isolation = isolation or WorkerIsolation()  # for pipelines' command steps
         self._observer = observer or SchedulerObserver()
+        self._environments = environments
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,6 +149,7 @@ class Scheduler:
                 stop=self._stop,
                 access=self._access,
                 isolation=self._isolation,
+                environments=self._environments,
             )
         return JobRunner(
             job,
@@ -157,6 +163,7 @@ class Scheduler:
             access=self._access,
             max_workers=self._max_job_workers,
             observer=self._observer,
+            environments=self._environments,
         )
 
     def _loop(self) -> None:

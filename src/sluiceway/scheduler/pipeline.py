@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from sluiceway.clock import utcnow
+from sluiceway.environments.cache import BuildFailed, JobEnvironments
+from sluiceway.executors.base import Interpreter
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
@@ -195,9 +197,12 @@ class PipelineRunner:
         python: str | None = None,
         access: JobAccess | None = None,
         isolation: WorkerIsolation | None = None,
+        environments: JobEnvironments | None = None,
     ) -> None:
         self.job = job
         self._access = access
+        self._environments = environments
+        self._held: dict[str, contextlib.ExitStack] = {}  # each running step's environment
         # Steps run as workers do: their own user, environment and view.
         self._isolation = isolation or WorkerIsolation()
         self._store = store
@@ -266,6 +271,9 @@ class PipelineRunner:
             self._kill_all(StepStatus.CANCELED)
             self._fail("SystemError", describe_error(exc))
         finally:
+            for hold in self._held.values():
+                hold.close()
+            self._held.clear()
             if self._work is not None:
                 shutil.rmtree(self._work, ignore_errors=True)
             self._staging.close()
@@ -371,7 +379,9 @@ class PipelineRunner:
         self._steps.start(self.job.name, name)
         self._status[name] = StepStatus.RUNNING
         try:
-            argv, cwd, outputs, reads = self._prepare(spec, work)
+            interpreter = self._environment(name, spec)
+            python = self._python if interpreter is None else interpreter.executable
+            argv, cwd, outputs, reads = self._prepare(spec, work, python)
             (log_dir / "command.txt").write_text(
                 json.dumps({"argv": argv, "cwd": str(cwd)}, indent=2) + "\n", encoding="utf-8"
             )
@@ -381,12 +391,15 @@ class PipelineRunner:
             home = work / "home"
             self._isolation.give(work, recursive=True)  # its code, outputs and HOME
             self._isolation.give(home)
-            env = self._isolation.environment(
-                home, {**spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
-            )
+            variables = {**spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
+            env = self._isolation.environment(home, variables)
+            needs: list[str | Path] = [work, *reads]
+            if interpreter is not None:
+                env = interpreter.activate(env)  # its python and commands come first
+                needs += interpreter.paths
             try:
                 process = subprocess.Popen(
-                    self._isolation.command(argv, self._isolation.view([work, *reads])),
+                    self._isolation.command(argv, self._isolation.view(needs)),
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
@@ -408,8 +421,28 @@ class PipelineRunner:
         self._log.overview(f"Step {name} started (process {process.pid}).")
         return True
 
+    def _environment(self, name: str, spec: dict[str, Any]) -> Interpreter | None:
+        """The interpreter of the step's environment, built first if it is not, held until
+        the step ends; None for the server's own."""
+        note = spec.get("environment_note")
+        if note:
+            self._log.overview(f"Step {name}: {note}")
+        content = spec.get("environment")
+        if not content:
+            return None
+        if self._environments is None:
+            raise StepFailed("its component names an environment, and this scheduler builds none")
+        self._log.overview(f"Step {name}: getting the build of environment {content['hash']}.")
+        hold = contextlib.ExitStack()
+        try:
+            interpreter = hold.enter_context(self._environments.use(content))
+        except BuildFailed as exc:
+            raise StepFailed(f"its environment could not be built:\n{exc.tail}") from None
+        self._held[name] = hold
+        return interpreter
+
     def _prepare(
-        self, spec: dict[str, Any], work: Path
+        self, spec: dict[str, Any], work: Path, python: str
     ) -> tuple[list[str], Path, dict[str, Path], list[Path]]:
         """The step's argument list, working folder, fresh output folders and the paths of
         its data inputs."""
@@ -469,7 +502,7 @@ class PipelineRunner:
             argv = template.render(values, {k: str(v) for k, v in outputs.items()})
         except CommandError as exc:
             raise StepFailed(f"its command cannot be run: {exc}") from None
-        return with_interpreter(argv, self._python), cwd, outputs, reads
+        return with_interpreter(argv, python), cwd, outputs, reads
 
     def _fetched(self, step: str) -> Path:
         """Where a step's remote inputs are fetched; deleted when the step ends."""
@@ -477,6 +510,9 @@ class PipelineRunner:
 
     def _release(self, step: str) -> None:
         shutil.rmtree(self._fetched(step), ignore_errors=True)
+        hold = self._held.pop(step, None)
+        if hold is not None:
+            hold.close()
 
     def _is_file(self, location: Location) -> bool:
         try:

@@ -24,14 +24,17 @@ import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sluiceway.environments.cache import BuildFailed, JobEnvironments
 from sluiceway.executors.base import (
     Executor,
     FailureKind,
+    Interpreter,
     JobContext,
     MiniBatchResult,
     MiniBatchTask,
@@ -116,9 +119,12 @@ class JobRunner:
         access: JobAccess | None = None,
         max_workers: int | None = None,
         observer: SchedulerObserver | None = None,
+        environments: JobEnvironments | None = None,
     ) -> None:
         self.job = job
         self._observer = observer or SchedulerObserver()
+        self._environments = environments
+        self._interpreter: Interpreter | None = None
         self._access = access
         self._max_workers = max_workers
         self._store = store
@@ -154,14 +160,15 @@ class JobRunner:
             if self.job.status is JobStatus.CANCEL_REQUESTED:
                 raise JobCanceled
             check_access(self._access, self.job, "start")
-            paths = self._prepare()
-            self._paths = paths
-            self._lease.set_status(JobStatus.RUNNING)
-            if not self._run_mini_batches(paths):
-                self._hand_back()
-                return
-            self._lease.set_status(JobStatus.FINALIZING)
-            self._finalize(paths)
+            with self._environment():
+                paths = self._prepare()
+                self._paths = paths
+                self._lease.set_status(JobStatus.RUNNING)
+                if not self._run_mini_batches(paths):
+                    self._hand_back()
+                    return
+                self._lease.set_status(JobStatus.FINALIZING)
+                self._finalize(paths)
         except LeaseLost:
             logger.info("job %s: lease lost, stopping", name)
             self._log.scheduler("The lease was lost; another scheduler runs the job now.")
@@ -176,6 +183,32 @@ class JobRunner:
             self._fail("SystemError", describe_error(exc))
         finally:
             self._staging.close()
+
+    @contextlib.contextmanager
+    def _environment(self) -> Iterator[None]:
+        """The deployment's environment, built first if it is not, held while the job runs."""
+        content = self.job.spec.get("environment")
+        note = self.job.spec.get("environment_note")
+        if note:
+            self._log.overview(note)
+        if not content:
+            yield
+            return
+        if self._environments is None:
+            raise JobAborted(
+                "SystemError",
+                "The deployment names an environment, and this scheduler builds none.",
+            )
+        self._log.scheduler(f"Environment {content.get('hash', '')}: getting its build.")
+        try:
+            with self._environments.use(content) as interpreter:
+                self._interpreter = interpreter
+                self._log.scheduler(f"Workers run {interpreter.executable}.")
+                yield
+        except BuildFailed as exc:
+            raise JobAborted(
+                "UserError", f"The deployment's environment could not be built:\n{exc.tail}"
+            ) from None
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -351,6 +384,7 @@ class JobRunner:
             scoring_script=code["scoring_script"] if code else None,
             logging_level=self._settings["logging_level"],
             environment_variables=dict(self._settings.get("environment_variables") or {}),
+            interpreter=self._interpreter,
         )
 
     def _job_context(self, paths: _Paths) -> JobContext:

@@ -76,6 +76,9 @@ class WorkspaceScope:
     def model_id(self, name: str, version: str) -> str:
         return f"{self.prefix}/models/{name}/versions/{version}"
 
+    def environment_id(self, name: str, version: str) -> str:
+        return f"{self.prefix}/environments/{name}/versions/{version}"
+
     def endpoint_id(self, name: str) -> str:
         return f"{self.prefix}/batchEndpoints/{name}"
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sluiceway.schemas.common import ENDPOINT_NAME_RE, CreationContext, Open, Strict
+from sluiceway.schemas.environments import EnvironmentBuildOut
 
 DEFAULT_OUTPUT_FILE_NAME = "predictions.csv"
 
@@ -220,7 +221,8 @@ class BatchDeploymentOut(Open):
     )
     component: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
-    provisioning_state: str = "Succeeded"
+    provisioning_state: str = "Succeeded"  # Creating while its environment builds; or Failed
+    environment_build: EnvironmentBuildOut | None = None
     creation_context: CreationContext | None = None
 
     _settings = field_validator("settings", mode="wrap")(_settings_for_type)

@@ -15,18 +15,18 @@ from typing import Any
 
 from sluiceway.entities.assets import Model
 from sluiceway.entities.component import PipelineComponentBatchDeployment
-from sluiceway.entities.deployment import BatchDeployment, Environment, EnvironmentLike, ModelLike
+from sluiceway.entities.deployment import BatchDeployment, EnvironmentLike, ModelLike
 from sluiceway.entities.job import BatchJob
 from sluiceway.errors import ValidationError
 from sluiceway.schemas.endpoints import BatchDeploymentCreate
 from sluiceway.sdk.asset_operations import ModelOperations
 from sluiceway.sdk.component_operations import component_body
 from sluiceway.sdk.connection import Connection, segment
+from sluiceway.sdk.environment_operations import environment_body
 from sluiceway.sdk.paths import local_path, model_reference
 from sluiceway.sdk.poller import LROPoller
 from sluiceway.sdk.uploads import Uploader
 from sluiceway.sdk.validate import validate_shape
-from sluiceway.sdk.yaml_file import read_yaml
 
 _INLINE_MODEL_KEYS = ("name", "version", "type", "path", "description", "tags", "properties")
 
@@ -81,20 +81,14 @@ def _inline_model(value: Mapping[str, Any]) -> Model:
     )
 
 
-def environment_body(environment: EnvironmentLike | None) -> str | dict[str, Any] | None:
-    """The environment as the server keeps it, with a local conda file read in."""
+def deployment_environment(
+    environment: EnvironmentLike | None, uploader: Uploader
+) -> str | dict[str, Any] | None:
+    """The environment as the server takes it: a reference as it is, or the definition with
+    its local files read in and its local wheels uploaded."""
     if environment is None or isinstance(environment, str):
         return environment
-    body = environment._to_dict() if isinstance(environment, Environment) else dict(environment)
-    conda = body.get("conda_file")
-    if isinstance(conda, str) and local_path(conda) is not None:
-        conda_path = Path(conda).expanduser()
-        if not conda_path.is_file():
-            raise ValidationError(
-                f"environment.conda_file {conda!r} does not exist", target="environment.conda_file"
-            )
-        body["conda_file"] = read_yaml(conda_path, "environment.conda_file").content
-    return body
+    return environment_body(environment, uploader)
 
 
 class BatchDeploymentOperations:
@@ -219,7 +213,9 @@ class BatchDeploymentOperations:
             code = self._code_for_server(deployment, validate_script=not skip_script_validation)
             model = self._model_for_server(deployment)
             body = deployment._to_create_body(
-                model=model, code=code, environment=environment_body(deployment.environment)
+                model=model,
+                code=code,
+                environment=deployment_environment(deployment.environment, self._uploader),
             )
         checked = validate_shape(
             BatchDeploymentCreate, body, source=f"BatchDeployment {deployment.name!r}"
@@ -231,7 +227,13 @@ class BatchDeploymentOperations:
             params={"set_default": "true"} if set_default else None,
             expected=(200, 201),
         )
-        return LROPoller(deployment_from_rest(answer))
+        endpoint_name, name = deployment.endpoint_name, deployment.name
+        return LROPoller(
+            deployment_from_rest(answer),
+            refresh=lambda: self.get(name, endpoint_name),
+            finished=lambda d: getattr(d, "provisioning_state", None) != "Creating",
+            interval=0.25,
+        )
 
     def get(self, name: str, endpoint_name: str) -> AnyDeployment:
         return deployment_from_rest(

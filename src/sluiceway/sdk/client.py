@@ -22,6 +22,7 @@ from sluiceway.sdk.connection import (
 )
 from sluiceway.sdk.credentials import SluicewayCredential
 from sluiceway.sdk.datastore_operations import DatastoreOperations
+from sluiceway.sdk.environment_operations import EnvironmentOperations
 from sluiceway.sdk.identity_operations import IdentityOperations, RoleAssignmentOperations
 from sluiceway.sdk.job_operations import JobOperations
 from sluiceway.sdk.uploads import Uploader
@@ -117,6 +118,7 @@ class MLClient:
         self.batch_endpoints = BatchEndpointOperations(connection, uploader)
         self.batch_deployments = BatchDeploymentOperations(connection, uploader, self.models)
         self.components = ComponentOperations(connection, uploader)
+        self.environments = EnvironmentOperations(connection, uploader)
         self.jobs = JobOperations(connection)
         self.identities = IdentityOperations(connection)
         self.role_assignments = RoleAssignmentOperations(connection)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sluiceway.entities.assets import Data, Model
 from sluiceway.entities.component import Component, PipelineComponentBatchDeployment
-from sluiceway.entities.deployment import BatchDeployment, ModelBatchDeployment
+from sluiceway.entities.deployment import BatchDeployment, Environment, ModelBatchDeployment
 from sluiceway.entities.endpoint import BatchEndpoint
 from sluiceway.errors import ValidationError
 from sluiceway.schemas.endpoints import ModelDeploymentSettings, PipelineDeploymentSettings
@@ -326,6 +326,60 @@ def _model_settings(doc: _Yaml, settings: dict[str, Any], where: str) -> dict[st
         ModelDeploymentSettings, checked, source=f"{doc.label}: {where}" if where else doc.label
     )
     return checked
+
+
+ENVIRONMENT_KEYS = (
+    "$schema",
+    "name",
+    "version",
+    "description",
+    "image",
+    "conda_file",
+    "requirements",
+    "build",
+    "tags",
+    "properties",
+    "os_type",
+    "inference_config",
+)
+
+
+def load_environment(
+    source: Source, *, relative_origin: str | None = None, params_override: ParamsOverride = None
+) -> Environment:
+    """Read an environment YAML (``name``, ``image``, ``conda_file`` or ``requirements``).
+
+    ``conda_file`` and ``requirements`` are paths relative to the file; ``requirements`` is a
+    ``requirements.txt`` (Sluiceway's key; Azure's environments take a conda file only).
+
+    Raises:
+        ValidationError: the file is missing or not YAML, has an unknown key, or a bad value.
+    """
+    doc = _read(source, relative_origin, params_override)
+    doc.check_keys(doc.data, ENVIRONMENT_KEYS)
+    data = doc.data
+    if data.get("build") is not None:
+        raise doc.error(
+            "'build' (a Docker build context) cannot be built here: there is no container "
+            "runtime. Give a conda_file or requirements instead.",
+            target="build",
+        )
+    conda = data.get("conda_file")
+    requirements = data.get("requirements")
+    return Environment(
+        name=doc.text("name", data.get("name")),
+        version=doc.text("version", data.get("version")),
+        description=doc.text("description", data.get("description")),
+        image=doc.text("image", data.get("image")),
+        conda_file=conda if isinstance(conda, Mapping) else doc.local("conda_file", conda),
+        requirements=(
+            requirements
+            if isinstance(requirements, list)
+            else doc.local("requirements", requirements)
+        ),
+        tags=doc.mapping("tags", data.get("tags")),
+        properties=doc.mapping("properties", data.get("properties")),
+    )
 
 
 def load_batch_deployment(

@@ -28,6 +28,7 @@ from sluiceway.server.routers import (
     components,
     datastores,
     endpoints,
+    environments,
     identities,
     jobs,
     oauth2,
@@ -163,7 +164,17 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(arm_identity.public)
     app.include_router(dataplane.public)
     app.include_router(blob.public)
-    for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
+    for module in (
+        system,
+        datastores,
+        assets,
+        components,
+        environments,
+        endpoints,
+        jobs,
+        identities,
+        roles,
+    ):
         app.include_router(module.router, dependencies=secured)
     install_studio(app)
     app.include_router(management.router, dependencies=secured)

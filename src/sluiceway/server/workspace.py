@@ -19,6 +19,7 @@ from sluiceway.auth.signed_urls import UrlSigner
 from sluiceway.auth.tokens import TokenIssuer
 from sluiceway.auth.workspace_key import load_workspace_key
 from sluiceway.config import Settings
+from sluiceway.environments.cache import EnvironmentCache, JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
@@ -29,6 +30,7 @@ from sluiceway.services.components import ComponentService
 from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.environments import EnvironmentService
 from sluiceway.services.files import FileService
 from sluiceway.services.identities import IdentityService
 from sluiceway.services.invoke import InvokeService
@@ -44,6 +46,7 @@ from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
 from sluiceway.store.db import Database
 from sluiceway.store.endpoints import EndpointStore
+from sluiceway.store.environments import EnvironmentStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
@@ -180,6 +183,16 @@ class Workspace:
         self.components = ComponentService(
             ComponentStore(self.db), self.datastores, scope, registry
         )
+        cache = EnvironmentCache(
+            settings.effective_environments_dir,
+            uv=[settings.uv] if settings.uv else None,
+            max_bytes=settings.environment_cache_bytes,
+            offline=settings.environment_build_offline,
+            in_use=lambda: self.endpoints.environment_hashes(),
+        )
+        self.environments = EnvironmentService(
+            EnvironmentStore(self.db), cache, self.datastores, registry, scope
+        )
         self.endpoints = EndpointService(
             EndpointStore(self.db),
             self.assets,
@@ -189,6 +202,7 @@ class Workspace:
             registry,
             components=self.components,
             max_workers_per_job=settings.max_workers_per_job,
+            environments=self.environments,
         )
         self.role_assignments = RoleAssignmentService(
             self.identities,
@@ -210,8 +224,11 @@ class Workspace:
             resolver,
             self.job_store,
             scope,
-            pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
+            pipelines=PipelineInvoker(
+                self.components, resolver, self.assets, scope, environments=self.environments
+            ),
             max_workers_per_job=settings.max_workers_per_job,
+            environments=self.environments,
         )
         self.metrics = ServerMetrics(self.job_store.counts_by_status)
         self.scheduler: Scheduler | None = None
@@ -235,6 +252,7 @@ class Workspace:
         ensure_owner(self.home, self.issuer, self.identities)
 
     def start(self) -> None:
+        self.environments.build_missing(self.endpoints.environment_contents())
         if self.settings.runs_scheduler:
             isolation = worker_isolation(self.settings)
             self.scheduler = Scheduler(
@@ -249,6 +267,7 @@ class Workspace:
                 steps=self.step_store,
                 access=InvokerAccess(self.identities),
                 observer=self.metrics,
+                environments=JobEnvironments(self.environments.cache, self.environments.fetch_file),
             )
             self.scheduler.start()
             if self.db.is_postgres:
@@ -287,4 +306,5 @@ class Workspace:
             self.notifications.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        self.environments.close()
         self.db.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sluiceway.auth.policy import WORKSPACE, Action, endpoint_scope
 from sluiceway.auth.principals import Principal
+from sluiceway.environments.spec import EnvironmentContent
 from sluiceway.errors import ConflictError, ResourceNotFoundError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.endpoints import (
@@ -23,6 +24,11 @@ from sluiceway.services.assets import AssetService
 from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.components import ComponentService
 from sluiceway.services.datastores import DatastoreService
+from sluiceway.services.environments import (
+    ENVIRONMENT_CONTENT,
+    MLFLOW_ENVIRONMENT_PROPERTY,
+    EnvironmentService,
+)
 from sluiceway.services.registry import Registry
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord, EndpointRecord, EndpointStore
@@ -39,7 +45,9 @@ class EndpointService:
         registry: Registry,
         components: ComponentService | None = None,
         max_workers_per_job: int | None = None,
+        environments: EnvironmentService | None = None,
     ) -> None:
+        self._environments = environments
         self._store = store
         self._max_workers = max_workers_per_job
         self._assets = assets
@@ -197,6 +205,9 @@ class EndpointService:
             created_by=principal.name,
             make_default=set_default,
         )
+        content = spec.get(ENVIRONMENT_CONTENT)
+        if content is not None and self._environments is not None:
+            self._environments.start_build(EnvironmentContent.from_json(content))
         return self.deployment_out(record), created
 
     def _pipeline_spec(self, body: BatchDeploymentCreate, principal: Principal) -> dict[str, Any]:
@@ -270,6 +281,32 @@ class EndpointService:
             )
         spec = body.model_dump(mode="json", exclude={"name", "endpoint_name", "type"})
         spec["model"] = f"azureml:{model.name}:{model.version}"
+        environment = body.environment
+        choice = body.properties.get(MLFLOW_ENVIRONMENT_PROPERTY, "server")
+        if choice not in ("server", "model"):
+            raise ValidationError(
+                f"properties.{MLFLOW_ENVIRONMENT_PROPERTY} {choice!r} is not accepted; "
+                "accepted: server (the server's environment) or model (built from the model's "
+                "requirements.txt or conda.yaml).",
+                target=f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}",
+            )
+        if choice == "model":
+            if model.type != "mlflow_model" or environment is not None:
+                raise ValidationError(
+                    f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}=model applies to an MLflow "
+                    "model deployment without an environment; this one "
+                    + ("names an environment." if environment is not None else "is not one."),
+                    target=f"properties.{MLFLOW_ENVIRONMENT_PROPERTY}",
+                )
+            if self._environments is not None:
+                environment = self._environments.from_model(
+                    model.path, f"{model.name}:{model.version}"
+                )
+        if environment is not None and self._environments is not None:
+            pinned = self._environments.pin(environment, principal, "environment")
+            spec["environment"] = pinned.shown
+            if pinned.content is not None:
+                spec[ENVIRONMENT_CONTENT] = pinned.content.to_json()
         if body.code_configuration is not None:  # copied where no caller can change it
             spec["code_configuration"]["code"] = self._registry.register(
                 body.code_configuration.code, principal, target="code_configuration.code"
@@ -305,6 +342,33 @@ class EndpointService:
         self.endpoint(endpoint)
         return [self.deployment_out(r) for r in self._store.list_deployments(endpoint)]
 
+    def environment_users(self, pinned: str) -> list[str]:
+        """The deployments (``endpoint/deployment``) whose environment is ``pinned``
+        (``azureml:<name>:<version>``), or any version of it (``azureml:<name>:``)."""
+        found = []
+        for endpoint in self._store.list_all():
+            for deployment in self._store.list_deployments(endpoint.name):
+                value = deployment.spec.get("environment")
+                if isinstance(value, str) and (
+                    value == pinned or (pinned.endswith(":") and value.startswith(pinned))
+                ):
+                    found.append(f"{endpoint.name}/{deployment.name}")
+        return found
+
+    def environment_contents(self) -> list[EnvironmentContent]:
+        """The environments deployments use."""
+        found = []
+        for endpoint in self._store.list_all():
+            for deployment in self._store.list_deployments(endpoint.name):
+                content = deployment.spec.get(ENVIRONMENT_CONTENT)
+                if content is not None:
+                    found.append(EnvironmentContent.from_json(content))
+        return found
+
+    def environment_hashes(self) -> set[str]:
+        """The content hashes of the environments deployments use (never evicted)."""
+        return {content.content_hash() for content in self.environment_contents()}
+
     def delete_deployment(self, endpoint: str, name: str) -> None:
         record = self.endpoint(endpoint)
         self.deployment(endpoint, name)
@@ -319,9 +383,19 @@ class EndpointService:
         self._store.delete_deployment(endpoint, name)
 
     def deployment_out(self, record: DeploymentRecord) -> BatchDeploymentOut:
+        content = record.spec.get(ENVIRONMENT_CONTENT)
+        build = None
+        state = "Succeeded"
+        if content is not None and self._environments is not None:
+            build = self._environments.build_out(
+                EnvironmentContent.from_json(content).content_hash()
+            )
+            state = self._environments.provisioning_state(content)
         return BatchDeploymentOut.model_validate(
             {
-                **record.spec,
+                **{k: v for k, v in record.spec.items() if k != ENVIRONMENT_CONTENT},
+                "provisioning_state": state,
+                "environment_build": build,
                 "id": self._scope.deployment_id(record.endpoint_name, record.name),
                 "name": record.name,
                 "endpoint_name": record.endpoint_name,

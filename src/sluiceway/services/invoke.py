@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.auth.principals import Principal
+from sluiceway.environments.spec import EnvironmentContent
 from sluiceway.errors import ConflictError, ValidationError
 from sluiceway.executors.base import ScorerKind
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
@@ -25,6 +26,7 @@ from sluiceway.services.assets import AssetService
 from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
+from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord
@@ -71,8 +73,10 @@ class InvokeService:
         scope: WorkspaceScope,
         pipelines: PipelineInvoker | None = None,
         max_workers_per_job: int | None = None,
+        environments: EnvironmentService | None = None,
     ) -> None:
         self._max_workers = max_workers_per_job
+        self._environments = environments
         self._endpoints = endpoints
         self._assets = assets
         self._resolver = resolver
@@ -169,6 +173,7 @@ class InvokeService:
                 f"{got}.",
                 target="InputData",
             )
+        environment = self._environment(deployment)
         (given,) = request.inputs.values()
         resolved = self._resolver.resolve(given.name, given.type, given.uri or "", reader=principal)
         settings = self._settings(deployment, request)
@@ -198,8 +203,32 @@ class InvokeService:
                 "path": model_location.path,
             },
             "code": code_spec,
+            "environment": environment,
+            "environment_note": self._environment_note(deployment),
             "job_folder": {"datastore": DEFAULT_DATASTORE, "path": job_folder(job_name)},
         }
+
+    @staticmethod
+    def _environment_note(deployment: DeploymentRecord) -> str | None:
+        named = deployment.spec.get("environment")
+        if isinstance(named, str) and deployment.spec.get(ENVIRONMENT_CONTENT) is None:
+            return (
+                f"Environment {named!r} is one of Azure's curated environments, whose content "
+                "is not known here: the workers run in the server's environment."
+            )
+        return None
+
+    def _environment(self, deployment: DeploymentRecord) -> dict[str, Any] | None:
+        """The content of the deployment's environment, for the job; refused when its build
+        failed."""
+        content = deployment.spec.get(ENVIRONMENT_CONTENT)
+        if content is None:
+            return None
+        if self._environments is not None:
+            self._environments.check_usable(
+                content, f"Deployment {deployment.endpoint_name}/{deployment.name}"
+            )
+        return {**content, "hash": EnvironmentContent.from_json(content).content_hash()}
 
     def _datastore_ref(self, uri: str, what: str) -> DatastorePathRef:
         ref = parse_reference(uri, self._scope)

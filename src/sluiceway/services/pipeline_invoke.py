@@ -42,6 +42,7 @@ from sluiceway.schemas.invoke import InvokeInput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService, PipelinePlan, PipelineStepPlan
 from sluiceway.services.data_access import require_write
+from sluiceway.services.environments import EnvironmentService
 from sluiceway.services.invoke import job_folder, refuse_datastore_root
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
@@ -91,7 +92,9 @@ class PipelineInvoker:
         resolver: InputResolver,
         assets: AssetService,
         scope: WorkspaceScope,
+        environments: EnvironmentService | None = None,
     ) -> None:
+        self._environments = environments
         self._components = components
         self._resolver = resolver
         self._assets = assets
@@ -350,9 +353,16 @@ class PipelineInvoker:
                     f"Step {plan.name!r}: its code folder {location.uri} does not exist.",
                     target="component",
                 )
+        environment, note = (
+            self._environments.for_step(command.environment, f"Step {plan.name!r}")
+            if self._environments is not None and command.environment is not None
+            else (None, None)
+        )
         return {
             "name": plan.name,
             "display_name": step.display_name or command.display_name,
+            "environment": environment,
+            "environment_note": note,
             "component": plan.component,
             "command": command.command,
             "code": code,

@@ -235,6 +235,23 @@ class ComponentVersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
 
 
+class EnvironmentVersionRow(Base):
+    """A version of an environment: its definition as given (the conda file read in), and the
+    content its build depends on, by hash (equal content shares one build)."""
+
+    __tablename__ = "environment_versions"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)  # creation order within the name: "latest" is the max
+    spec: Mapped[dict[str, Any]]  # description, image, conda_file, requirements, tags
+    content: Mapped[dict[str, Any]]  # EnvironmentContent.to_json()
+    content_hash: Mapped[str] = mapped_column(String(64))
+    archived: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
 class JobStepRow(Base):
     """One step of a pipeline job: its status, exit code and times (logs are files)."""
 

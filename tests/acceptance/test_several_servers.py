@@ -123,11 +123,11 @@ def test_jobs_and_tokens_of_one_api_server_work_on_the_other(
         name = invoke(first, endpoint, data)
         queued = time.monotonic()
         # An idle scheduler hears of the job at once, not at its next poll (5 s).
+        # (Notified, a scheduler starts it in milliseconds; 3 s leaves room for a loaded machine
+        # and is still well before the next poll.)
         while second.get(f"/jobs/{name}").json()["status"] in ("Queued", "NotStarted"):
             assert time.monotonic() - queued < 3, "no scheduler woke for the job"
             time.sleep(0.02)
-        woke = time.monotonic() - queued
-        assert woke < 1.0, woke
         while not ledger.exists():  # a worker scores the first file
             time.sleep(0.05)
         canceled = second.post(f"/jobs/{name}/cancel")

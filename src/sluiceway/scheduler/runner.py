@@ -512,7 +512,12 @@ class JobRunner:
             self._keep_part(result.index)
             self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
-                MiniBatchEnd(result.index, MiniBatchStatus.SUCCEEDED, result.items_succeeded)
+                MiniBatchEnd(
+                    result.index,
+                    MiniBatchStatus.SUCCEEDED,
+                    result.items_succeeded,
+                    worker=result.worker,
+                )
             )
             self._log.scheduler(
                 f"Mini-batch {result.index} succeeded on {result.worker} (attempt "
@@ -531,7 +536,11 @@ class JobRunner:
         self._log.script_error(result)
         if result.failure is FailureKind.INIT_ERROR:
             self._observer.mini_batch(MiniBatchOutcome.FAILED, result.duration)
-            self._ended.append(MiniBatchEnd(result.index, MiniBatchStatus.FAILED, error=error))
+            self._ended.append(
+                MiniBatchEnd(
+                    result.index, MiniBatchStatus.FAILED, error=error, worker=result.worker
+                )
+            )
             self._flush()
             raise JobAborted(
                 "UserError",
@@ -542,7 +551,7 @@ class JobRunner:
         outcome = MiniBatchOutcome.RETRIED if retry else MiniBatchOutcome.FAILED
         self._observer.mini_batch(outcome, result.duration)
         status = MiniBatchStatus.PENDING if retry else MiniBatchStatus.FAILED
-        self._ended.append(MiniBatchEnd(result.index, status, error=error))
+        self._ended.append(MiniBatchEnd(result.index, status, error=error, worker=result.worker))
         self._log.overview(
             f"Mini-batch {result.index} failed on {result.worker} (attempt {result.attempt} of "
             f"{max_attempts}): {result.error_type}: {result.error_message}"

@@ -103,6 +103,7 @@ class MiniBatchEnd:
     status: MiniBatchStatus
     items_succeeded: int = 0
     error: dict[str, Any] | None = None
+    worker: str | None = None  # the worker the attempt ran on, when known
 
 
 _MINI_BATCHES: Table = MiniBatchRow.__table__  # type: ignore[assignment]
@@ -117,6 +118,7 @@ _END = (
         items_succeeded=bindparam("b_items"),
         error=bindparam("b_error"),
         ended_at=bindparam("b_at"),
+        worker=func.coalesce(bindparam("b_worker"), _MINI_BATCHES.c.worker),
     )
 )
 _START = (
@@ -513,6 +515,7 @@ class JobStore:
                             "b_items": end.items_succeeded,
                             "b_error": end.error,
                             "b_at": now,
+                            "b_worker": end.worker,
                         }
                         for end in ended
                     ],

@@ -126,8 +126,9 @@ def _timeline(ws: WorkspaceDep, who: Viewer, job: JobOut) -> dict[str, Any] | No
     now = utcnow()
     end = max((s.ended_at or now) for s in spans)
     total = max((end - start).total_seconds(), 0.001)
-    # The scheduler records where it sent a mini-batch (a pool, for the local executor), not
-    # which process ran it: bars that overlap in time go to lanes of their own.
+    # A mini-batch shows the worker that ran it once it has ended; while it runs, where the
+    # scheduler sent it (the pool). Bars of one name that overlap in time go to lanes of their
+    # own.
     lanes: dict[str, list[dict[str, Any]]] = {}
     ends: dict[str, list[float]] = {}
     for s in sorted(spans, key=lambda span: (span.worker or "?", span.started_at or start)):

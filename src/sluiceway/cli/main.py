@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from sluiceway.cli import (
     assets,
     component,
+    compute,
     datastore,
     deployment,
     endpoint,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(subcommands, common)
     quickstart.register(subcommands, common)
     datastore.register(subcommands, common)
+    compute.register(subcommands, common)
     assets.register(subcommands, common)
     component.register(subcommands, common)
     endpoint.register(subcommands, common)

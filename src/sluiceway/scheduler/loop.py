@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from sluiceway.executors.base import Executor
+from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
@@ -49,8 +50,11 @@ class Scheduler:
         steps: StepStore | None = None,
         access: JobAccess | None = None,
         isolation: WorkerIsolation | None = None,
+        computes: ComputeExecutors | None = None,
     ) -> None:
         """Args:
+        executor: Runs model jobs whose compute is local (all of them without ``computes``).
+        computes: Picks the executor of each job's compute (a Ray cluster's, say).
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
         """
@@ -59,6 +63,7 @@ class Scheduler:
         self._store = store
         self._datastores = datastores
         self._executor = executor
+        self._computes = computes
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_jobs = max_jobs
@@ -104,6 +109,8 @@ class Scheduler:
                 logger.warning("job %s did not stop in time; its lease will expire", name)
         # Workers kept warm for later jobs; a job still running stops its own when it ends.
         self._executor.close()
+        if self._computes is not None:
+            self._computes.close()
 
     def _dead_owners(self) -> list[str]:
         dead = []
@@ -130,11 +137,14 @@ class Scheduler:
                 access=self._access,
                 isolation=self._isolation,
             )
+        executor = self._executor
+        if self._computes is not None:
+            executor = self._computes.for_job(job.spec.get("compute"))
         return JobRunner(
             job,
             store=self._store,
             datastores=self._datastores,
-            executor=self._executor,
+            executor=executor,
             owner=self.owner,
             lease=self._lease,
             stop=self._stop,

@@ -222,5 +222,6 @@ class BatchDeploymentOut(Open):
     properties: dict[str, str] = Field(default_factory=dict)
     provisioning_state: str = "Succeeded"
     creation_context: CreationContext | None = None
+    runs_on: str | None = None  # where its jobs run now, from its compute (model deployments)
 
     _settings = field_validator("settings", mode="wrap")(_settings_for_type)

@@ -23,6 +23,7 @@ from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
     assets,
     components,
+    computes,
     datastores,
     endpoints,
     identities,
@@ -166,7 +167,17 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
     app.include_router(system.public)
     app.include_router(oauth2.public)
     secured: list[Any] = [Depends(principal)]
-    for module in (system, datastores, assets, components, endpoints, jobs, identities, roles):
+    for module in (
+        system,
+        datastores,
+        assets,
+        components,
+        computes,
+        endpoints,
+        jobs,
+        identities,
+        roles,
+    ):
         app.include_router(module.router, dependencies=secured)
     install_studio(app)
     openapi.install(app)

@@ -17,10 +17,12 @@ from sluiceway.auth.principals import Principal, authenticate, ensure_owner
 from sluiceway.auth.tokens import TokenIssuer, load_or_create_key
 from sluiceway.config import Settings
 from sluiceway.executors.base import Executor
+from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
@@ -35,6 +37,7 @@ from sluiceway.services.role_assignments import RoleAssignmentService
 from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
+from sluiceway.store.computes import ComputeStore
 from sluiceway.store.db import Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.files import FileWriterStore, SnapshotStore
@@ -68,8 +71,28 @@ def make_executor(
     from sluiceway.errors import UnsupportedError
 
     raise UnsupportedError(
-        f"Executor {name!r} is not supported; accepted: local.", target="executor"
+        f"Executor {name!r} is not supported; accepted: local. Jobs run on a Ray cluster "
+        "through a registered compute of type ray (sluice compute create), named by the "
+        "deployment's compute.",
+        target="executor",
     )
+
+
+def make_ray_executor(settings: Settings) -> Callable[[str, str], Executor]:
+    """Makes the executor of a Ray compute, from its name and address."""
+
+    def make(name: str, address: str) -> Executor:
+        from sluiceway.executors.ray import RayExecutor
+
+        return RayExecutor(
+            name,
+            address,
+            actor_cpus=settings.ray_actor_cpus,
+            idle_seconds=settings.worker_idle_seconds,
+            max_idle_pools=settings.max_idle_worker_pools,
+        )
+
+    return make
 
 
 def worker_isolation(settings: Settings) -> WorkerIsolation:
@@ -145,6 +168,7 @@ class Workspace:
         self.components = ComponentService(
             ComponentStore(self.db), self.datastores, scope, registry
         )
+        self.computes = ComputeService(ComputeStore(self.db), scope)
         self.endpoints = EndpointService(
             EndpointStore(self.db),
             self.assets,
@@ -153,6 +177,7 @@ class Workspace:
             self.base_url,
             registry,
             components=self.components,
+            computes=self.computes,
         )
         self.role_assignments = RoleAssignmentService(
             self.identities,
@@ -175,6 +200,7 @@ class Workspace:
             self.job_store,
             scope,
             pipelines=PipelineInvoker(self.components, resolver, self.assets, scope),
+            computes=self.computes,
             max_workers_per_job=settings.max_workers_per_job,
         )
         self.scheduler: Scheduler | None = None
@@ -199,10 +225,12 @@ class Workspace:
     def start(self) -> None:
         if self.settings.scheduler_enabled:
             isolation = worker_isolation(self.settings)
+            local = make_executor(self.settings.executor, self.settings, isolation)
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,
-                executor=make_executor(self.settings.executor, self.settings, isolation),
+                executor=local,
+                computes=ComputeExecutors(local, make_ray_executor(self.settings)),
                 isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,

@@ -20,6 +20,7 @@ from sluiceway.schemas.endpoints import (
 )
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.registry import Registry
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
@@ -36,7 +37,9 @@ class EndpointService:
         base_url: str,
         registry: Registry,
         components: ComponentService | None = None,
+        computes: ComputeService | None = None,
     ) -> None:
+        self._computes = computes
         self._store = store
         self._assets = assets
         self._datastores = datastores
@@ -307,9 +310,13 @@ class EndpointService:
         self._store.delete_deployment(endpoint, name)
 
     def deployment_out(self, record: DeploymentRecord) -> BatchDeploymentOut:
+        runs_on = None
+        if self._computes is not None and record.type == "model":
+            runs_on = self._computes.for_deployment(record.spec.get("compute")).runs_on
         return BatchDeploymentOut.model_validate(
             {
                 **record.spec,
+                "runs_on": runs_on,
                 "id": self._scope.deployment_id(record.endpoint_name, record.name),
                 "name": record.name,
                 "endpoint_name": record.endpoint_name,

@@ -22,6 +22,7 @@ from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
 from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
 from sluiceway.services.assets import AssetService
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.resolver import InputResolver
@@ -70,7 +71,9 @@ class InvokeService:
         scope: WorkspaceScope,
         pipelines: PipelineInvoker | None = None,
         max_workers_per_job: int | None = None,
+        computes: ComputeService | None = None,
     ) -> None:
+        self._computes = computes
         self._max_workers = max_workers_per_job
         self._endpoints = endpoints
         self._assets = assets
@@ -184,8 +187,14 @@ class InvokeService:
                 "path": code_ref.path,
                 "scoring_script": code["scoring_script"],
             }
+        compute = (
+            self._computes.for_deployment(deployment.spec.get("compute"))
+            if self._computes is not None
+            else None
+        )
         return {
             "kind": "model",
+            "compute": compute.spec() | {"runs_on": compute.runs_on} if compute else None,
             "inputs": {resolved.name: resolved.spec()},
             "outputs": {output["name"]: output},
             "settings": settings,

@@ -275,3 +275,20 @@ class SnapshotRow(Base):
     files: Mapped[list[Any]]  # [{"path", "sha256", "size"}], paths relative to the snapshot
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class ComputeRow(Base):
+    """A registered compute: where a deployment's jobs run (``type`` ``ray``: a Ray cluster)."""
+
+    __tablename__ = "computes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), default=new_id)
+    type: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_computes_id", "id", unique=True),)

@@ -201,3 +201,172 @@ def test_compute_cli(ray_server: RunningServer, tmp_path: Path) -> None:
         httpx.get(f"{ray_server.url}/computes/{name}", headers=ray_server.headers).status_code
         == 404
     )
+
+
+def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
+    """Actors read inputs and the registered model and code from S3 themselves, with the
+    datastore's credentials, which appear nowhere in the Ray cluster's logs; the next job of
+    the deployment runs on the same, warm actors."""
+    import json
+    import uuid
+
+    from tests.integration import storage_services as svc
+
+    address = ray_address()
+    secret = f"secret-{uuid.uuid4().hex}"
+    bucket = svc.make_bucket("raydefault")
+    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
+    default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default)}
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            r = client.put(
+                "/computes/s3ray", json={"name": "s3ray", "type": "ray", "address": address}
+            )
+            assert r.status_code == 201, r.text
+            create_script_deployment(
+                client,
+                tmp_path,
+                "rays3",
+                "dep",
+                script=SCRIPT,
+                settings={"mini_batch_size": 3},
+                instance_count=2,
+                compute="azureml:s3ray",
+            )
+            data = tmp_path / "data"
+            data.mkdir()
+            for i in range(6):
+                (data / f"g-{i}.csv").write_text(f"row{i}\n")
+            uri = upload_folder(client, data, "inputs/rays3")
+            names = []
+            for _ in range(2):
+                body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+                r = client.post("/endpoints/rays3/jobs", json=body)
+                assert r.status_code == 201, r.text
+                names.append(r.json()["name"])
+                done = wait_for_job(client, names[-1], timeout=120)
+                assert done["status"] == "Completed", done
+                rows = read_output(client, names[-1])["predictions.csv"].splitlines()
+                assert rows == [f"g-{i}.csv row{i}" for i in range(6)]
+            second = client.get(f"/jobs/{names[1]}/logs").json()
+            stdout = [f["path"] for f in second if "user/stdout/" in f["path"]]
+            text = "".join(client.get(f"/jobs/{names[1]}/logs/{p}").text for p in stdout)
+            assert "kept warm" in text and "init pid" not in text, text
+    finally:
+        stop_server(server)
+    session = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", "/nonexistent")).parent / "t"
+    assert session.is_dir(), session
+    leaked = [
+        path
+        for path in session.rglob("*")
+        if path.is_file()
+        and path.stat().st_size < 50 << 20
+        and secret.encode() in path.read_bytes()
+    ]
+    assert not leaked, leaked
+
+
+SLOW_SCRIPT = """\
+import os
+import time
+
+def init():
+    pass
+
+def run(mini_batch):
+    time.sleep(float(os.environ.get("DELAY", "0")))
+    return [f"{os.path.basename(p)} {open(p).read().strip()}" for p in mini_batch]
+"""
+
+
+def driver_actors(pid: int) -> list[dict[str, object]]:
+    """The actors the Ray driver of process ``pid`` (a server) owns that are not dead."""
+    import ray
+    from ray._private import state
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address(), log_to_driver=False)
+    jobs = {j["JobID"] for j in state.state.job_table() if j["DriverPid"] == pid}
+    return [
+        a
+        for a in state.actors().values()
+        if a["JobID"] in jobs and a["State"] != "DEAD" and a["ActorClassName"] == "ScoringActor"
+    ]
+
+
+def test_server_killed_then_cancel_leaves_no_actor(tmp_path: Path) -> None:
+    """A server SIGKILLed mid-job leaves none of its actors alive; restarted, it takes the job
+    over and completes it with each row once. A canceled job leaves no actor either."""
+    import signal
+
+    address = ray_address()
+    home = tmp_path / "home"
+    server = start_server(home)
+    try:
+        client = server.client()
+        r = client.put("/computes/crash", json={"name": "crash", "type": "ray", "address": address})
+        assert r.status_code == 201, r.text
+        create_script_deployment(
+            client,
+            tmp_path,
+            "raycrash",
+            "dep",
+            script=SLOW_SCRIPT,
+            settings={"mini_batch_size": 1, "environment_variables": {"DELAY": "0.5"}},
+            instance_count=2,
+            compute="azureml:crash",
+        )
+        data = tmp_path / "data"
+        data.mkdir()
+        for i in range(12):
+            (data / f"h-{i:02d}.csv").write_text(f"row{i}\n")
+        uri = upload_folder(client, data, "inputs/raycrash")
+        body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+        job = client.post("/endpoints/raycrash/jobs", json=body).raise_for_status().json()["name"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            shown = client.get(f"/jobs/{job}").json()
+            assert shown["status"] in ("Queued", "Running", "Preparing"), (
+                shown["status"],
+                shown["error"],
+            )
+            if shown["progress"]["mini_batches_succeeded"] >= 2:
+                break
+            time.sleep(0.2)
+        assert driver_actors(server.process.pid)
+        client.close()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+        end = time.monotonic() + 20
+        while driver_actors(server.process.pid) and time.monotonic() < end:
+            time.sleep(0.5)
+        assert not driver_actors(server.process.pid)
+    finally:
+        stop_server(server)
+
+    server = start_server(home)
+    try:
+        client = server.client()
+        done = wait_for_job(client, job, timeout=120)
+        assert done["status"] == "Completed", done
+        rows = read_output(client, job)["predictions.csv"].splitlines()
+        assert rows == [f"h-{i:02d}.csv row{i}" for i in range(12)]
+
+        job = client.post("/endpoints/raycrash/jobs", json=body).raise_for_status().json()["name"]
+        end = time.monotonic() + 60
+        while time.monotonic() < end:  # cancel while its mini-batches run on the actors
+            if client.get(f"/jobs/{job}").json()["progress"]["mini_batches_succeeded"]:
+                break
+            time.sleep(0.2)
+        assert driver_actors(server.process.pid)
+        assert client.post(f"/jobs/{job}/cancel").status_code in (200, 202)
+        assert wait_for_job(client, job, timeout=60)["status"] == "Canceled"
+        end = time.monotonic() + 10
+        while driver_actors(server.process.pid) and time.monotonic() < end:
+            time.sleep(0.3)
+        assert not driver_actors(server.process.pid)
+        client.close()
+    finally:
+        stop_server(server)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.auth.principals import Principal
-from sluiceway.errors import ConflictError, ValidationError
+from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
 from sluiceway.executors.base import ScorerKind
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
@@ -111,6 +111,7 @@ class InvokeService:
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
         if deployment.type == "pipeline" and self._pipelines is not None:
+            self._refuse_ray_pipeline(deployment)
             spec = self._pipelines.job_spec(deployment, request, job_name, principal)
         else:
             spec = self._model_job_spec(deployment, request, job_name, principal)
@@ -132,6 +133,25 @@ class InvokeService:
                     f"A job named {job_name!r} already exists.", target="name"
                 ) from exc
             raise
+
+    def _refuse_ray_pipeline(self, deployment: DeploymentRecord) -> None:
+        """Pipeline steps run on this server's workers only: a pipeline deployment naming a
+        Ray compute is refused rather than run somewhere other than the caller believes."""
+        if self._computes is None:
+            return
+        settings = deployment.spec.get("settings") or {}
+        for field, value in (
+            ("compute", deployment.spec.get("compute")),
+            ("settings.default_compute", settings.get("default_compute")),
+        ):
+            compute = self._computes.for_deployment(value)
+            if compute.type == "ray":
+                raise UnsupportedError(
+                    f"Deployment {deployment.name!r} is a pipeline deployment whose {field} is "
+                    f"the Ray compute {compute.name!r}; pipeline steps do not run on Ray yet, "
+                    "only on this server's workers. Remove the compute, or name local.",
+                    target=field,
+                )
 
     def _job_name(self, requested: str | None) -> str:
         if requested is None:

@@ -113,6 +113,9 @@ def test_actors_score_kill_timeout_and_close(executor: Any, tmp_path: Path) -> N
     spec, job, data = setup(tmp_path, files)
     pool = executor.open_pool(spec, job, 2, data)
     try:
+        # Hints: an actor fetches the next mini-batch's files while it scores one.
+        pool.prefetch(task(1, "f2.csv"))
+        pool.prefetch(task(2, "f3.csv"))
         pool.submit(task(0, "f0.csv", "f1.csv"))
         pool.submit(task(1, "f2.csv"))
         results = sorted(collect(pool, 2), key=lambda r: r.index)

@@ -161,6 +161,11 @@ class WorkerPool(Protocol):
     def running(self) -> list[int]:
         """Indexes of the mini-batches in flight."""
 
+    def prefetch(self, task: MiniBatchTask) -> None:
+        """A hint that ``task`` is submitted soon: a pool whose workers read the datastores
+        fetches its files while they score the mini-batch before. Pools whose files the server
+        stages ignore it."""
+
     def release(self) -> None:
         """The job is done with the pool: the executor may keep the workers warm for a later
         job of an equal spec, else they are stopped. A pool with mini-batches in flight is

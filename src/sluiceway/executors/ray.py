@@ -83,6 +83,7 @@ class _Actor:
     task: MiniBatchTask | None = None
     call: Any = None  # the ObjectRef of the running mini-batch's answer
     clock: float | None = None
+    ahead: int | None = None  # the mini-batch whose files it fetches ahead
 
     @property
     def deadline(self) -> float | None:
@@ -121,6 +122,7 @@ class RayActorPool:
         self._limit = workers
         self._closed = False
         self._init_errors = 0
+        self._hints: dict[int, MiniBatchTask] = {}  # mini-batches coming soon, oldest first
         # Credentials travel in the object store, by reference; see ray_actor's docstring.
         self._setup = ray.put(ActorSetup(spec, data))
         self._actors: list[_Actor] = []
@@ -166,11 +168,34 @@ class RayActorPool:
                 f"no idle worker: {len(self.running())} of the job's {self._limit} workers are "
                 f"running mini-batches {self.running()}; poll() until one finishes"
             )
-        actor = min(candidates, key=lambda candidate: (not candidate.ready, candidate.started))
+        # The actor that fetched its files ahead, else one whose init() has finished.
+        actor = min(
+            candidates,
+            key=lambda c: (c.ahead != task.index, not c.ready, c.started),
+        )
+        self._hints.pop(task.index, None)
         actor.task = task
         actor.clock = time.monotonic() if actor.ready else None
+        upcoming = self._next_hint()
+        actor.ahead = upcoming.index if upcoming is not None else None
         append = self._job.append_rows
-        actor.call = actor.handle.run.remote(task, self._job.job_name, append)
+        actor.call = actor.handle.run.remote(task, self._job.job_name, append, upcoming)
+
+    def prefetch(self, task: MiniBatchTask) -> None:
+        """Remember that ``task`` comes soon: the next actor given a mini-batch fetches its
+        files while it scores that one."""
+        if task.index not in self.running():
+            self._hints[task.index] = task
+            while len(self._hints) > 4 * max(self.size, 1):
+                self._hints.pop(next(iter(self._hints)))
+
+    def _next_hint(self) -> MiniBatchTask | None:
+        taken = {actor.ahead for actor in self._actors if actor.task is not None}
+        running = set(self.running())
+        for index, hint in self._hints.items():
+            if index not in taken and index not in running:
+                return hint
+        return None
 
     def poll(self, timeout: float) -> list[MiniBatchResult]:
         self._check_open()

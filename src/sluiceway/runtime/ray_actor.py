@@ -32,7 +32,7 @@ import socket
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,8 @@ class ScoringActor:
         self._sent_outputs: dict[str, tuple[int, int]] = {}
         self._job: str | None = None
         self._fetcher = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="fetch")
+        # The next mini-batch's files, fetched while this one is scored: (task, futures).
+        self._ahead: tuple[MiniBatchTask, list[Future[Path]]] | None = None
         local_worker.redirect_output(self._log)
         faulthandler.enable()
         self._scorer: Scorer | None = None
@@ -176,8 +178,15 @@ class ScoringActor:
             os.getpid(), socket.gethostname(), self._init_seconds, self._init_error, self._new_log()
         )
 
-    def run(self, task: MiniBatchTask, job_name: str, append_rows: bool) -> ActorAnswer:
-        """Fetch the mini-batch's files, score them, and answer with rows, outputs and log."""
+    def run(
+        self,
+        task: MiniBatchTask,
+        job_name: str,
+        append_rows: bool,
+        upcoming: MiniBatchTask | None = None,
+    ) -> ActorAnswer:
+        """Fetch the mini-batch's files (unless fetched ahead), start fetching ``upcoming``'s,
+        score, and answer with rows, outputs and log."""
         if self._job is not None and job_name != self._job:
             logger.info(
                 "%s (pid %d) kept warm from an earlier job of this deployment: init() does not "
@@ -204,6 +213,7 @@ class ScoringActor:
             parts = self._dir / "parts"
             try:
                 paths = self._fetch_inputs(task, folder)
+                self._fetch_ahead(upcoming)
             except Exception as exc:
                 error = local_worker.ErrorReport.from_exception(exc)
                 result = MiniBatchResult.failed(
@@ -235,13 +245,36 @@ class ScoringActor:
         return ActorAnswer(result, rows, self._new_outputs(), self._new_log())
 
     def _fetch_inputs(self, task: MiniBatchTask, folder: Path) -> tuple[str, ...]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead[0].index, ahead[0].names) == (task.index, task.names):
+            futures = ahead[1]
+        else:
+            if ahead is not None:  # fetched for a mini-batch another actor got
+                self._drop(ahead)
+            futures = self._start_fetch(task, folder)
+        return tuple(str(future.result()) for future in futures)
+
+    def _start_fetch(self, task: MiniBatchTask, folder: Path) -> list[Future[Path]]:
         source = self._data.input
         if self._data.single_file:
-            return (str(_fetch(source, folder / source.path.rsplit("/", 1)[-1])),)
-        futures = [
+            target = folder / source.path.rsplit("/", 1)[-1]
+            return [self._fetcher.submit(_fetch, source, target)]
+        return [
             self._fetcher.submit(_fetch, source.child(name), folder / name) for name in task.names
         ]
-        return tuple(str(future.result()) for future in futures)
+
+    def _fetch_ahead(self, upcoming: MiniBatchTask | None) -> None:
+        if upcoming is not None:
+            folder = self._dir / "in" / f"{upcoming.index:06d}"
+            self._ahead = (upcoming, self._start_fetch(upcoming, folder))
+
+    def _drop(self, ahead: tuple[MiniBatchTask, list[Future[Path]]]) -> None:
+        for future in ahead[1]:
+            future.cancel()
+        for future in ahead[1]:
+            if not future.cancelled():
+                future.exception()  # waits; a failed fetch ahead is of no interest
+        shutil.rmtree(self._dir / "in" / f"{ahead[0].index:06d}", ignore_errors=True)
 
     def _new_outputs(self) -> dict[str, bytes]:
         """Files under the output folder that are new or changed since the last answer."""

@@ -422,9 +422,13 @@ class JobRunner:
                 pool.submit(task)
                 in_flight[batch.index] = batch
                 self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {task.attempt}).")
-            if not self._stop.is_set() and self._inputs is not None and not remote:
+            if not self._stop.is_set() and self._inputs is not None:
                 for later in list(pending)[: pool.size]:  # fetched while the others run
-                    self._inputs.prefetch(later.index, later.files)
+                    if remote:  # by the workers themselves
+                        names = tuple(later.files)
+                        pool.prefetch(MiniBatchTask(later.index, (), 0, timeout, names=names))
+                    else:
+                        self._inputs.prefetch(later.index, later.files)
             for result in pool.poll(POLL_SECONDS):
                 batch = in_flight.pop(result.index)
                 if self._record(result, batch, max_attempts):

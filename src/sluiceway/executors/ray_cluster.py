@@ -17,7 +17,6 @@ The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import threading
@@ -133,6 +132,12 @@ class RayConnection:
         with cls._lock:
             if ray.is_initialized():
                 if cls._address == address:
+                    try:
+                        probe(address)  # Ray's own calls wait long for a cluster that is gone
+                    except RayUnavailable:
+                        ray.shutdown()
+                        cls._address = None
+                        raise
                     return ray
                 if cls._address is not None and cls._alive(ray):
                     raise RayUnavailable(
@@ -220,9 +225,3 @@ def cluster_info(address: str) -> ClusterInfo:
         memory_bytes=memory,
         node_details=tuple(details),
     )
-
-
-def environment_hint() -> str:
-    """What a driver on this machine needs to join a cluster with token authentication."""
-    mode = os.environ.get("RAY_AUTH_MODE")
-    return f"RAY_AUTH_MODE={mode}" if mode else "RAY_AUTH_MODE unset"

@@ -25,6 +25,7 @@ never as a task argument in clear text: Ray's dashboard and logs show the refere
 from __future__ import annotations
 
 import faulthandler
+import io
 import logging
 import os
 import shutil
@@ -210,7 +211,6 @@ class ScoringActor:
             )
         else:
             folder = self._dir / "in" / f"{task.index:06d}"
-            parts = self._dir / "parts"
             try:
                 paths = self._fetch_inputs(task, folder)
                 self._fetch_ahead(upcoming)
@@ -228,17 +228,15 @@ class ScoringActor:
                 job = JobContext(
                     job_name=job_name,
                     output_dir=str(self._outputs),
-                    parts_dir=str(parts),
+                    parts_dir=str(self._dir / "parts"),  # not written: rows go to ``sink``
                     log_dir=str(self._dir),
                     append_rows=append_rows,
                 )
                 local = replace(task, files=paths)
-                result = local_worker.run_task(self._scorer, local, job, self._worker)
-                if result.part_path is not None:
-                    part = Path(result.part_path)
-                    rows = part.read_text(encoding="utf-8")
-                    part.unlink()
-                result = replace(result, part_path=None)
+                sink = io.StringIO()  # sent to the server, which writes the part
+                result = local_worker.run_task(self._scorer, local, job, self._worker, sink)
+                if result.ok and append_rows:
+                    rows = sink.getvalue()
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         local_worker._flush_output()

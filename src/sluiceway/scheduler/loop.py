@@ -150,7 +150,8 @@ class Scheduler:
             stop=self._stop,
             drain_seconds=self._drain,
             access=self._access,
-            max_workers=self._max_job_workers,
+            # This machine's share of workers; a cluster's actors do not run here.
+            max_workers=self._max_job_workers if executor is self._executor else None,
         )
 
     def _loop(self) -> None:

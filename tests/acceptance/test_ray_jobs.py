@@ -9,8 +9,10 @@ without it, and fails in CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,6 +205,7 @@ def test_compute_cli(ray_server: RunningServer, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
     """Actors read inputs and the registered model and code from S3 themselves, with the
     datastore's credentials, which appear nowhere in the Ray cluster's logs; the next job of
@@ -296,6 +299,7 @@ def driver_actors(pid: int) -> list[dict[str, object]]:
     ]
 
 
+@pytest.mark.slow
 def test_server_killed_then_cancel_leaves_no_actor(tmp_path: Path) -> None:
     """A server SIGKILLed mid-job leaves none of its actors alive; restarted, it takes the job
     over and completes it with each row once. A canceled job leaves no actor either."""
@@ -370,3 +374,92 @@ def test_server_killed_then_cancel_leaves_no_actor(tmp_path: Path) -> None:
         client.close()
     finally:
         stop_server(server)
+
+
+@pytest.mark.slow
+def test_a_node_lost_mid_job_costs_only_its_mini_batches(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    """A third node joins, takes an actor, and is killed mid-job (its raylet and everything it
+    started): the actor's mini-batch is retried on the nodes left, and the job completes with
+    each row once."""
+    import signal
+    import subprocess
+
+    import psutil
+
+    address = ray_address()
+    session = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", "/nonexistent")).parent / "t"
+    if not session.is_dir():
+        service_missing(f"the Ray cluster's session folder ({session})")
+
+    def node_processes() -> set[int]:
+        marker = str(session) + "/"
+        return {
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if any(marker in part for part in p.info["cmdline"] or [])
+        }
+
+    before = node_processes()
+    executable = Path(sys.executable).with_name("ray")
+    argv = [str(executable), "start", "--address", address, "--num-cpus", "1"]
+    argv += ["--object-store-memory", "100000000", "--disable-usage-stats"]
+    argv += ["--dashboard-agent-listen-port", str(closed_port())]
+    subprocess.run(
+        argv,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    new = node_processes() - before
+    doomed: list[psutil.Process] = []
+    for pid in new:
+        try:
+            process = psutil.Process(pid)
+            doomed += [process, *process.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    assert doomed
+    try:
+        client = ray_server.client()
+        name = unique("node")
+        r = client.put(f"/computes/{name}", json={"name": name, "type": "ray", "address": address})
+        assert r.status_code == 201, r.text
+        assert client.get(f"/computes/{name}").json()["cluster"]["nodes"] == 3
+        endpoint = unique("raynode")
+        create_script_deployment(
+            client,
+            tmp_path,
+            endpoint,
+            "dep",
+            script=SLOW_SCRIPT,
+            settings={"mini_batch_size": 1, "environment_variables": {"DELAY": "1"}},
+            instance_count=3,
+            compute=f"azureml:{name}",
+        )
+        data = tmp_path / "data"
+        data.mkdir()
+        for i in range(12):
+            (data / f"n-{i:02d}.csv").write_text(f"row{i}\n")
+        uri = upload_folder(client, data, f"inputs/{endpoint}")
+        body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+        job = client.post(f"/endpoints/{endpoint}/jobs", json=body).raise_for_status().json()
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if client.get(f"/jobs/{job['name']}").json()["progress"]["mini_batches_succeeded"]:
+                break
+            time.sleep(0.2)
+        for process in doomed:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGKILL)
+        done = wait_for_job(client, job["name"], timeout=180)
+        assert done["status"] == "Completed", done
+        assert done["progress"]["mini_batches_retried"] >= 1, done["progress"]
+        rows = read_output(client, job["name"])["predictions.csv"].splitlines()
+        assert rows == [f"n-{i:02d}.csv row{i}" for i in range(12)]
+        client.close()
+    finally:
+        for process in doomed:
+            with contextlib.suppress(psutil.Error):
+                process.kill()

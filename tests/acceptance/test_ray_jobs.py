@@ -82,6 +82,19 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
     assert dead in r.json()["error"]["message"] and r.json()["error"]["target"] == "address"
     assert client.get(f"/computes/{name}").status_code == 404
 
+    # Bad input: a 400 naming the field, and nothing created.
+    for body, field in (
+        ({"name": name, "type": "kubernetes", "address": address}, "type"),
+        ({"name": name, "type": "ray", "address": "not an address"}, "address"),
+        ({"name": name, "type": "ray"}, "address"),
+        ({"name": "other", "type": "ray", "address": address}, "name"),
+    ):
+        r = client.put(f"/computes/{name}", json=body)
+        assert r.status_code in (400, 422), r.text
+        assert field in r.json()["error"].get("target", r.json()["error"]["message"]), r.text
+    assert client.get(f"/computes/{name}").status_code == 404
+    assert client.put("/computes/local", json={"name": "local", "type": "ray"}).status_code == 409
+
     r = client.put(f"/computes/{name}", json={"name": name, "type": "ray", "address": address})
     assert r.status_code == 201, r.text
     shown = client.get(f"/computes/{name}").raise_for_status().json()

@@ -64,4 +64,9 @@ class Compute(RestBacked):
         return compute
 
 
-AmlCompute = Compute  # Azure's class name; type amlcompute runs on the server's own workers
+class AmlCompute(Compute):
+    """Azure's compute cluster: accepted, and its jobs run on the server's own workers."""
+
+    def __init__(self, *, name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("type", "amlcompute")
+        super().__init__(name=name, **kwargs)

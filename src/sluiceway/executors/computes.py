@@ -23,7 +23,7 @@ class ComputeExecutors:
     def __init__(self, local: Executor, ray: Callable[[str, str], Executor]) -> None:
         self.local = local
         self._make_ray = ray
-        self._ray: dict[str, Executor] = {}
+        self._ray: dict[tuple[str, str], Executor] = {}
         self._lock = threading.Lock()
 
     def for_job(self, compute: Mapping[str, Any] | None) -> Executor:
@@ -31,9 +31,9 @@ class ComputeExecutors:
             return self.local
         name, address = str(compute["name"]), str(compute["address"])
         with self._lock:
-            executor = self._ray.get(address)
+            executor = self._ray.get((name, address))
             if executor is None:
-                executor = self._ray[address] = self._make_ray(name, address)
+                executor = self._ray[name, address] = self._make_ray(name, address)
             return executor
 
     def close(self) -> None:

@@ -476,3 +476,54 @@ def test_a_node_lost_mid_job_costs_only_its_mini_batches(
         for process in doomed:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+def test_a_pipeline_deployment_on_a_ray_compute_is_refused(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    """Pipeline steps run on the server's workers only: invoking a pipeline deployment that
+    names a Ray compute is refused, naming the field, rather than run elsewhere silently."""
+    client = ray_server.client()
+    name = unique("pipe")
+    r = client.put(
+        f"/computes/{name}", json={"name": name, "type": "ray", "address": ray_address()}
+    )
+    assert r.status_code == 201, r.text
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "step.py").write_text("print('hello')\n")
+    code_uri = upload_folder(client, code, f"code/{name}")
+    pipeline = {
+        "name": unique("one"),
+        "type": "pipeline",
+        "jobs": {
+            "hello": {
+                "component": {"type": "command", "code": code_uri, "command": "python step.py"}
+            }
+        },
+    }
+    endpoint = unique("plray")
+    assert client.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint}).status_code == 201
+    for deployment, extra, field in (
+        ("viacompute", {"compute": f"azureml:{name}"}, "compute"),
+        ("viasettings", {"settings": {"default_compute": f"azureml:{name}"}}, "default_compute"),
+    ):
+        body = {
+            "name": deployment,
+            "endpoint_name": endpoint,
+            "type": "pipeline",
+            "component": pipeline,
+            **extra,
+        }
+        r = client.put(f"/batch-endpoints/{endpoint}/deployments/{deployment}", json=body)
+        assert r.status_code == 201, r.text
+        assert "locally" in r.json()["runs_on"]
+        r = client.post(
+            f"/endpoints/{endpoint}/jobs",
+            json=invoke_body({}),
+            headers={"azureml-model-deployment": deployment},
+        )
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert field in error["target"] and "do not run on Ray" in error["message"], error
+    client.close()

@@ -90,7 +90,7 @@ class LocalExecutor:
         return len(self._idle)
 
     def describe(self, workers: int) -> str:
-        return f"{workers} worker processes on this server's machine (compute local)"
+        return f"{workers} workers on this server's machine"
 
     def open_pool(
         self, spec: WorkerSpec, job: JobContext, workers: int, data: JobData | None = None

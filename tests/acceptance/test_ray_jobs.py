@@ -98,7 +98,7 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
     r = client.put(f"/computes/{name}", json={"name": name, "type": "ray", "address": address})
     assert r.status_code == 201, r.text
     shown = client.get(f"/computes/{name}").raise_for_status().json()
-    assert shown["cluster"]["reachable"] and shown["cluster"]["nodes"] == 2, shown
+    assert shown["cluster"]["reachable"] and shown["cluster"]["nodes"] >= 2, shown
     assert shown["cluster"]["cpus"] >= 2
     listed = [c["name"] for c in client.get("/computes").raise_for_status().json()]
     assert listed[0] == "local" and name in listed
@@ -209,7 +209,7 @@ def test_compute_cli(ray_server: RunningServer, tmp_path: Path) -> None:
         return done.stdout
 
     assert name in run("compute", "create", "-f", str(tmp_path / "compute.yml"))
-    assert '"nodes": 2' in run("compute", "show", "-n", name)
+    assert '"reachable": true' in run("compute", "show", "-n", name)
     assert name in run("compute", "list")
     run("compute", "delete", "-n", name)
     assert (
@@ -439,7 +439,7 @@ def test_a_node_lost_mid_job_costs_only_its_mini_batches(
         name = unique("node")
         r = client.put(f"/computes/{name}", json={"name": name, "type": "ray", "address": address})
         assert r.status_code == 201, r.text
-        assert client.get(f"/computes/{name}").json()["cluster"]["nodes"] == 3
+        assert client.get(f"/computes/{name}").json()["cluster"]["nodes"] >= 3
         endpoint = unique("raynode")
         create_script_deployment(
             client,

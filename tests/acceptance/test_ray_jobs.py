@@ -10,6 +10,7 @@ without it, and fails in CI.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -42,6 +43,8 @@ def init():
 def run(mini_batch):
     rows = []
     for path in mini_batch:
+        if os.path.basename(path) == "bad.csv":
+            raise ValueError("cannot score bad.csv")
         with open(path) as fh:
             rows += [f"{os.path.basename(path)} {line}" for line in fh.read().splitlines()]
     return rows
@@ -136,6 +139,7 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
     data.mkdir()
     for i in range(9):
         (data / f"f-{i:02d}.csv").write_text(f"a{i}\nb{i}\n")
+    (data / "bad.csv").write_text("x\n")  # fails its mini-batch (with f-00.csv), every retry
     uri = upload_folder(client, data, f"inputs/{endpoint}")
     jobs = {}
     for deployment in ("onray", "here"):
@@ -152,7 +156,25 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
     assert address in ended["onray"]["runs_on"]
     assert "not registered" in ended["here"]["runs_on"]
     on_ray, here = read_output(client, jobs["onray"]), read_output(client, jobs["here"])
-    assert on_ray == here and len(on_ray["predictions.csv"].splitlines()) == 18
+    assert on_ray["predictions.csv"] == here["predictions.csv"]
+    assert len(on_ray["predictions.csv"].splitlines()) == 16
+    for job in ended.values():
+        assert job["progress"]["mini_batches_failed"] == 1, job["progress"]
+    errors = {
+        d: sorted(
+            (line["path"], line["error_type"], line["attempts"])
+            for line in map(json.loads, found["errors.jsonl"].splitlines())
+        )
+        for d, found in (("onray", on_ray), ("here", here))
+    }
+    assert (
+        errors["onray"]
+        == errors["here"]
+        == [
+            ("bad.csv", "ValueError", 4),
+            ("f-00.csv", "ValueError", 4),
+        ]
+    ), errors
 
     logs = [f["path"] for f in client.get(f"/jobs/{jobs['onray']}/logs").json()]
     overview = next(p for p in logs if p.endswith("overview.txt"))

@@ -36,7 +36,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/run.sh", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {','.join(WORKLOADS)}")
-    add("--contenders", default=",".join(CONTENDERS), help="comma-separated: bare,sluiceway,ray")
+    add(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated: bare,sluiceway,sluiceway-ray,ray",
+    )
     add("--workers", type=int, default=os.cpu_count() or 1, help="workers of every contender")
     add("--mini-batch-size", type=int, default=10, help="of the Sluiceway deployment")
     add("--files", type=int, default=200, help="medium: files")

@@ -19,12 +19,13 @@ import psutil
 from benchmarks.datasets import describe
 from benchmarks.latency import FirstResults, SubmitResult, percentile
 from benchmarks.memory import MB
-from benchmarks.throughput import BARE, RAY, SLUICEWAY, WorkloadRun
+from benchmarks.throughput import BARE, RAY, SLUICEWAY, SLUICEWAY_RAY, WorkloadRun
 
 PACKAGES = ("sluiceway", "mlflow-skinny", "scikit-learn", "pandas", "numpy", "pyarrow", "ray")
 
 # The targets of issue 7.
 MEDIUM_VS_IDEAL = 1.15
+RAY_VS_LOCAL = 1.3  # the ray executor against the local one, on the medium workload
 TINY_OVERHEAD_MS = 2.0
 SUBMIT_P99_MS = 100.0
 FIRST_RESULT_S = 1.0
@@ -197,6 +198,16 @@ def targets(
                 None if ratio is None else ratio <= MEDIUM_VS_IDEAL,
             )
         )
+        on_ray = medium.seconds(SLUICEWAY_RAY)
+        if on_ray is not None or SLUICEWAY_RAY in medium.runs:
+            versus_local = on_ray / seconds if on_ray is not None and seconds else None
+            found.append(
+                Target(
+                    f"medium: Sluiceway on Ray at most {RAY_VS_LOCAL} x the local executor",
+                    "-" if versus_local is None else f"{versus_local:.2f} x",
+                    None if versus_local is None else versus_local <= RAY_VS_LOCAL,
+                )
+            )
         versus = seconds / ray if seconds is not None and ray else None
         found.append(
             Target(

@@ -45,24 +45,29 @@ class Server:
         )
 
 
-def server_environment(data_root: Path) -> dict[str, str]:
+def server_environment(data_root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without any ``SLUICEWAY_*`` setting but the one that lets
     local datastores lie in ``data_root``: the server runs on its defaults, with nothing of a
     user's own configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEWAY_")}
     env["SLUICEWAY_LOCAL_DATASTORE_ROOTS"] = str(data_root)
-    return env
+    return {**env, **(extra or {})}
 
 
 @contextmanager
 def running_server(
-    home: Path, log: Path, data_root: Path, start_timeout: float = 120.0
+    home: Path,
+    log: Path,
+    data_root: Path,
+    start_timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """A server on a free port with ``home`` (created, must be new) as its workspace home, that
-    accepts local datastores in ``data_root``."""
+    accepts local datastores in ``data_root``; ``env``: more environment variables."""
     home.mkdir(parents=True)
     argv = [sys.executable, "-m", "sluiceway.server", "--home", str(home), "--port", "0"]
-    with logged_process(argv, log, signal.SIGTERM, env=server_environment(data_root)) as process:
+    environment = server_environment(data_root, env)
+    with logged_process(argv, log, signal.SIGTERM, env=environment) as process:
         yield _wait_for_server(home, process, log, start_timeout)
 
 
@@ -146,8 +151,17 @@ class Bench:
         relative = path.relative_to(self.data_root).as_posix()
         return f"azureml://datastores/{DATASTORE}/paths/{relative}/"
 
-    def deploy(self, model_dir: Path, *, workers: int, mini_batch_size: int) -> dict[str, Any]:
-        """Register the datastore and model, create the endpoint and its deployment.
+    def deploy(
+        self,
+        model_dir: Path,
+        *,
+        workers: int,
+        mini_batch_size: int,
+        compute: str | None = None,
+    ) -> dict[str, Any]:
+        """Register the datastore and model, create the endpoint and its deployment: on this
+        server's workers (one instance of ``workers``), or on the registered Ray ``compute``
+        (``workers`` instances of one actor each).
 
         Returns:
             The deployment's settings, as the server reports them.
@@ -162,9 +176,9 @@ class Bench:
             "endpoint_name": ENDPOINT,
             "type": "model",
             "model": f"azureml:{MODEL}:1",
-            "resources": {"instance_count": 1},
+            "resources": {"instance_count": 1 if compute is None else workers},
             "settings": {
-                "max_concurrency_per_instance": workers,
+                "max_concurrency_per_instance": workers if compute is None else 1,
                 "mini_batch_size": mini_batch_size,
                 "output_action": "append_row",
                 "output_file_name": ROWS_FILE,
@@ -174,6 +188,8 @@ class Bench:
                 "error_threshold": 0,
             },
         }
+        if compute is not None:
+            deployment["compute"] = f"azureml:{compute}"
         path = f"/batch-endpoints/{ENDPOINT}/deployments/{DEPLOYMENT}"
         created: dict[str, Any] = _check(self.client.put(path, json=deployment)).json()
         return created
@@ -238,6 +254,22 @@ def _check(response: httpx.Response) -> httpx.Response:
 
 
 @contextmanager
+def ray_cluster(folder: Path) -> Iterator[dict[str, str]]:
+    """A two-node Ray cluster on this machine (``scripts/ray.sh``: a head and one more node,
+    one CPU each), stopped at the end; the environment variables that reach it."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ray.sh"
+    done = subprocess.run(
+        ["bash", str(script), "start", str(folder)], capture_output=True, text=True, check=False
+    )
+    try:
+        if done.returncode != 0:
+            raise RuntimeError(f"the Ray cluster did not start: {done.stderr}")
+        yield dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], check=False)
+
+
+@contextmanager
 def profiled(pid: int, output: Path, log: Path) -> Iterator[None]:
     """Record a py-spy profile (speedscope JSON) of ``pid`` and its subprocesses while inside."""
     py_spy = Path(sys.executable).with_name("py-spy")
@@ -258,5 +290,6 @@ __all__ = [
     "Server",
     "logged_process",
     "profiled",
+    "ray_cluster",
     "running_server",
 ]

@@ -36,12 +36,18 @@ from benchmarks.agreement import (
 )
 from benchmarks.datasets import InputFolder
 from benchmarks.memory import MemoryPeaks, MemorySampler
-from benchmarks.sluiceway_server import ROWS_FILE, Bench, profiled, running_server
+from benchmarks.sluiceway_server import ROWS_FILE, Bench, profiled, ray_cluster, running_server
 
 BARE = "bare loop"
 SLUICEWAY = "Sluiceway"
+SLUICEWAY_RAY = "Sluiceway on Ray"
 RAY = "Ray Data"
-CONTENDERS = {"bare": BARE, "sluiceway": SLUICEWAY, "ray": RAY}
+CONTENDERS = {
+    "bare": BARE,
+    "sluiceway": SLUICEWAY,
+    "sluiceway-ray": SLUICEWAY_RAY,
+    "ray": RAY,
+}
 
 
 @dataclass
@@ -102,7 +108,12 @@ def run_workload(name: str, folder: InputFolder, settings: Settings) -> Workload
     """Run each chosen contender over ``folder``, then check their outputs against each other."""
     result = WorkloadRun(name, folder, settings.workers)
     outputs: dict[str, OutputReader] = {}
-    steps: dict[str, Contender] = {BARE: _bare_loop, SLUICEWAY: _sluiceway, RAY: _ray}
+    steps: dict[str, Contender] = {
+        BARE: _bare_loop,
+        SLUICEWAY: _sluiceway,
+        SLUICEWAY_RAY: _sluiceway_ray,
+        RAY: _ray,
+    }
     for contender in settings.contenders:
         print(f"  {name}: {contender} ...", flush=True)
         try:
@@ -198,21 +209,45 @@ def _ray(name: str, folder: InputFolder, settings: Settings) -> tuple[ContenderR
     return run, lambda: read_ray(output)
 
 
-def _sluiceway(
+def _sluiceway_ray(
     name: str, folder: InputFolder, settings: Settings
 ) -> tuple[ContenderRun, OutputReader]:
-    output = settings.data_root / "out" / f"{name}-sluiceway"
-    home = settings.work / "homes" / name
-    log = settings.work / f"{name}-server.log"
-    with running_server(home, log, settings.data_root) as server, server.client() as client:
+    """Sluiceway's ray executor on a two-node Ray cluster of this machine, started for the
+    workload (not timed): one actor per worker, spread over the nodes."""
+    with ray_cluster(settings.work / f"ray-{name}") as env:
+        return _sluiceway(name, folder, settings, ray=env)
+
+
+def _sluiceway(
+    name: str, folder: InputFolder, settings: Settings, ray: dict[str, str] | None = None
+) -> tuple[ContenderRun, OutputReader]:
+    suffix = "sluiceway" if ray is None else "sluiceway-ray"
+    output = settings.data_root / "out" / f"{name}-{suffix}"
+    home = settings.work / "homes" / f"{name}-{suffix}"
+    log = settings.work / f"{name}-{suffix}-server.log"
+    with (
+        running_server(home, log, settings.data_root, env=ray) as server,
+        server.client() as client,
+    ):
         bench = Bench(client, settings.data_root)
+        compute = None
+        if ray is not None:
+            compute = "bench-ray"
+            address = ray["SLUICEWAY_TEST_RAY_ADDRESS"]
+            body = {"name": compute, "type": "ray", "address": address}
+            response = client.put(f"/computes/{compute}", json=body)
+            if response.is_error:
+                raise RuntimeError(f"the compute was not created: {response.text}")
         bench.deploy(
-            settings.model_dir, workers=settings.workers, mini_batch_size=settings.mini_batch_size
+            settings.model_dir,
+            workers=settings.workers,
+            mini_batch_size=settings.mini_batch_size,
+            compute=compute,
         )
         with MemorySampler(server.process.pid, settings.interval) as sampler:
             if settings.profile is not None:
                 settings.profile.mkdir(parents=True, exist_ok=True)
-                target = settings.profile / f"{name}-sluiceway.speedscope.json"
+                target = settings.profile / f"{name}-{suffix}.speedscope.json"
                 with profiled(server.process.pid, target, settings.work / "py-spy.log"):
                     job = bench.run(
                         folder.path, output, interval=settings.poll, timeout=settings.timeout
@@ -226,7 +261,10 @@ def _sluiceway(
         error = (job.job.get("error") or {}).get("message") or job.job.get("status_detail")
         raise RuntimeError(f"job {job.name} ended {job.status}: {error}")
     run = ContenderRun(
-        SLUICEWAY, job.seconds, int(progress.get("items_succeeded") or 0), sampler.peaks
+        SLUICEWAY if ray is None else SLUICEWAY_RAY,
+        job.seconds,
+        int(progress.get("items_succeeded") or 0),
+        sampler.peaks,
     )
     run.worker_peak = sampler.peaks.max_child
     run.notes["mini-batches"] = str(progress.get("mini_batches_total"))
@@ -241,6 +279,7 @@ __all__ = [
     "CONTENDERS",
     "RAY",
     "SLUICEWAY",
+    "SLUICEWAY_RAY",
     "ContenderRun",
     "Settings",
     "WorkloadRun",

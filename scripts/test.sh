@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need, start the services they use (a throwaway PostgreSQL cluster,
-# Azurite for Azure Blob and moto's S3 server), then run ruff, mypy --strict and the whole
-# pytest suite. Extra arguments go to pytest.
+# Azurite for Azure Blob, moto's S3 server and a two-node Ray cluster), then run ruff, mypy
+# --strict and the whole pytest suite. Extra arguments go to pytest.
 source "$(dirname "$0")/_env.sh"
-sync_env server mlflow dev azure s3 azureml-sdk
+sync_env server mlflow dev azure s3 azureml-sdk ray
 
 # The studio's browser tests drive Debian's Chromium through Playwright (never
 # `playwright install`): install it when it is missing and we may (root, apt-get).
@@ -20,6 +20,7 @@ fi
 SERVICES="$(mktemp -d /tmp/sluiceway-test.XXXXXX)"
 chmod 755 "$SERVICES"
 cleanup() {
+    bash "$ROOT/scripts/ray.sh" stop "$SERVICES/ray" || true
     bash "$ROOT/scripts/postgres.sh" stop "$SERVICES/pg" || true
     bash "$ROOT/scripts/storage.sh" stop "$SERVICES/storage" || true
     rm -rf "$SERVICES"
@@ -40,6 +41,14 @@ while IFS='=' read -r key value; do
 done < <(bash "$ROOT/scripts/storage.sh" start "$SERVICES/storage" || true)
 [ -n "${SLUICEWAY_TEST_AZURITE_URL:-}" ] && [ -n "${SLUICEWAY_TEST_S3_URL:-}" ] ||
     echo "Azurite or the S3 server could not be started: their tests skip (and fail when CI=true)." >&2
+
+# A Ray cluster of two nodes for the ray executor's tests; its address and auth token are
+# exported for them (and for the servers they start).
+while IFS='=' read -r key value; do
+    [ -n "$key" ] && export "$key=$value" && echo "$key: $value"
+done < <(bash "$ROOT/scripts/ray.sh" start "$SERVICES/ray" || true)
+[ -n "${SLUICEWAY_TEST_RAY_ADDRESS:-}" ] ||
+    echo "The Ray cluster could not be started: its tests skip (and fail when CI=true)." >&2
 
 echo "== ruff" && "$ROOT/.venv/bin/ruff" check src tests benchmarks
 "$ROOT/.venv/bin/ruff" format --check src tests benchmarks

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sluiceway.entities import (
+        AmlCompute,
         BatchDeployment,
         BatchEndpoint,
         BatchJob,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         CodeConfiguration,
         CommandComponent,
         Component,
+        Compute,
         Data,
         Datastore,
         Environment,
@@ -61,8 +63,10 @@ _LAZY = {
             "BatchJob",
             "BatchRetrySettings",
             "CodeConfiguration",
+            "AmlCompute",
             "CommandComponent",
             "Component",
+            "Compute",
             "Data",
             "Datastore",
             "Environment",
@@ -102,6 +106,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AmlCompute",
     "BatchDeployment",
     "BatchEndpoint",
     "BatchJob",
@@ -109,6 +114,7 @@ __all__ = [
     "CodeConfiguration",
     "CommandComponent",
     "Component",
+    "Compute",
     "Data",
     "Datastore",
     "Environment",

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # for them to import, comma-separated; those not installed are skipped. scikit-learn (in
     # the mlflow extra) is what most MLflow models load.
     spare_workers: int = Field(default=2, ge=0)
+    # The CPUs each Ray actor of a job asks its cluster for (a ray compute's workers).
+    ray_actor_cpus: float = Field(default=0.5, gt=0)
     worker_preload: str = "sklearn"
     # The OS user (name or uid) workers and pipeline steps run as. A server running as root
     # uses "nobody" when unset; a server not running as root refuses to start when it is set.

@@ -64,8 +64,9 @@ def create_script_deployment(
     script: str = ECHO_SCRIPT,
     settings: dict[str, Any] | None = None,
     instance_count: int = 1,
+    compute: str | None = None,
 ) -> None:
-    """An endpoint with a custom-model deployment running ``script``."""
+    """An endpoint with a custom-model deployment running ``script`` (on ``compute``)."""
     model = tmp / "model"
     model.mkdir(exist_ok=True)
     (model / "weights.txt").write_text("1\n")
@@ -78,7 +79,7 @@ def create_script_deployment(
     r = client.post("/models", json={"name": model_name, "type": "custom_model", "path": model_uri})
     assert r.status_code == 201, r.text
     r = client.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint})
-    assert r.status_code == 201, r.text
+    assert r.status_code in (200, 201), r.text
     body = {
         "name": deployment,
         "endpoint_name": endpoint,
@@ -88,6 +89,8 @@ def create_script_deployment(
         "resources": {"instance_count": instance_count},
         "settings": settings or {},
     }
+    if compute is not None:
+        body["compute"] = compute
     r = client.put(f"/batch-endpoints/{endpoint}/deployments/{deployment}", json=body)
     assert r.status_code == 201, r.text
 

@@ -19,6 +19,7 @@ from sluiceway.cli import (
     assets,
     azure,
     component,
+    compute,
     datastore,
     deployment,
     endpoint,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(subcommands, common)
     quickstart.register(subcommands, common)
     datastore.register(subcommands, common)
+    compute.register(subcommands, common)
     assets.register(subcommands, common)
     component.register(subcommands, common)
     environment.register(subcommands, common)

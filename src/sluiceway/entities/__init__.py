@@ -14,6 +14,7 @@ from sluiceway.entities.component import (
     PipelineComponent,
     PipelineComponentBatchDeployment,
 )
+from sluiceway.entities.compute import AmlCompute, Compute
 from sluiceway.entities.datastore import (
     AccessKeyConfiguration,
     AccountKeyConfiguration,
@@ -40,6 +41,7 @@ from sluiceway.entities.job import BatchJob, JobError, JobProgress, JobStep
 __all__ = [
     "AccessKeyConfiguration",
     "AccountKeyConfiguration",
+    "AmlCompute",
     "AzureBlobDatastore",
     "AzureDataLakeGen2Datastore",
     "BatchDeployment",
@@ -49,6 +51,7 @@ __all__ = [
     "CodeConfiguration",
     "CommandComponent",
     "Component",
+    "Compute",
     "Data",
     "Datastore",
     "EndpointDefaults",

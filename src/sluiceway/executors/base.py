@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sluiceway.storage.locations import Location
 
 
 class ScorerKind(StrEnum):
@@ -98,11 +101,27 @@ class JobContext:
 
 
 @dataclass(frozen=True)
+class JobData:
+    """A job's data as datastore locations, for an executor whose workers cannot see the
+    server's disk (see :attr:`Executor.reads_datastores`): they fetch the model and code (and
+    verify registered ones against the registry's manifests) and read the mini-batches' files
+    themselves. It holds the datastores' credentials: an executor passes it to its workers only
+    by reference, never in clear text in a task's arguments or a log.
+    """
+
+    input: Location  # a folder, or one file (``single_file``)
+    model: Location | None
+    code: Location | None
+    single_file: bool = False
+
+
+@dataclass(frozen=True)
 class MiniBatchTask:
     index: int
-    files: tuple[str, ...]  # local paths, in input order
+    files: tuple[str, ...]  # local paths, in input order (empty when workers read the datastore)
     attempt: int  # 1 for the first try
     timeout: float  # seconds
+    names: tuple[str, ...] = ()  # the files relative to the input (JobData.input), in order
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,11 @@ class MiniBatchResult:
         )
 
 
+class ExecutorUnavailable(Exception):
+    """The executor cannot start workers now (its cluster cannot be reached, say); the message
+    names the compute and its address and says why. The job fails at once with it."""
+
+
 class WorkerPool(Protocol):
     """The workers serving one job."""
 
@@ -167,6 +191,11 @@ class WorkerPool(Protocol):
     def running(self) -> list[int]:
         """Indexes of the mini-batches in flight."""
 
+    def prefetch(self, task: MiniBatchTask) -> None:
+        """A hint that ``task`` is submitted soon: a pool whose workers read the datastores
+        fetches its files while they score the mini-batch before. Pools whose files the server
+        stages ignore it."""
+
     def release(self) -> None:
         """The job is done with the pool: the executor may keep the workers warm for a later
         job of an equal spec, else they are stopped. A pool with mini-batches in flight is
@@ -178,10 +207,19 @@ class WorkerPool(Protocol):
 
 class Executor(Protocol):
     name: str
+    #: True when workers read the job's files from the datastores themselves (they run where
+    #: the server's disk is not): the scheduler then gives each task the files' ``names`` and
+    #: the pool a :class:`JobData`, and stages no input on the server.
+    reads_datastores: bool
 
-    def open_pool(self, spec: WorkerSpec, job: JobContext, workers: int) -> WorkerPool:
+    def open_pool(
+        self, spec: WorkerSpec, job: JobContext, workers: int, data: JobData | None = None
+    ) -> WorkerPool:
         """``workers`` workers for one job: warm ones a job of an equal spec released, or new
-        ones."""
+        ones. ``data`` is given when :attr:`reads_datastores` is True."""
+
+    def describe(self, workers: int) -> str:
+        """Where the pool's workers run, for the job's log (which machine or cluster)."""
 
     def close(self) -> None:
         """Stop the workers the executor keeps warm; pools released later are stopped too."""

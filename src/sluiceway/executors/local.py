@@ -17,7 +17,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from sluiceway.executors.base import JobContext, ScorerKind, WorkerSpec
+from sluiceway.executors.base import JobContext, JobData, ScorerKind, WorkerSpec
 from sluiceway.executors.idle_pools import IdlePools, spec_key
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.executors.spares import SpareWorkers
@@ -49,6 +49,7 @@ class LocalExecutor:
     """
 
     name: str = "local"
+    reads_datastores: bool = False
 
     def __init__(
         self,
@@ -88,9 +89,15 @@ class LocalExecutor:
         """How many pools are kept warm now."""
         return len(self._idle)
 
-    def open_pool(self, spec: WorkerSpec, job: JobContext, workers: int) -> LocalWorkerPool:
+    def describe(self, workers: int) -> str:
+        return f"{workers} workers on this server's machine"
+
+    def open_pool(
+        self, spec: WorkerSpec, job: JobContext, workers: int, data: JobData | None = None
+    ) -> LocalWorkerPool:
         """``workers`` workers for one job: a warm pool an earlier job of an equal spec released
-        (its workers attach to ``job``), or new worker processes.
+        (its workers attach to ``job``), or new worker processes. Local workers read files
+        where the server staged them: ``data`` is not used.
 
         Raises:
             ValueError: ``workers`` is less than 1.

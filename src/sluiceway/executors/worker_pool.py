@@ -180,6 +180,9 @@ class LocalWorkerPool:
         """Indexes of the mini-batches in flight, in worker order."""
         return [worker.task.index for worker in self._workers if worker.task is not None]
 
+    def prefetch(self, task: MiniBatchTask) -> None:
+        """Nothing to do: the server stages the files of local workers (see the scheduler)."""
+
     def init_errors(self) -> list[WorkerReady]:
         """What each worker whose ``init()`` failed (or passed ``init_timeout``) reported, in
         the order it happened; replacements that fail again add entries."""

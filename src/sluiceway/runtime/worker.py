@@ -41,7 +41,7 @@ from sluiceway.executors.base import (
 )
 from sluiceway.runtime import scoring
 from sluiceway.runtime.parts import PartFile
-from sluiceway.runtime.scoring import Scorer, load_scorer
+from sluiceway.runtime.scoring import RowSink, Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
 
@@ -185,7 +185,13 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
             return
 
 
-def run_task(scorer: Scorer, task: MiniBatchTask, job: JobContext, worker: str) -> MiniBatchResult:
+def run_task(
+    scorer: Scorer,
+    task: MiniBatchTask,
+    job: JobContext,
+    worker: str,
+    rows: RowSink | None = None,
+) -> MiniBatchResult:
     """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
 
     Args:
@@ -193,6 +199,9 @@ def run_task(scorer: Scorer, task: MiniBatchTask, job: JobContext, worker: str) 
         task: the mini-batch.
         job: the job it belongs to (where parts go, whether rows are written).
         worker: this worker's name, copied into the result.
+        rows: for ``append_row``, where the rows go instead of a part file (a worker that
+            sends them to the server, which writes the part); its contents count only when
+            the result succeeded.
 
     Returns:
         A succeeded result with the item count and part path, or a ``run_error`` result with
@@ -201,12 +210,14 @@ def run_task(scorer: Scorer, task: MiniBatchTask, job: JobContext, worker: str) 
     started = time.monotonic()
     part = None
     try:
-        if job.append_rows:
+        if job.append_rows and rows is not None:
+            items = scorer.score(task.files, rows)
+        elif job.append_rows:
             # The rows go to the part file as they are scored; it is committed only if the
             # whole mini-batch succeeds.
-            with PartFile(job.parts_dir, task.index) as rows:
-                items = scorer.score(task.files, rows)
-            part = str(rows.path)
+            with PartFile(job.parts_dir, task.index) as part_file:
+                items = scorer.score(task.files, part_file)
+            part = str(part_file.path)
         else:
             items = scorer.score(task.files)
     except (Exception, SystemExit) as exc:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sluiceway.environments.cache import JobEnvironments
 from sluiceway.executors.base import Executor
+from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
@@ -53,8 +54,11 @@ class Scheduler:
         isolation: WorkerIsolation | None = None,
         observer: SchedulerObserver | None = None,
         environments: JobEnvironments | None = None,
+        computes: ComputeExecutors | None = None,
     ) -> None:
         """Args:
+        executor: Runs model jobs whose compute is local (all of them without ``computes``).
+        computes: Picks the executor of each job's compute (a Ray cluster's, say).
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
         observer: Told of claims and mini-batch results (metrics).
@@ -66,6 +70,7 @@ class Scheduler:
         self._store = store
         self._datastores = datastores
         self._executor = executor
+        self._computes = computes
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_jobs = max_jobs
@@ -121,6 +126,8 @@ class Scheduler:
                 logger.warning("job %s did not stop in time; its lease will expire", name)
         # Workers kept warm for later jobs; a job still running stops its own when it ends.
         self._executor.close()
+        if self._computes is not None:
+            self._computes.close()
 
     def _dead_owners(self) -> list[str]:
         dead = []
@@ -151,17 +158,21 @@ class Scheduler:
                 isolation=self._isolation,
                 environments=self._environments,
             )
+        executor = self._executor
+        if self._computes is not None:
+            executor = self._computes.for_job(job.spec.get("compute"))
         return JobRunner(
             job,
             store=self._store,
             datastores=self._datastores,
-            executor=self._executor,
+            executor=executor,
             owner=holder,
             lease=self._lease,
             stop=self._stop,
             drain_seconds=self._drain,
             access=self._access,
-            max_workers=self._max_job_workers,
+            # This machine's share of workers; a cluster's actors do not run here.
+            max_workers=self._max_job_workers if executor is self._executor else None,
             observer=self._observer,
             environments=self._environments,
         )

@@ -33,9 +33,11 @@ from typing import Any
 from sluiceway.environments.cache import BuildFailed, JobEnvironments
 from sluiceway.executors.base import (
     Executor,
+    ExecutorUnavailable,
     FailureKind,
     Interpreter,
     JobContext,
+    JobData,
     MiniBatchResult,
     MiniBatchTask,
     ScorerKind,
@@ -178,6 +180,8 @@ class JobRunner:
             self._fail(exc.code, exc.message, exc.details)
         except JobAccessRefused as exc:
             self._fail("Forbidden", str(exc))
+        except ExecutorUnavailable as exc:
+            self._fail("ComputeUnavailable", str(exc))
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", describe_error(exc))
@@ -418,8 +422,12 @@ class JobRunner:
                 "(SLUICEWAY_MAX_WORKERS over SLUICEWAY_MAX_CONCURRENT_JOBS)."
             )
             workers = self._max_workers
-        self._log.overview(f"Running {len(pending)} pending mini-batches on {workers} workers.")
-        pool = self._executor.open_pool(self._worker_spec(paths), self._job_context(paths), workers)
+        where = self._executor.describe(workers)
+        self._log.overview(f"Running {len(pending)} pending mini-batches on {where}.")
+        data = self._job_data() if self._executor.reads_datastores else None
+        pool = self._executor.open_pool(
+            self._worker_spec(paths), self._job_context(paths), workers, data
+        )
         finished = False
         try:
             finished = self._dispatch(pool, pending, paths.input_root)
@@ -427,7 +435,7 @@ class JobRunner:
         finally:
             # Only a pool whose job ran to its end is kept warm; a cancel, a stop, a lost lease
             # or an error stops its workers at once, whatever they are doing.
-            if finished and paths.shared_folders:
+            if finished and (paths.shared_folders or self._executor.reads_datastores):
                 pool.release()
             else:
                 pool.close(kill=not finished)
@@ -437,6 +445,7 @@ class JobRunner:
     ) -> bool:
         timeout = float(self._settings["timeout"])
         max_attempts = int(self._settings["max_retries"]) + 1
+        remote = self._executor.reads_datastores  # workers read the inputs: nothing staged here
         in_flight: dict[int, MiniBatchRecord] = {}
         drain_until: float | None = None
         while pending or in_flight:
@@ -457,13 +466,8 @@ class JobRunner:
                 while pending and len(sending) < idle:
                     batch = pending.popleft()
                     attempt = batch.attempts + 1
-                    assert self._inputs is not None
-                    local = self._inputs.paths(batch.index, batch.files)
                     sending.append(
-                        (
-                            replace(batch, attempts=attempt),
-                            MiniBatchTask(batch.index, local, attempt, timeout),
-                        )
+                        (replace(batch, attempts=attempt), self._task(batch, attempt, timeout))
                     )
             # The results of the last poll and the mini-batches about to be sent, in one
             # transaction: each is marked running before a worker has it.
@@ -474,7 +478,11 @@ class JobRunner:
                 self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {task.attempt}).")
             if not self._stop.is_set() and self._inputs is not None:
                 for later in list(pending)[: pool.size]:  # fetched while the others run
-                    self._inputs.prefetch(later.index, later.files)
+                    if remote:  # by the workers themselves
+                        names = tuple(later.files)
+                        pool.prefetch(MiniBatchTask(later.index, (), 0, timeout, names=names))
+                    else:
+                        self._inputs.prefetch(later.index, later.files)
             for result in pool.poll(POLL_SECONDS):
                 batch = in_flight.pop(result.index)
                 if self._record(result, batch, max_attempts):
@@ -483,6 +491,29 @@ class JobRunner:
                     self._inputs.release(result.index)
         self._flush()
         return True
+
+    def _task(self, batch: MiniBatchRecord, attempt: int, timeout: float) -> MiniBatchTask:
+        """The mini-batch as a task: its files as local paths (staged here when remote), or
+        only their names when the executor's workers read the datastore themselves."""
+        names = tuple(batch.files)
+        if self._executor.reads_datastores:
+            return MiniBatchTask(batch.index, (), attempt, timeout, names=names)
+        assert self._inputs is not None
+        local = self._inputs.paths(batch.index, batch.files)
+        return MiniBatchTask(batch.index, local, attempt, timeout, names=names)
+
+    def _job_data(self) -> JobData:
+        """The job's inputs, model and code as datastore locations."""
+        spec = self.job.spec
+        (input_spec,) = spec["inputs"].values()
+        source = self._datastores.stored_location(input_spec)
+        model, code = spec["model"], spec.get("code")
+        return JobData(
+            input=source,
+            model=self._datastores.location(model["datastore"], model["path"]),
+            code=self._datastores.location(code["datastore"], code["path"]) if code else None,
+            single_file=source.is_file(),
+        )
 
     def _flush(self, started: list[MiniBatchStart] | None = None) -> None:
         """Write the results recorded since the last flush, and ``started``, in one transaction.

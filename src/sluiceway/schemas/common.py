@@ -88,6 +88,9 @@ class WorkspaceScope:
     def job_id(self, name: str) -> str:
         return f"{self.prefix}/jobs/{name}"
 
+    def compute_id(self, name: str) -> str:
+        return f"{self.prefix}/computes/{name}"
+
 
 def datastore_uri(datastore: str, path: str) -> str:
     """The short ``azureml://datastores/<ds>/paths/<p>`` form."""

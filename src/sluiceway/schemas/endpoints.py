@@ -224,5 +224,6 @@ class BatchDeploymentOut(Open):
     provisioning_state: str = "Succeeded"  # Creating while its environment builds; or Failed
     environment_build: EnvironmentBuildOut | None = None
     creation_context: CreationContext | None = None
+    runs_on: str | None = None  # where its jobs run now, from its compute (model deployments)
 
     _settings = field_validator("settings", mode="wrap")(_settings_for_type)

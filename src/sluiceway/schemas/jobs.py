@@ -123,6 +123,8 @@ class JobOut(Open):
     end_time: datetime | None = None
     services: dict[str, dict[str, str]] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
+    compute: str | None = None  # the compute the deployment named when the job was queued
+    runs_on: str | None = None  # where the job runs, in words
 
 
 class JobFile(Open):

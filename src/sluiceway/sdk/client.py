@@ -12,6 +12,7 @@ from sluiceway.sdk.asset_operations import DataOperations, ModelOperations
 from sluiceway.sdk.batch_deployment_operations import BatchDeploymentOperations
 from sluiceway.sdk.batch_endpoint_operations import BatchEndpointOperations
 from sluiceway.sdk.component_operations import ComponentOperations
+from sluiceway.sdk.compute_operations import ComputeOperations
 from sluiceway.sdk.connection import (
     Connection,
     Credential,
@@ -115,6 +116,7 @@ class MLClient:
         self.data = DataOperations(connection, uploader)
         self.models = ModelOperations(connection, uploader)
         self.datastores = DatastoreOperations(connection)
+        self.compute = ComputeOperations(connection)
         self.batch_endpoints = BatchEndpointOperations(connection, uploader)
         self.batch_deployments = BatchDeploymentOperations(connection, uploader, self.models)
         self.components = ComponentOperations(connection, uploader)

@@ -26,6 +26,7 @@ from sluiceway.server.rate_limits import RateLimiter
 from sluiceway.server.routers import (
     assets,
     components,
+    computes,
     datastores,
     endpoints,
     environments,
@@ -170,6 +171,7 @@ def create_app(settings: Settings, *, base_url: str | None = None) -> FastAPI:
         assets,
         components,
         environments,
+        computes,
         endpoints,
         jobs,
         identities,

@@ -21,12 +21,14 @@ from sluiceway.auth.workspace_key import load_workspace_key
 from sluiceway.config import Settings
 from sluiceway.environments.cache import EnvironmentCache, JobEnvironments
 from sluiceway.executors.base import Executor
+from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.schemas.common import DEFAULT_DATASTORE
 from sluiceway.server.metrics import ServerMetrics
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.data_access import InvokerAccess
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.endpoints import EndpointService
@@ -44,6 +46,7 @@ from sluiceway.storage.credentials import CredentialCipher
 from sluiceway.storage.redaction import describe_error
 from sluiceway.store.assets import AssetStore, DatastoreStore
 from sluiceway.store.components import ComponentStore
+from sluiceway.store.computes import ComputeStore
 from sluiceway.store.db import Database
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.environments import EnvironmentStore
@@ -80,8 +83,28 @@ def make_executor(
     from sluiceway.errors import UnsupportedError
 
     raise UnsupportedError(
-        f"Executor {name!r} is not supported; accepted: local.", target="executor"
+        f"Executor {name!r} is not supported; accepted: local. Jobs run on a Ray cluster "
+        "through a registered compute of type ray (sluice compute create), named by the "
+        "deployment's compute.",
+        target="executor",
     )
+
+
+def make_ray_executor(settings: Settings) -> Callable[[str, str], Executor]:
+    """Makes the executor of a Ray compute, from its name and address."""
+
+    def make(name: str, address: str) -> Executor:
+        from sluiceway.executors.ray import RayExecutor
+
+        return RayExecutor(
+            name,
+            address,
+            actor_cpus=settings.ray_actor_cpus,
+            idle_seconds=settings.worker_idle_seconds,
+            max_idle_pools=settings.max_idle_worker_pools,
+        )
+
+    return make
 
 
 def worker_isolation(settings: Settings) -> WorkerIsolation:
@@ -193,6 +216,7 @@ class Workspace:
         self.environments = EnvironmentService(
             EnvironmentStore(self.db), cache, self.datastores, registry, scope
         )
+        self.computes = ComputeService(ComputeStore(self.db), scope)
         self.endpoints = EndpointService(
             EndpointStore(self.db),
             self.assets,
@@ -203,6 +227,7 @@ class Workspace:
             components=self.components,
             max_workers_per_job=settings.max_workers_per_job,
             environments=self.environments,
+            computes=self.computes,
         )
         self.role_assignments = RoleAssignmentService(
             self.identities,
@@ -227,6 +252,7 @@ class Workspace:
             pipelines=PipelineInvoker(
                 self.components, resolver, self.assets, scope, environments=self.environments
             ),
+            computes=self.computes,
             max_workers_per_job=settings.max_workers_per_job,
             environments=self.environments,
         )
@@ -255,10 +281,12 @@ class Workspace:
         self.environments.build_missing(self.endpoints.environment_contents())
         if self.settings.runs_scheduler:
             isolation = worker_isolation(self.settings)
+            local = make_executor(self.settings.executor, self.settings, isolation)
             self.scheduler = Scheduler(
                 store=self.job_store,
                 datastores=self.datastores,
-                executor=make_executor(self.settings.executor, self.settings, isolation),
+                executor=local,
+                computes=ComputeExecutors(local, make_ray_executor(self.settings)),
                 isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,

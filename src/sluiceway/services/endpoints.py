@@ -23,6 +23,7 @@ from sluiceway.schemas.endpoints import (
 from sluiceway.services.assets import AssetService
 from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.components import ComponentService
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.environments import (
     ENVIRONMENT_CONTENT,
@@ -46,8 +47,10 @@ class EndpointService:
         components: ComponentService | None = None,
         max_workers_per_job: int | None = None,
         environments: EnvironmentService | None = None,
+        computes: ComputeService | None = None,
     ) -> None:
         self._environments = environments
+        self._computes = computes
         self._store = store
         self._max_workers = max_workers_per_job
         self._assets = assets
@@ -391,11 +394,17 @@ class EndpointService:
                 EnvironmentContent.from_json(content).content_hash()
             )
             state = self._environments.provisioning_state(content)
+        runs_on = None
+        if self._computes is not None and record.type == "model":
+            runs_on = self._computes.for_deployment(record.spec.get("compute")).runs_on
+        elif record.type == "pipeline":
+            runs_on = "this server's worker processes (pipeline steps run locally)"
         return BatchDeploymentOut.model_validate(
             {
                 **{k: v for k, v in record.spec.items() if k != ENVIRONMENT_CONTENT},
                 "provisioning_state": state,
                 "environment_build": build,
+                "runs_on": runs_on,
                 "id": self._scope.deployment_id(record.endpoint_name, record.name),
                 "name": record.name,
                 "endpoint_name": record.endpoint_name,

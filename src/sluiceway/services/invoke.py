@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from sluiceway.auth.principals import Principal
 from sluiceway.environments.spec import EnvironmentContent
-from sluiceway.errors import ConflictError, ValidationError
+from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
 from sluiceway.executors.base import ScorerKind
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
 from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.capacity import check_job_workers
+from sluiceway.services.computes import ComputeService
 from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
@@ -74,7 +75,9 @@ class InvokeService:
         pipelines: PipelineInvoker | None = None,
         max_workers_per_job: int | None = None,
         environments: EnvironmentService | None = None,
+        computes: ComputeService | None = None,
     ) -> None:
+        self._computes = computes
         self._max_workers = max_workers_per_job
         self._environments = environments
         self._endpoints = endpoints
@@ -113,6 +116,7 @@ class InvokeService:
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
         if deployment.type == "pipeline" and self._pipelines is not None:
+            self._refuse_ray_pipeline(deployment)
             spec = self._pipelines.job_spec(deployment, request, job_name, principal)
         else:
             spec = self._model_job_spec(deployment, request, job_name, principal)
@@ -134,6 +138,25 @@ class InvokeService:
                     f"A job named {job_name!r} already exists.", target="name"
                 ) from exc
             raise
+
+    def _refuse_ray_pipeline(self, deployment: DeploymentRecord) -> None:
+        """Pipeline steps run on this server's workers only: a pipeline deployment naming a
+        Ray compute is refused rather than run somewhere other than the caller believes."""
+        if self._computes is None:
+            return
+        settings = deployment.spec.get("settings") or {}
+        for field, value in (
+            ("compute", deployment.spec.get("compute")),
+            ("settings.default_compute", settings.get("default_compute")),
+        ):
+            compute = self._computes.for_deployment(value)
+            if compute.type == "ray":
+                raise UnsupportedError(
+                    f"Deployment {deployment.name!r} is a pipeline deployment whose {field} is "
+                    f"the Ray compute {compute.name!r}; pipeline steps do not run on Ray yet, "
+                    "only on this server's workers. Remove the compute, or name local.",
+                    target=field,
+                )
 
     def _job_name(self, requested: str | None) -> str:
         if requested is None:
@@ -190,8 +213,23 @@ class InvokeService:
                 "path": code_ref.path,
                 "scoring_script": code["scoring_script"],
             }
+        compute = (
+            self._computes.for_deployment(deployment.spec.get("compute"))
+            if self._computes is not None
+            else None
+        )
+        if compute is not None and compute.type == "ray" and environment is not None:
+            # Ray actors run with the cluster's own packages: an environment is not yet handed
+            # to them (runtime_env), so running there would drop it without saying so.
+            raise UnsupportedError(
+                f"Deployment {deployment.name!r} names an environment and runs on the Ray "
+                f"compute {compute.name!r}; environments do not reach Ray actors yet. Remove the "
+                "environment (the cluster's packages are used), or name the local compute.",
+                target="environment",
+            )
         return {
             "kind": "model",
+            "compute": compute.spec() | {"runs_on": compute.runs_on} if compute else None,
             "inputs": {resolved.name: resolved.spec()},
             "outputs": {output["name"]: output},
             "settings": settings,

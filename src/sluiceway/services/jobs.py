@@ -486,6 +486,8 @@ class JobService:
             end_time=record.ended_at,
             services={"Studio": {"endpoint": link}},
             properties=properties,
+            compute=(spec.get("compute") or {}).get("name"),
+            runs_on=(spec.get("compute") or {}).get("runs_on"),
         )
 
     @staticmethod

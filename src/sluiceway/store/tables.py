@@ -303,3 +303,20 @@ class WorkspaceMetaRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ComputeRow(Base):
+    """A registered compute: where a deployment's jobs run (``type`` ``ray``: a Ray cluster)."""
+
+    __tablename__ = "computes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), default=new_id)
+    type: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_computes_id", "id", unique=True),)

@@ -32,6 +32,7 @@ from tests.integration.helpers import (
     unique,
     upload_folder,
     wait_for_job,
+    write_numbered_files,
 )
 
 SCRIPT = """\
@@ -548,4 +549,46 @@ def test_a_pipeline_deployment_on_a_ray_compute_is_refused(
         assert r.status_code == 400, r.text
         error = r.json()["error"]
         assert field in error["target"] and "do not run on Ray" in error["message"], error
+    client.close()
+
+
+def test_a_deployment_with_an_environment_on_a_ray_compute_is_refused(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    """Actors run with the cluster's packages: a deployment that names an environment and a Ray
+    compute is refused at invoke, naming the environment, rather than run without it."""
+    client = ray_server.client()
+    name = unique("envray")
+    r = client.put(
+        f"/computes/{name}", json={"name": name, "type": "ray", "address": ray_address()}
+    )
+    assert r.status_code == 201, r.text
+    endpoint = unique("envray-ep")
+    create_script_deployment(client, tmp_path, endpoint, "blue")
+    body = client.get(f"/batch-endpoints/{endpoint}/deployments/blue").json()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    green = {key: body[key] for key in ("endpoint_name", "type", "model", "code_configuration")}
+    green |= {
+        "name": "green",
+        "compute": f"azureml:{name}",
+        "environment": {"conda_file": {"dependencies": [f"python={python}"]}},
+    }
+    r = client.put(f"/batch-endpoints/{endpoint}/deployments/green", json=green)
+    assert r.status_code in (200, 201), r.text
+    deadline = time.monotonic() + 120
+    while client.get(f"/batch-endpoints/{endpoint}/deployments/green").json()[
+        "provisioning_state"
+    ] not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, "the environment was not built"
+        time.sleep(0.2)
+    write_numbered_files(tmp_path / "in", 1)
+    uri = upload_folder(client, tmp_path / "in", unique("envray-in"))
+    r = client.post(
+        f"/endpoints/{endpoint}/jobs",
+        json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}}),
+        headers={"azureml-model-deployment": "green"},
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["target"] == "environment" and "Ray" in error["message"], error
     client.close()

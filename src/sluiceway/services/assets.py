@@ -276,6 +276,10 @@ class AssetService:
     def _context(self, record: AssetRecord) -> CreationContext:
         return CreationContext(created_at=record.created_at, created_by=record.created_by)
 
+    def out(self, record: AssetRecord) -> DataOut | ModelOut:
+        """The record as the API shows a version of its kind."""
+        return self.data_out(record) if record.kind == "data" else self.model_out(record)
+
     def data_out(self, record: AssetRecord) -> DataOut:
         return DataOut(
             id=self._scope.data_id(record.name, record.version),

@@ -64,11 +64,7 @@ def target(
         ValidationError: an ``api-version`` not of the form ``YYYY-MM-DD[-preview]``.
     """
     scope = ws.settings.scope
-    if (
-        subscription != scope.subscription_id
-        or group.lower() != scope.resource_group.lower()
-        or workspace != scope.workspace_name
-    ):
+    if not scope.is_named(subscription, group, workspace):
         raise ResourceNotFoundError(
             f"Workspace /subscriptions/{subscription}/resourceGroups/{group}/.../workspaces/"
             f"{workspace} is not served here; this server serves {scope.prefix}.",

@@ -28,8 +28,10 @@ class RunningServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30.0)
+    def client(self, token: str | None = None) -> httpx.Client:
+        """A client of the server with the owner's token, or with ``token``."""
+        headers = self.headers if token is None else {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
     def shared_folder(self) -> Path:
         """A folder the server's workers can read and write, for flag and rendezvous files: a

@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluiceway.store.db import Database, upgrade
+from tests.integration.databases import DATABASES, empty_database
+
 
 @dataclass(frozen=True)
 class RunningServer:
@@ -104,3 +107,11 @@ def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
     running = start_server(tmp_path / "home")
     yield running
     stop_server(running)
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A workspace database at the newest schema: each test runs on SQLite and PostgreSQL."""
+    with empty_database(request.param, tmp_path) as database:
+        upgrade(database.engine)
+        yield database

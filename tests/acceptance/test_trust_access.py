@@ -77,6 +77,15 @@ def revoke(owner: httpx.Client, name: str, role: str, scope: str) -> None:
     assert r.status_code == 204, r.text
 
 
+def deploy_alpha(owner: httpx.Client, root: Path) -> None:
+    """Endpoint alpha, with the echo script as its default deployment."""
+    (root / ALPHA).mkdir()
+    create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
+    owner.patch(
+        f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
+    ).raise_for_status()
+
+
 def make_datastore(owner: httpx.Client, root: Path, name: str) -> None:
     (root / name).mkdir(parents=True, exist_ok=True)
     body = {"name": name, "type": "local", "root": str(root / name)}
@@ -103,11 +112,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 put_file(owner, name, f"in/file-{i}.txt", f"{name}-{i}")
             put_file(owner, name, "secret/keep.txt", f"{name} secret")
             put_file(owner, name, "slow/file.txt", "slow")
-        (root / ALPHA).mkdir()
-        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
-        owner.patch(
-            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
-        ).raise_for_status()
+        deploy_alpha(owner, root)
         yield World(server, root, owner)
     finally:
         owner.close()
@@ -389,11 +394,7 @@ def one_job_at_a_time(tmp_path: Path) -> Iterator[World]:
         for i in range(2):
             put_file(owner, TEAM_A, f"in/file-{i}.txt", f"{TEAM_A}-{i}")
         put_file(owner, TEAM_A, "slow/file.txt", "slow")
-        (root / ALPHA).mkdir()
-        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
-        owner.patch(
-            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
-        ).raise_for_status()
+        deploy_alpha(owner, root)
         yield World(server, root, owner)
     finally:
         owner.close()

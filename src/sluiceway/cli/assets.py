@@ -20,10 +20,10 @@ from sluiceway.cli.arguments import (
     add_version_choice,
     existing_file,
     override_name_version,
-    version_or_label,
 )
 from sluiceway.cli.context import CommandContext
 from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.versioned import show_version
 from sluiceway.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -131,10 +131,7 @@ def _create(kind: AssetKind, args: argparse.Namespace, context: CommandContext) 
 
 
 def _show(kind: AssetKind, args: argparse.Namespace, context: CommandContext) -> int:
-    version, label = version_or_label(args)
-    asset = kind.operations(context.client).get(args.name, version=version, label=label)
-    context.emit(resource_json(asset))
-    return 0
+    return show_version(args, context, kind.operations(context.client))
 
 
 def _list(kind: AssetKind, args: argparse.Namespace, context: CommandContext) -> int:

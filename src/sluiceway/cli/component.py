@@ -15,29 +15,20 @@ from sluiceway.cli.arguments import (
     add_file_overrides,
     add_group,
     add_version_choice,
-    existing_file,
-    override_name_version,
-    version_or_label,
 )
 from sluiceway.cli.context import CommandContext
-from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.output import resources_json
+from sluiceway.cli.versioned import create_from_file, show_version
 
 
 def create(args: argparse.Namespace, context: CommandContext) -> int:
     from sluiceway import load_component
 
-    component = load_component(existing_file(args.file))
-    override_name_version(component, args)
-    created = context.client.components.create_or_update(component)
-    context.emit(resource_json(created))
-    return 0
+    return create_from_file(args, context, load_component, context.client.components)
 
 
 def show(args: argparse.Namespace, context: CommandContext) -> int:
-    version, label = version_or_label(args)
-    component = context.client.components.get(args.name, version=version, label=label)
-    context.emit(resource_json(component))
-    return 0
+    return show_version(args, context, context.client.components)
 
 
 def list_(args: argparse.Namespace, context: CommandContext) -> int:

@@ -16,30 +16,21 @@ from sluiceway.cli.arguments import (
     add_file_overrides,
     add_group,
     add_version_choice,
-    existing_file,
-    override_name_version,
-    version_or_label,
 )
 from sluiceway.cli.context import CommandContext
-from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.output import resources_json
+from sluiceway.cli.versioned import create_from_file, show_version
 from sluiceway.errors import ValidationError
 
 
 def create(args: argparse.Namespace, context: CommandContext) -> int:
     from sluiceway import load_environment
 
-    environment = load_environment(existing_file(args.file))
-    override_name_version(environment, args)
-    created = context.client.environments.create_or_update(environment)
-    context.emit(resource_json(created))
-    return 0
+    return create_from_file(args, context, load_environment, context.client.environments)
 
 
 def show(args: argparse.Namespace, context: CommandContext) -> int:
-    version, label = version_or_label(args)
-    environment = context.client.environments.get(args.name, version=version, label=label)
-    context.emit(resource_json(environment))
-    return 0
+    return show_version(args, context, context.client.environments)
 
 
 def list_(args: argparse.Namespace, context: CommandContext) -> int:

@@ -32,10 +32,15 @@ from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     create_script_deployment,
     invoke_body,
+    new_user,
+    put_file,
     read_output,
     unique,
     wait_for_job,
 )
+from tests.integration.helpers import datastore_uri as ds
+from tests.integration.helpers import folder_input as folder
+from tests.integration.helpers import folder_output as out
 
 pytestmark = pytest.mark.slow
 
@@ -60,18 +65,6 @@ def run(mini_batch):
 """
 ALPHA, BETA, DEPLOYMENT = "alpha", "beta", "blue"
 TEAM_A, TEAM_B = "team_a", "team_b"
-
-
-def ds(datastore: str, path: str) -> str:
-    return f"azureml://datastores/{datastore}/paths/{path}"
-
-
-def folder(uri: str) -> dict[str, str]:
-    return {"JobInputType": "UriFolder", "Uri": uri}
-
-
-def out(uri: str) -> dict[str, str]:
-    return {"JobOutputType": "UriFolder", "Uri": uri}
 
 
 @dataclass
@@ -109,28 +102,6 @@ def refused(
     return message
 
 
-def _client(server: RunningServer, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
-    )
-
-
-def _identity(owner: httpx.Client, name: str, roles: list[tuple[str, str]]) -> str:
-    r = owner.post("/identities", json={"name": name, "kind": "user"})
-    assert r.status_code == 201, r.text
-    for role, scope in roles:
-        r = owner.post("/roles", json={"identity": name, "role": role, "scope": scope})
-        assert r.status_code == 201, r.text
-    r = owner.post(f"/identities/{name}/tokens", json={"expires_in": 3600})
-    assert r.status_code in (200, 201), r.text
-    token: str = r.json()["access_token"]
-    return token
-
-
-def _put_file(client: httpx.Client, datastore: str, path: str, content: str) -> None:
-    client.put(f"/datastores/{datastore}/files/{path}", content=content.encode()).raise_for_status()
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("access")
@@ -146,10 +117,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             r = owner.put(f"/datastores/{name}", json=body)
             assert r.status_code == 201, r.text
             for i in range(3):
-                _put_file(owner, name, f"in/file-{i}.txt", f"{name}-{i}")
-            _put_file(owner, name, "slow/file.txt", "slow")
-        _put_file(owner, "workspaceblobstore", "shared/in/file-0.txt", "shared-0")
-        _put_file(owner, "workspaceblobstore", "shared/slow/file.txt", "slow")
+                put_file(owner, name, f"in/file-{i}.txt", f"{name}-{i}")
+            put_file(owner, name, "slow/file.txt", "slow")
+        put_file(owner, "workspaceblobstore", "shared/in/file-0.txt", "shared-0")
+        put_file(owner, "workspaceblobstore", "shared/slow/file.txt", "slow")
         for endpoint in (ALPHA, BETA):
             (root / endpoint).mkdir()
             create_script_deployment(owner, root / endpoint, endpoint, DEPLOYMENT, script=SCRIPT)
@@ -170,13 +141,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             Uploader(ml_client.connection).upload(uploaded)
 
         tokens = {
-            "ivy": _identity(
+            "ivy": new_user(
                 owner, "ivy", [("invoker", f"endpoint:{ALPHA}"), ("invoker", f"datastore:{TEAM_A}")]
             ),
-            "rex": _identity(owner, "rex", [("reader", "workspace")]),
-            "nobody": _identity(owner, "nobody", []),
+            "rex": new_user(owner, "rex", [("reader", "workspace")]),
+            "nobody": new_user(owner, "nobody", []),
         }
-        ivy, rex, nobody = (_client(server, tokens[n]) for n in ("ivy", "rex", "nobody"))
+        ivy, rex, nobody = (server.client(tokens[n]) for n in ("ivy", "rex", "nobody"))
         clients += [ivy, rex, nobody]
         yield World(
             server,
@@ -475,14 +446,14 @@ def test_the_sdk_and_cli_show_the_refusal(world: World, tmp_path: Path) -> None:
 
 
 def test_a_contributor_uploads_local_data_and_invokes(world: World, tmp_path: Path) -> None:
-    token = _identity(world.owner, unique("carl"), [("contributor", "workspace")])
+    token = new_user(world.owner, unique("carl"), [("contributor", "workspace")])
     (tmp_path / "local").mkdir()
     (tmp_path / "local" / "a.txt").write_text("local\n")
     with MLClient(endpoint=world.server.url, token=token) as ml:
         job = ml.batch_endpoints.invoke(
             endpoint_name=ALPHA, input=Input(type="uri_folder", path=str(tmp_path / "local"))
         )
-    with _client(world.server, token) as carl:
+    with world.server.client(token) as carl:
         done = wait_for_job(carl, job.name)
         assert done["status"] == "Completed", done
         assert read_output(carl, job.name)["predictions.csv"].strip() == "a.txt local"
@@ -830,7 +801,7 @@ def test_public_routes_give_nothing_away_without_their_own_credential(world: Wor
         r = anonymous.get("/msi/token", params=msi, headers=own)
         assert r.status_code == 200, r.text
         issued = r.json()["access_token"]
-        with _client(world.server, issued) as issued_client:
+        with world.server.client(issued) as issued_client:
             me = issued_client.get("/whoami").raise_for_status().json()
             assert me["name"] == "nobody" and me["roles"] == []
 

@@ -28,12 +28,9 @@ from sluiceway.store.db import Database
 from sluiceway.store.jobs import JobStore, lease_scheduler
 from tests.acceptance.test_fault_injection import deploy, invoke, ledger_counts, write_rows
 from tests.integration.conftest import RunningServer, start_server, stop_server
+from tests.integration.databases import postgres_database
 from tests.integration.helpers import read_output, unique, upload_folder, wait_for_job
-from tests.integration.servers_workspace import (
-    SharedWorkspace,
-    postgres_database,
-    shared_workspace,
-)
+from tests.integration.servers_workspace import SharedWorkspace, shared_workspace
 from tests.integration.test_pipelines import STEPS_SCRIPT, command, literal
 from tests.integration.test_pipelines import deploy as deploy_pipeline
 from tests.integration.test_pipelines import invoke as invoke_pipeline

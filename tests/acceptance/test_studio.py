@@ -31,7 +31,14 @@ import pytest
 
 from tests.conftest import service_missing
 from tests.integration.conftest import RunningServer, start_server, stop_server
-from tests.integration.helpers import create_script_deployment, invoke_body, wait_for_job
+from tests.integration.helpers import (
+    create_script_deployment,
+    grant_role,
+    invoke_body,
+    new_user,
+    put_file,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -110,12 +117,6 @@ class Studio:
         )
 
 
-def _put(client: httpx.Client, path: str, content: str) -> None:
-    client.put(
-        f"/datastores/workspaceblobstore/files/{path}", content=content.encode()
-    ).raise_for_status()
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     if not os.access(CHROMIUM, os.X_OK):
@@ -134,8 +135,8 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
             json={"description": "scores heart data", "defaults": {"deployment_name": DEPLOYMENT}},
         ).raise_for_status()
         for i in range(10):
-            _put(owner, f"studio/in/file-{i:02d}.txt", f"value-{i}")
-        _put(owner, "studio/slow/file.txt", "slow")
+            put_file(owner, "workspaceblobstore", f"studio/in/file-{i:02d}.txt", f"value-{i}")
+        put_file(owner, "workspaceblobstore", "studio/slow/file.txt", "slow")
         owner.post(
             "/data",
             json={
@@ -144,19 +145,11 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
                 "path": "azureml://datastores/workspaceblobstore/paths/studio/in/",
             },
         ).raise_for_status()
-        r = owner.post("/identities", json={"name": "rex", "kind": "user"})
-        assert r.status_code == 201, r.text
-        owner.post(
-            "/roles", json={"identity": "rex", "role": "reader", "scope": "workspace"}
-        ).raise_for_status()
-        r = owner.post("/identities/rex/tokens", json={"expires_in": 3600})
-        reader_token = r.raise_for_status().json()["access_token"]
+        reader_token = new_user(owner, "rex", [("reader", "workspace")])
         r = owner.post("/identities", json={"name": "nightly", "kind": "service_principal"})
         assert r.status_code == 201, r.text
         principal = r.json()
-        owner.post(
-            "/roles", json={"identity": "nightly", "role": "contributor", "scope": "workspace"}
-        ).raise_for_status()
+        grant_role(owner, "nightly", "contributor", "workspace")
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield Studio(
             server,

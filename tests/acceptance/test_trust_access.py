@@ -25,10 +25,16 @@ from tests.integration import storage_services as svc
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     create_script_deployment,
+    grant_role,
     invoke_body,
+    new_user,
+    put_file,
     unique,
     wait_for_job,
 )
+from tests.integration.helpers import datastore_uri as ds
+from tests.integration.helpers import folder_input as folder
+from tests.integration.helpers import folder_output as out
 
 pytestmark = pytest.mark.slow
 
@@ -56,18 +62,6 @@ TEAM_A, TEAM_B = "team_a", "team_b"
 DEFAULT = "workspaceblobstore"
 
 
-def ds(datastore: str, path: str) -> str:
-    return f"azureml://datastores/{datastore}/paths/{path}"
-
-
-def folder(uri: str) -> dict[str, str]:
-    return {"JobInputType": "UriFolder", "Uri": uri}
-
-
-def out(uri: str) -> dict[str, str]:
-    return {"JobOutputType": "UriFolder", "Uri": uri}
-
-
 def refused(response: httpx.Response, identity: str, *needles: str) -> str:
     """Assert a 403 that names the identity and each needle; return its message."""
     assert response.status_code == 403, f"{response.status_code}: {response.text}"
@@ -78,36 +72,18 @@ def refused(response: httpx.Response, identity: str, *needles: str) -> str:
     return message
 
 
-def client_for(server: RunningServer, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
-    )
-
-
-def grant(owner: httpx.Client, name: str, role: str, scope: str) -> None:
-    r = owner.post("/roles", json={"identity": name, "role": role, "scope": scope})
-    assert r.status_code == 201, r.text
-
-
 def revoke(owner: httpx.Client, name: str, role: str, scope: str) -> None:
     r = owner.delete("/roles", params={"identity": name, "role": role, "scope": scope})
     assert r.status_code == 204, r.text
 
 
-def identity(owner: httpx.Client, name: str, roles: list[tuple[str, str]]) -> str:
-    """A new user with ``(role, scope)`` roles; its token."""
-    r = owner.post("/identities", json={"name": name, "kind": "user"})
-    assert r.status_code == 201, r.text
-    for role, scope in roles:
-        grant(owner, name, role, scope)
-    r = owner.post(f"/identities/{name}/tokens", json={"expires_in": 3600})
-    assert r.status_code in (200, 201), r.text
-    token: str = r.json()["access_token"]
-    return token
-
-
-def put_file(client: httpx.Client, datastore: str, path: str, content: str) -> None:
-    client.put(f"/datastores/{datastore}/files/{path}", content=content.encode()).raise_for_status()
+def deploy_alpha(owner: httpx.Client, root: Path) -> None:
+    """Endpoint alpha, with the echo script as its default deployment."""
+    (root / ALPHA).mkdir()
+    create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
+    owner.patch(
+        f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
+    ).raise_for_status()
 
 
 def make_datastore(owner: httpx.Client, root: Path, name: str) -> None:
@@ -136,11 +112,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 put_file(owner, name, f"in/file-{i}.txt", f"{name}-{i}")
             put_file(owner, name, "secret/keep.txt", f"{name} secret")
             put_file(owner, name, "slow/file.txt", "slow")
-        (root / ALPHA).mkdir()
-        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
-        owner.patch(
-            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
-        ).raise_for_status()
+        deploy_alpha(owner, root)
         yield World(server, root, owner)
     finally:
         owner.close()
@@ -239,8 +211,8 @@ def test_reading_a_job_does_not_read_the_datastore_its_output_went_to(world: Wor
     job = r.json()["name"]
     assert wait_for_job(owner, job)["status"] == "Completed"
     name = unique("rhea")
-    token = identity(owner, name, [("reader", f"endpoint:{ALPHA}")])
-    with client_for(world.server, token) as rhea:
+    token = new_user(owner, name, [("reader", f"endpoint:{ALPHA}")])
+    with world.server.client(token) as rhea:
         assert rhea.get(f"/jobs/{job}").status_code == 200
         refused(
             rhea.get(f"/jobs/{job}/outputs/score"),
@@ -250,7 +222,7 @@ def test_reading_a_job_does_not_read_the_datastore_its_output_went_to(world: Wor
         )
         refused(rhea.get(f"/jobs/{job}/outputs/score/files/predictions.csv"), name, "read data")
         assert rhea.get(f"/jobs/{job}/logs").status_code == 200  # the job's own logs
-        grant(owner, name, "reader", f"datastore:{TEAM_B}")
+        grant_role(owner, name, "reader", f"datastore:{TEAM_B}")
         listing = rhea.get(f"/jobs/{job}/outputs/score").raise_for_status().json()
         assert [f["path"] for f in listing["files"]] == ["predictions.csv"]
         rows = rhea.get(f"/jobs/{job}/outputs/score/files/predictions.csv").text
@@ -300,12 +272,12 @@ def test_an_endpoint_contributor_writes_only_where_it_may(world: World) -> None:
     the contributor may write: a named output and the default one alike."""
     owner = world.owner
     name = unique("cleo")
-    token = identity(
+    token = new_user(
         owner, name, [("contributor", f"endpoint:{ALPHA}"), ("reader", f"datastore:{TEAM_A}")]
     )
     data = {"data": folder(ds(TEAM_A, "in/"))}
     before = {j["name"] for j in owner.get("/jobs", params={"limit": 1000}).json()}
-    with client_for(world.server, token) as cleo:
+    with world.server.client(token) as cleo:
         r = cleo.post(f"/endpoints/{ALPHA}/jobs", json=invoke_body(data))
         refused(r, name, f"write data on datastore:{DEFAULT}", "(output 'score')")
         r = cleo.post(
@@ -316,7 +288,7 @@ def test_an_endpoint_contributor_writes_only_where_it_may(world: World) -> None:
         after = {j["name"] for j in owner.get("/jobs", params={"limit": 1000}).json()}
         assert after == before
         # With write data on a datastore, it writes there.
-        grant(owner, name, "invoker", f"datastore:{TEAM_B}")
+        grant_role(owner, name, "invoker", f"datastore:{TEAM_B}")
         r = cleo.post(
             f"/endpoints/{ALPHA}/jobs",
             json=invoke_body(data, {"score": out(ds(TEAM_B, f"out/{unique('c')}/"))}),
@@ -342,10 +314,10 @@ def test_a_new_endpoint_or_datastore_of_a_deleted_ones_name_has_none_of_its_role
     make_datastore(owner, world.root, datastore)
     put_file(owner, datastore, "in/a.txt", "first")
     name = unique("rita")
-    token = identity(
+    token = new_user(
         owner, name, [("contributor", f"endpoint:{endpoint}"), ("reader", f"datastore:{datastore}")]
     )
-    with client_for(world.server, token) as rita:
+    with world.server.client(token) as rita:
         assert _held(rita) == {
             (f"endpoint:{endpoint}", "contributor"),
             (f"datastore:{datastore}", "reader"),
@@ -370,7 +342,7 @@ def test_a_new_endpoint_or_datastore_of_a_deleted_ones_name_has_none_of_its_role
         )
         refused(rita.get(f"/datastores/{datastore}/files/in/a.txt"), name, "read data")
         # Granted again, on the new ones, they hold.
-        grant(owner, name, "reader", f"datastore:{datastore}")
+        grant_role(owner, name, "reader", f"datastore:{datastore}")
         assert rita.get(f"/datastores/{datastore}/files/in/a.txt").text == "second"
 
 
@@ -378,8 +350,8 @@ def test_a_new_identity_of_a_deleted_ones_name_has_none_of_its_jobs(world: World
     owner = world.owner
     name = unique("jack")
     roles = [("invoker", f"endpoint:{ALPHA}"), ("invoker", f"datastore:{TEAM_A}")]
-    token = identity(owner, name, roles)
-    with client_for(world.server, token) as jack:
+    token = new_user(owner, name, roles)
+    with world.server.client(token) as jack:
         r = jack.post(
             f"/endpoints/{ALPHA}/jobs",
             json=invoke_body(
@@ -391,8 +363,8 @@ def test_a_new_identity_of_a_deleted_ones_name_has_none_of_its_jobs(world: World
         assert wait_for_job(jack, job)["status"] == "Completed"
     assert owner.delete(f"/identities/{name}").status_code == 204
 
-    token = identity(owner, name, roles)  # another identity, of the same name and roles
-    with client_for(world.server, token) as impostor:
+    token = new_user(owner, name, roles)  # another identity, of the same name and roles
+    with world.server.client(token) as impostor:
         refused(impostor.get(f"/jobs/{job}"), name, f"read jobs on endpoint:{ALPHA}")
         refused(impostor.get(f"/jobs/{job}/outputs/score"), name, "read jobs")
         refused(impostor.post(f"/jobs/{job}/cancel"), name, "cancel jobs")
@@ -422,11 +394,7 @@ def one_job_at_a_time(tmp_path: Path) -> Iterator[World]:
         for i in range(2):
             put_file(owner, TEAM_A, f"in/file-{i}.txt", f"{TEAM_A}-{i}")
         put_file(owner, TEAM_A, "slow/file.txt", "slow")
-        (root / ALPHA).mkdir()
-        create_script_deployment(owner, root / ALPHA, ALPHA, DEPLOYMENT, script=SCRIPT)
-        owner.patch(
-            f"/batch-endpoints/{ALPHA}", json={"defaults": {"deployment_name": DEPLOYMENT}}
-        ).raise_for_status()
+        deploy_alpha(owner, root)
         yield World(server, root, owner)
     finally:
         owner.close()
@@ -448,7 +416,7 @@ def test_rights_taken_back_after_queueing_stop_the_job(one_job_at_a_time: World)
     owner, root = world.owner, world.root
     roles = [("invoker", f"endpoint:{ALPHA}"), ("invoker", f"datastore:{TEAM_A}")]
     olga, gone = unique("olga"), unique("gone")
-    clients = {n: client_for(world.server, identity(owner, n, roles)) for n in (olga, gone)}
+    clients = {n: world.server.client(new_user(owner, n, roles)) for n in (olga, gone)}
     try:
         # Held in the queue behind a slow job of the owner's.
         blocker = _invoke(owner, "slow/", unique("blocker"))
@@ -472,7 +440,7 @@ def test_rights_taken_back_after_queueing_stop_the_job(one_job_at_a_time: World)
             assert owner.get(f"/jobs/{queued[name]}").json()["progress"]["mini_batches_total"] == 0
 
         # Taken back while the job runs: it commits nothing.
-        grant(owner, olga, "invoker", f"datastore:{TEAM_A}")
+        grant_role(owner, olga, "invoker", f"datastore:{TEAM_A}")
         running = _invoke(clients[olga], "slow/", f"late-{olga}")
         _wait_status(owner, running, "Running")
         revoke(owner, olga, "invoker", f"datastore:{TEAM_A}")
@@ -490,8 +458,8 @@ def test_a_writer_of_a_deleted_datastore_cannot_replace_files_in_a_new_one(world
     datastore = f"store_{unique('w').replace('-', '_')}"
     make_datastore(owner, world.root / "writers", datastore)
     name = unique("wendy")
-    token = identity(owner, name, [("invoker", f"datastore:{datastore}")])
-    with client_for(world.server, token) as wendy:
+    token = new_user(owner, name, [("invoker", f"datastore:{datastore}")])
+    with world.server.client(token) as wendy:
         path = f"/datastores/{datastore}/files/in/mine.txt"
         assert wendy.put(path, content=b"v1").status_code == 200
         assert wendy.put(path, content=b"v2", params={"overwrite": "true"}).status_code == 200
@@ -500,7 +468,7 @@ def test_a_writer_of_a_deleted_datastore_cannot_replace_files_in_a_new_one(world
         # wrote into the old one is not hers to replace in it.
         assert owner.delete(f"/datastores/{datastore}").status_code in (200, 204)
         make_datastore(owner, world.root / "writers", datastore)
-        grant(owner, name, "invoker", f"datastore:{datastore}")
+        grant_role(owner, name, "invoker", f"datastore:{datastore}")
         r = wendy.put(path, content=b"v3", params={"overwrite": "true"})
         assert r.status_code == 409, r.text
         assert owner.get(path).content == b"v2"

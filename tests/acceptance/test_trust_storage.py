@@ -22,7 +22,7 @@ import pytest
 from sluiceway import MLClient
 from sluiceway.sdk.uploads import Uploader, scan
 from tests.integration.conftest import RunningServer, start_server, stop_server
-from tests.integration.helpers import DS, invoke_body, read_output, unique, wait_for_job
+from tests.integration.helpers import DS, invoke_body, new_user, read_output, unique, wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -81,16 +81,6 @@ def _path(uri: str) -> str:
     return uri[len(DS) + 1 :].rstrip("/")
 
 
-def _identity(owner: httpx.Client, name: str, roles: list[tuple[str, str]]) -> str:
-    assert owner.post("/identities", json={"name": name, "kind": "user"}).status_code == 201
-    for role, scope in roles:
-        r = owner.post("/roles", json={"identity": name, "role": role, "scope": scope})
-        assert r.status_code == 201, r.text
-    r = owner.post(f"/identities/{name}/tokens", json={"expires_in": 3600})
-    assert r.status_code in (200, 201), r.text
-    return str(r.json()["access_token"])
-
-
 def _put(client: httpx.Client, path: str, content: bytes, **params: str) -> httpx.Response:
     return client.put(f"/datastores/{WS}/files/{path}", content=content, params=params)
 
@@ -135,7 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         r.raise_for_status()
         for i in range(2):
             _put(owner, f"data/in/file-{i}.txt", b"x").raise_for_status()
-        token = _identity(
+        token = new_user(
             owner, "ivan", [("invoker", f"endpoint:{ENDPOINT}"), ("invoker", f"datastore:{WS}")]
         )
         ivan.headers["Authorization"] = f"Bearer {token}"

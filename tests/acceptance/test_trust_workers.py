@@ -91,6 +91,20 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
+def run_on_one_file(client: httpx.Client, tmp_path: Path, endpoint: str) -> dict[str, Any]:
+    """Invoke ``endpoint`` on a folder of one file; the job, which must complete."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "one.txt").write_text("1\n")
+    uri = upload_folder(client, data, f"data/{endpoint}")
+    body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+    r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
+    assert r.status_code == 201, r.text
+    job = wait_for_job(client, r.json()["name"])
+    assert job["status"] == "Completed", job.get("error")
+    return job
+
+
 def check_probe(seen: dict[str, Any], server: RunningServer) -> None:
     environ = seen["environ"]
     leaked = sorted(
@@ -129,15 +143,7 @@ def test_a_scoring_script_cannot_read_the_servers_secrets_or_environment(
             }
         },
     )
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "one.txt").write_text("1\n")
-    uri = upload_folder(client, data, f"data/{endpoint}")
-    body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
-    r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
-    assert r.status_code == 201, r.text
-    job = wait_for_job(client, r.json()["name"])
-    assert job["status"] == "Completed", job.get("error")
+    job = run_on_one_file(client, tmp_path, endpoint)
     seen = json.loads(read_output(client, job["name"])["probe.json"])
     check_probe(seen, server)
 
@@ -203,15 +209,7 @@ def test_links_a_script_leaves_in_its_output_are_not_followed_by_the_commit(
         script=LINKING_SCRIPT,
         settings={"environment_variables": {"PROBE_HOME": str(server.home)}},
     )
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "one.txt").write_text("1\n")
-    uri = upload_folder(client, data, f"data/{endpoint}")
-    body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
-    r = client.post(f"/endpoints/{endpoint}/jobs", json=body)
-    assert r.status_code == 201, r.text
-    job = wait_for_job(client, r.json()["name"])
-    assert job["status"] == "Completed", job.get("error")
+    job = run_on_one_file(client, tmp_path, endpoint)
     files = read_output(client, job["name"])
     token = (server.home / "token").read_text().strip()
     assert "leak.txt" not in files

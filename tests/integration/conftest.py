@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluiceway.store.db import Database, upgrade
+from tests.integration.databases import DATABASES, empty_database
+
 
 @dataclass(frozen=True)
 class RunningServer:
@@ -28,8 +31,10 @@ class RunningServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30.0)
+    def client(self, token: str | None = None) -> httpx.Client:
+        """A client of the server with the owner's token, or with ``token``."""
+        headers = self.headers if token is None else {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
 
     def shared_folder(self) -> Path:
         """A folder the server's workers can read and write, for flag and rendezvous files: a
@@ -102,3 +107,11 @@ def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
     running = start_server(tmp_path / "home")
     yield running
     stop_server(running)
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A workspace database at the newest schema: each test runs on SQLite and PostgreSQL."""
+    with empty_database(request.param, tmp_path) as database:
+        upgrade(database.engine)
+        yield database

@@ -120,3 +120,38 @@ def read_output(client: httpx.Client, job: str, output: str = "score") -> dict[s
         f["path"]: client.get(f"/jobs/{job}/outputs/{output}/files/{f['path']}").text
         for f in listing["files"]
     }
+
+
+def datastore_uri(datastore: str, path: str) -> str:
+    return f"azureml://datastores/{datastore}/paths/{path}"
+
+
+def folder_input(uri: str) -> dict[str, str]:
+    """A job input of the folder at ``uri``, in the REST face's shape."""
+    return {"JobInputType": "UriFolder", "Uri": uri}
+
+
+def folder_output(uri: str) -> dict[str, str]:
+    """A job output to the folder at ``uri``, in the REST face's shape."""
+    return {"JobOutputType": "UriFolder", "Uri": uri}
+
+
+def put_file(client: httpx.Client, datastore: str, path: str, content: str) -> None:
+    client.put(f"/datastores/{datastore}/files/{path}", content=content.encode()).raise_for_status()
+
+
+def grant_role(owner: httpx.Client, name: str, role: str, scope: str) -> None:
+    r = owner.post("/roles", json={"identity": name, "role": role, "scope": scope})
+    assert r.status_code == 201, r.text
+
+
+def new_user(owner: httpx.Client, name: str, roles: list[tuple[str, str]]) -> str:
+    """A new user with ``(role, scope)`` roles, made over REST by ``owner``; its token."""
+    r = owner.post("/identities", json={"name": name, "kind": "user"})
+    assert r.status_code == 201, r.text
+    for role, scope in roles:
+        grant_role(owner, name, role, scope)
+    r = owner.post(f"/identities/{name}/tokens", json={"expires_in": 3600})
+    assert r.status_code in (200, 201), r.text
+    token: str = r.json()["access_token"]
+    return token

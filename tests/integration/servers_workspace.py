@@ -4,40 +4,14 @@ file, and the S3 server as the default datastore."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
-
-from sluiceway.store.db import make_engine
-from tests.conftest import service_missing
+from tests.integration.databases import postgres_database
 from tests.integration.storage_services import S3_KEY, S3_SECRET, make_bucket, s3_url
-
-POSTGRES_ENV = "SLUICEWAY_TEST_POSTGRES_URL"
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """The URL of a new, empty database, dropped afterwards."""
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        service_missing(f"PostgreSQL (set {POSTGRES_ENV}; scripts/test.sh starts one)")
-    assert admin_url is not None
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass(frozen=True)

@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import inspect
 
 from sluiceway.schemas.jobs import StepStatus
 from sluiceway.store.components import ComponentStore
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
-from tests.integration.test_store import _postgres_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
 
 
 def test_the_migration_adds_components_and_steps(db: Database) -> None:

@@ -2,28 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.environments import EnvironmentStore
-from tests.integration.test_store import _postgres_database
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
 
 
 def test_versions_latest_archive_and_delete(db: Database) -> None:

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
 from sluiceway.auth.client_secrets import hash_secret, verify_secret
 from sluiceway.errors import ConflictError
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.identities import IdentityStore
-from tests.integration.test_store import _postgres_database
 
 OWNER = ("workspace", "owner")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
 
 
 def test_the_migration_adds_the_identity_columns(db: Database) -> None:

@@ -16,22 +16,15 @@ from sqlalchemy import text
 from sluiceway.store.db import Database
 from sluiceway.store.identities import IdentityStore
 from sluiceway.store.jobs import JobStore
+from tests.integration.databases import DATABASES, empty_database
 from tests.integration.test_job_invoker_migration import _migrate
-from tests.integration.test_store import _postgres_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def db_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    _migrate(database.engine, "0004")
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
+    with empty_database(request.param, tmp_path) as database:
+        _migrate(database.engine, "0004")
+        yield database
 
 
 def _sql(db: Database, statement: str, **params: object) -> None:

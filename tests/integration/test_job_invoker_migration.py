@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from sluiceway.store.db import MIGRATIONS, Database
 from sluiceway.store.jobs import JobStore
 from sluiceway.store.steps import StepStore
-from tests.integration.test_store import _postgres_database
+from tests.integration.databases import DATABASES, empty_database
 
 
 def _migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
@@ -28,18 +28,11 @@ def _migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def db_at_0003(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    _migrate(database.engine, "0003")
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
+    with empty_database(request.param, tmp_path) as database:
+        _migrate(database.engine, "0003")
+        yield database
 
 
 # The columns of each table at revision 0003; later revisions add others.

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
-from sluiceway.store.db import Database, upgrade
+from sluiceway.store.db import Database
 from sluiceway.store.jobs import JobStore
-from tests.integration.test_store import _postgres_database
 
 LEASE = timedelta(seconds=60)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    database = Database(next(urls))
-    upgrade(database.engine)
-    yield JobStore(database)
-    database.dispose()
-    for _ in urls:  # drops the PostgreSQL database
-        pass
+@pytest.fixture
+def store(db: Database) -> JobStore:
+    """A job store on each database (``db`` runs its tests on SQLite and PostgreSQL)."""
+    return JobStore(db)
 
 
 def queued(store: JobStore) -> str:

@@ -16,7 +16,7 @@ from sluiceway.schemas.jobs import JobStatus
 from sluiceway.store.db import Database, upgrade
 from sluiceway.store.jobs import JobStore
 from sluiceway.store.notifications import JobNotifications
-from tests.integration.servers_workspace import postgres_database
+from tests.integration.databases import postgres_database
 
 pytestmark = pytest.mark.postgres
 

@@ -13,7 +13,7 @@ from sluiceway.config import Settings
 from sluiceway.errors import StartupRefused
 from sluiceway.server.workspace import Workspace
 from sluiceway.store.db import make_engine
-from tests.integration.servers_workspace import postgres_database
+from tests.integration.databases import postgres_database
 
 pytestmark = pytest.mark.postgres
 

@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from sluiceway.clock import utcnow
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.store.assets import AssetRecord, AssetStore
-from sluiceway.store.db import Database, make_engine, upgrade
+from sluiceway.store.db import Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.jobs import JobStore
-from tests.conftest import service_missing
-
-POSTGRES_ENV = "SLUICEWAY_TEST_POSTGRES_URL"
-
-
-def _postgres_database() -> Iterator[str]:
-    admin_url = os.environ.get(POSTGRES_ENV)
-    if not admin_url:
-        service_missing(f"PostgreSQL (set {POSTGRES_ENV}; scripts/test.sh starts one)")
-    assert admin_url is not None
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'workspace.db'}"])
-    else:
-        urls = _postgres_database()
-    url = next(urls)
-    database = Database(url)
-    upgrade(database.engine)
-    yield database
-    database.dispose()
-    for _ in urls:  # runs the generator's clean-up
-        pass
 
 
 def test_migrations_create_every_table_and_run_twice(db: Database) -> None:

@@ -572,3 +572,12 @@ def test_unrecognised_model_forms(value: str) -> None:
 def test_invalid_model_references(value: str, error: type[ValidationError], match: str) -> None:
     with pytest.raises(error, match=match):
         parse_model_reference(value, SCOPE)
+
+
+def test_workspace_scope_is_named_by_its_path_coordinates() -> None:
+    scope = WorkspaceScope(subscription_id="sub", resource_group="Group", workspace_name="ws")
+    assert scope.is_named("sub", "group", "ws")
+    assert scope.is_named("sub", "GROUP", "ws")
+    assert not scope.is_named("other", "group", "ws")
+    assert not scope.is_named("sub", "other", "ws")
+    assert not scope.is_named("sub", "group", "WS")

@@ -12,7 +12,7 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from sluiceway.errors import ValidationError
 
@@ -146,3 +146,42 @@ def existing_file(value: str, option: str = "--file") -> Path:
         what = "a folder, not a file" if path.is_dir() else "not found"
         raise ValidationError(f"{option} {value!r}: {what}", target=option.lstrip("-"))
     return path
+
+
+def add_file_overrides(parser: argparse.ArgumentParser, noun: str) -> None:
+    """A versioned resource's ``create``: ``-f FILE`` and the ``-n``/``-v`` that override it
+    (applied with ``override_name_version``)."""
+    parser.add_argument(
+        "-f", "--file", required=True, help=f"the {noun} YAML; relative paths start at it"
+    )
+    parser.add_argument("-n", "--name", help="the name (overrides the file's)")
+    parser.add_argument(
+        "-v", "--version", help="the version (overrides the file's); default: the next number"
+    )
+
+
+def override_name_version(resource: Any, args: argparse.Namespace) -> None:
+    """Give ``resource`` the ``--name`` and ``--version`` given: the flags override the file,
+    as in az ml."""
+    if args.name is not None:
+        resource.name = args.name
+    if args.version is not None:
+        resource.version = args.version
+
+
+def add_version_choice(parser: argparse.ArgumentParser) -> None:
+    """A versioned resource's ``show``: ``-n NAME`` and either ``-v VERSION`` or ``-l latest``
+    (read back with ``version_or_label``)."""
+    parser.add_argument("-n", "--name", required=True)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("-v", "--version")
+    which.add_argument("-l", "--label", choices=("latest",), help="the label; default: latest")
+
+
+def version_or_label(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The ``(version, label)`` to get: the label ``latest`` when neither was given."""
+    version: str | None = args.version
+    label: str | None = args.label
+    if version is None and label is None:
+        label = "latest"
+    return version, label

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluiceway.cli.arguments import Subcommands, add_command, add_group, existing_file
+from sluiceway.cli.arguments import (
+    Subcommands,
+    add_command,
+    add_group,
+    add_version_choice,
+    existing_file,
+    override_name_version,
+)
 from sluiceway.cli.context import CommandContext
 from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.versioned import show_version
 from sluiceway.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -98,11 +106,7 @@ def _create(kind: AssetKind, args: argparse.Namespace, context: CommandContext) 
     given = {key: value for key, value in fields.items() if value is not None}
     if args.file is not None:
         asset = kind.load(existing_file(args.file))
-        # Flags override the file, as in az ml.
-        if args.name is not None:
-            asset.name = args.name
-        if args.version is not None:
-            asset.version = args.version
+        override_name_version(asset, args)
         if args.type is not None:
             asset.type = args.type
         if args.path is not None:
@@ -127,13 +131,7 @@ def _create(kind: AssetKind, args: argparse.Namespace, context: CommandContext) 
 
 
 def _show(kind: AssetKind, args: argparse.Namespace, context: CommandContext) -> int:
-    version: str | None = args.version
-    label: str | None = args.label
-    if version is None and label is None:
-        label = "latest"
-    asset = kind.operations(context.client).get(args.name, version=version, label=label)
-    context.emit(resource_json(asset))
-    return 0
+    return show_version(args, context, kind.operations(context.client))
 
 
 def _list(kind: AssetKind, args: argparse.Namespace, context: CommandContext) -> int:
@@ -176,10 +174,7 @@ def _register_kind(
     parser.add_argument("-d", "--description")
 
     parser = add_command(commands, "show", f"Show a {kind.noun} as JSON.", show, common)
-    parser.add_argument("-n", "--name", required=True)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("-v", "--version")
-    which.add_argument("-l", "--label", choices=("latest",), help="the label; default: latest")
+    add_version_choice(parser)
 
     parser = add_command(
         commands,

@@ -9,33 +9,26 @@ from __future__ import annotations
 
 import argparse
 
-from sluiceway.cli.arguments import Subcommands, add_command, add_group, existing_file
+from sluiceway.cli.arguments import (
+    Subcommands,
+    add_command,
+    add_file_overrides,
+    add_group,
+    add_version_choice,
+)
 from sluiceway.cli.context import CommandContext
-from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.output import resources_json
+from sluiceway.cli.versioned import create_from_file, show_version
 
 
 def create(args: argparse.Namespace, context: CommandContext) -> int:
     from sluiceway import load_component
 
-    component = load_component(existing_file(args.file))
-    # The flags override the file, as in az ml.
-    if args.name is not None:
-        component.name = args.name
-    if args.version is not None:
-        component.version = args.version
-    created = context.client.components.create_or_update(component)
-    context.emit(resource_json(created))
-    return 0
+    return create_from_file(args, context, load_component, context.client.components)
 
 
 def show(args: argparse.Namespace, context: CommandContext) -> int:
-    version: str | None = args.version
-    label: str | None = args.label
-    if version is None and label is None:
-        label = "latest"
-    component = context.client.components.get(args.name, version=version, label=label)
-    context.emit(resource_json(component))
-    return 0
+    return show_version(args, context, context.client.components)
 
 
 def list_(args: argparse.Namespace, context: CommandContext) -> int:
@@ -52,19 +45,10 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
     parser = add_command(
         commands, "create", "Register a component (a new version).", create, common
     )
-    parser.add_argument(
-        "-f", "--file", required=True, help="the component YAML; relative paths start at it"
-    )
-    parser.add_argument("-n", "--name", help="the name (overrides the file's)")
-    parser.add_argument(
-        "-v", "--version", help="the version (overrides the file's); default: the next number"
-    )
+    add_file_overrides(parser, "component")
 
     parser = add_command(commands, "show", "Show a component as JSON.", show, common)
-    parser.add_argument("-n", "--name", required=True)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("-v", "--version")
-    which.add_argument("-l", "--label", choices=("latest",), help="the label; default: latest")
+    add_version_choice(parser)
 
     parser = add_command(
         commands,

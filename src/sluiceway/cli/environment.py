@@ -10,32 +10,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sluiceway.cli.arguments import Subcommands, add_command, add_group, existing_file
+from sluiceway.cli.arguments import (
+    Subcommands,
+    add_command,
+    add_file_overrides,
+    add_group,
+    add_version_choice,
+)
 from sluiceway.cli.context import CommandContext
-from sluiceway.cli.output import resource_json, resources_json
+from sluiceway.cli.output import resources_json
+from sluiceway.cli.versioned import create_from_file, show_version
 from sluiceway.errors import ValidationError
 
 
 def create(args: argparse.Namespace, context: CommandContext) -> int:
     from sluiceway import load_environment
 
-    environment = load_environment(existing_file(args.file))
-    if args.name is not None:
-        environment.name = args.name
-    if args.version is not None:
-        environment.version = args.version
-    created = context.client.environments.create_or_update(environment)
-    context.emit(resource_json(created))
-    return 0
+    return create_from_file(args, context, load_environment, context.client.environments)
 
 
 def show(args: argparse.Namespace, context: CommandContext) -> int:
-    label = args.label if args.version is None and args.label else None
-    environment = context.client.environments.get(
-        args.name, version=args.version, label=label or (None if args.version else "latest")
-    )
-    context.emit(resource_json(environment))
-    return 0
+    return show_version(args, context, context.client.environments)
 
 
 def list_(args: argparse.Namespace, context: CommandContext) -> int:
@@ -84,21 +79,12 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
     parser = add_command(
         commands, "create", "Register an environment (a new version).", create, common
     )
-    parser.add_argument(
-        "-f", "--file", required=True, help="the environment YAML; relative paths start at it"
-    )
-    parser.add_argument("-n", "--name", help="the name (overrides the file's)")
-    parser.add_argument(
-        "-v", "--version", help="the version (overrides the file's); default: the next number"
-    )
+    add_file_overrides(parser, "environment")
 
     parser = add_command(
         commands, "show", "Show an environment and its build state as JSON.", show, common
     )
-    parser.add_argument("-n", "--name", required=True)
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("-v", "--version")
-    which.add_argument("-l", "--label", choices=("latest",), help="the label; default: latest")
+    add_version_choice(parser)
 
     parser = add_command(
         commands,

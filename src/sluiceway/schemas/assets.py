@@ -36,22 +36,28 @@ def _check_version(value: str | None) -> str | None:
     return value
 
 
-class DataCreate(Strict):
+class VersionedCreate(Strict):
+    """What every versioned resource's create body starts with: a checked name and version
+    (none: the next number)."""
+
+    name: str
+    version: str | None = None
+
+    _name = field_validator("name")(_check_asset_name)
+    _version = field_validator("version", mode="before")(_check_version)
+
+
+class DataCreate(VersionedCreate):
     """``POST /data``: register a new version of a data asset.
 
     ``path`` is a datastore URI or a storage URL; clients upload local files first.
     """
 
-    name: str
-    version: str | None = None
     type: Literal["uri_file", "uri_folder", "mltable"] = "uri_folder"
     path: str
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
-
-    _name = field_validator("name")(_check_asset_name)
-    _version = field_validator("version", mode="before")(_check_version)
 
 
 class DataOut(Open):
@@ -66,19 +72,14 @@ class DataOut(Open):
     creation_context: CreationContext | None = None
 
 
-class ModelCreate(Strict):
+class ModelCreate(VersionedCreate):
     """``POST /models``: register a new version of a model folder (already uploaded)."""
 
-    name: str
-    version: str | None = None
     type: Literal["custom_model", "mlflow_model"] = "custom_model"
     path: str
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
-
-    _name = field_validator("name")(_check_asset_name)
-    _version = field_validator("version", mode="before")(_check_version)
 
 
 class ModelOut(Open):

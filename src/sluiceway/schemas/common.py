@@ -67,6 +67,15 @@ class WorkspaceScope:
             f"/providers/{ARM_PROVIDER}/workspaces/{self.workspace_name}"
         )
 
+    def is_named(self, subscription: str, resource_group: str, workspace: str) -> bool:
+        """Whether a path's coordinates name this workspace (the resource group in any case,
+        as ARM takes it)."""
+        return (
+            subscription == self.subscription_id
+            and resource_group.lower() == self.resource_group.lower()
+            and workspace == self.workspace_name
+        )
+
     def datastore_id(self, name: str) -> str:
         return f"{self.prefix}/datastores/{name}"
 

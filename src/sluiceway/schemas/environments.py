@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from sluiceway.schemas.assets import _check_asset_name, _check_version
-from sluiceway.schemas.common import CreationContext, Open, Strict
+from sluiceway.schemas.assets import VersionedCreate
+from sluiceway.schemas.common import CreationContext, Open
 
 
-class EnvironmentCreate(Strict):
+class EnvironmentCreate(VersionedCreate):
     """``POST /environments``: register an environment version, Azure's YAML as JSON.
 
     Give ``conda_file`` (the conda file's content: ``dependencies`` with ``python=3.x``,
@@ -19,8 +19,6 @@ class EnvironmentCreate(Strict):
     ``azureml://`` URI. ``image`` is recorded, not run.
     """
 
-    name: str
-    version: str | None = None
     description: str | None = None
     image: str | None = None
     conda_file: dict[str, Any] | None = None
@@ -30,9 +28,6 @@ class EnvironmentCreate(Strict):
     )
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
-
-    _name = field_validator("name")(_check_asset_name)
-    _version = field_validator("version", mode="before")(_check_version)
 
 
 class EnvironmentBuildOut(Open):

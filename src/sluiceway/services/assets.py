@@ -35,6 +35,17 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def _check_upload(content_hash: str, name: str, digest: re.Pattern[str], described: str) -> None:
+    """Refuse an upload's hash that is not the ``digest`` it should be, or a name that is not
+    one file's or folder's."""
+    if not digest.fullmatch(content_hash):
+        raise ValidationError(f"upload hash {content_hash!r} is not {described}.", target="hash")
+    if not name or "/" in name or name in {".", ".."}:
+        raise ValidationError(
+            f"upload name {name!r} must be the uploaded file's or folder's name.", target="name"
+        )
+
+
 class AssetService:
     def __init__(
         self,
@@ -186,16 +197,7 @@ class AssetService:
             ValidationError: ``path`` is not that path, does not exist, or holds other content.
             PermissionDeniedError: the caller may not write the default datastore.
         """
-        if not _MD5.fullmatch(content_hash):
-            raise ValidationError(
-                f"upload hash {content_hash!r} is not an md5 hexdigest (32 characters 0-9a-f).",
-                target="hash",
-            )
-        if not name or "/" in name or name in {".", ".."}:
-            raise ValidationError(
-                f"upload name {name!r} must be the uploaded file's or folder's name.",
-                target="name",
-            )
+        _check_upload(content_hash, name, _MD5, "an md5 hexdigest (32 characters 0-9a-f)")
         expected = f"{UPLOAD_FOLDER}/{content_hash}/{name}"
         ref = parse_reference(path, self._scope)
         if isinstance(ref, DatastorePathRef):
@@ -245,16 +247,7 @@ class AssetService:
             ValidationError: not a sha256 hash, no such upload, or other content.
             PermissionDeniedError: the caller may not write the default datastore.
         """
-        if not _SHA256.fullmatch(content_hash):
-            raise ValidationError(
-                f"upload hash {content_hash!r} is not a sha256 hexdigest (64 characters 0-9a-f).",
-                target="hash",
-            )
-        if not name or "/" in name or name in {".", ".."}:
-            raise ValidationError(
-                f"upload name {name!r} must be the uploaded file's or folder's name.",
-                target="name",
-            )
+        _check_upload(content_hash, name, _SHA256, "a sha256 hexdigest (64 characters 0-9a-f)")
         principal.require(
             Action.WRITE_DATA, datastore_scope(DEFAULT_DATASTORE), what=f"upload {content_hash}"
         )
@@ -282,6 +275,10 @@ class AssetService:
 
     def _context(self, record: AssetRecord) -> CreationContext:
         return CreationContext(created_at=record.created_at, created_by=record.created_by)
+
+    def out(self, record: AssetRecord) -> DataOut | ModelOut:
+        """The record as the API shows a version of its kind."""
+        return self.data_out(record) if record.kind == "data" else self.model_out(record)
 
     def data_out(self, record: AssetRecord) -> DataOut:
         return DataOut(

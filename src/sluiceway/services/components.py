@@ -10,7 +10,6 @@ step, and the steps have no cycle. A step that names a registered component by
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ from sluiceway.schemas.components import (
 )
 from sluiceway.services.datastores import DatastoreService
 from sluiceway.services.registry import Registry
+from sluiceway.services.version_refs import id_pattern, parse_version_reference
 from sluiceway.storage.references import (
     DataAssetRef,
     DatastorePathRef,
@@ -49,15 +49,7 @@ ACCEPTED_COMPONENT_REFERENCES = (
     "azureml:<name>:<version>, azureml:<name>@latest, <name>:<version>, or "
     "/subscriptions/.../workspaces/<workspace>/components/<name>/versions/<version>"
 )
-_SHORT_REF = re.compile(
-    r"(?:azureml:/?)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))"
-)
-_LONG_REF = re.compile(
-    r"(?:azureml:/?/?)?/?subscriptions/[^/]+/resourcegroups/[^/]+"
-    r"(?:/providers/microsoft\.machinelearningservices)?/workspaces/(?P<workspace>[^/]+)"
-    r"/components/(?P<name>[^/]+)/versions/(?:labels/(?P<label>[^/]+)|(?P<version>[^/]+))/?",
-    re.IGNORECASE,
-)
+_IDS = id_pattern("components", labels=True)
 
 
 @dataclass(frozen=True)
@@ -94,28 +86,15 @@ def parse_component_reference(value: str, scope: WorkspaceScope, where: str) -> 
     Raises:
         ValidationError: the value is none of those forms, or names another workspace.
     """
-    text = value.strip()
-    match = _LONG_REF.fullmatch(text) or _SHORT_REF.fullmatch(text)
-    if match is None:
-        raise ValidationError(
-            f"{where}: {value!r} is not a component reference; accepted: "
-            f"{ACCEPTED_COMPONENT_REFERENCES}",
-            target=where,
-        )
-    groups = match.groupdict()
-    workspace = groups.get("workspace")
-    if workspace is not None and workspace != scope.workspace_name:
-        raise ValidationError(
-            f"{where}: {value!r} names workspace {workspace!r}; this server serves "
-            f"{scope.workspace_name!r}.",
-            target=where,
-        )
-    label = groups.get("label")
-    if label is not None and label != "latest":
-        raise ValidationError(
-            f"{where}: label {label!r} is not supported; accepted: latest", target=where
-        )
-    return ComponentRef(match["name"], groups.get("version"))
+    name, version = parse_version_reference(
+        value,
+        _IDS,
+        scope,
+        where,
+        what="a component reference",
+        accepted=ACCEPTED_COMPONENT_REFERENCES,
+    )
+    return ComponentRef(name, version)
 
 
 class ComponentService:

@@ -29,6 +29,7 @@ from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.environments import EnvironmentBuildOut, EnvironmentCreate, EnvironmentOut
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.services.registry import Registry
+from sluiceway.services.version_refs import id_pattern, parse_version_reference
 from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef
 from sluiceway.store.environments import EnvironmentRecord, EnvironmentStore
@@ -39,15 +40,7 @@ ACCEPTED_REFERENCES = (
     "azureml:<name>:<version>, azureml:<name>@latest, <name>:<version>, or "
     "/subscriptions/.../workspaces/<workspace>/environments/<name>/versions/<version>"
 )
-_SHORT_REF = re.compile(
-    r"(?:azureml:/?)?(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))"
-)
-_LONG_REF = re.compile(
-    r"(?:azureml:/?/?)?/?subscriptions/[^/]+/resourcegroups/[^/]+"
-    r"(?:/providers/microsoft\.machinelearningservices)?/workspaces/(?P<workspace>[^/]+)"
-    r"/environments/(?P<name>[^/]+)/versions/(?P<version>[^/]+)/?",
-    re.IGNORECASE,
-)
+_IDS = id_pattern("environments")
 CURATED_PREFIX = "AzureML-"
 MLFLOW_ENVIRONMENT_PROPERTY = "mlflow_environment"
 """The deployment property that chooses an MLflow deployment's environment when it names none:
@@ -387,28 +380,14 @@ class EnvironmentService:
         return spec, content_of(spec, where=where)
 
     def _parse_reference(self, value: str, where: str) -> tuple[str, str | None]:
-        text = value.strip()
-        match = _LONG_REF.fullmatch(text) or _SHORT_REF.fullmatch(text)
-        if match is None:
-            raise ValidationError(
-                f"{where}: {value!r} is not an environment reference; accepted: "
-                f"{ACCEPTED_REFERENCES}, or the environment inline.",
-                target=where,
-            )
-        groups = match.groupdict()
-        workspace = groups.get("workspace")
-        if workspace is not None and workspace != self._scope.workspace_name:
-            raise ValidationError(
-                f"{where}: {value!r} names workspace {workspace!r}; this server serves "
-                f"{self._scope.workspace_name!r}.",
-                target=where,
-            )
-        label = groups.get("label")
-        if label is not None and label != "latest":
-            raise ValidationError(
-                f"{where}: label {label!r} is not supported; accepted: latest", target=where
-            )
-        return match["name"], groups.get("version")
+        return parse_version_reference(
+            value,
+            _IDS,
+            self._scope,
+            where,
+            what="an environment reference",
+            accepted=f"{ACCEPTED_REFERENCES}, or the environment inline.",
+        )
 
 
 def _read(file: Location) -> str:

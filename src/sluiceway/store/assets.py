@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
@@ -19,6 +19,14 @@ from sluiceway.store.tables import (
     new_id,
     text_map,
     text_or_none,
+)
+from sluiceway.store.versioned import (
+    latest_row,
+    newest_rows,
+    next_number,
+    next_seq,
+    version_rows,
+    with_version,
 )
 
 
@@ -78,6 +86,10 @@ def _asset(row: AssetVersionRow) -> AssetRecord:
         as_utc(row.created_at),
         row.created_by,
     )
+
+
+def _named(kind: str, name: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return AssetVersionRow.kind == kind, AssetVersionRow.name == name
 
 
 class DatastoreStore:
@@ -140,40 +152,16 @@ class AssetStore:
 
     def latest(self, kind: str, name: str) -> AssetRecord | None:
         with self._db.reading() as s:
-            row = s.scalars(
-                select(AssetVersionRow)
-                .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
-                .order_by(AssetVersionRow.seq.desc())
-                .limit(1)
-            ).first()
+            row = latest_row(s, AssetVersionRow, *_named(kind, name))
             return _asset(row) if row else None
 
     def versions(self, kind: str, name: str) -> list[AssetRecord]:
         with self._db.reading() as s:
-            rows = s.scalars(
-                select(AssetVersionRow)
-                .where(AssetVersionRow.kind == kind, AssetVersionRow.name == name)
-                .order_by(AssetVersionRow.seq.desc())
-            )
-            return [_asset(r) for r in rows]
+            return [_asset(r) for r in version_rows(s, AssetVersionRow, *_named(kind, name))]
 
     def list_latest(self, kind: str) -> list[AssetRecord]:
         with self._db.reading() as s:
-            newest = (
-                select(AssetVersionRow.name, func.max(AssetVersionRow.seq).label("seq"))
-                .where(AssetVersionRow.kind == kind)
-                .group_by(AssetVersionRow.name)
-                .subquery()
-            )
-            rows = s.scalars(
-                select(AssetVersionRow)
-                .join(
-                    newest,
-                    (AssetVersionRow.name == newest.c.name) & (AssetVersionRow.seq == newest.c.seq),
-                )
-                .where(AssetVersionRow.kind == kind)
-                .order_by(AssetVersionRow.name)
-            )
+            rows = newest_rows(s, AssetVersionRow, AssetVersionRow.kind == kind)
             return [_asset(r) for r in rows]
 
     def create(self, record: AssetRecord, *, auto_version: bool) -> tuple[AssetRecord, bool]:
@@ -184,23 +172,18 @@ class AssetStore:
         other content is left alone and returned for the caller to refuse.
         """
         with self._db.session() as s:
-            rows = s.scalars(
-                select(AssetVersionRow).where(
-                    AssetVersionRow.kind == record.kind, AssetVersionRow.name == record.name
-                )
-            ).all()
+            rows = s.scalars(select(AssetVersionRow).where(*_named(record.kind, record.name))).all()
             version = record.version
             if auto_version:
-                numeric = [int(r.version) for r in rows if r.version.isdigit()]
-                version = str(max(numeric, default=0) + 1)
-            existing = next((r for r in rows if r.version == version), None)
+                version = next_number(rows)
+            existing = with_version(rows, version)
             if existing is not None:
                 return _asset(existing), False
             row = AssetVersionRow(
                 kind=record.kind,
                 name=record.name,
                 version=version,
-                seq=max((r.seq for r in rows), default=0) + 1,
+                seq=next_seq(rows),
                 type=record.type,
                 path=record.path,
                 description=record.description,

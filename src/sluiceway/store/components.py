@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
 from sluiceway.store.tables import ComponentVersionRow
+from sluiceway.store.versioned import (
+    latest_row,
+    newest_rows,
+    next_number,
+    next_seq,
+    version_rows,
+    with_version,
+)
 
 
 @dataclass(frozen=True)
@@ -40,40 +48,17 @@ class ComponentStore:
 
     def latest(self, name: str) -> ComponentRecord | None:
         with self._db.reading() as s:
-            row = s.scalars(
-                select(ComponentVersionRow)
-                .where(ComponentVersionRow.name == name)
-                .order_by(ComponentVersionRow.seq.desc())
-                .limit(1)
-            ).first()
+            row = latest_row(s, ComponentVersionRow, ComponentVersionRow.name == name)
             return _record(row) if row else None
 
     def versions(self, name: str) -> list[ComponentRecord]:
         with self._db.reading() as s:
-            rows = s.scalars(
-                select(ComponentVersionRow)
-                .where(ComponentVersionRow.name == name)
-                .order_by(ComponentVersionRow.seq.desc())
-            )
+            rows = version_rows(s, ComponentVersionRow, ComponentVersionRow.name == name)
             return [_record(r) for r in rows]
 
     def list_latest(self) -> list[ComponentRecord]:
         with self._db.reading() as s:
-            newest = (
-                select(ComponentVersionRow.name, func.max(ComponentVersionRow.seq).label("seq"))
-                .group_by(ComponentVersionRow.name)
-                .subquery()
-            )
-            rows = s.scalars(
-                select(ComponentVersionRow)
-                .join(
-                    newest,
-                    (ComponentVersionRow.name == newest.c.name)
-                    & (ComponentVersionRow.seq == newest.c.seq),
-                )
-                .order_by(ComponentVersionRow.name)
-            )
-            return [_record(r) for r in rows]
+            return [_record(r) for r in newest_rows(s, ComponentVersionRow)]
 
     def create(
         self, name: str, version: str | None, type_: str, spec: dict[str, Any], created_by: str
@@ -92,15 +77,14 @@ class ComponentStore:
                 latest = max(rows, key=lambda r: r.seq, default=None)
                 if latest is not None and _same(latest.spec, spec):
                     return _record(latest), False
-                numeric = [int(r.version) for r in rows if r.version.isdigit()]
-                version = str(max(numeric, default=0) + 1)
-            existing = next((r for r in rows if r.version == version), None)
+                version = next_number(rows)
+            existing = with_version(rows, version)
             if existing is not None:
                 return _record(existing), False
             row = ComponentVersionRow(
                 name=name,
                 version=version,
-                seq=max((r.seq for r in rows), default=0) + 1,
+                seq=next_seq(rows),
                 type=type_,
                 spec={**spec, "version": version},
                 created_at=utcnow(),

@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from sluiceway.clock import as_utc, utcnow
 from sluiceway.store.db import Database
 from sluiceway.store.tables import EnvironmentVersionRow
+from sluiceway.store.versioned import (
+    latest_row,
+    newest_rows,
+    next_number,
+    next_seq,
+    version_rows,
+    with_version,
+)
 
 
 @dataclass(frozen=True)
@@ -50,46 +58,24 @@ class EnvironmentStore:
     def latest(self, name: str) -> EnvironmentRecord | None:
         """The newest version that is not archived."""
         with self._db.reading() as s:
-            row = s.scalars(
-                select(EnvironmentVersionRow)
-                .where(EnvironmentVersionRow.name == name, ~EnvironmentVersionRow.archived)
-                .order_by(EnvironmentVersionRow.seq.desc())
-                .limit(1)
-            ).first()
+            row = latest_row(
+                s,
+                EnvironmentVersionRow,
+                EnvironmentVersionRow.name == name,
+                ~EnvironmentVersionRow.archived,
+            )
             return _record(row) if row else None
 
     def versions(self, name: str) -> list[EnvironmentRecord]:
         with self._db.reading() as s:
-            rows = s.scalars(
-                select(EnvironmentVersionRow)
-                .where(EnvironmentVersionRow.name == name)
-                .order_by(EnvironmentVersionRow.seq.desc())
-            )
+            rows = version_rows(s, EnvironmentVersionRow, EnvironmentVersionRow.name == name)
             return [_record(r) for r in rows]
 
     def list_latest(self, *, archived: bool = False) -> list[EnvironmentRecord]:
         """The newest version of each name (archived ones only when asked)."""
+        where = [] if archived else [~EnvironmentVersionRow.archived]
         with self._db.reading() as s:
-            query = select(EnvironmentVersionRow)
-            if not archived:
-                query = query.where(~EnvironmentVersionRow.archived)
-            newest = (
-                query.with_only_columns(
-                    EnvironmentVersionRow.name, func.max(EnvironmentVersionRow.seq).label("seq")
-                )
-                .group_by(EnvironmentVersionRow.name)
-                .subquery()
-            )
-            rows = s.scalars(
-                select(EnvironmentVersionRow)
-                .join(
-                    newest,
-                    (EnvironmentVersionRow.name == newest.c.name)
-                    & (EnvironmentVersionRow.seq == newest.c.seq),
-                )
-                .order_by(EnvironmentVersionRow.name)
-            )
-            return [_record(r) for r in rows]
+            return [_record(r) for r in newest_rows(s, EnvironmentVersionRow, *where)]
 
     def content_hashes(self) -> set[str]:
         with self._db.reading() as s:
@@ -118,15 +104,14 @@ class EnvironmentStore:
                 latest = max((r for r in rows if not r.archived), key=lambda r: r.seq, default=None)
                 if latest is not None and latest.spec == spec:
                     return _record(latest), False
-                numeric = [int(r.version) for r in rows if r.version.isdigit()]
-                version = str(max(numeric, default=0) + 1)
-            existing = next((r for r in rows if r.version == version), None)
+                version = next_number(rows)
+            existing = with_version(rows, version)
             if existing is not None:
                 return _record(existing), False
             row = EnvironmentVersionRow(
                 name=name,
                 version=version,
-                seq=max((r.seq for r in rows), default=0) + 1,
+                seq=next_seq(rows),
                 spec=spec,
                 content=content,
                 content_hash=content_hash,

@@ -43,11 +43,7 @@ def _dataplane_target(
 ) -> None:
     """The workspace in the path is this one (the data plane takes no ARM api-version)."""
     scope = ws.settings.scope
-    if (
-        subscription != scope.subscription_id
-        or group.lower() != scope.resource_group.lower()
-        or workspace != scope.workspace_name
-    ):
+    if not scope.is_named(subscription, group, workspace):
         raise ResourceNotFoundError(
             f"This server serves workspace {scope.prefix}, not the one in the path.",
             target="workspace",

@@ -64,11 +64,7 @@ def target(
         ValidationError: an ``api-version`` not of the form ``YYYY-MM-DD[-preview]``.
     """
     scope = ws.settings.scope
-    if (
-        subscription != scope.subscription_id
-        or group.lower() != scope.resource_group.lower()
-        or workspace != scope.workspace_name
-    ):
+    if not scope.is_named(subscription, group, workspace):
         raise ResourceNotFoundError(
             f"Workspace /subscriptions/{subscription}/resourceGroups/{group}/.../workspaces/"
             f"{workspace} is not served here; this server serves {scope.prefix}.",
@@ -450,16 +446,12 @@ def _kind(kind: str) -> Kind:
 
 
 def _version_out(ws: Workspace, kind: AssetType, name: str, version: str | None) -> dict[str, Any]:
-    record = ws.assets.get(_kind(kind), name, version)
-    if kind == "data":
-        return shapes.data_version(ws.assets.data_out(record))
-    return shapes.model_version(ws.assets.model_out(record))
+    return shapes.asset_version(ws.assets.out(ws.assets.get(_kind(kind), name, version)))
 
 
 @router.get("/{kind:arm_asset_type}/{name}", dependencies=[allowed(Action.READ)])
 def get_container(kind: AssetType, name: str, ws: WorkspaceDep) -> JSONResponse:
-    record = ws.assets.get(_kind(kind), name)
-    out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
+    out = ws.assets.out(ws.assets.get(_kind(kind), name))
     return JSONResponse(shapes.data_container(context(ws), name, out, kind))
 
 
@@ -468,20 +460,14 @@ def list_containers(kind: AssetType, ws: WorkspaceDep) -> JSONResponse:
     ctx = context(ws)
     value = []
     for record in ws.assets.list_latest(_kind(kind)):
-        out = ws.assets.data_out(record) if kind == "data" else ws.assets.model_out(record)
-        value.append(shapes.data_container(ctx, record.name, out, kind))
+        value.append(shapes.data_container(ctx, record.name, ws.assets.out(record), kind))
     return JSONResponse({"value": value, "nextLink": None})
 
 
 @router.get("/{kind:arm_asset_type}/{name}/versions", dependencies=[allowed(Action.READ)])
 def list_versions(kind: AssetType, name: str, ws: WorkspaceDep) -> JSONResponse:
     records = ws.assets.versions(_kind(kind), name)
-    value = [
-        shapes.data_version(ws.assets.data_out(r))
-        if kind == "data"
-        else shapes.model_version(ws.assets.model_out(r))
-        for r in records
-    ]
+    value = [shapes.asset_version(ws.assets.out(r)) for r in records]
     return JSONResponse({"value": value, "nextLink": None})
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi.routing import APIRoute
 
 from sluiceway.schemas.assets import DataOut, ModelOut
-from sluiceway.schemas.common import WorkspaceScope
+from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.datastores import DatastoreOut
 from sluiceway.schemas.endpoints import BatchDeploymentOut, BatchEndpointOut
 from sluiceway.schemas.jobs import JobIO, JobOut, JobStatus
@@ -71,8 +71,10 @@ class ArmContext:
         )
 
 
-def _system_data(created_by: str | None, created_at: object) -> dict[str, Any]:
-    when = created_at.isoformat() if hasattr(created_at, "isoformat") else None
+def _system_data(created: CreationContext | None) -> dict[str, Any]:
+    """Azure's ``systemData`` of a resource made as ``created`` says (nulls when unknown)."""
+    when = created.created_at.isoformat() if created else None
+    created_by = created.created_by if created else None
     return {
         "createdAt": when,
         "createdBy": created_by,
@@ -196,14 +198,11 @@ def next_version(latest: str) -> str:
 
 
 def data_version(out: DataOut) -> dict[str, Any]:
-    created = out.creation_context
     return _resource(
         out.id,
         out.version,
         "data/versions",
-        systemData=_system_data(
-            created.created_by if created else None, created.created_at if created else None
-        ),
+        systemData=_system_data(out.creation_context),
         properties={
             "dataType": out.type,
             "dataUri": out.path,
@@ -214,6 +213,11 @@ def data_version(out: DataOut) -> dict[str, Any]:
             "isArchived": False,
         },
     )
+
+
+def asset_version(out: DataOut | ModelOut) -> dict[str, Any]:
+    """A data or model version, by what ``out`` is."""
+    return data_version(out) if isinstance(out, DataOut) else model_version(out)
 
 
 def model_version(out: ModelOut) -> dict[str, Any]:
@@ -333,14 +337,11 @@ def job(out: JobOut) -> dict[str, Any]:
         "azureml.deploymentname": out.deployment_name,
         "azureml.jobtype": "azureml.batchjob",
     }
-    created = out.creation_context
     return _resource(
         out.id,
         out.name,
         "jobs",
-        systemData=_system_data(
-            created.created_by if created else None, created.created_at if created else None
-        ),
+        systemData=_system_data(out.creation_context),
         properties={
             "jobType": "Pipeline",
             "status": job_status(out.status),

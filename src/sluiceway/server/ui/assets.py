@@ -9,7 +9,8 @@ from fastapi.responses import Response
 from sluiceway.auth.policy import Action, datastore_scope
 from sluiceway.server.deps import WorkspaceDep
 from sluiceway.server.ui.render import StudioRoute, page
-from sluiceway.server.ui.session import ViewerDep
+from sluiceway.server.ui.session import Viewer, ViewerDep
+from sluiceway.services.assets import Kind
 from sluiceway.services.datastores import storage_call
 
 router = APIRouter(route_class=StudioRoute, include_in_schema=False)
@@ -17,44 +18,44 @@ router = APIRouter(route_class=StudioRoute, include_in_schema=False)
 MAX_FILES = 500
 
 
+def _latest_page(request: Request, ws: WorkspaceDep, who: Viewer, kind: Kind, nav: str) -> Response:
+    """The latest version of each data asset or model."""
+    who.principal.require(Action.READ)
+    items = [ws.assets.out(r) for r in ws.assets.list_latest(kind)]
+    return page(request, "assets.html", {"viewer": who, "nav": nav, "kind": kind, "items": items})
+
+
+def _versions_page(
+    request: Request, ws: WorkspaceDep, who: Viewer, kind: Kind, nav: str, name: str
+) -> Response:
+    """The versions of one data asset or model."""
+    who.principal.require(Action.READ)
+    versions = [ws.assets.out(r) for r in ws.assets.versions(kind, name)]
+    return page(
+        request,
+        "asset.html",
+        {"viewer": who, "nav": nav, "kind": kind, "name": name, "versions": versions},
+    )
+
+
 @router.get("/ui/data")
 def data_page(request: Request, ws: WorkspaceDep, who: ViewerDep) -> Response:
-    who.principal.require(Action.READ)
-    items = [ws.assets.data_out(r) for r in ws.assets.list_latest("data")]
-    return page(
-        request, "assets.html", {"viewer": who, "nav": "data", "kind": "data", "items": items}
-    )
+    return _latest_page(request, ws, who, "data", "data")
 
 
 @router.get("/ui/data/{name}")
 def data_versions(name: str, request: Request, ws: WorkspaceDep, who: ViewerDep) -> Response:
-    who.principal.require(Action.READ)
-    versions = [ws.assets.data_out(r) for r in ws.assets.versions("data", name)]
-    return page(
-        request,
-        "asset.html",
-        {"viewer": who, "nav": "data", "kind": "data", "name": name, "versions": versions},
-    )
+    return _versions_page(request, ws, who, "data", "data", name)
 
 
 @router.get("/ui/models")
 def models_page(request: Request, ws: WorkspaceDep, who: ViewerDep) -> Response:
-    who.principal.require(Action.READ)
-    items = [ws.assets.model_out(r) for r in ws.assets.list_latest("model")]
-    return page(
-        request, "assets.html", {"viewer": who, "nav": "models", "kind": "model", "items": items}
-    )
+    return _latest_page(request, ws, who, "model", "models")
 
 
 @router.get("/ui/models/{name}")
 def model_versions(name: str, request: Request, ws: WorkspaceDep, who: ViewerDep) -> Response:
-    who.principal.require(Action.READ)
-    versions = [ws.assets.model_out(r) for r in ws.assets.versions("model", name)]
-    return page(
-        request,
-        "asset.html",
-        {"viewer": who, "nav": "models", "kind": "model", "name": name, "versions": versions},
-    )
+    return _versions_page(request, ws, who, "model", "models", name)
 
 
 @router.get("/ui/datastores")

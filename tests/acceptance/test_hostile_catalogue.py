@@ -28,12 +28,12 @@ import jwt
 import pytest
 
 from sluiceway.sdk.uploads import scan
-from tests.acceptance.test_access import _identity
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.helpers import (
     DS,
     create_script_deployment,
     invoke_body,
+    new_user,
     upload_folder,
     write_numbered_files,
 )
@@ -255,11 +255,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("invoker", "datastore:workspaceblobstore"),
         ]
         tokens = {
-            "owner": _identity(owner, "owner2", [("owner", "workspace")]),
-            "contributor": _identity(owner, "contributor", [("contributor", "workspace")]),
-            "invoker": _identity(owner, "invoker", invoker_roles),
-            "reader": _identity(owner, "reader", [("reader", "workspace")]),
-            "none": _identity(owner, "nobody", []),
+            "owner": new_user(owner, "owner2", [("owner", "workspace")]),
+            "contributor": new_user(owner, "contributor", [("contributor", "workspace")]),
+            "invoker": new_user(owner, "invoker", invoker_roles),
+            "reader": new_user(owner, "reader", [("reader", "workspace")]),
+            "none": new_user(owner, "nobody", []),
         }
         values = {"job": job, "upload": upload, "code": f"{code_path}/score.py"}
         yield World(server, owner, tokens, values)

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.store.db import Database
 from sluiceway.store.jobs import JobStore, lease_scheduler
+from sluiceway.store.startup import head_revision
 from tests.acceptance.test_fault_injection import deploy, invoke, ledger_counts, write_rows
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.databases import postgres_database
@@ -303,7 +304,7 @@ def test_ten_processes_started_at_once_migrate_once_and_make_one_owner(tmp_path:
             with db.engine.connect() as conn:
                 assert conn.execute(text("SELECT name FROM identities")).all() == [("owner",)]
                 assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                    ("0008",)
+                    (head_revision(),)
                 ]
                 assert conn.execute(text("SELECT name FROM datastores")).all() == [
                     ("workspaceblobstore",)

@@ -537,6 +537,13 @@ def _requests(world: World) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]
         ("GET", "/components/{name}/versions"): ("/components/c/versions", no_body),
         ("GET", "/components/{name}/versions/{version}"): ("/components/c/versions/1", no_body),
         ("GET", "/components/{name}/labels/{label}"): ("/components/c/labels/latest", no_body),
+        ("GET", "/computes"): ("/computes", no_body),
+        ("GET", "/computes/{name}"): ("/computes/local", no_body),
+        ("PUT", "/computes/{name}"): (
+            "/computes/cluster",
+            {"json": {"name": "cluster", "type": "ray", "address": "127.0.0.1:1"}},
+        ),
+        ("DELETE", "/computes/{name}"): ("/computes/local", no_body),
         ("POST", "/environments"): ("/environments", {"json": {"name": "e"}}),
         ("GET", "/environments"): ("/environments", no_body),
         ("GET", "/environments/{name}/versions"): ("/environments/e/versions", no_body),

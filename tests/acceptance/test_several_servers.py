@@ -301,15 +301,16 @@ def test_ten_processes_started_at_once_migrate_once_and_make_one_owner(tmp_path:
                 )
                 assert response.json()["name"] == "owner"
             db = Database(url)
-            with db.engine.connect() as conn:
-                assert conn.execute(text("SELECT name FROM identities")).all() == [("owner",)]
-                assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                    (head_revision(),)
-                ]
-                assert conn.execute(text("SELECT name FROM datastores")).all() == [
-                    ("workspaceblobstore",)
-                ]
-            db.dispose()
+            try:
+                with db.engine.connect() as conn:
+                    identities = conn.execute(text("SELECT name FROM identities")).all()
+                    versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+                    datastores = conn.execute(text("SELECT name FROM datastores")).all()
+            finally:
+                db.dispose()  # also when an assertion fails: no connection is left to the GC
+            assert identities == [("owner",)]
+            assert versions == [(head_revision(),)]
+            assert datastores == [("workspaceblobstore",)]
         finally:
             for server in servers:
                 stop_server(server)

@@ -12,17 +12,14 @@ without ``gen`` (issued before generations existed) is of generation 0.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import jwt
 
 from sluiceway.clock import utcnow
 from sluiceway.errors import AuthenticationError, ValidationError
-from sluiceway.home import WorkspaceHome
 
 AUDIENCE = "sluiceway"
 ALGORITHM = "HS256"
@@ -38,14 +35,6 @@ MIN_LIFETIME = timedelta(minutes=1)
 CLIENT_CREDENTIALS_LIFETIME = timedelta(seconds=3599)
 #: The owner's home token is issued anew when it has less than this left.
 OWNER_RENEW_BEFORE = timedelta(days=30)
-
-
-def load_or_create_key(home: WorkspaceHome) -> bytes:
-    """The workspace's signing key, created (mode 0600) on first use."""
-    path: Path = home.secret_key
-    if not path.exists():
-        home.write_private(path, secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
 
 
 def check_lifetime(seconds: int, *, field: str = "expires_in") -> timedelta:

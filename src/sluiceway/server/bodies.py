@@ -107,13 +107,19 @@ class RequestBodyLimits:
 
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+# What the text of a number that is not finite must contain (a float overflows past 1.8e308).
+_MAYBE_NON_FINITE = re.compile(r"NaN|Infinity|[eE]\+?\d{3}|\d{309}")
 
 
 def _non_finite_number(text: str) -> tuple[str, str] | None:
     """Where a JSON body holds a number that is not finite: a message and the field, or None.
 
-    A body that is not JSON at all is left to the route, which says where it is malformed.
+    A body that is not JSON at all is left to the route, which says where it is malformed. Only
+    a body whose text could hold such a number (``NaN``, ``Infinity``, a three-digit exponent or
+    309 digits in a row) is parsed here; the route parses every body anyway.
     """
+    if not _MAYBE_NON_FINITE.search(text):
+        return None
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):

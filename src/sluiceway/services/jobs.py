@@ -320,9 +320,11 @@ class JobService:
         entries = storage_call(location.uri, "logs", location.list_files)
         return [JobFile(path=e.path, size=e.size) for e in entries]
 
-    def read_log(self, name: str, path: str, principal: Principal, offset: int = 0) -> bytes:
-        """A log file's bytes from ``offset`` on (empty past its end), so a client that follows
-        a log fetches only what was added.
+    def read_log(
+        self, name: str, path: str, principal: Principal, offset: int = 0, limit: int = -1
+    ) -> bytes:
+        """A log file's bytes from ``offset`` on (empty past its end), at most ``limit`` of them
+        when it is not negative, so a client that follows a log fetches only what was added.
 
         Raises:
             ValidationError: ``offset`` is negative.
@@ -339,7 +341,7 @@ class JobService:
         def read() -> bytes:
             with target.open_read() as fh:
                 fh.seek(offset)
-                data: bytes = fh.read()
+                data: bytes = fh.read(limit)
             return data
 
         return storage_call(target.uri, "path", read)

@@ -278,10 +278,9 @@ def job_log(
     runs: the page appends it below what it has."""
     ended = ws.jobs.get(name, who.principal).status.is_terminal
     try:
-        data = ws.jobs.read_log(name, path, who.principal, offset)
+        data = ws.jobs.read_log(name, path, who.principal, offset, limit=MAX_LOG_CHUNK)
     except ResourceNotFoundError:
         data = b""
-    data = data[:MAX_LOG_CHUNK]
     more = len(data) == MAX_LOG_CHUNK
     if not ended and not more:
         data = data[: data.rfind(b"\n") + 1]  # whole lines only, while it grows

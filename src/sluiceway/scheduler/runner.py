@@ -53,6 +53,7 @@ from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
 from sluiceway.scheduler.staging import InputFiles, JobStaging, RegisteredFilesChanged
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.storage.locations import Location, Locations
+from sluiceway.storage.paths import open_regular_file
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import (
     JobRecord,
@@ -614,9 +615,16 @@ class JobRunner:
         if paths is None or paths.kept_parts is None:
             return
         local = part_path(str(paths.parts_dir), index)
-        if not local.is_file():
+        try:
+            # Written by the deployment's code: never through a link it left there.
+            fh = open_regular_file(local, within=paths.parts_dir)
+        except FileNotFoundError:
             return
-        with open(local, "rb") as fh:
+        except OSError as exc:
+            raise JobAborted(
+                "SystemError", f"The part of mini-batch {index} cannot be read: {exc}."
+            ) from None
+        with fh:
             paths.kept_parts.child(local.name).write_stream(
                 iter(lambda: fh.read(1 << 20), b""), overwrite=True
             )

@@ -298,3 +298,14 @@ def test_an_unreadable_json_body_is_a_400_that_says_why(
         assert words in error["message"] and error["target"] == "body", error
         # The connection is kept and the server still answers.
         assert client.get("/whoami").status_code == 200
+
+
+def test_azure_env_prints_no_owner_token_for_another_server(
+    sluice: Sluice, server: RunningServer
+) -> None:
+    """`sluice azure env` prints the current identity's token as IDENTITY_HEADER: the home's
+    owner token only for the home's server, refused before any request for another one."""
+    done = sluice.run("azure", "env", "--endpoint", "https://127.0.0.1:9")
+    assert server.token not in done.stdout + done.stderr
+    error = one_line_error(done)
+    assert "owner token" in error and "https://127.0.0.1:9" in error, error

@@ -20,9 +20,10 @@ import ssl
 from pathlib import Path
 
 from sluiceway.cli.arguments import Subcommands, add_command, add_group
-from sluiceway.cli.context import CommandContext
+from sluiceway.cli.context import CommandContext, owner_token
 from sluiceway.errors import ServerUnavailableError, ValidationError, error_from_response
 from sluiceway.home import WorkspaceHome, default_home
+from sluiceway.sdk.server_address import ServerAddress
 
 SECRET_ENV = "SLUICEWAY_CLIENT_SECRET"
 _WORKSPACE = re.compile(
@@ -35,32 +36,32 @@ def _home(value: str | None) -> WorkspaceHome:
     return WorkspaceHome(Path(value).expanduser().resolve() if value else default_home())
 
 
-def _token(context: CommandContext, home: WorkspaceHome) -> str:
-    token = context.token or os.environ.get("SLUICEWAY_TOKEN") or home.read_token()
-    if not token:
-        raise ValidationError(
-            "No token of the current identity: give --token, set SLUICEWAY_TOKEN or log in.",
-            target="token",
-        )
-    return token
+def _token(context: CommandContext, address: ServerAddress, home: WorkspaceHome) -> str:
+    """The current identity's token, only for the server it may be sent to (as every command):
+    ``--token`` for the endpoint given with it or the home's server, else the owner's."""
+    if context.token:
+        if not (address.chosen or address.is_home_server):
+            raise address.refuse("--token")
+        return context.token
+    return owner_token(address, home)
 
 
 def env(args: argparse.Namespace, context: CommandContext) -> int:
     import httpx
 
+    from sluiceway.sdk.connection import locate_server
+
     home = _home(args.home)
-    url = (context.endpoint or home.read_server_address() or "").rstrip("/")
-    if not url:
-        raise ServerUnavailableError(
-            f"No server URL: give --endpoint, or start one with `sluice server start --tls` "
-            f"(none is recorded in {home.server_file})."
-        )
+    address = locate_server(context.endpoint, home=home)
+    url = address.url.rstrip("/")
     if not url.startswith("https://"):
         raise ValidationError(
             f"The server at {url} serves plain HTTP; azure-ai-ml sends tokens only over HTTPS. "
             "Start it with `sluice server start --tls` (or SLUICEWAY_TLS_CERT/_KEY).",
             target="endpoint",
         )
+    # Before any request: the token goes only to the server it belongs to.
+    token = _token(context, address, home)
     bundle = Path(args.ca_bundle) if args.ca_bundle else home.root / "tls" / "ca-bundle.pem"
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
@@ -90,7 +91,7 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
             )
         answer = httpx.get(
             f"{url}/identities/{args.service_principal}",
-            headers={"Authorization": f"Bearer {_token(context, home)}"},
+            headers={"Authorization": f"Bearer {token}"},
             timeout=10,
             verify=verify,
         )
@@ -109,7 +110,7 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
             AZURE_CLIENT_SECRET=secret,
         )
     else:
-        lines.update(IDENTITY_ENDPOINT=f"{url}/msi/token", IDENTITY_HEADER=_token(context, home))
+        lines.update(IDENTITY_ENDPOINT=f"{url}/msi/token", IDENTITY_HEADER=token)
     for key, value in lines.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0

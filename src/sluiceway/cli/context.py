@@ -7,14 +7,18 @@ The client is made on first use, so commands that need no server (``server start
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.cli.output import OutputOptions, print_result
+from sluiceway.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from sluiceway import MLClient
+    from sluiceway.home import WorkspaceHome
+    from sluiceway.sdk.server_address import ServerAddress
 
 ClientFactory = Callable[[str | None, str | None], "MLClient"]
 
@@ -62,3 +66,31 @@ class CommandContext:
 
 
 Handler = Callable[[argparse.Namespace, CommandContext], int]
+
+
+def owner_token(address: ServerAddress, home: WorkspaceHome | None = None) -> str:
+    """The owner token to act with: ``$SLUICEWAY_TOKEN``, else the workspace home's, each only
+    for the server it may be sent to.
+
+    Raises:
+        AuthenticationError: the token may not go to ``address``, or there is none.
+    """
+    from sluiceway.home import WorkspaceHome, default_home
+    from sluiceway.sdk.connection import TOKEN_ENV
+
+    home = home or WorkspaceHome(default_home())
+    given = os.environ.get(TOKEN_ENV, "").strip()
+    if given:
+        if not address.chosen:
+            raise address.refuse(f"${TOKEN_ENV}")
+        return given
+    token = home.read_token()
+    if token and not address.is_home_server:
+        raise address.refuse("the workspace home's owner token")
+    if not token:
+        raise AuthenticationError(
+            f"There is no owner token to act with: run this where the server's home is "
+            f"({home.token} is missing), or set {TOKEN_ENV} to an owner's token.",
+            target="token",
+        )
+    return token

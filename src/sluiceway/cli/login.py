@@ -21,18 +21,17 @@ for the home's own server. A token or secret given here goes only to an endpoint
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.cli.arguments import Subcommands, add_command
-from sluiceway.cli.context import CommandContext
+from sluiceway.cli.context import CommandContext, owner_token
 from sluiceway.cli.output import print_note
 from sluiceway.cli.token import parse_duration
-from sluiceway.errors import AuthenticationError, ValidationError
+from sluiceway.errors import ValidationError
 
 if TYPE_CHECKING:
-    from sluiceway.sdk.server_address import ServerAddress
+    pass
 
 DEFAULT_IDENTITY_LIFETIME = "90d"
 
@@ -49,31 +48,6 @@ def _whoami(endpoint: str, token: str) -> dict[str, Any]:
     with Connection(endpoint, token) as connection:
         answer: dict[str, Any] = connection.request("GET", "/whoami", expected=(200,))
     return answer
-
-
-def _owner_token(address: ServerAddress) -> str:
-    """The owner token to mint with: ``$SLUICEWAY_TOKEN``, else the home's, each only for
-    the server it may be sent to."""
-    from sluiceway.home import WorkspaceHome, default_home
-    from sluiceway.sdk.connection import TOKEN_ENV
-
-    home = WorkspaceHome(default_home())
-    given = os.environ.get(TOKEN_ENV, "").strip()
-    if given:
-        if not address.chosen:
-            raise address.refuse(f"${TOKEN_ENV}")
-        return given
-    token = home.read_token()
-    if token and not address.is_home_server:
-        raise address.refuse("the workspace home's owner token")
-    if not token:
-        raise AuthenticationError(
-            f"sluice login --identity mints the token with the workspace owner's token, and "
-            f"there is none: run it where the server's home is ({home.token} is missing), or "
-            f"set {TOKEN_ENV} to an owner's token.",
-            target="identity",
-        )
-    return token
 
 
 def login(args: argparse.Namespace, context: CommandContext) -> int:
@@ -105,7 +79,7 @@ def login(args: argparse.Namespace, context: CommandContext) -> int:
         from sluiceway import MLClient
 
         seconds = parse_duration(args.expires_in or DEFAULT_IDENTITY_LIFETIME)
-        with MLClient(endpoint=endpoint, token=_owner_token(address)) as client:
+        with MLClient(endpoint=endpoint, token=owner_token(address)) as client:
             minted = client.identities.create_token(args.identity, expires_in=seconds)
         stored = StoredLogin(
             endpoint, TOKEN, minted.access_token, minted.expires_on, identity=args.identity

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,21 @@ class WorkspaceHome:
     @property
     def server_file(self) -> Path:
         return self.root / "server.json"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The self-signed certificate of a server started with ``--tls``, and its bundle."""
+        return self.root / "tls"
+
+    @property
+    def ca_bundle(self) -> Path:
+        """What clients trust to reach the home's server over TLS (``REQUESTS_CA_BUNDLE``)."""
+        return self.tls_dir / "ca-bundle.pem"
+
+    def trust(self) -> ssl.SSLContext | bool:
+        """What verifies the home's own server: its self-signed bundle when there is one."""
+        bundle = self.ca_bundle
+        return ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
 
     def read_token(self) -> str | None:
         try:

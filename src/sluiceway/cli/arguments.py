@@ -12,9 +12,12 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sluiceway.errors import ValidationError
+
+if TYPE_CHECKING:
+    from sluiceway.home import WorkspaceHome
 
 OUTPUT_FORMATS = ("json", "yaml", "tsv", "none")
 
@@ -185,3 +188,10 @@ def version_or_label(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if version is None and label is None:
         label = "latest"
     return version, label
+
+
+def workspace_home(value: str | None) -> WorkspaceHome:
+    """The workspace home a ``--home`` option names, else ``$SLUICEWAY_HOME`` or the default."""
+    from sluiceway.home import WorkspaceHome, default_home
+
+    return WorkspaceHome(Path(value).expanduser().resolve() if value else default_home())

@@ -19,10 +19,10 @@ import shlex
 import ssl
 from pathlib import Path
 
-from sluiceway.cli.arguments import Subcommands, add_command, add_group
+from sluiceway.cli.arguments import Subcommands, add_command, add_group, workspace_home
 from sluiceway.cli.context import CommandContext, owner_token
 from sluiceway.errors import ServerUnavailableError, ValidationError, error_from_response
-from sluiceway.home import WorkspaceHome, default_home
+from sluiceway.home import WorkspaceHome
 from sluiceway.sdk.server_address import ServerAddress
 
 SECRET_ENV = "SLUICEWAY_CLIENT_SECRET"
@@ -30,10 +30,6 @@ _WORKSPACE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)$"
 )
-
-
-def _home(value: str | None) -> WorkspaceHome:
-    return WorkspaceHome(Path(value).expanduser().resolve() if value else default_home())
 
 
 def _token(context: CommandContext, address: ServerAddress, home: WorkspaceHome) -> str:
@@ -51,7 +47,7 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
 
     from sluiceway.sdk.connection import locate_server
 
-    home = _home(args.home)
+    home = workspace_home(args.home)
     address = locate_server(context.endpoint, home=home)
     url = address.url.rstrip("/")
     if not url.startswith("https://"):
@@ -62,7 +58,7 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
         )
     # Before any request: the token goes only to the server it belongs to.
     token = _token(context, address, home)
-    bundle = Path(args.ca_bundle) if args.ca_bundle else home.root / "tls" / "ca-bundle.pem"
+    bundle = Path(args.ca_bundle) if args.ca_bundle else home.ca_bundle
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
     )

@@ -13,12 +13,11 @@ import argparse
 import json
 import os
 import signal
-import ssl
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluiceway.cli.arguments import Subcommands, add_command, add_group
+from sluiceway.cli.arguments import Subcommands, add_command, add_group, workspace_home
 from sluiceway.cli.context import CommandContext
 from sluiceway.cli.output import print_note
 from sluiceway.errors import ConflictError, MissingExtraError, ResourceNotFoundError
@@ -55,21 +54,11 @@ def start(args: argparse.Namespace, context: CommandContext) -> int:
     return 0
 
 
-def _home(value: str | None) -> WorkspaceHome:
-    from sluiceway.home import WorkspaceHome, default_home
-
-    return WorkspaceHome(Path(value).expanduser().resolve() if value else default_home())
-
-
 def _answers(url: str, home: WorkspaceHome) -> bool:
     import httpx
 
     try:
-        verify: ssl.SSLContext | bool = True
-        if url.startswith("https:"):
-            from sluiceway.server.run import trust
-
-            verify = trust(home)
+        verify = home.trust() if url.startswith("https:") else True
         return httpx.get(f"{url}/healthz", timeout=2.0, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
@@ -100,7 +89,7 @@ def _forget(home: WorkspaceHome, record: str) -> None:
 
 
 def stop(args: argparse.Namespace, context: CommandContext) -> int:
-    home = _home(args.home)
+    home = workspace_home(args.home)
     try:
         record = home.server_file.read_text()
         fields = json.loads(record)

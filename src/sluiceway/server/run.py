@@ -22,11 +22,8 @@ logger = logging.getLogger("sluiceway.server")
 
 
 def trust(home: WorkspaceHome) -> ssl.SSLContext | bool:
-    """What verifies the home's own server: its self-signed bundle when there is one."""
-    from sluiceway.server.tls import ca_bundle_path
-
-    bundle = ca_bundle_path(home)
-    return ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
+    """What verifies the home's own server (see :meth:`WorkspaceHome.trust`)."""
+    return home.trust()
 
 
 def running_server(home: WorkspaceHome) -> str | None:

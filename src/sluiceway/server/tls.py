@@ -39,11 +39,11 @@ class ServerCertificate:
 
 
 def tls_dir(home: WorkspaceHome) -> Path:
-    return home.root / "tls"
+    return home.tls_dir
 
 
 def ca_bundle_path(home: WorkspaceHome) -> Path:
-    return tls_dir(home) / "ca-bundle.pem"
+    return home.ca_bundle
 
 
 def subject_names(host: str, extra: tuple[str, ...] = ()) -> list[str]:

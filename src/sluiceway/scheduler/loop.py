@@ -69,7 +69,8 @@ class Scheduler:
         self.owner = str(self.identity)
         self._store = store
         self._datastores = datastores
-        self._executor = executor
+        # The computes' local executor, when there are computes: it is the one given.
+        self._executor = computes.local if computes is not None else executor
         self._computes = computes
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
@@ -125,9 +126,7 @@ class Scheduler:
             if thread.is_alive():
                 logger.warning("job %s did not stop in time; its lease will expire", name)
         # Workers kept warm for later jobs; a job still running stops its own when it ends.
-        self._executor.close()
-        if self._computes is not None:
-            self._computes.close()
+        (self._computes or self._executor).close()  # the computes close their local one
 
     def _dead_owners(self) -> list[str]:
         dead = []

@@ -216,10 +216,6 @@ class EnvironmentCache:
 
     # -- eviction ---------------------------------------------------------------------------
 
-    def size(self) -> int:
-        """The bytes the cache's environments take."""
-        return sum(_tree_size(f) for f in self.root.iterdir() if _is_hash_folder(f))
-
     def evict_over_limit(self) -> list[str]:
         """Remove environments no deployment uses, least recently used first, until the cache
         is within ``max_bytes``; the hashes removed."""

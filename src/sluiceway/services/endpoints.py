@@ -390,10 +390,7 @@ class EndpointService:
         build = None
         state = "Succeeded"
         if content is not None and self._environments is not None:
-            build = self._environments.build_out(
-                EnvironmentContent.from_json(content).content_hash()
-            )
-            state = self._environments.provisioning_state(content)
+            build, state = self._environments.deployment_build(content)
         runs_on = None
         if self._computes is not None and record.type == "model":
             runs_on = self._computes.for_deployment(record.spec.get("compute")).runs_on

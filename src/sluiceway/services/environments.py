@@ -302,14 +302,13 @@ class EnvironmentService:
             log_tail=state.log_tail or None,
         )
 
-    def provisioning_state(self, content: dict[str, Any] | None) -> str:
-        """A deployment's ``provisioning_state``: Creating while its environment builds."""
-        if content is None:
-            return "Succeeded"
-        status = self.cache.state(EnvironmentContent.from_json(content).content_hash()).status
-        if status is BuildStatus.READY:
-            return "Succeeded"
-        return "Failed" if status is BuildStatus.FAILED else "Creating"
+    def deployment_build(self, content: dict[str, Any]) -> tuple[EnvironmentBuildOut, str]:
+        """A deployment's environment build, and its ``provisioning_state`` (Creating while the
+        environment builds), from one look at the cache."""
+        build = self.build_out(EnvironmentContent.from_json(content).content_hash())
+        if build.status == BuildStatus.READY.value:
+            return build, "Succeeded"
+        return build, "Failed" if build.status == BuildStatus.FAILED.value else "Creating"
 
     def start_build(self, content: EnvironmentContent) -> None:
         """Build in the background (again, if it failed before: the deployment was created

@@ -143,22 +143,7 @@ class ComputeService:
         name = compute_name(reference)
         if name is None or name == LOCAL_COMPUTE:
             return JobCompute(LOCAL_COMPUTE, "local", None, LOCAL_RUNS_ON)
-        record = self._store.get(name)
-        if record is None:
-            return JobCompute(
-                name,
-                "local",
-                None,
-                f"this server's worker processes: compute {name!r} is not registered (sluice "
-                "compute create), so its jobs run locally",
-            )
-        if record.type != "ray":
-            return JobCompute(
-                name, "local", None, f"this server's worker processes (compute {name!r})"
-            )
-        return JobCompute(
-            name, "ray", record.address, f"Ray cluster at {record.address} (compute {name!r})"
-        )
+        return _job_compute(name, self._store.get(name))
 
     def _local(self) -> ComputeOut:
         return ComputeOut(
@@ -177,8 +162,26 @@ class ComputeService:
             address=record.address or None,
             description=record.description,
             tags=record.tags,
-            runs_on=self.for_deployment(record.name).runs_on,
+            runs_on=_job_compute(record.name, record).runs_on,
             creation_context=CreationContext(
                 created_at=record.created_at, created_by=record.created_by
             ),
         )
+
+
+def _job_compute(name: str, record: ComputeRecord | None) -> JobCompute:
+    """Where jobs of a deployment whose compute is the registered ``record`` (None: not
+    registered) named ``name`` run."""
+    if record is None:
+        return JobCompute(
+            name,
+            "local",
+            None,
+            f"this server's worker processes: compute {name!r} is not registered (sluice "
+            "compute create), so its jobs run locally",
+        )
+    if record.type != "ray":
+        return JobCompute(name, "local", None, f"this server's worker processes (compute {name!r})")
+    return JobCompute(
+        name, "ray", record.address, f"Ray cluster at {record.address} (compute {name!r})"
+    )

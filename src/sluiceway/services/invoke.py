@@ -25,7 +25,6 @@ from sluiceway.schemas.invoke import InvokeOutput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.capacity import check_job_workers
 from sluiceway.services.computes import ComputeService
-from sluiceway.services.data_access import require_write
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
 from sluiceway.services.resolver import InputResolver
@@ -42,21 +41,6 @@ NO_ROUTE = (
 )
 DEFAULT_OUTPUT_NAME = "score"
 JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
-
-
-def refuse_datastore_root(ref: DatastorePathRef, where: str, uri: str) -> None:
-    """An output folder is a folder of its own: never a datastore's root, which the output's
-    readers would then see whole.
-
-    Raises:
-        ValidationError: ``ref`` is the root of its datastore.
-    """
-    if not ref.path:
-        raise ValidationError(
-            f"{where}.Uri {uri!r} is the root of datastore {ref.datastore!r}; an output needs a "
-            f"folder of its own: azureml://datastores/{ref.datastore}/paths/<folder>/.",
-            target=where,
-        )
 
 
 def job_folder(job_name: str) -> str:
@@ -352,13 +336,15 @@ class InvokeService:
                 f"{job_folder(job_name)}/{DEFAULT_OUTPUT_NAME}/",
             )
         where = f"OutputData.{given.name}"
-        ref = self._resolver.output_reference(where, given.uri or "")
-        require_write(principal, ref.datastore, f"output {given.name!r}")
-        if named:
-            self._resolver.check_named_output(where, ref)
+        ref = self._resolver.writable_output(
+            where,
+            given.uri or "",
+            principal,
+            named=named,
+            folder=given.type != "uri_file",
+            what=f"output {given.name!r}",
+        )
         folder, file_name = ref.path, str(settings["output_file_name"])
-        if given.type != "uri_file":
-            refuse_datastore_root(ref, where, given.uri or "")
         if given.type == "uri_file":
             if ref.is_folder_hint or not ref.path:
                 raise ValidationError(

@@ -41,9 +41,8 @@ from sluiceway.schemas.endpoints import PipelineDeploymentSettings
 from sluiceway.schemas.invoke import InvokeInput, InvokeRequest
 from sluiceway.services.assets import AssetService
 from sluiceway.services.components import ComponentService, PipelinePlan, PipelineStepPlan
-from sluiceway.services.data_access import require_write
 from sluiceway.services.environments import EnvironmentService
-from sluiceway.services.invoke import job_folder, refuse_datastore_root
+from sluiceway.services.invoke import job_folder
 from sluiceway.services.resolver import InputResolver
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord
@@ -258,11 +257,13 @@ class PipelineInvoker:
                 if given is not None and given.uri
                 else f"azureml://datastores/{datastore}/paths/{job_folder(job_name)}/{name}/"
             )
-            ref = self._resolver.output_reference(where, uri)
-            refuse_datastore_root(ref, where, uri)
-            require_write(principal, ref.datastore, f"output {name!r}")
-            if given is not None and given.uri:
-                self._resolver.check_named_output(where, ref)
+            ref = self._resolver.writable_output(
+                where,
+                uri,
+                principal,
+                named=given is not None and bool(given.uri),
+                what=f"output {name!r}",
+            )
             location = self._resolver.output_location(ref.datastore, ref.path)
             key = (location.datastore, location.path)
             if key in folders:

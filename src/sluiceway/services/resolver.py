@@ -16,7 +16,7 @@ from sluiceway.auth.principals import Principal
 from sluiceway.errors import PermissionDeniedError, UnsupportedError, ValidationError
 from sluiceway.schemas.common import WorkspaceScope
 from sluiceway.services.assets import AssetService
-from sluiceway.services.data_access import require_read
+from sluiceway.services.data_access import require_read, require_write
 from sluiceway.services.datastores import DatastoreService, storage_call
 from sluiceway.storage.locations import Location
 from sluiceway.storage.redaction import redact_url
@@ -211,6 +211,36 @@ class InputResolver:
         """Whether a file or folder exists; an unreadable store is a 4xx naming ``where``."""
         probe = self._datastores.probing(location)
         return storage_call(f"{where}: {location.uri}", where, probe.exists)
+
+    def writable_output(
+        self,
+        where: str,
+        uri: str,
+        principal: Principal,
+        *,
+        named: bool,
+        folder: bool = True,
+        what: str,
+    ) -> DatastorePathRef:
+        """The datastore path of an output, checked once for every kind of job: ``principal``
+        may write its datastore; an output the invocation ``named`` stays out of the places the
+        server alone writes; a ``folder`` output is not a datastore's root.
+
+        Raises:
+            ValidationError: ``uri`` is not an output path, or a folder output is a root.
+            PermissionDeniedError: the caller may not write there, or it is the server's.
+        """
+        ref = self.output_reference(where, uri)
+        require_write(principal, ref.datastore, what)
+        if named:
+            self.check_named_output(where, ref)
+        if folder and not ref.path:
+            raise ValidationError(
+                f"{where}.Uri {uri!r} is the root of datastore {ref.datastore!r}; an output needs "
+                f"a folder of its own: azureml://datastores/{ref.datastore}/paths/<folder>/.",
+                target=where,
+            )
+        return ref
 
     def check_named_output(self, where: str, ref: DatastorePathRef) -> None:
         """An output an invocation names may not go where the server alone writes: into a

@@ -35,8 +35,8 @@ def upload_hash(files: Iterable[tuple[str, Iterable[bytes]]], *, is_folder: bool
     return digest.hexdigest()
 
 
-#: The seed of azure-ai-ml's content hash (``_asset_utils.get_object_hash``).
-AZUREML_HASH_SEED = b"Initialize for october 2021 AML CLI version"
+#: azure-ai-ml's content hash (``_asset_utils.get_object_hash``) starts from the same seed.
+AZUREML_HASH_SEED = HASH_SEED
 
 
 def azureml_object_hash(files: Iterable[tuple[str, Iterable[bytes]]], *, is_folder: bool) -> str:

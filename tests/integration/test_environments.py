@@ -19,10 +19,13 @@ from sluiceway import (
     BatchDeployment,
     BatchEndpoint,
     CodeConfiguration,
+    CommandComponent,
     Environment,
     Input,
     MLClient,
     Model,
+    PipelineComponentBatchDeployment,
+    load_component,
     load_environment,
 )
 from sluiceway.constants import AssetTypes
@@ -286,6 +289,81 @@ def test_a_pipeline_step_runs_in_its_components_environment(
         listing = http.get(f"/jobs/{job['name']}/outputs/result").raise_for_status().json()
         files = {f["path"] for f in listing["files"]}
         assert "probe.txt" in files
+        text = http.get(f"/jobs/{job['name']}/outputs/result/files/probe.txt").text
+    assert text == "probe-1"
+
+
+def test_a_components_inline_environment_has_its_local_wheels_uploaded(
+    server: RunningServer,
+    ml_client: MLClient,
+    wheel: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command component's inline environment names a local conda file whose pip list has a
+    local wheel: component create and pipeline deployment create upload the wheel (paths
+    relative to the component's file, from another folder), and the step runs with it."""
+    project = tmp_path / "project"
+    _project(project, wheel)
+    (project / "code").mkdir()
+    (project / "code" / "step.py").write_text(
+        f"import pathlib, sys, {PACKAGE}\n"
+        f"pathlib.Path(sys.argv[1], 'probe.txt').write_text({PACKAGE}.VALUE)\n"
+    )
+    name = unique("inline-wheel")
+    (project / "component.yml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}
+            type: command
+            code: ./code
+            command: python step.py ${{{{outputs.out}}}}
+            environment:
+              conda_file: ./environment/conda.yaml
+            outputs:
+              out: {{type: uri_folder}}
+            """
+        )
+    )
+    (project / "pipeline.yml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}-pipeline
+            type: pipeline
+            outputs:
+              result: {{type: uri_folder}}
+            jobs:
+              probe:
+                component: ./component.yml
+                outputs:
+                  out: ${{{{parent.outputs.result}}}}
+            """
+        )
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    registered = ml_client.components.create_or_update(load_component(project / "component.yml"))
+    assert isinstance(registered, CommandComponent)
+    assert isinstance(registered.environment, dict)
+    (pip,) = [
+        d for d in registered.environment["conda_file"]["dependencies"] if isinstance(d, dict)
+    ]
+    assert pip["pip"][0].startswith(f"{DS}/") and pip["pip"][0].endswith(wheel.name), pip
+
+    endpoint = unique("inline-wheel-ep")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    ml_client.batch_deployments.begin_create_or_update(
+        PipelineComponentBatchDeployment(
+            name="pipe", endpoint_name=endpoint, component=str(project / "pipeline.yml")
+        )
+    ).result(timeout=300)
+    with server.client() as http:
+        r = http.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+        assert r.status_code in (200, 201, 202), r.text
+        job = wait_for_job(http, r.json()["name"], timeout=300)
+        assert job["status"] == "Completed", job
         text = http.get(f"/jobs/{job['name']}/outputs/result/files/probe.txt").text
     assert text == "probe-1"
 

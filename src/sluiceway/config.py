@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     spare_workers: int = Field(default=2, ge=0)
     # The CPUs each Ray actor of a job asks its cluster for (a ray compute's workers).
     ray_actor_cpus: float = Field(default=0.5, gt=0)
+    # Where a ray compute's nodes build deployments' environments: a folder on each node
+    # (environment_build_offline applies there too; uv is each node's own). Unset:
+    # <the node's temp dir>/sluiceway-ray-environments.
+    ray_environments_dir: str | None = None
     worker_preload: str = "sklearn"
     # The OS user (name or uid) workers and pipeline steps run as. A server running as root
     # uses "nobody" when unset; a server not running as root refuses to start when it is set.

@@ -17,11 +17,14 @@ running ``init()`` again.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from sluiceway.environments.cache import FileResolver
     from sluiceway.storage.locations import Location
 
 
@@ -80,6 +83,9 @@ class WorkerSpec:
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
     interpreter: Interpreter | None = None  # None: the server's own
+    # The content hash of an environment the executor built where its workers run (see
+    # BuildsEnvironments); None: ``interpreter``, or the executor's own Python.
+    environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,22 @@ class WorkerPool(Protocol):
 
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker: let them exit after their current task, or kill them now."""
+
+
+@runtime_checkable
+class BuildsEnvironments(Protocol):
+    """An executor whose workers run where the server's built environments are not (a Ray
+    cluster's nodes): it builds a job's environment there itself, before the job's pool."""
+
+    def prepare_environment(self, content: Mapping[str, Any], files: FileResolver) -> Future[str]:
+        """Start building the environment of ``content`` (a job spec's ``environment``) where
+        the workers run; ``files`` gives the local file of each uploaded wheel it names.
+
+        The future gives its content hash once it is ready everywhere it is needed (the
+        :attr:`WorkerSpec.environment` of the job's pool), or raises
+        :class:`~sluiceway.environments.cache.BuildFailed` with the failed build's log, or
+        :class:`ExecutorUnavailable`.
+        """
 
 
 class Executor(Protocol):

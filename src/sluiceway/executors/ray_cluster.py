@@ -11,18 +11,27 @@ from anywhere). Before Ray is asked to connect, the address is probed with a pla
 and a short timeout, so an unreachable cluster fails in seconds, naming the address, instead of
 leaving ``ray.init`` retrying.
 
+The server joins with a job-level ``runtime_env`` whose ``py_modules`` is its own ``sluiceway``
+package (:func:`driver_runtime_env`): Ray uploads it to the cluster once per content and every
+actor and task of the server imports it from there, so the nodes run the server's version of
+the runtime, and need no Sluiceway installed. What the actors import of it needs only the
+standard library and fsspec (and the datastores' client libraries, s3fs or adlfs, for remote
+datastores).
+
 The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+import sluiceway
 from sluiceway.errors import ValidationError
 
 logger = logging.getLogger("sluiceway.executors.ray")
@@ -33,6 +42,13 @@ RAY_CLIENT_PORT = 10001
 _ADDRESS = re.compile(
     r"(?:ray://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::(?P<port>\d{1,5}))?"
 )
+
+
+def driver_runtime_env() -> dict[str, Any]:
+    """The server's job-level ``runtime_env``: its ``sluiceway`` package for every actor and
+    task (no credentials: Ray's dashboard shows runtime environments)."""
+    package = os.path.dirname(os.path.abspath(sluiceway.__file__))
+    return {"py_modules": [package], "excludes": ["__pycache__/", "*.pyc"]}
 
 
 class RayUnavailable(Exception):
@@ -154,6 +170,7 @@ class RayConnection:
                     log_to_driver=False,  # actors' output goes to the jobs' logs, not here
                     logging_level=logging.WARNING,
                     configure_logging=False,
+                    runtime_env=driver_runtime_env(),
                 )
             except Exception as exc:
                 raise RayUnavailable(

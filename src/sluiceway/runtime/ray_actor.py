@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -152,7 +153,14 @@ class ScoringActor:
                 os.environ["AZUREML_MODEL_DIR"] = spec.model_dir
             local_worker._configure_logging(spec.logging_level)
             local_worker._set_arguments(spec)
-            logger.info("%s started (pid %d, node %s)", worker, os.getpid(), socket.gethostname())
+            logger.info(
+                "%s started (pid %d, node %s, Python %s: %s)",
+                worker,
+                os.getpid(),
+                socket.gethostname(),
+                sys.version.split()[0],
+                sys.executable,
+            )
             self._scorer = load_scorer(spec)
         except (Exception, SystemExit) as exc:
             self._init_error = local_worker.ErrorReport.from_exception(exc)

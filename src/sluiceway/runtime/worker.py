@@ -139,7 +139,13 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
     _set_environment(spec, job)
     _configure_logging(spec.logging_level)
     _set_arguments(spec)
-    logger.info("%s started (pid %d)", worker, os.getpid())
+    logger.info(
+        "%s started (pid %d, Python %s: %s)",
+        worker,
+        os.getpid(),
+        sys.version.split()[0],
+        sys.executable,
+    )
 
     started = time.monotonic()
     scorer: Scorer | None = None

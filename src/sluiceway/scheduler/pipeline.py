@@ -40,13 +40,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from sluiceway.clock import utcnow
-from sluiceway.environments.cache import BuildFailed, JobEnvironments
+from sluiceway.environments.cache import BuildFailed, BuildState, JobEnvironments
 from sluiceway.executors.base import Interpreter
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
@@ -203,6 +204,7 @@ class PipelineRunner:
         self._access = access
         self._environments = environments
         self._held: dict[str, contextlib.ExitStack] = {}  # each running step's environment
+        self._building: dict[str, Future[BuildState]] = {}  # steps' environments being built
         # Steps run as workers do: their own user, environment and view.
         self._isolation = isolation or WorkerIsolation()
         self._store = store
@@ -314,7 +316,9 @@ class PipelineRunner:
                     self._status[d] is StepStatus.COMPLETED for d in self._specs[name]["depends_on"]
                 )
             ]
-            for name in ready[: max(self._parallel - len(self._running), 0)]:
+            # A step whose environment is being built waits for it, off this thread.
+            startable = [n for n in ready if self._environment_built(n, self._specs[n])]
+            for name in startable[: max(self._parallel - len(self._running), 0)]:
                 if not self._start(self._specs[name]):
                     failed = True
                     if not self._continue:
@@ -420,6 +424,21 @@ class PipelineRunner:
         self._running[name] = _Running(spec, process, outputs, [stdout, stderr])
         self._log.overview(f"Step {name} started (process {process.pid}).")
         return True
+
+    def _environment_built(self, name: str, spec: dict[str, Any]) -> bool:
+        """Whether the step can start as far as its environment goes: it has none, or its
+        build ended (failed builds too: the step's start says why). Starts the build, on a
+        thread of its own, the first time."""
+        content = spec.get("environment")
+        if not content or self._environments is None:
+            return True
+        building = self._building.get(name)
+        if building is None:
+            self._log.overview(
+                f"Step {name}: waiting for the build of environment {content['hash']}."
+            )
+            building = self._building[name] = self._environments.start(content)
+        return building.done()
 
     def _environment(self, name: str, spec: dict[str, Any]) -> Interpreter | None:
         """The interpreter of the step's environment, built first if it is not, held until

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -407,6 +408,15 @@ def test_an_mlflow_deployment_can_build_from_its_models_requirements(
     assert "accepted: server" in r.json()["error"]["message"]
 
 
+def _scoring_pins() -> list[str]:
+    """What the MLflow scorer and a pickled scikit-learn model need, pinned to this test's
+    versions (so the offline build finds them in uv's cache)."""
+    from importlib.metadata import version
+
+    names = ("numpy", "pandas", "scikit-learn", "scipy", "pyyaml")
+    return [f"{name}=={version(name)}" for name in names]
+
+
 def _index_reachable() -> bool:
     try:
         socket.create_connection(("pypi.org", 443), timeout=3).close()
@@ -451,6 +461,90 @@ def test_a_package_from_the_index(tmp_path: Path) -> None:
             assert rows.count("BatchRow") == 2
     finally:
         stop_server(online)
+
+
+@pytest.mark.skipif(not _index_reachable(), reason="the package index is not reachable")
+def test_an_mlflow_deployment_scores_in_its_environment(tmp_path: Path) -> None:
+    """An MLflow deployment that names an environment, and one whose environment is built
+    from the model's own requirements.txt (mlflow_environment: model), score with the built
+    environment's interpreter (one build: the same content), as the deployment in the
+    server's environment does, row for row. Built with the package index: uv's cache alone
+    cannot resolve NumPy, pandas and scikit-learn offline."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.0, 1.5, 1.0]})
+    model_dir = tmp_path / "model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's hints about type hints and pickles
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(
+            LinearRegression().fit(frame, frame["a"] * 2 + frame["b"]),
+            str(model_dir),
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+        )
+    pins = _scoring_pins()
+    (model_dir / "requirements.txt").write_text("\n".join(pins) + "\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        frame.iloc[2 * i : 2 * i + 2].to_csv(data / f"part-{i}.csv", index=False)
+
+    server = start_server(tmp_path / "home")
+    try:
+        with MLClient(endpoint=server.url, token=server.token) as ml_client:
+            ml_client.jobs._out = lambda line: None
+            _score_in_environments(server, ml_client, model_dir, data, pins)
+    finally:
+        stop_server(server)
+
+
+def _score_in_environments(
+    server: RunningServer, ml_client: MLClient, model_dir: Path, data: Path, pins: list[str]
+) -> None:
+    endpoint = unique("envmlflow")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    model = ml_client.models.create_or_update(
+        Model(name=f"{endpoint}-model", path=model_dir, type=AssetTypes.MLFLOW_MODEL)
+    )
+
+    def deploy(name: str, **fields: Any) -> Any:
+        return ml_client.batch_deployments.begin_create_or_update(
+            BatchDeployment(
+                name=name,
+                endpoint_name=endpoint,
+                model=f"azureml:{model.name}:{model.version}",
+                retry_settings={"max_retries": 0, "timeout": 120},
+                **fields,
+            )
+        ).result(timeout=600)
+
+    named = deploy("named", environment={"requirements": pins})
+    from_model = deploy("frommodel", properties={"mlflow_environment": "model"})
+    deploy("server")
+    assert named.provisioning_state == from_model.provisioning_state == "Succeeded"
+    assert dict(from_model.environment)["requirements"] == pins
+    content_hash = named.environment_build["content_hash"]
+    assert from_model.environment_build["content_hash"] == content_hash
+    interpreter = f"environments/{content_hash}/venv/bin/python"
+
+    outputs = {}
+    with server.client() as http:
+        for name in ("named", "frommodel", "server"):
+            job = wait_for_job(http, _invoke(ml_client, endpoint, name, data))
+            assert job["status"] == "Completed", job
+            outputs[name] = read_output(http, job["name"])
+            logs = http.get(f"/jobs/{job['name']}/logs").json()
+            stdout = "".join(
+                http.get(f"/jobs/{job['name']}/logs/{f['path']}").text
+                for f in logs
+                if "user/stdout/" in f["path"]
+            )
+            assert (interpreter in stdout) == (name != "server"), (name, stdout)
+    assert outputs["named"] == outputs["frommodel"] == outputs["server"]
+    (rows,) = outputs["server"].values()
+    assert len(rows.splitlines()) == 4
 
 
 def test_archive_restore_and_delete(server: RunningServer, ml_client: MLClient) -> None:

@@ -198,10 +198,11 @@ class ScoringActor:
         score, and answer with rows, outputs and log."""
         if self._job is not None and job_name != self._job:
             logger.info(
-                "%s (pid %d) kept warm from an earlier job of this deployment: init() does not "
-                "run again; this log starts with job %s",
+                "%s (pid %d, %s) kept warm from an earlier job of an equal deployment: init() "
+                "does not run again; this log starts with job %s",
                 self._worker,
                 os.getpid(),
+                sys.executable,
                 job_name,
             )
         self._job = job_name

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sluiceway.environments.cache import BuildFailed, BuildStatus, EnvironmentCache
+from sluiceway.environments.cache import (
+    BuildFailed,
+    BuildStatus,
+    EnvironmentCache,
+    JobEnvironments,
+)
 from sluiceway.environments.spec import EnvironmentContent
 
 
@@ -185,3 +190,18 @@ def test_what_a_ray_node_imports_needs_none_of_the_servers_dependencies() -> Non
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['fsspec', 'sluiceway']", done.stdout
+
+
+def test_jobs_start_builds_off_their_thread_and_share_one(tmp_path: Path) -> None:
+    """What a job or pipeline step waits on while it keeps its lease: a future; two jobs that
+    need the same environment at once get one build."""
+    wheel = make_wheel(tmp_path / "wheels", "job_pkg")
+    jobs = JobEnvironments(EnvironmentCache(tmp_path / "cache", offline=True), _local)
+    content = _content(wheel).to_json()
+    first, second = jobs.start(content), jobs.start(content)
+    assert first.result(timeout=120).status is second.result(timeout=120).status
+    assert first.result().status is BuildStatus.READY
+    built = EnvironmentContent.from_json(content).content_hash()
+    assert jobs.cache.log(built).count("Build succeeded") == 1
+    with jobs.use(content) as interpreter:
+        assert interpreter.environment == built

@@ -545,7 +545,8 @@ class RayExecutor:
         }
         place = None
         if spec.environment is not None:
-            place = self._environments.placement(spec.environment).options
+            placement = self._environments.placement(spec.environment)
+            place = functools.partial(placement.options, self.actor_cpus)
         keep = None if key is None else functools.partial(self._idle.park, key)
         try:
             return RayActorPool(

@@ -13,8 +13,8 @@ node's build log; it never leaves actors waiting.
 
 **Run by the actors.** Each actor gets ``runtime_env={"py_executable": <the venv's python>}``
 and is placed on a node where the build succeeded (``NodeAffinitySchedulingStrategy``, the
-nodes in turn): Ray would otherwise start it on a node without the interpreter and wait for
-ever. A node that joins the cluster later gets the environment at the next job of the
+one with the most free CPUs): Ray would otherwise start it on a node without the interpreter
+and wait for ever. A node that joins the cluster later gets the environment at the next job of the
 deployment. The venv's packages come first on ``sys.path``; behind them are the packages of
 the Python Ray runs in on the node (an actor process needs Ray), as with Ray's own ``pip`` and
 ``uv`` runtime environments. The interpreter is the cluster's: Ray runs a cluster's workers on
@@ -32,13 +32,13 @@ of the runtime, which imports only the standard library and fsspec.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import site
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +54,8 @@ logger = logging.getLogger("sluiceway.executors.ray")
 DEFAULT_FOLDER = "sluiceway-ray-environments"
 NO_EVICTION = 1 << 62  # actors of any job may use a node's environments: none is removed
 WAIT_SECONDS = 2 * BUILD_TIMEOUT + 60.0  # a node's build: creating the venv, then installing
+RECENT_SECONDS = 10.0  # actors placed this recently may not show in Ray's free CPUs yet
+LIVENESS_SECONDS = 2.0  # how often the nodes still building are checked for being alive
 
 
 @dataclass(frozen=True)
@@ -105,21 +107,25 @@ def build_here(
 
 
 class NodePlacement:
-    """Where the actors of pools in one environment go: the nodes it was built on, in turn."""
+    """Where the actors of pools in one environment go: the nodes it was built on, the one
+    with the most free CPUs first (as Ray's CPU accounting says, less what this placement
+    gave out in the last seconds, which Ray may not count yet), else in turn."""
 
     def __init__(self, ray: Any, content_hash: str, pythons: Mapping[str, str]) -> None:
         self.content_hash = content_hash
         self._ray = ray
         self._pythons = dict(pythons)  # node id -> the venv's interpreter there
-        self._turn = itertools.cycle(sorted(self._pythons))
+        self._given: dict[str, int] = dict.fromkeys(self._pythons, 0)
+        self._recent: list[tuple[float, str, float]] = []  # (when, node, CPUs)
+        self._lock = threading.Lock()
 
     @property
     def nodes(self) -> list[str]:
         return sorted(self._pythons)
 
-    def options(self) -> dict[str, Any]:
-        """The Ray options of one more actor: on the next live node that has the environment,
-        with its interpreter.
+    def options(self, cpus: float) -> dict[str, Any]:
+        """The Ray options of one more actor asking for ``cpus``: on a live node that has the
+        environment, with its interpreter.
 
         Raises:
             ExecutorUnavailable: none of those nodes is alive any more.
@@ -127,17 +133,40 @@ class NodePlacement:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         alive = {n["NodeID"] for n in self._ray.nodes() if n.get("Alive")}
-        for _ in range(len(self._pythons)):
-            node = next(self._turn)
-            if node in alive:
-                return {
-                    "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
-                    "runtime_env": {"py_executable": self._pythons[node]},
-                }
-        raise ExecutorUnavailable(
-            f"none of the nodes environment {self.content_hash} was built on is alive; the "
-            "next job of the deployment builds it on the nodes the cluster has then"
-        )
+        candidates = [node for node in sorted(self._pythons) if node in alive]
+        if not candidates:
+            raise ExecutorUnavailable(
+                f"none of the nodes environment {self.content_hash} was built on is alive; "
+                "the next job of the deployment builds it on the nodes the cluster has then"
+            )
+        free = _free_cpus()
+        with self._lock:
+            now = time.monotonic()
+            self._recent = [r for r in self._recent if now - r[0] < RECENT_SECONDS]
+
+            def room(node: str) -> tuple[float, int]:
+                taken = sum(c for _, n, c in self._recent if n == node)
+                return (free.get(node, 0.0) - taken, -self._given[node])
+
+            node = max(candidates, key=room)
+            self._recent.append((now, node, cpus))
+            self._given[node] += 1
+        return {
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False),
+            "runtime_env": {"py_executable": self._pythons[node]},
+        }
+
+
+def _free_cpus() -> dict[str, float]:
+    """The CPUs free on each node, as Ray's GCS says (empty where it cannot be asked, as
+    through Ray Client: the nodes are then taken in turn)."""
+    try:
+        from ray._private.state import available_resources_per_node
+
+        found = available_resources_per_node()  # type: ignore[no-untyped-call]
+    except Exception:
+        return {}
+    return {str(node): float(resources.get("CPU", 0.0)) for node, resources in found.items()}
 
 
 class NodeEnvironments:
@@ -224,11 +253,14 @@ class NodeEnvironments:
             len(refs),
             self._compute,
         )
-        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=WAIT_SECONDS)
+        ready = self._wait(ray, refs)
         pythons: dict[str, str] = {}
         for node, ref in refs.items():
             where = str(nodes[node].get("NodeManagerAddress") or node[:12])
             if ref not in ready:
+                if not self._alive(ray, node):
+                    logger.warning("environment %s: node %s was lost", content_hash, where)
+                    continue
                 raise BuildFailed(
                     content_hash,
                     f"the build on node {where} of compute {self._compute!r} did not end "
@@ -263,6 +295,23 @@ class NodeEnvironments:
             self._placements[content_hash] = NodePlacement(ray, content_hash, pythons)
         logger.info("environment %s: ready on %d nodes", content_hash, len(pythons))
         return content_hash
+
+    def _wait(self, ray: Any, refs: dict[str, Any]) -> set[Any]:
+        """The builds that ended, waiting until all did, or their nodes were lost (a task on a
+        node that is gone may never answer), or :data:`WAIT_SECONDS` passed."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        waiting = dict(refs)
+        ended: set[Any] = set()
+        while waiting and time.monotonic() < deadline:
+            done, _ = ray.wait(
+                list(waiting.values()), num_returns=len(waiting), timeout=LIVENESS_SECONDS
+            )
+            ended.update(done)
+            alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+            for node, ref in list(waiting.items()):
+                if ref in ended or node not in alive:
+                    del waiting[node]
+        return ended
 
     @staticmethod
     def _alive(ray: Any, node: str) -> bool:

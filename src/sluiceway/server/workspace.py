@@ -14,7 +14,7 @@ import anyio.to_thread
 from sqlalchemy import text
 
 from sluiceway.auth.oidc import ExternalIssuer
-from sluiceway.auth.principals import Principal, authenticate, ensure_owner
+from sluiceway.auth.principals import Principal, authenticate, authenticate_token, ensure_owner
 from sluiceway.auth.signed_urls import UrlSigner
 from sluiceway.auth.tokens import TokenIssuer
 from sluiceway.auth.workspace_key import load_workspace_key
@@ -270,6 +270,11 @@ class Workspace:
     def authenticate(self, authorization: str | None) -> Principal:
         return authenticate(
             authorization, self.issuer, self.identities, external=self.external_issuer
+        )
+
+    def authenticate_token(self, token: str) -> Principal:
+        return authenticate_token(
+            token, self.issuer, self.identities, external=self.external_issuer
         )
 
     def renew_home_token(self) -> None:

@@ -92,7 +92,7 @@ def viewer(request: Request, ws: WorkspaceDep) -> Viewer:
     if not token:
         raise SignInRequired(here)
     try:
-        principal = ws.authenticate(f"Bearer {token}")
+        principal = ws.authenticate_token(token)
     except AuthenticationError as exc:
         raise SignInRequired(here, exc.message) from None
     return Viewer(principal, csrf_for(token))

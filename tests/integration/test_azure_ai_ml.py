@@ -284,3 +284,100 @@ def test_adls_gen1_is_refused_in_every_face(tls_server: RunningServer, tmp_path:
         env={**os.environ, "SLUICEWAY_ENDPOINT": "http://127.0.0.1:9", "SLUICEWAY_TOKEN": "x"},
     )
     assert cli.returncode == 1 and "retired" in cli.stderr, cli.stderr
+
+
+AZURITE_SAMPLES = """
+from azure.ai.ml.entities import Data
+out = {}
+ds = ml.datastores.get_default()
+out["default"] = [ds.name, ds.account_name, ds.container_name]
+data = ml.data.create_or_update(Data(path="heart", type="uri_folder", name="az-heart"))
+out["data"] = data.path
+job = ml.batch_endpoints.invoke(endpoint_name="az-ep", input=Input(path=data.id))
+ml.jobs.stream(job.name)
+out["status"] = ml.jobs.get(job.name).status
+ml.jobs.download(job.name, download_path="dl", output_name="score")
+out["downloaded"] = open("dl/predictions.csv").read()
+print(json.dumps(out))
+"""
+
+
+def test_azurite_as_workspaceblobstore(tmp_path: Path) -> None:
+    """A default datastore in Azure Blob storage (Azurite behind TLS) with an account key: the
+    SDK reaches it itself with a SAS of the caller's own rights from listSecrets, never the
+    key; uploads, a job over them and the download of its output go through Azurite."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import ContainerClient
+
+    from tests.integration import storage_services as svc
+    from tests.integration.tls_server import TlsFront
+
+    front = TlsFront(svc.azurite_url(), tmp_path / "front")
+    container = svc.make_container("wsblob")
+    default = {
+        "type": "azure_blob",
+        "account_name": svc.AZURITE_ACCOUNT,
+        "container_name": container,
+        "endpoint": f"{front.url}/{svc.AZURITE_ACCOUNT}",
+        "credentials": {"account_key": svc.AZURITE_KEY},
+    }
+    server_bundle = front.bundle(tmp_path / "front")
+    env = {
+        **svc.server_env(),
+        "SLUICEWAY_BLOB_EMULATOR_ENDPOINTS": f"{front.url},{svc.azurite_url()}",
+        "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default),
+        "REQUESTS_CA_BUNDLE": str(server_bundle),
+        "SSL_CERT_FILE": str(server_bundle),
+    }
+    server = start_tls_server(tmp_path / "home", env)
+    try:
+        ws = workspace_path(server)
+        with tls_client(server) as owner:
+            create_script_deployment(owner, tmp_path, "az-ep", "dpl")
+            reader = owner.post("/identities", json={"name": unique("reader"), "kind": "user"})
+            reader.raise_for_status()
+            owner.post(
+                "/roles",
+                json={"identity": reader.json()["name"], "role": "reader", "scope": "workspace"},
+            ).raise_for_status()
+            reader_token = owner.post(f"/identities/{reader.json()['name']}/tokens").json()[
+                "access_token"
+            ]
+            secrets = f"{ws}/datastores/workspaceblobstore/listSecrets"
+            version = {"api-version": "2024-10-01-preview"}
+            mine = owner.post(secrets, params=version, json={}).json()
+        with tls_client(server, token=reader_token) as as_reader:
+            theirs = as_reader.post(secrets, params=version, json={}).json()
+        for answer in (mine, theirs):
+            assert answer["secretsType"] == "Sas" and svc.AZURITE_KEY not in json.dumps(answer)
+        assert "sp=racwl" in mine["sasToken"] and "sp=rl" in theirs["sasToken"]
+        with (
+            ContainerClient(
+                f"{front.url}/{svc.AZURITE_ACCOUNT}",
+                container,
+                credential=theirs["sasToken"],
+                connection_verify=str(server_bundle),
+            ) as sas_client,
+            pytest.raises(HttpResponseError) as refused,
+        ):
+            sas_client.upload_blob("by-a-reader.txt", b"x")
+        assert refused.value.status_code == 403
+
+        write_heart(tmp_path)
+        sdk_env = azure_env(server)
+        both = front.bundle(tmp_path / "front", server.home / "tls" / "cert.pem")
+        sdk_env["REQUESTS_CA_BUNDLE"] = str(both)
+        out = run_sdk(AZURITE_SAMPLES, sdk_env, tmp_path)
+        assert out["default"] == [
+            "workspaceblobstore",
+            f"127.0.0.1:{front.url.rsplit(':', 1)[1]}/{svc.AZURITE_ACCOUNT}#",
+            container,
+        ]
+        assert out["status"] == "Completed"
+        assert "part0.csv row-0" in out["downloaded"]
+        names = [b.name for b in svc.container_client(container).list_blobs()]
+        assert any(n.startswith("LocalUpload/") and n.endswith("/heart/part1.csv") for n in names)
+        assert any(n.endswith("/score/predictions.csv") for n in names), names
+    finally:
+        stop_server(server)
+        front.close()

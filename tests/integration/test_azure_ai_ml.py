@@ -507,3 +507,43 @@ def test_literal_and_https_url_inputs_and_child_jobs(
         "literals": ["append", "0.5", "3", "True"],
     }
     assert out["children"] == [out["job"] + "-batchscoring"]
+
+
+STREAM_FINISHED = """
+ml.jobs.stream(os.environ["JOB"])
+print(json.dumps({}))
+"""
+
+
+def test_stream_prints_the_logs_of_a_job_that_already_ended(
+    tls_server: RunningServer, tmp_path: Path
+) -> None:
+    """``jobs.stream`` prints log lines only inside its poll loop; a job that ended before
+    the stream began still has its progress log printed, then its true status."""
+    from tests.integration.helpers import invoke_body, wait_for_job
+
+    folder = f"stream-data/{unique('in')}"
+    with tls_client(tls_server) as owner:
+        owner.put(
+            f"/datastores/workspaceblobstore/files/{folder}/part0.csv", content=b"x\n"
+        ).raise_for_status()
+        uri = f"azureml://datastores/workspaceblobstore/paths/{folder}/"
+        created = owner.post(
+            f"/endpoints/{ENDPOINT}/jobs",
+            json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}}),
+        )
+        assert created.status_code == 201, created.text
+        job = wait_for_job(owner, created.json()["name"])
+        assert job["status"] == "Completed"
+        log = owner.get(f"/jobs/{job['name']}/logs/job_progress_overview.txt")
+        log.raise_for_status()
+    lines = [line for line in log.text.splitlines() if line.strip()]
+    assert lines
+    env = azure_env(tls_server)
+    env["JOB"] = job["name"]
+    out = run_sdk(STREAM_FINISHED, env, tmp_path)
+    printed = out["_stdout"]
+    assert all(line in printed for line in lines), printed
+    assert printed.index(lines[-1]) < printed.index("Execution Summary")
+    again = run_sdk(STREAM_FINISHED, env, tmp_path)["_stdout"]  # every stream prints them
+    assert all(line in again for line in lines), again

@@ -414,13 +414,20 @@ def output_datastore_path(uri: str | None) -> tuple[str, str] | None:
 
 
 def run(
-    out: JobOut, run_id: str, *, child: bool, ctx: ArmContext, log_files: dict[str, str]
+    out: JobOut,
+    run_id: str,
+    *,
+    child: bool,
+    ctx: ArmContext,
+    log_files: dict[str, str],
+    status: str | None = None,
 ) -> dict[str, Any]:
-    """A run of the run-history data plane: the job, or its one batch-scoring child."""
+    """A run of the run-history data plane: the job, or its one batch-scoring child (with
+    ``status`` in place of the job's, when given)."""
     body: dict[str, Any] = {
         "runId": run_id,
         "runUuid": None,
-        "status": job_status(out.status),
+        "status": status or job_status(out.status),
         "displayName": run_id,
         "name": run_id,
         "rootRunId": out.name,

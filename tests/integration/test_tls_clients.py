@@ -34,7 +34,7 @@ def no_trust(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def names(client: MLClient) -> list[str]:
+def names(client: MLClient) -> list[str | None]:
     with client:
         return [e.name for e in client.batch_endpoints.list()]
 
@@ -45,18 +45,23 @@ def test_sdk_trusts_the_homes_server_and_a_bundle_given(
 ) -> None:
     assert names(MLClient(home=tls_server.home)) == []  # found and trusted through the home
     elsewhere = tmp_path / "other-home"
-    given = {"endpoint": tls_server.url, "token": tls_server.token, "home": elsewhere}
+
+    def remote(bundle: Path | None = None) -> MLClient:
+        return MLClient(
+            endpoint=tls_server.url, token=tls_server.token, home=elsewhere, ca_bundle=bundle
+        )
+
     with pytest.raises(ServerUnavailableError, match=r"not trusted.*SLUICEWAY_CA_BUNDLE"):
-        names(MLClient(**given))
+        names(remote())
     bundle = ca_bundle(tls_server.home)
-    assert names(MLClient(**given, ca_bundle=bundle)) == []
+    assert names(remote(bundle)) == []
     for variable in TRUST_VARIABLES:
         monkeypatch.setenv(variable, str(bundle))
-        assert names(MLClient(**given)) == [], variable
+        assert names(remote()) == [], variable
         monkeypatch.delenv(variable)
     (tmp_path / "bad.pem").write_text("not a certificate\n")
     with pytest.raises(ValidationError, match=r"bad\.pem"):
-        MLClient(**given, ca_bundle=tmp_path / "bad.pem")
+        remote(tmp_path / "bad.pem")
 
 
 def sluice(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

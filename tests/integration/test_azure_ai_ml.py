@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import RunningServer, stop_server
@@ -190,6 +191,17 @@ except HttpResponseError as exc:
 """
 
 
+def new_reader(owner: httpx.Client) -> str:
+    """A token of a new identity with the reader role on the workspace."""
+    name = unique("reader")
+    owner.post("/identities", json={"name": name, "kind": "user"}).raise_for_status()
+    owner.post(
+        "/roles", json={"identity": name, "role": "reader", "scope": "workspace"}
+    ).raise_for_status()
+    token: str = owner.post(f"/identities/{name}/tokens").json()["access_token"]
+    return token
+
+
 def test_client_secret_path_and_a_refused_reader(tls_server: RunningServer, tmp_path: Path) -> None:
     with tls_client(tls_server) as owner:
         sp = owner.post("/identities", json={"name": unique("ci"), "kind": "service_principal"})
@@ -202,15 +214,7 @@ def test_client_secret_path_and_a_refused_reader(tls_server: RunningServer, tmp_
         owner.put(
             "/datastores/workspaceblobstore/files/sp-data/part0.csv", content=b"x\n"
         ).raise_for_status()
-        reader = owner.post("/identities", json={"name": unique("reader"), "kind": "user"})
-        reader.raise_for_status()
-        owner.post(
-            "/roles",
-            json={"identity": reader.json()["name"], "role": "reader", "scope": "workspace"},
-        ).raise_for_status()
-        reader_token = owner.post(f"/identities/{reader.json()['name']}/tokens").json()[
-            "access_token"
-        ]
+        reader_token = new_reader(owner)
 
     os.environ["SLUICEWAY_CLIENT_SECRET"] = principal["client_secret"]
     try:
@@ -371,15 +375,7 @@ def test_azurite_as_workspaceblobstore(azurite_workspace: AzuriteWorkspace, tmp_
     )
     ws = workspace_path(server)
     with tls_client(server) as owner:
-        reader = owner.post("/identities", json={"name": unique("reader"), "kind": "user"})
-        reader.raise_for_status()
-        owner.post(
-            "/roles",
-            json={"identity": reader.json()["name"], "role": "reader", "scope": "workspace"},
-        ).raise_for_status()
-        reader_token = owner.post(f"/identities/{reader.json()['name']}/tokens").json()[
-            "access_token"
-        ]
+        reader_token = new_reader(owner)
         secrets = f"{ws}/datastores/workspaceblobstore/listSecrets"
         version = {"api-version": "2024-10-01-preview"}
         mine = owner.post(secrets, params=version, json={}).json()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -114,7 +115,10 @@ def blob_face(out: DatastoreOut) -> bool:
 
 def direct_url(out: DatastoreOut) -> str | None:
     """The https blob service URL of an Azure datastore, or None when it is served over http."""
-    url = blob_endpoint(out.account_name or "", out.endpoint, out.protocol)
+    try:
+        url = blob_endpoint(out.account_name or "", out.endpoint, out.protocol)
+    except ValidationError:  # not a URL the SDK could reach: the server serves it
+        return None
     return url if url.startswith("https://") else None
 
 
@@ -269,8 +273,8 @@ def _azure_sas(ws: Workspace, out: DatastoreOut, permissions: str) -> tuple[str,
     writes = "w" in permissions
     # The SDK reaches the store over https only; an emulator (Azurite) behind a TLS front
     # sees plain http, so its SAS also allows http.
-    url = direct_url(out) or ""
-    emulated = any(url.startswith(e) for e in ws.settings.emulator_endpoints)
+    origin = urlsplit(direct_url(out) or "")[:2]
+    emulated = any(urlsplit(e)[:2] == origin for e in ws.settings.emulator_endpoints)
     expiry = datetime.now(UTC).replace(microsecond=0) + SAS_LIFETIME
     sas = generate_container_sas(
         out.account_name or "",

@@ -283,3 +283,40 @@ def test_the_cli_refuses_a_format_that_does_not_exist(
     err = Cli(capsys).fails("batch-deployment", "create", "-f", "deployment.yml")
     assert "settings.output_format 'xlsx' is not accepted" in err
     assert "text, parquet, jsonl" in err
+
+
+def test_a_parquet_output_in_an_s3_datastore(tmp_path: Path) -> None:
+    """The join writes one Parquet file into a remote datastore, as it writes Azure's text."""
+    from tests.integration import storage_services as svc
+    from tests.integration.conftest import start_server, stop_server
+
+    bucket = svc.make_bucket("formats")
+    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default)}
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            (tmp_path / "dep").mkdir()
+            create_script_deployment(
+                client,
+                tmp_path / "dep",
+                "s3-parquet",
+                "dep",
+                script=FRAME_SCRIPT,
+                settings={"mini_batch_size": 1, "output_format": "parquet"},
+            )
+            data = _inputs(client, tmp_path)
+            r = client.post(
+                "/endpoints/s3-parquet/jobs", json=invoke_body({"d": folder_input(data)})
+            )
+            assert r.status_code == 201, r.text
+            job = wait_for_job(client, r.json()["name"])
+            assert job["status"] == "Completed", job
+        content = svc.s3_filesystem().cat(
+            f"{bucket}/azureml/{job['name']}/score/predictions.parquet"
+        )
+        table = pq.read_table(pa.BufferReader(content))
+        assert table.num_rows == ROWS
+        assert table.column_names == ["file_name", "row", "double"]
+    finally:
+        stop_server(server)

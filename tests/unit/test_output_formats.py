@@ -145,3 +145,38 @@ def test_the_default_file_name_follows_the_format(output_format: str, file_name:
         {"output_format": output_format, "output_file_name": "mine.out"}
     )
     assert named.effective_output_file_name == "mine.out"
+
+
+def test_json_lines_of_plain_columns_read_back_exactly() -> None:
+    from sluiceway.runtime.rows import json_lines
+
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(3)
+    floats = np.concatenate([rng.random(50), 10.0 ** rng.integers(-300, 300, 50), [0.0, 2.0]])
+    n = len(floats)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "flag": np.arange(n) % 2 == 0,
+            "prediction": floats,
+            "file_name": pd.Series(['a "b" \\ c', "é\u2028", "plain"] * (n // 3) + ["x"] * (n % 3)),
+            "é key": np.zeros(n, dtype="uint8"),
+        }
+    )
+    fast = json_lines(frame)
+    assert fast is not None
+    # JSON Lines ends lines with "\n" only (str.splitlines() would split at U+2028 too).
+    rows = [json.loads(line) for line in fast.decode().removesuffix("\n").split("\n")]
+    assert rows == frame.to_dict(orient="records")  # floats exactly, strings unescaped
+    assert fast.decode().startswith('{"row":0,"flag":true,"prediction":')
+    assert _part(OutputFormat.JSONL, frame) == fast
+
+    # Missing values, nested values, control characters: pandas writes them.
+    for other in (
+        frame.assign(prediction=np.nan),
+        frame.assign(prediction=[[1, 2]] * n),
+        frame.assign(file_name="bell\x07"),
+        frame.assign(prediction=np.inf),
+    ):
+        assert json_lines(other) is None
+        assert _part(OutputFormat.JSONL, other).count(b"\n") == n

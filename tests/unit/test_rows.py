@@ -140,6 +140,25 @@ def test_numpy_and_series_results_match_the_per_row_text() -> None:
         assert format_rows(result) == _reference_rows(result)
 
 
+def test_lists_of_numbers_match_the_per_row_text() -> None:
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("pyarrow")
+    from sluiceway.runtime.rows import number_lines
+
+    floats = _floats(np, np.random.default_rng(1))
+    for result in (
+        floats.tolist(),  # type: ignore[attr-defined]
+        list(floats),  # type: ignore[call-overload]
+        check_run_result(floats),
+        [0, -1, 2**63 - 1, -(2**63)],
+    ):
+        assert number_lines(result) is not None
+        assert format_rows(result) == _reference_rows(result)
+    for other in ([1.5, float("nan")], [2**64], [1, 2.5], [True, 1], [np.float32(0.1)]):
+        assert number_lines(other) is None
+        assert format_rows(other) == _reference_rows(other)
+
+
 def _floats(np: object, rng: object) -> object:
     return np.concatenate(  # type: ignore[attr-defined]
         [

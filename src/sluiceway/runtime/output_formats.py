@@ -3,6 +3,9 @@
 - ``text`` (the default): Azure's format, space-separated lines without a header
   (:mod:`sluiceway.runtime.rows`); the job's parts are joined by concatenation.
 - ``jsonl``: one JSON object per row, the result's columns as keys; joined by concatenation.
+  Columns of numbers, booleans and strings are written by pyarrow (floats as ``repr()`` writes
+  them); a result with nested or missing values by pandas' ``to_json`` (floats with 15
+  significant digits).
 - ``parquet``: a part is a Parquet file of the mini-batch's rows; the job's commit joins them
   into one Parquet file (:mod:`sluiceway.scheduler.parquet_join`).
 
@@ -18,7 +21,7 @@ import io
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
-from sluiceway.runtime.rows import ENCODING, ENCODING_ERRORS, RunResult, format_rows
+from sluiceway.runtime.rows import ENCODING, ENCODING_ERRORS, RunResult, format_rows, json_lines
 
 LIST_COLUMN = "result"
 
@@ -99,7 +102,12 @@ class _JsonLines:
         frame = as_frame(result, "jsonl")
         if len(frame) == 0:
             return
-        # pandas' JSON writer is C code; it writes floats with 15 significant digits.
+        fast = json_lines(frame)
+        if fast is not None:
+            self._sink.write(fast)
+            return
+        # Nested values, missing values, control characters: pandas' JSON writer (C code),
+        # which writes floats with 15 significant digits.
         text = frame.to_json(
             orient="records",
             lines=True,

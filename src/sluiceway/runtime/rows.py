@@ -1,4 +1,4 @@
-"""The lines an ``append_row`` mini-batch adds to the output file (Azure's text format).
+"""The lines an ``append_row`` mini-batch adds to the output file: Azure's text, and JSON Lines.
 
 Azure writes every element of ``run()``'s result as one line, and a DataFrame as space-separated
 rows without a header, so ``pd.read_csv(path, header=None, sep=" ")`` reads the joined file back.
@@ -11,6 +11,7 @@ than the prediction.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ ENCODING_ERRORS = "backslashreplace"  # a lone surrogate (an undecodable file na
 # What str.splitlines() splits on; "\r\n" counts as one break.
 _BREAK_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAK = re.compile(f"\r\n|[{_BREAK_CHARS}]")
-_OTHER_BREAK = re.compile(f"[{_BREAK_CHARS.replace(chr(10), '')}]")
+_OTHER_BREAKS = _BREAK_CHARS.replace("\n", "")
 # Characters that separate the elements while their own line breaks are replaced; one that
 # occurs in no element is chosen (private-use characters, which text rarely holds).
 _SEPARATORS = ("\ue000", "\uf8ff", "\U000f0000", "\U0010fffd")
@@ -64,6 +65,9 @@ def format_rows(result: RunResult) -> bytes:
         The lines, each ending with ``"\\n"``; empty when there is nothing to write.
     """
     if isinstance(result, Sequence):
+        numbers = number_lines(result)
+        if numbers is not None:
+            return numbers
         return element_lines(result).encode(ENCODING, ENCODING_ERRORS)
     fast = table_lines(result)
     if fast is not None:
@@ -79,7 +83,8 @@ def element_lines(elements: Sequence[object]) -> str:
         return ""
     lines = list(map(str, elements))
     text = "\n".join(lines)
-    if text.count("\n") == len(lines) - 1 and not _OTHER_BREAK.search(text):
+    # One search per kind of break (memchr, or nothing for characters the text cannot hold).
+    if text.count("\n") == len(lines) - 1 and not any(c in text for c in _OTHER_BREAKS):
         return text + "\n"  # no element holds a line break: the common case
     for separator in _SEPARATORS:
         if separator not in text:
@@ -89,6 +94,38 @@ def element_lines(elements: Sequence[object]) -> str:
     joined = separator.join(lines) + separator
     joined = re.sub(f"(?:\r\n|[{_BREAK_CHARS}])(?={separator})", "", joined)
     return _BREAK.sub(" ", joined).replace(separator, "\n")
+
+
+def number_lines(elements: Sequence[object]) -> bytes | None:
+    """The lines of a list of Python or NumPy floats (without NaN) or of Python ints, written
+    by pyarrow as ``str()`` writes them; None for any other list, or without pyarrow."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not elements:
+        return None
+    kinds = set(map(type, elements))
+    if kinds == {float} or kinds == {numpy.float64}:
+        dtype = "float64"
+    elif kinds == {int}:
+        dtype = "int64"
+    else:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+    try:
+        values = numpy.fromiter(elements, dtype=dtype, count=len(elements))
+    except OverflowError:  # an int beyond 64 bits
+        return None
+    if dtype == "float64":
+        text = _float_text(values, pa, pc)
+        if text is None:
+            return None
+    else:
+        text = pc.cast(pa.array(values), pa.large_string())
+    scalar = _text_scalar(pa)
+    return _string_bytes(pc.binary_join_element_wise(text, scalar("\n"), scalar("")))
 
 
 def table_lines(table: object) -> bytes | None:
@@ -110,7 +147,11 @@ def table_lines(table: object) -> bytes | None:
         return None
     columns = []
     for _, series in table.items():
-        column = _column_text(series.to_numpy(), pandas, pa, pc)
+        arrow = _arrow_strings(series, pandas, pa)
+        if arrow is not None:
+            column = _plain_strings(arrow, pa, pc)
+        else:
+            column = _column_text(series.to_numpy(), pandas, pa, pc)
         if column is None:
             return None
         columns.append(column)
@@ -133,17 +174,39 @@ def _column_text(values: Any, pandas: Any, pa: Any, pc: Any) -> Any:
             text = pa.array(values, type=pa.large_string())
         except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate
             return None
-        if pc.any(pc.match_substring_regex(text, _NOT_PLAIN)).as_py():
-            return None
-        if pc.any(pc.equal(pc.binary_length(text), 0)).as_py():
-            return None  # to_csv writes an empty field as "" when it is alone on its line
-        spaced = pc.match_substring(text, " ")
-        if pc.any(spaced).as_py():
-            quote, empty = _text_scalar(pa)('"'), _text_scalar(pa)("")
-            quoted = pc.binary_join_element_wise(quote, text, quote, empty)
-            text = pc.if_else(spaced, quoted, text)
-        return text
+        return _plain_strings(text, pa, pc)
     return None
+
+
+def _arrow_strings(series: Any, pandas: Any, pa: Any) -> Any:
+    """A string column that pandas keeps in Arrow (pandas 3's ``str``), as a ``large_string``
+    array without copying its values to Python; None for any other column, or one with nulls."""
+    dtype = series.dtype
+    if not isinstance(dtype, pandas.StringDtype) or dtype.storage != "pyarrow":
+        return None
+    if series.hasnans:
+        return None
+    array = pa.array(series.array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
+
+
+def _plain_strings(text: Any, pa: Any, pc: Any) -> Any:
+    """Strings as to_csv writes them (those holding a space quoted), or None when one holds
+    a quote or other whitespace, or is empty. The checks run on the distinct values: a column
+    of file names holds few."""
+    distinct = pc.unique(text)
+    if pc.any(pc.match_substring_regex(distinct, _NOT_PLAIN)).as_py():
+        return None
+    if pc.any(pc.equal(pc.binary_length(distinct), 0)).as_py():
+        return None  # to_csv writes an empty field as "" when it is alone on its line
+    if pc.any(pc.match_substring(distinct, " ")).as_py():
+        spaced = pc.match_substring(text, " ")
+        quote, empty = _text_scalar(pa)('"'), _text_scalar(pa)("")
+        quoted = pc.binary_join_element_wise(quote, text, quote, empty)
+        text = pc.if_else(spaced, quoted, text)
+    return text
 
 
 def _float_text(values: Any, pa: Any, pc: Any) -> Any:
@@ -168,10 +231,11 @@ def _float_text(values: Any, pa: Any, pc: Any) -> Any:
         text = pc.replace_with_mask(
             text, outside, pa.array(list(map(repr, chosen.tolist())), type=pa.large_string())
         )
-    pointless = pc.invert(
-        pc.or_(pc.match_substring(text, "."), pc.match_substring_regex(text, "[eni]"))
-    )
-    if pc.any(pointless).as_py():
+    # Arrow writes a whole number in the fixed range without ".0"; repr() wrote the others.
+    pointless = fixed & (values == numpy.floor(values))
+    if outside is not None:
+        pointless &= ~numpy.asarray(outside)
+    if pointless.any():
         point, empty = _text_scalar(pa)(".0"), _text_scalar(pa)("")
         text = pc.if_else(pointless, pc.binary_join_element_wise(text, point, empty), text)
     return text
@@ -190,6 +254,75 @@ def _string_bytes(strings: Any) -> bytes:
     bounds = sys.modules["numpy"].frombuffer(offsets, dtype="int64")
     start, end = int(bounds[strings.offset]), int(bounds[strings.offset + len(strings)])
     return b"" if data is None else data.slice(start, end - start).to_pybytes()
+
+
+def json_lines(table: object) -> bytes | None:
+    """A DataFrame's rows as JSON Lines: one compact object per row, the columns as keys in
+    their order, built column by column with pyarrow, when every column holds integers,
+    booleans, finite ``float64`` (written as ``repr()`` writes them, so they read back
+    exactly) or strings without control characters, and no missing values. None for any other
+    table (or without pyarrow).
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(table, pandas.DataFrame) or table.shape[1] == 0:
+        return None
+    if len(table) == 0:
+        return b""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+    scalar = _text_scalar(pa)
+    pieces = []
+    for position, (name, series) in enumerate(table.items()):
+        values = _json_values(series, pandas, pa, pc)
+        if values is None:
+            return None
+        key = ("{" if position == 0 else ",") + json.dumps(str(name), ensure_ascii=False) + ":"
+        try:
+            pieces += [scalar(key), values]
+        except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate in the name
+            return None
+    pieces.append(scalar("}\n"))
+    return _string_bytes(pc.binary_join_element_wise(*pieces, scalar("")))
+
+
+def _json_values(series: Any, pandas: Any, pa: Any, pc: Any) -> Any:
+    """One column's JSON values as a ``large_string`` array, or None."""
+    arrow = _arrow_strings(series, pandas, pa)
+    if arrow is not None:
+        return _json_strings(arrow, pa, pc)
+    values = series.to_numpy()
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    if kind in "iu":
+        return pc.cast(pa.array(values), pa.large_string())
+    if kind == "b":
+        return pc.if_else(pa.array(values), _text_scalar(pa)("true"), _text_scalar(pa)("false"))
+    if kind == "f" and size == 8:
+        if not bool(sys.modules["numpy"].isfinite(values).all()):
+            return None  # JSON has no NaN or infinity
+        return _float_text(values, pa, pc)
+    if kind == "O" and pandas.api.types.infer_dtype(values, skipna=False) == "string":
+        try:
+            return _json_strings(pa.array(values, type=pa.large_string()), pa, pc)
+        except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate
+            return None
+    return None
+
+
+def _json_strings(text: Any, pa: Any, pc: Any) -> Any:
+    """Strings as JSON strings: quoted, with backslashes and quotes escaped; None when one
+    holds a control character (which needs a ``\\u`` escape)."""
+    distinct = pc.unique(text)
+    if pc.any(pc.match_substring_regex(distinct, "[\\x00-\\x1f]")).as_py():
+        return None
+    if pc.any(pc.match_substring(distinct, "\\")).as_py():
+        text = pc.replace_substring(text, "\\", "\\\\")
+    if pc.any(pc.match_substring(distinct, '"')).as_py():
+        text = pc.replace_substring(text, '"', '\\"')
+    quote, empty = _text_scalar(pa)('"'), _text_scalar(pa)("")
+    return pc.binary_join_element_wise(quote, text, quote, empty)
 
 
 def format_element(element: object) -> str:

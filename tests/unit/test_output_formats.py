@@ -180,3 +180,33 @@ def test_json_lines_of_plain_columns_read_back_exactly() -> None:
     ):
         assert json_lines(other) is None
         assert _part(OutputFormat.JSONL, other).count(b"\n") == n
+
+
+def test_a_worker_that_sends_its_rows_gives_the_part_in_the_jobs_format() -> None:
+    """The Ray actor's path: ``run_task`` writes the part into a buffer sent to the server."""
+    import types
+
+    from sluiceway.executors.base import JobContext, MiniBatchTask
+    from sluiceway.runtime.scoring import Scorer
+    from sluiceway.runtime.worker import run_task
+
+    def run(files: list[str]) -> object:
+        return pd.DataFrame({"file_name": files, "size": [len(f) for f in files]})
+
+    scorer = Scorer(module=types.ModuleType("script"), run=run)
+    task = MiniBatchTask(index=3, files=("a.csv", "bb.csv"), attempt=1, timeout=30)
+    for output_format in OutputFormat:
+        job = JobContext(
+            job_name="j",
+            output_dir="/nonexistent",
+            parts_dir="/nonexistent",  # not written: the rows go to the buffer
+            log_dir="/nonexistent",
+            output_format=output_format,
+        )
+        sink = io.BytesIO()
+        result = run_task(scorer, task, job, "worker-0", sink)
+        assert result.ok and result.items_succeeded == 2 and result.part_path is None
+        assert sink.getvalue() == _part(output_format, run(list(task.files)))
+        if output_format is OutputFormat.PARQUET:
+            table = pq.read_table(io.BytesIO(sink.getvalue()))
+            assert table.to_pydict() == {"file_name": ["a.csv", "bb.csv"], "size": [5, 6]}

@@ -128,23 +128,19 @@ def number_lines(elements: Sequence[object]) -> bytes | None:
     return _string_bytes(pc.binary_join_element_wise(text, scalar("\n"), scalar("")))
 
 
-def table_lines(table: object) -> bytes | None:
+def table_lines(table: Any) -> bytes | None:
     """A DataFrame's rows as ``to_csv(sep=" ", header=False, index=False)`` writes them,
     column by column with pyarrow, when every column is of a kind whose text is known:
     integers, booleans, ``float64`` without missing values, and strings without quotes or
     whitespace other than spaces. None for any other table (or without pyarrow), which
     ``to_csv`` then writes.
     """
-    pandas = sys.modules.get("pandas")
-    if pandas is None or not isinstance(table, pandas.DataFrame) or table.shape[1] == 0:
+    kit = _arrow_kit(table)
+    if kit is None:
         return None
     if len(table) == 0:
         return b""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:
-        return None
+    pandas, pa, pc = kit
     columns = []
     for _, series in table.items():
         arrow = _arrow_strings(series, pandas, pa)
@@ -256,23 +252,19 @@ def _string_bytes(strings: Any) -> bytes:
     return b"" if data is None else data.slice(start, end - start).to_pybytes()
 
 
-def json_lines(table: object) -> bytes | None:
+def json_lines(table: Any) -> bytes | None:
     """A DataFrame's rows as JSON Lines: one compact object per row, the columns as keys in
     their order, built column by column with pyarrow, when every column holds integers,
     booleans, finite ``float64`` (written as ``repr()`` writes them, so they read back
     exactly) or strings without control characters, and no missing values. None for any other
     table (or without pyarrow).
     """
-    pandas = sys.modules.get("pandas")
-    if pandas is None or not isinstance(table, pandas.DataFrame) or table.shape[1] == 0:
+    kit = _arrow_kit(table)
+    if kit is None:
         return None
     if len(table) == 0:
         return b""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:
-        return None
+    pandas, pa, pc = kit
     scalar = _text_scalar(pa)
     pieces = []
     for position, (name, series) in enumerate(table.items()):
@@ -286,6 +278,20 @@ def json_lines(table: object) -> bytes | None:
             return None
     pieces.append(scalar("}\n"))
     return _string_bytes(pc.binary_join_element_wise(*pieces, scalar("")))
+
+
+def _arrow_kit(table: object) -> tuple[Any, Any, Any] | None:
+    """pandas, pyarrow and ``pyarrow.compute`` when ``table`` is a DataFrame with columns
+    and pyarrow is installed, else None."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(table, pandas.DataFrame) or table.shape[1] == 0:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+    return pandas, pa, pc
 
 
 def _json_values(series: Any, pandas: Any, pa: Any, pc: Any) -> Any:

@@ -143,11 +143,7 @@ def table_lines(table: Any) -> bytes | None:
     pandas, pa, pc = kit
     columns = []
     for _, series in table.items():
-        arrow = _arrow_strings(series, pandas, pa)
-        if arrow is not None:
-            column = _plain_strings(arrow, pa, pc)
-        else:
-            column = _column_text(series.to_numpy(), pandas, pa, pc)
+        column = _column_text(series, pandas, pa, pc, json=False)
         if column is None:
             return None
         columns.append(column)
@@ -156,21 +152,29 @@ def table_lines(table: Any) -> bytes | None:
     return _string_bytes(pc.binary_join_element_wise(*columns, text(" ")))
 
 
-def _column_text(values: Any, pandas: Any, pa: Any, pc: Any) -> Any:
-    """One column as an Arrow ``large_string`` array of its fields' text, or None."""
+def _column_text(series: Any, pandas: Any, pa: Any, pc: Any, *, json: bool) -> Any:
+    """One column as an Arrow ``large_string`` array of its fields' text (``json``: of its
+    JSON values), or None when the column is of another kind."""
+    arrow = _arrow_strings(series, pandas, pa)
+    if arrow is not None:
+        return _json_strings(arrow, pa, pc) if json else _plain_strings(arrow, pa, pc)
+    values = series.to_numpy()
     kind, size = values.dtype.kind, values.dtype.itemsize
     if kind in "iu":
         return pc.cast(pa.array(values), pa.large_string())
     if kind == "b":
-        return pc.if_else(pa.array(values), _text_scalar(pa)("True"), _text_scalar(pa)("False"))
+        true, false = ("true", "false") if json else ("True", "False")
+        return pc.if_else(pa.array(values), _text_scalar(pa)(true), _text_scalar(pa)(false))
     if kind == "f" and size == 8:
+        if json and not bool(sys.modules["numpy"].isfinite(values).all()):
+            return None  # JSON has no NaN or infinity
         return _float_text(values, pa, pc)
     if kind == "O" and pandas.api.types.infer_dtype(values, skipna=False) == "string":
         try:
             text = pa.array(values, type=pa.large_string())
         except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate
             return None
-        return _plain_strings(text, pa, pc)
+        return _json_strings(text, pa, pc) if json else _plain_strings(text, pa, pc)
     return None
 
 
@@ -268,7 +272,7 @@ def json_lines(table: Any) -> bytes | None:
     scalar = _text_scalar(pa)
     pieces = []
     for position, (name, series) in enumerate(table.items()):
-        values = _json_values(series, pandas, pa, pc)
+        values = _column_text(series, pandas, pa, pc, json=True)
         if values is None:
             return None
         key = ("{" if position == 0 else ",") + json.dumps(str(name), ensure_ascii=False) + ":"
@@ -292,29 +296,6 @@ def _arrow_kit(table: object) -> tuple[Any, Any, Any] | None:
     except ImportError:
         return None
     return pandas, pa, pc
-
-
-def _json_values(series: Any, pandas: Any, pa: Any, pc: Any) -> Any:
-    """One column's JSON values as a ``large_string`` array, or None."""
-    arrow = _arrow_strings(series, pandas, pa)
-    if arrow is not None:
-        return _json_strings(arrow, pa, pc)
-    values = series.to_numpy()
-    kind, size = values.dtype.kind, values.dtype.itemsize
-    if kind in "iu":
-        return pc.cast(pa.array(values), pa.large_string())
-    if kind == "b":
-        return pc.if_else(pa.array(values), _text_scalar(pa)("true"), _text_scalar(pa)("false"))
-    if kind == "f" and size == 8:
-        if not bool(sys.modules["numpy"].isfinite(values).all()):
-            return None  # JSON has no NaN or infinity
-        return _float_text(values, pa, pc)
-    if kind == "O" and pandas.api.types.infer_dtype(values, skipna=False) == "string":
-        try:
-            return _json_strings(pa.array(values, type=pa.large_string()), pa, pc)
-        except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate
-            return None
-    return None
 
 
 def _json_strings(text: Any, pa: Any, pc: Any) -> Any:

@@ -108,3 +108,32 @@ def test_a_wrong_number_of_predictions_names_the_files(
     monkeypatch.setattr(mlflow_scorer, "_model", Short())
     with pytest.raises(ValueError, match=r"1 predictions for the 2 rows of '.*f-0.csv'; it must"):
         mlflow_scorer.run(paths)
+
+
+def test_input_columns_follow_the_output_columns_and_may_not_share_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_csv(path, index=False)
+    monkeypatch.setattr(mlflow_scorer, "_model", Doubler())
+    monkeypatch.setattr(mlflow_scorer, "ROWS_PER_PREDICT", 2)
+
+    chunks = list(mlflow_scorer.run_chunks([str(path)], True))
+
+    joined = pd.concat(chunks, ignore_index=True)
+    assert list(joined.columns) == ["row", "prediction", "file_name", "a", "b"]
+    assert joined["row"].tolist() == [0, 1, 2]
+    assert joined["a"].tolist() == [1, 2, 3]
+    assert joined["b"].tolist() == ["x", "y", "z"]
+    assert next(iter(mlflow_scorer.run_chunks([str(path)]))).columns.tolist() == [
+        "row",
+        "prediction",
+        "file_name",
+    ]
+
+    clash = tmp_path / "clash.csv"
+    pd.DataFrame({"a": [1], "prediction": [0]}).to_csv(clash, index=False)
+    with pytest.raises(
+        ValueError, match=r"input columns prediction of '.*clash\.csv' have the names"
+    ):
+        list(mlflow_scorer.run_chunks([str(clash)], True))

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from sluiceway.runtime.output_formats import OutputFormat
+
 if TYPE_CHECKING:
     from sluiceway.storage.locations import Location
 
@@ -93,6 +95,8 @@ class JobContext:
     log_dir: str  # the job's logs/ folder; workers write user/stdout/<worker>.txt under it
     append_rows: bool = True  # False for summary_only: results are only counted
     input_dir: str | None = None  # the folder the mini-batches' files are in
+    output_format: OutputFormat = OutputFormat.TEXT  # what a part holds (append_row)
+    input_columns: bool = False  # rows carry the input's columns (the MLflow scorer)
 
     def folders(self) -> list[str]:
         """The folders a worker of this job reads or writes."""

@@ -178,8 +178,10 @@ class RayActorPool:
         actor.clock = time.monotonic() if actor.ready else None
         upcoming = self._next_hint()
         actor.ahead = upcoming.index if upcoming is not None else None
-        append = self._job.append_rows
-        actor.call = actor.handle.run.remote(task, self._job.job_name, append, upcoming)
+        job = self._job
+        actor.call = actor.handle.run.remote(
+            task, job.job_name, job.append_rows, upcoming, job.output_format, job.input_columns
+        )
 
     def prefetch(self, task: MiniBatchTask) -> None:
         """Remember that ``task`` comes soon: the next actor given a mini-batch fetches its

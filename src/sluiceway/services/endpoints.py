@@ -274,6 +274,16 @@ class EndpointService:
             )
         if body.code_configuration is not None:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
+        if (
+            isinstance(body.settings, ModelDeploymentSettings)
+            and body.settings.include_input_columns
+            and body.code_configuration is not None
+        ):
+            raise ValidationError(
+                "settings.include_input_columns applies to MLflow deployments without a scoring "
+                "script; a scoring script's run() returns the columns it wants.",
+                target="settings.include_input_columns",
+            )
         if isinstance(body.settings, ModelDeploymentSettings):
             check_job_workers(
                 body.resources.instance_count,

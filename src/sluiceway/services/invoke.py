@@ -311,6 +311,8 @@ class InvokeService:
             "error_threshold": settings.error_threshold,
             "logging_level": LoggingLevel(settings.logging_level).value,
             "environment_variables": settings.environment_variables,
+            "output_format": settings.output_format.value,
+            "include_input_columns": settings.include_input_columns,
         }
 
     def _output(

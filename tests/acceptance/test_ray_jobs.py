@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,6 +53,10 @@ def run(mini_batch):
 """
 
 
+# The cluster's nodes may run another Sluiceway than this one: the server sends its own.
+SHIP_CODE = {"SLUICEWAY_RAY_SHIP_CODE": "true"}
+
+
 def ray_address() -> str:
     address = os.environ.get("SLUICEWAY_TEST_RAY_ADDRESS")
     if not address:
@@ -69,7 +74,7 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     ray_address()
-    running = start_server(tmp_path_factory.mktemp("ray-home"))
+    running = start_server(tmp_path_factory.mktemp("ray-home"), extra_env=SHIP_CODE)
     yield running
     stop_server(running)
 
@@ -256,7 +261,7 @@ def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
     bucket = svc.make_bucket("raydefault")
     default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
     default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
-    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default)}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
     server = start_server(tmp_path / "home", extra_env=env)
     try:
         with server.client() as client:
@@ -320,8 +325,9 @@ def run(mini_batch):
 """
 
 
-def driver_actors(pid: int) -> list[dict[str, object]]:
-    """The actors the Ray driver of process ``pid`` (a server) owns that are not dead."""
+def driver_actors(pid: int, kind: str = "ScoringActor") -> list[dict[str, object]]:
+    """The actors of class ``kind`` the Ray driver of process ``pid`` (a server) owns that are
+    not dead."""
     import ray
     from ray._private import state
 
@@ -331,7 +337,7 @@ def driver_actors(pid: int) -> list[dict[str, object]]:
     return [
         a
         for a in state.actors().values()
-        if a["JobID"] in jobs and a["State"] != "DEAD" and a["ActorClassName"] == "ScoringActor"
+        if a["JobID"] in jobs and a["State"] != "DEAD" and a["ActorClassName"] == kind
     ]
 
 
@@ -343,7 +349,7 @@ def test_server_killed_then_cancel_leaves_no_actor(tmp_path: Path) -> None:
 
     address = ray_address()
     home = tmp_path / "home"
-    server = start_server(home)
+    server = start_server(home, extra_env=SHIP_CODE)
     try:
         client = server.client()
         r = client.put("/computes/crash", json={"name": "crash", "type": "ray", "address": address})
@@ -386,7 +392,7 @@ def test_server_killed_then_cancel_leaves_no_actor(tmp_path: Path) -> None:
     finally:
         stop_server(server)
 
-    server = start_server(home)
+    server = start_server(home, extra_env=SHIP_CODE)
     try:
         client = server.client()
         done = wait_for_job(client, job, timeout=120)
@@ -501,54 +507,243 @@ def test_a_node_lost_mid_job_costs_only_its_mini_batches(
                 process.kill()
 
 
-def test_a_pipeline_deployment_on_a_ray_compute_is_refused(
+PIPELINE_SCRIPT = r"""
+import os, pathlib, socket, sys, time
+
+command, args = sys.argv[1], sys.argv[2:]
+print(f"step {command} pid {os.getpid()} on {socket.gethostname()}", flush=True)
+if command == "lines":  # lines <data> <prefix> <out>: one row per input line
+    data, prefix, out = args
+    rows = []
+    for path in sorted(p for p in pathlib.Path(data).rglob("*") if p.is_file()):
+        rows += [f"{prefix} {path.name} {line}" for line in path.read_text().splitlines()]
+    pathlib.Path(out, "rows.csv").write_text("\n".join(rows) + "\n")
+    pathlib.Path(out, "nested").mkdir()
+    pathlib.Path(out, "nested", "count.txt").write_text(str(len(rows)))
+elif command == "upper":  # upper <rows> <out>
+    rows = pathlib.Path(args[0], "rows.csv").read_text().splitlines()
+    pathlib.Path(args[1], "upper.csv").write_text("\n".join(r.upper() for r in rows) + "\n")
+    print(f"{len(rows)} rows", file=sys.stderr)
+elif command == "sleep":  # sleep <seconds>
+    time.sleep(float(args[0]))
+elif command == "fail":
+    print("ValueError: the rows are bad", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def step(code: str, line: str, inputs: dict[str, str], outputs: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "command",
+        "code": code,
+        "command": f"python steps.py {line}",
+        "inputs": {name: {"type": kind} for name, kind in inputs.items()},
+        "outputs": {name: {"type": "uri_folder"} for name in outputs},
+    }
+
+
+def rows_pipeline(code: str) -> dict[str, Any]:
+    """Two steps: ``lines`` reads the data (fetched where the step runs) and a literal;
+    ``upper`` reads the output of ``lines``, kept between the steps."""
+    return {
+        "name": unique("rows"),
+        "type": "pipeline",
+        "inputs": {"data": {"type": "uri_folder"}, "prefix": {"type": "string"}},
+        "outputs": {"rows": {"type": "uri_folder"}, "upper": {"type": "uri_folder"}},
+        "jobs": {
+            "lines": {
+                "component": step(
+                    code,
+                    "lines ${{inputs.data}} ${{inputs.prefix}} ${{outputs.out}}",
+                    {"data": "uri_folder", "prefix": "string"},
+                    ("out",),
+                ),
+                "inputs": {
+                    "data": "${{parent.inputs.data}}",
+                    "prefix": "${{parent.inputs.prefix}}",
+                },
+                "outputs": {"out": "${{parent.outputs.rows}}"},
+            },
+            "upper": {
+                "component": step(
+                    code,
+                    "upper ${{inputs.rows}} ${{outputs.out}}",
+                    {"rows": "uri_folder"},
+                    ("out",),
+                ),
+                "inputs": {"rows": "${{parent.jobs.lines.outputs.out}}"},
+                "outputs": {"out": "${{parent.outputs.upper}}"},
+            },
+        },
+    }
+
+
+def deploy_pipeline(
+    client: httpx.Client, endpoint: str, name: str, pipeline: dict[str, Any], **extra: Any
+) -> None:
+    if client.get(f"/batch-endpoints/{endpoint}").status_code == 404:
+        r = client.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint})
+        assert r.status_code == 201, r.text
+    body = {"name": name, "endpoint_name": endpoint, "type": "pipeline", "component": pipeline}
+    r = client.put(f"/batch-endpoints/{endpoint}/deployments/{name}", json=body | extra)
+    assert r.status_code == 201, r.text
+
+
+def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str) -> str:
+    """The same pipeline job on the Ray compute and on the local one: both Complete with the
+    same outputs, row for row; the Ray job's name."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "steps.py").write_text(PIPELINE_SCRIPT)
+    code_uri = upload_folder(client, code, f"code/{unique('steps')}")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        (data / f"d-{i}.csv").write_text(f"a{i}\nb{i}\n")
+    data_uri = upload_folder(client, data, f"inputs/{unique('rows')}")
+    endpoint = unique("plray")
+    pipeline = rows_pipeline(code_uri)
+    deploy_pipeline(client, endpoint, "onray", pipeline, compute=f"azureml:{compute}")
+    deploy_pipeline(client, endpoint, "here", pipeline)
+    assert (
+        ray_address()
+        in client.get(f"/batch-endpoints/{endpoint}/deployments/onray").json()["runs_on"]
+    )
+    jobs = {}
+    for deployment in ("onray", "here"):
+        inputs = {
+            "data": {"JobInputType": "UriFolder", "Uri": data_uri},
+            "prefix": {"JobInputType": "Literal", "Value": "x; rm -rf ~"},
+        }
+        r = client.post(
+            f"/endpoints/{endpoint}/jobs",
+            json=invoke_body(inputs),
+            headers={"azureml-model-deployment": deployment},
+        )
+        assert r.status_code == 201, r.text
+        jobs[deployment] = r.json()["name"]
+    ended = {d: wait_for_job(client, n, timeout=180) for d, n in jobs.items()}
+    assert all(job["status"] == "Completed" for job in ended.values()), {
+        d: (j["status"], j["error"]) for d, j in ended.items()
+    }
+    assert ray_address() in ended["onray"]["runs_on"]
+    outputs = {
+        d: {o: read_output(client, n, o) for o in ("rows", "upper")} for d, n in jobs.items()
+    }
+    assert outputs["onray"] == outputs["here"]
+    rows = outputs["onray"]["rows"]["rows.csv"].splitlines()
+    assert rows == [f"x; rm -rf ~ d-{i}.csv {c}{i}" for i in range(4) for c in "ab"]
+    assert outputs["onray"]["rows"]["nested/count.txt"] == "8"
+    assert outputs["onray"]["upper"]["upper.csv"].splitlines() == [r.upper() for r in rows]
+
+    steps = {s["name"]: s for s in ended["onray"]["steps"]}
+    job = jobs["onray"]
+    stdout = client.get(f"/jobs/{job}/logs/{steps['upper']['logs']['stdout']}").text
+    assert "step upper pid" in stdout, stdout
+    stderr = client.get(f"/jobs/{job}/logs/{steps['upper']['logs']['stderr']}").text
+    assert "8 rows" in stderr, stderr
+    overview = client.get(f"/jobs/{job}/logs/job_progress_overview.txt").text
+    assert "Ray actor" in overview and compute in overview, overview
+    return job
+
+
+def test_a_pipeline_job_on_ray_matches_the_local_one(
     ray_server: RunningServer, tmp_path: Path
 ) -> None:
-    """Pipeline steps run on the server's workers only: invoking a pipeline deployment that
-    names a Ray compute is refused, naming the field, rather than run elsewhere silently."""
+    """Each step runs on an actor of the compute; its data is read there, its outputs come
+    back and are committed; a failing step fails the job with its exit code and stderr."""
     client = ray_server.client()
-    name = unique("pipe")
+    compute = unique("pipe")
     r = client.put(
-        f"/computes/{name}", json={"name": name, "type": "ray", "address": ray_address()}
+        f"/computes/{compute}", json={"name": compute, "type": "ray", "address": ray_address()}
+    )
+    assert r.status_code == 201, r.text
+    pipeline_on_ray_and_here(client, tmp_path, compute)
+
+    code = tmp_path / "failing"
+    code.mkdir()
+    (code / "steps.py").write_text(PIPELINE_SCRIPT)
+    code_uri = upload_folder(client, code, f"code/{unique('fail')}")
+    failing = {
+        "name": unique("failing"),
+        "type": "pipeline",
+        "jobs": {"bad": {"component": step(code_uri, "fail", {}, ())}},
+    }
+    endpoint = unique("plfail")
+    deploy_pipeline(
+        client, endpoint, "dep", failing, settings={"default_compute": f"azureml:{compute}"}
+    )
+    r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+    assert r.status_code == 201, r.text
+    job = wait_for_job(client, r.json()["name"], timeout=120)
+    assert job["status"] == "Failed", job
+    assert "exit code 3" in job["error"]["message"], job["error"]
+    assert "the rows are bad" in job["error"]["message"], job["error"]
+    client.close()
+
+
+def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    import psutil
+
+    client = ray_server.client()
+    compute = unique("plcancel")
+    r = client.put(
+        f"/computes/{compute}", json={"name": compute, "type": "ray", "address": ray_address()}
     )
     assert r.status_code == 201, r.text
     code = tmp_path / "code"
     code.mkdir()
-    (code / "step.py").write_text("print('hello')\n")
-    code_uri = upload_folder(client, code, f"code/{name}")
-    pipeline = {
-        "name": unique("one"),
+    (code / "steps.py").write_text(PIPELINE_SCRIPT)
+    code_uri = upload_folder(client, code, f"code/{unique('sleep')}")
+    sleepy = {
+        "name": unique("sleepy"),
         "type": "pipeline",
         "jobs": {
-            "hello": {
-                "component": {"type": "command", "code": code_uri, "command": "python step.py"}
-            }
+            "nap": {"component": step(code_uri, "sleep 300", {}, ())},
+            "later": {"component": step(code_uri, "sleep 300", {}, ())},
         },
     }
-    endpoint = unique("plray")
-    assert client.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint}).status_code == 201
-    for deployment, extra, field in (
-        ("viacompute", {"compute": f"azureml:{name}"}, "compute"),
-        ("viasettings", {"settings": {"default_compute": f"azureml:{name}"}}, "default_compute"),
+    endpoint = unique("plsleep")
+    deploy_pipeline(
+        client,
+        endpoint,
+        "dep",
+        sleepy,
+        compute=f"azureml:{compute}",
+        settings={"max_concurrent_steps": 1},
+    )
+    r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+    assert r.status_code == 201, r.text
+    name = r.json()["name"]
+    pid = None
+    deadline = time.monotonic() + 90
+    while pid is None and time.monotonic() < deadline:
+        job = client.get(f"/jobs/{name}").json()
+        assert job["status"] in ("Queued", "Preparing", "Running"), job
+        running = [s for s in job["steps"] if s["status"] == "Running"]
+        if running:
+            text = client.get(f"/jobs/{name}/logs/{running[0]['logs']['stdout']}").text
+            if "pid" in text:
+                pid = int(text.split("pid ")[1].split()[0])
+        time.sleep(0.3)
+    assert pid is not None and psutil.pid_exists(pid)
+    assert driver_actors(ray_server.process.pid, "StepActor")
+    assert client.post(f"/jobs/{name}/cancel").status_code == 202
+    job = wait_for_job(client, name, timeout=60)
+    assert job["status"] == "Canceled", job
+    assert {s["name"]: s["status"] for s in job["steps"]} == {
+        "nap": "Canceled",
+        "later": "Canceled",
+    }
+    end = time.monotonic() + 10
+    while (driver_actors(ray_server.process.pid, "StepActor") or psutil.pid_exists(pid)) and (
+        time.monotonic() < end
     ):
-        body = {
-            "name": deployment,
-            "endpoint_name": endpoint,
-            "type": "pipeline",
-            "component": pipeline,
-            **extra,
-        }
-        r = client.put(f"/batch-endpoints/{endpoint}/deployments/{deployment}", json=body)
-        assert r.status_code == 201, r.text
-        assert "locally" in r.json()["runs_on"]
-        r = client.post(
-            f"/endpoints/{endpoint}/jobs",
-            json=invoke_body({}),
-            headers={"azureml-model-deployment": deployment},
-        )
-        assert r.status_code == 400, r.text
-        error = r.json()["error"]
-        assert field in error["target"] and "do not run on Ray" in error["message"], error
+        time.sleep(0.3)
+    assert not driver_actors(ray_server.process.pid, "StepActor")
+    assert not psutil.pid_exists(pid)
     client.close()
 
 

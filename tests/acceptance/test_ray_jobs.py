@@ -300,6 +300,11 @@ def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
             assert "kept warm" in text and "init pid" not in text, text
     finally:
         stop_server(server)
+    assert_not_in_ray_logs(secret)
+
+
+def assert_not_in_ray_logs(secret: str) -> None:
+    """No file of the Ray cluster's session (logs, dashboard data) holds ``secret``."""
     session = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", "/nonexistent")).parent / "t"
     assert session.is_dir(), session
     leaked = [
@@ -310,6 +315,93 @@ def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
         and secret.encode() in path.read_bytes()
     ]
     assert not leaked, leaked
+
+
+@pytest.mark.slow
+def test_a_pipeline_job_on_ray_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
+    """The steps' nodes read the data, the code and the earlier step's output from S3 with the
+    datastore's credentials, which appear nowhere in the Ray cluster's logs."""
+    import uuid
+
+    from tests.integration import storage_services as svc
+
+    secret = f"secret-{uuid.uuid4().hex}"
+    bucket = svc.make_bucket("raypipe")
+    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
+    default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            r = client.put(
+                "/computes/s3pipe", json={"name": "s3pipe", "type": "ray", "address": ray_address()}
+            )
+            assert r.status_code == 201, r.text
+            pipeline_on_ray_and_here(client, tmp_path, "s3pipe")
+    finally:
+        stop_server(server)
+    assert_not_in_ray_logs(secret)
+
+
+@pytest.mark.slow
+def test_a_model_job_on_ray_with_the_default_datastore_in_azurite(tmp_path: Path) -> None:
+    """Actors read the inputs and the registered model and code from Azure Blob (Azurite)
+    themselves; the output is the local executor's, row for row; the account key appears
+    nowhere in the Ray cluster's logs."""
+    from tests.integration import storage_services as svc
+
+    container = svc.make_container("raydefault")
+    default = {k: v for k, v in svc.blob_datastore_yaml("x", container).items() if k != "name"}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
+    server = start_server(tmp_path / "home", extra_env=env)
+    try:
+        with server.client() as client:
+            r = client.put(
+                "/computes/blobray",
+                json={"name": "blobray", "type": "ray", "address": ray_address()},
+            )
+            assert r.status_code == 201, r.text
+            settings = {"mini_batch_size": 2}
+            for name, compute in (("onray", "azureml:blobray"), ("here", None)):
+                create_script_deployment(
+                    client,
+                    tmp_path,
+                    "rayblob",
+                    name,
+                    script=SCRIPT,
+                    settings=settings,
+                    instance_count=2,
+                    compute=compute,
+                )
+            data = tmp_path / "data"
+            data.mkdir()
+            for i in range(7):
+                (data / f"z-{i}.csv").write_text(f"row{i}\nmore{i}\n")
+            uri = upload_folder(client, data, "inputs/rayblob")
+            outputs = {}
+            for deployment in ("onray", "here"):
+                body = invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}})
+                r = client.post(
+                    "/endpoints/rayblob/jobs",
+                    json=body,
+                    headers={"azureml-model-deployment": deployment},
+                )
+                assert r.status_code == 201, r.text
+                done = wait_for_job(client, r.json()["name"], timeout=180)
+                assert done["status"] == "Completed", (done["status"], done["error"])
+                outputs[deployment] = read_output(client, r.json()["name"])
+            assert (
+                "Ray cluster"
+                in client.get("/batch-endpoints/rayblob/deployments/onray").json()["runs_on"]
+            )
+            assert outputs["onray"] == outputs["here"]
+            rows = outputs["onray"]["predictions.csv"].splitlines()
+            assert sorted(rows) == sorted(
+                f"z-{i}.csv {word}{i}" for i in range(7) for word in ("row", "more")
+            )
+    finally:
+        stop_server(server)
+    assert_not_in_ray_logs(svc.AZURITE_KEY)
 
 
 SLOW_SCRIPT = """\

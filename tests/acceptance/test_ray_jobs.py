@@ -616,8 +616,10 @@ elif command == "upper":  # upper <rows> <out>
     rows = pathlib.Path(args[0], "rows.csv").read_text().splitlines()
     pathlib.Path(args[1], "upper.csv").write_text("\n".join(r.upper() for r in rows) + "\n")
     print(f"{len(rows)} rows", file=sys.stderr)
-elif command == "sleep":  # sleep <seconds>
+elif command == "sleep":  # sleep <seconds> [<out>]
     time.sleep(float(args[0]))
+    if args[1:]:
+        pathlib.Path(args[1], "done.txt").write_text("done")
 elif command == "fail":
     print("ValueError: the rows are bad", file=sys.stderr)
     sys.exit(3)
@@ -774,6 +776,83 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
     client.close()
 
 
+def running_step_pid(client: httpx.Client, job: str) -> int:
+    """The process id of the command of the job's running step, as its stdout says it."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        shown = client.get(f"/jobs/{job}").json()
+        assert shown["status"] in ("Queued", "Preparing", "Running"), shown
+        running = [s for s in shown["steps"] if s["status"] == "Running"]
+        if running:
+            text = client.get(f"/jobs/{job}/logs/{running[0]['logs']['stdout']}").text
+            if "pid" in text:
+                return int(text.split("pid ")[1].split()[0])
+        time.sleep(0.3)
+    raise AssertionError(f"no step of job {job} started")
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_step_leaves_nothing_and_takes_the_pipeline_job_over(
+    tmp_path: Path,
+) -> None:
+    """A server SIGKILLed while a step runs on Ray leaves neither the step's actor nor its
+    command running; restarted, it runs the step again and completes the job."""
+    import signal
+
+    import psutil
+
+    home = tmp_path / "home"
+    server = start_server(home, extra_env=SHIP_CODE)
+    try:
+        client = server.client()
+        r = client.put(
+            "/computes/plcrash", json={"name": "plcrash", "type": "ray", "address": ray_address()}
+        )
+        assert r.status_code == 201, r.text
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "steps.py").write_text(PIPELINE_SCRIPT)
+        code_uri = upload_folder(client, code, f"code/{unique('crash')}")
+        napping = {
+            "name": unique("napping"),
+            "type": "pipeline",
+            "outputs": {"napped": {"type": "uri_folder"}},
+            "jobs": {
+                "nap": {
+                    "component": step(code_uri, "sleep 6 ${{outputs.out}}", {}, ("out",)),
+                    "outputs": {"out": "${{parent.outputs.napped}}"},
+                }
+            },
+        }
+        deploy_pipeline(client, "plcrash", "dep", napping, compute="azureml:plcrash")
+        r = client.post("/endpoints/plcrash/jobs", json=invoke_body({}))
+        assert r.status_code == 201, r.text
+        job = r.json()["name"]
+        pid = running_step_pid(client, job)
+        assert driver_actors(server.process.pid, "StepActor")
+        client.close()
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+        end = time.monotonic() + 20
+        while (driver_actors(server.process.pid, "StepActor") or psutil.pid_exists(pid)) and (
+            time.monotonic() < end
+        ):
+            time.sleep(0.5)
+        assert not driver_actors(server.process.pid, "StepActor")
+        assert not psutil.pid_exists(pid)
+    finally:
+        stop_server(server)
+
+    server = start_server(home, extra_env=SHIP_CODE)
+    try:
+        with server.client() as client:
+            done = wait_for_job(client, job, timeout=120)
+            assert done["status"] == "Completed", (done["status"], done["error"])
+            assert read_output(client, job, "napped") == {"done.txt": "done"}
+    finally:
+        stop_server(server)
+
+
 def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
     ray_server: RunningServer, tmp_path: Path
 ) -> None:
@@ -809,18 +888,8 @@ def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
     r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
     assert r.status_code == 201, r.text
     name = r.json()["name"]
-    pid = None
-    deadline = time.monotonic() + 90
-    while pid is None and time.monotonic() < deadline:
-        job = client.get(f"/jobs/{name}").json()
-        assert job["status"] in ("Queued", "Preparing", "Running"), job
-        running = [s for s in job["steps"] if s["status"] == "Running"]
-        if running:
-            text = client.get(f"/jobs/{name}/logs/{running[0]['logs']['stdout']}").text
-            if "pid" in text:
-                pid = int(text.split("pid ")[1].split()[0])
-        time.sleep(0.3)
-    assert pid is not None and psutil.pid_exists(pid)
+    pid = running_step_pid(client, name)
+    assert psutil.pid_exists(pid)
     assert driver_actors(ray_server.process.pid, "StepActor")
     assert client.post(f"/jobs/{name}/cancel").status_code == 202
     job = wait_for_job(client, name, timeout=60)

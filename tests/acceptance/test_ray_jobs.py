@@ -71,6 +71,32 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def add_compute(client: httpx.Client, name: str) -> None:
+    """Register the test cluster as the compute ``name``."""
+    r = client.put(
+        f"/computes/{name}", json={"name": name, "type": "ray", "address": ray_address()}
+    )
+    assert r.status_code == 201, r.text
+
+
+def server_with_s3_default(tmp_path: Path, secret: str) -> RunningServer:
+    """A server whose default datastore is a fresh bucket of the S3 server, read with
+    ``secret``."""
+    from tests.integration import storage_services as svc
+
+    bucket = svc.make_bucket("raydefault")
+    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
+    default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
+    return server_with_default(tmp_path, default)
+
+
+def server_with_default(tmp_path: Path, default: dict[str, Any]) -> RunningServer:
+    from tests.integration import storage_services as svc
+
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
+    return start_server(tmp_path / "home", extra_env=env)
+
+
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     ray_address()
@@ -251,24 +277,13 @@ def test_ray_job_with_the_default_datastore_in_s3(tmp_path: Path) -> None:
     """Actors read inputs and the registered model and code from S3 themselves, with the
     datastore's credentials, which appear nowhere in the Ray cluster's logs; the next job of
     the deployment runs on the same, warm actors."""
-    import json
     import uuid
 
-    from tests.integration import storage_services as svc
-
-    address = ray_address()
     secret = f"secret-{uuid.uuid4().hex}"
-    bucket = svc.make_bucket("raydefault")
-    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
-    default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
-    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
-    server = start_server(tmp_path / "home", extra_env=env)
+    server = server_with_s3_default(tmp_path, secret)
     try:
         with server.client() as client:
-            r = client.put(
-                "/computes/s3ray", json={"name": "s3ray", "type": "ray", "address": address}
-            )
-            assert r.status_code == 201, r.text
+            add_compute(client, "s3ray")
             create_script_deployment(
                 client,
                 tmp_path,
@@ -323,20 +338,11 @@ def test_a_pipeline_job_on_ray_with_the_default_datastore_in_s3(tmp_path: Path) 
     datastore's credentials, which appear nowhere in the Ray cluster's logs."""
     import uuid
 
-    from tests.integration import storage_services as svc
-
     secret = f"secret-{uuid.uuid4().hex}"
-    bucket = svc.make_bucket("raypipe")
-    default = {k: v for k, v in svc.s3_datastore_yaml("x", bucket).items() if k != "name"}
-    default["credentials"] = {"access_key_id": "ray-test", "secret_access_key": secret}
-    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
-    server = start_server(tmp_path / "home", extra_env=env)
+    server = server_with_s3_default(tmp_path, secret)
     try:
         with server.client() as client:
-            r = client.put(
-                "/computes/s3pipe", json={"name": "s3pipe", "type": "ray", "address": ray_address()}
-            )
-            assert r.status_code == 201, r.text
+            add_compute(client, "s3pipe")
             pipeline_on_ray_and_here(client, tmp_path, "s3pipe")
     finally:
         stop_server(server)
@@ -352,15 +358,10 @@ def test_a_model_job_on_ray_with_the_default_datastore_in_azurite(tmp_path: Path
 
     container = svc.make_container("raydefault")
     default = {k: v for k, v in svc.blob_datastore_yaml("x", container).items() if k != "name"}
-    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default), **SHIP_CODE}
-    server = start_server(tmp_path / "home", extra_env=env)
+    server = server_with_default(tmp_path, default)
     try:
         with server.client() as client:
-            r = client.put(
-                "/computes/blobray",
-                json={"name": "blobray", "type": "ray", "address": ray_address()},
-            )
-            assert r.status_code == 201, r.text
+            add_compute(client, "blobray")
             settings = {"mini_batch_size": 2}
             for name, compute in (("onray", "azureml:blobray"), ("here", None)):
                 create_script_deployment(
@@ -626,6 +627,13 @@ elif command == "fail":
 """
 
 
+def upload_steps(client: httpx.Client, folder: Path) -> str:
+    """The steps' code folder (``steps.py``), uploaded; its URI."""
+    folder.mkdir()
+    (folder / "steps.py").write_text(PIPELINE_SCRIPT)
+    return upload_folder(client, folder, f"code/{unique('steps')}")
+
+
 def step(code: str, line: str, inputs: dict[str, str], outputs: tuple[str, ...]) -> dict[str, Any]:
     return {
         "type": "command",
@@ -686,10 +694,7 @@ def deploy_pipeline(
 def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str) -> str:
     """The same pipeline job on the Ray compute and on the local one: both Complete with the
     same outputs, row for row; the Ray job's name."""
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "steps.py").write_text(PIPELINE_SCRIPT)
-    code_uri = upload_folder(client, code, f"code/{unique('steps')}")
+    code_uri = upload_steps(client, tmp_path / "code")
     data = tmp_path / "data"
     data.mkdir()
     for i in range(4):
@@ -748,16 +753,10 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
     back and are committed; a failing step fails the job with its exit code and stderr."""
     client = ray_server.client()
     compute = unique("pipe")
-    r = client.put(
-        f"/computes/{compute}", json={"name": compute, "type": "ray", "address": ray_address()}
-    )
-    assert r.status_code == 201, r.text
+    add_compute(client, compute)
     pipeline_on_ray_and_here(client, tmp_path, compute)
 
-    code = tmp_path / "failing"
-    code.mkdir()
-    (code / "steps.py").write_text(PIPELINE_SCRIPT)
-    code_uri = upload_folder(client, code, f"code/{unique('fail')}")
+    code_uri = upload_steps(client, tmp_path / "failing")
     failing = {
         "name": unique("failing"),
         "type": "pipeline",
@@ -773,6 +772,29 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
     assert job["status"] == "Failed", job
     assert "exit code 3" in job["error"]["message"], job["error"]
     assert "the rows are bad" in job["error"]["message"], job["error"]
+
+    # The compute's cluster is gone (registered while it answered): the job fails at once,
+    # naming the compute and the address.
+    ghost, dead = unique("ghost"), f"127.0.0.1:{closed_port()}"
+    database = Database(f"sqlite:///{ray_server.home / 'workspace.db'}")
+    try:
+        ComputeStore(database).put(
+            ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
+        )
+    finally:
+        database.dispose()
+    deploy_pipeline(client, endpoint, "gone", failing, compute=f"azureml:{ghost}")
+    r = client.post(
+        f"/endpoints/{endpoint}/jobs",
+        json=invoke_body({}),
+        headers={"azureml-model-deployment": "gone"},
+    )
+    assert r.status_code == 201, r.text
+    started = time.monotonic()
+    job = wait_for_job(client, r.json()["name"], timeout=60)
+    assert job["status"] == "Failed" and time.monotonic() - started < 30, job
+    assert job["error"]["code"] == "ComputeUnavailable", job["error"]
+    assert ghost in job["error"]["message"] and dead in job["error"]["message"], job["error"]
     client.close()
 
 
@@ -805,14 +827,8 @@ def test_a_server_killed_mid_step_leaves_nothing_and_takes_the_pipeline_job_over
     server = start_server(home, extra_env=SHIP_CODE)
     try:
         client = server.client()
-        r = client.put(
-            "/computes/plcrash", json={"name": "plcrash", "type": "ray", "address": ray_address()}
-        )
-        assert r.status_code == 201, r.text
-        code = tmp_path / "code"
-        code.mkdir()
-        (code / "steps.py").write_text(PIPELINE_SCRIPT)
-        code_uri = upload_folder(client, code, f"code/{unique('crash')}")
+        add_compute(client, "plcrash")
+        code_uri = upload_steps(client, tmp_path / "code")
         napping = {
             "name": unique("napping"),
             "type": "pipeline",
@@ -860,14 +876,8 @@ def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
 
     client = ray_server.client()
     compute = unique("plcancel")
-    r = client.put(
-        f"/computes/{compute}", json={"name": compute, "type": "ray", "address": ray_address()}
-    )
-    assert r.status_code == 201, r.text
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "steps.py").write_text(PIPELINE_SCRIPT)
-    code_uri = upload_folder(client, code, f"code/{unique('sleep')}")
+    add_compute(client, compute)
+    code_uri = upload_steps(client, tmp_path / "code")
     sleepy = {
         "name": unique("sleepy"),
         "type": "pipeline",

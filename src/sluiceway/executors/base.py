@@ -219,7 +219,9 @@ class StepFiles(Protocol):
         """A local copy of a code folder, checked if registered. Raises StepFailed."""
 
     def keep(self) -> None:
-        """Called while a step's start takes time (the scheduler keeps its lease)."""
+        """Called while a step's start takes time: the scheduler keeps its lease, and raises
+        (``JobCanceled``, ``LeaseLost``) when the job was canceled or is not its own any more;
+        the executor then stops what it started and lets it through."""
 
 
 class StepRun(Protocol):

@@ -161,7 +161,7 @@ class _StagedFiles:
             ) from None
 
     def keep(self) -> None:
-        self._runner._lease.keep()
+        self._runner._lease.check_in()
 
 
 class PipelineRunner:
@@ -378,6 +378,11 @@ class PipelineRunner:
             self._release(name)
             error = {"code": "ComputeUnavailable", "message": str(exc)}
             self._set_step(name, StepStatus.FAILED, error=error)
+            raise
+        except JobCanceled:  # while its data was fetched, or its actor placed
+            self._release(name)
+            error = {"code": "Canceled", "message": "Stopped: the job was canceled."}
+            self._set_step(name, StepStatus.CANCELED, error=error)
             raise
         except BaseException:
             self._release(name)

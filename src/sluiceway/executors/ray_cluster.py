@@ -19,6 +19,7 @@ Ray's job-level ``py_modules``, and the nodes need only Ray and Sluiceway's depe
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import socket
@@ -168,6 +169,12 @@ class RayConnection:
                 ray.shutdown()
                 cls._address = None
             probe(address)
+            if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+                raise RayUnavailable(
+                    f"{address} is a Ray Client address, and Ray Client is not installed on the "
+                    "server (pip install 'ray[client]'); name the cluster's GCS (host:port) "
+                    "from a node of the cluster instead"
+                )
             try:
                 ray.init(
                     address=address,

@@ -751,51 +751,71 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
 ) -> None:
     """Each step runs on an actor of the compute; its data is read there, its outputs come
     back and are committed; a failing step fails the job with its exit code and stderr."""
-    client = ray_server.client()
-    compute = unique("pipe")
-    add_compute(client, compute)
-    pipeline_on_ray_and_here(client, tmp_path, compute)
+    with ray_server.client() as client:
+        compute = unique("pipe")
+        add_compute(client, compute)
+        pipeline_on_ray_and_here(client, tmp_path, compute)
 
-    code_uri = upload_steps(client, tmp_path / "failing")
-    failing = {
-        "name": unique("failing"),
-        "type": "pipeline",
-        "jobs": {"bad": {"component": step(code_uri, "fail", {}, ())}},
-    }
-    endpoint = unique("plfail")
-    deploy_pipeline(
-        client, endpoint, "dep", failing, settings={"default_compute": f"azureml:{compute}"}
-    )
-    r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
-    assert r.status_code == 201, r.text
-    job = wait_for_job(client, r.json()["name"], timeout=120)
-    assert job["status"] == "Failed", job
-    assert "exit code 3" in job["error"]["message"], job["error"]
-    assert "the rows are bad" in job["error"]["message"], job["error"]
-
-    # The compute's cluster is gone (registered while it answered): the job fails at once,
-    # naming the compute and the address.
-    ghost, dead = unique("ghost"), f"127.0.0.1:{closed_port()}"
-    database = Database(f"sqlite:///{ray_server.home / 'workspace.db'}")
-    try:
-        ComputeStore(database).put(
-            ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
+        code_uri = upload_steps(client, tmp_path / "failing")
+        failing = {
+            "name": unique("failing"),
+            "type": "pipeline",
+            "jobs": {"bad": {"component": step(code_uri, "fail", {}, ())}},
+        }
+        endpoint = unique("plfail")
+        deploy_pipeline(
+            client, endpoint, "dep", failing, settings={"default_compute": f"azureml:{compute}"}
         )
-    finally:
-        database.dispose()
-    deploy_pipeline(client, endpoint, "gone", failing, compute=f"azureml:{ghost}")
-    r = client.post(
-        f"/endpoints/{endpoint}/jobs",
-        json=invoke_body({}),
-        headers={"azureml-model-deployment": "gone"},
-    )
-    assert r.status_code == 201, r.text
-    started = time.monotonic()
-    job = wait_for_job(client, r.json()["name"], timeout=60)
-    assert job["status"] == "Failed" and time.monotonic() - started < 30, job
-    assert job["error"]["code"] == "ComputeUnavailable", job["error"]
-    assert ghost in job["error"]["message"] and dead in job["error"]["message"], job["error"]
-    client.close()
+        r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+        assert r.status_code == 201, r.text
+        job = wait_for_job(client, r.json()["name"], timeout=120)
+        assert job["status"] == "Failed", job
+        assert "exit code 3" in job["error"]["message"], job["error"]
+        assert "the rows are bad" in job["error"]["message"], job["error"]
+
+        # A step naming an environment is refused at invoke, naming it: environments do not reach
+        # Ray steps yet.
+        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        environment = {"conda_file": {"dependencies": [f"python={python}"]}}
+        with_env = {
+            "name": unique("withenv"),
+            "type": "pipeline",
+            "jobs": {
+                "bad": {"component": step(code_uri, "fail", {}, ()) | {"environment": environment}}
+            },
+        }
+        deploy_pipeline(client, endpoint, "withenv", with_env, compute=f"azureml:{compute}")
+        r = client.post(
+            f"/endpoints/{endpoint}/jobs",
+            json=invoke_body({}),
+            headers={"azureml-model-deployment": "withenv"},
+        )
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["target"] == "jobs.bad.environment" and "Ray" in error["message"], error
+
+        # The compute's cluster is gone (registered while it answered): the job fails at once,
+        # naming the compute and the address.
+        ghost, dead = unique("ghost"), f"127.0.0.1:{closed_port()}"
+        database = Database(f"sqlite:///{ray_server.home / 'workspace.db'}")
+        try:
+            ComputeStore(database).put(
+                ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
+            )
+        finally:
+            database.dispose()
+        deploy_pipeline(client, endpoint, "gone", failing, compute=f"azureml:{ghost}")
+        r = client.post(
+            f"/endpoints/{endpoint}/jobs",
+            json=invoke_body({}),
+            headers={"azureml-model-deployment": "gone"},
+        )
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        job = wait_for_job(client, r.json()["name"], timeout=60)
+        assert job["status"] == "Failed" and time.monotonic() - started < 30, job
+        assert job["error"]["code"] == "ComputeUnavailable", job["error"]
+        assert ghost in job["error"]["message"] and dead in job["error"]["message"], job["error"]
 
 
 def running_step_pid(client: httpx.Client, job: str) -> int:
@@ -825,8 +845,8 @@ def test_a_server_killed_mid_step_leaves_nothing_and_takes_the_pipeline_job_over
 
     home = tmp_path / "home"
     server = start_server(home, extra_env=SHIP_CODE)
+    client = server.client()
     try:
-        client = server.client()
         add_compute(client, "plcrash")
         code_uri = upload_steps(client, tmp_path / "code")
         napping = {
@@ -846,7 +866,6 @@ def test_a_server_killed_mid_step_leaves_nothing_and_takes_the_pipeline_job_over
         job = r.json()["name"]
         pid = running_step_pid(client, job)
         assert driver_actors(server.process.pid, "StepActor")
-        client.close()
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(10)
         end = time.monotonic() + 20
@@ -857,6 +876,7 @@ def test_a_server_killed_mid_step_leaves_nothing_and_takes_the_pipeline_job_over
         assert not driver_actors(server.process.pid, "StepActor")
         assert not psutil.pid_exists(pid)
     finally:
+        client.close()
         stop_server(server)
 
     server = start_server(home, extra_env=SHIP_CODE)
@@ -874,48 +894,47 @@ def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
 ) -> None:
     import psutil
 
-    client = ray_server.client()
-    compute = unique("plcancel")
-    add_compute(client, compute)
-    code_uri = upload_steps(client, tmp_path / "code")
-    sleepy = {
-        "name": unique("sleepy"),
-        "type": "pipeline",
-        "jobs": {
-            "nap": {"component": step(code_uri, "sleep 300", {}, ())},
-            "later": {"component": step(code_uri, "sleep 300", {}, ())},
-        },
-    }
-    endpoint = unique("plsleep")
-    deploy_pipeline(
-        client,
-        endpoint,
-        "dep",
-        sleepy,
-        compute=f"azureml:{compute}",
-        settings={"max_concurrent_steps": 1},
-    )
-    r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
-    assert r.status_code == 201, r.text
-    name = r.json()["name"]
-    pid = running_step_pid(client, name)
-    assert psutil.pid_exists(pid)
-    assert driver_actors(ray_server.process.pid, "StepActor")
-    assert client.post(f"/jobs/{name}/cancel").status_code == 202
-    job = wait_for_job(client, name, timeout=60)
-    assert job["status"] == "Canceled", job
-    assert {s["name"]: s["status"] for s in job["steps"]} == {
-        "nap": "Canceled",
-        "later": "Canceled",
-    }
-    end = time.monotonic() + 10
-    while (driver_actors(ray_server.process.pid, "StepActor") or psutil.pid_exists(pid)) and (
-        time.monotonic() < end
-    ):
-        time.sleep(0.3)
-    assert not driver_actors(ray_server.process.pid, "StepActor")
-    assert not psutil.pid_exists(pid)
-    client.close()
+    with ray_server.client() as client:
+        compute = unique("plcancel")
+        add_compute(client, compute)
+        code_uri = upload_steps(client, tmp_path / "code")
+        sleepy = {
+            "name": unique("sleepy"),
+            "type": "pipeline",
+            "jobs": {
+                "nap": {"component": step(code_uri, "sleep 300", {}, ())},
+                "later": {"component": step(code_uri, "sleep 300", {}, ())},
+            },
+        }
+        endpoint = unique("plsleep")
+        deploy_pipeline(
+            client,
+            endpoint,
+            "dep",
+            sleepy,
+            compute=f"azureml:{compute}",
+            settings={"max_concurrent_steps": 1},
+        )
+        r = client.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+        assert r.status_code == 201, r.text
+        name = r.json()["name"]
+        pid = running_step_pid(client, name)
+        assert psutil.pid_exists(pid)
+        assert driver_actors(ray_server.process.pid, "StepActor")
+        assert client.post(f"/jobs/{name}/cancel").status_code == 202
+        job = wait_for_job(client, name, timeout=60)
+        assert job["status"] == "Canceled", job
+        assert {s["name"]: s["status"] for s in job["steps"]} == {
+            "nap": "Canceled",
+            "later": "Canceled",
+        }
+        end = time.monotonic() + 10
+        while (driver_actors(ray_server.process.pid, "StepActor") or psutil.pid_exists(pid)) and (
+            time.monotonic() < end
+        ):
+            time.sleep(0.3)
+        assert not driver_actors(ray_server.process.pid, "StepActor")
+        assert not psutil.pid_exists(pid)
 
 
 def test_a_deployment_with_an_environment_on_a_ray_compute_is_refused(

@@ -36,6 +36,7 @@ __all__ = ["RayStepRun", "start_ray_step"]
 
 POLL_SECONDS = 0.5
 KEEP_SECONDS = 1.0  # how often the lease is kept while the actor prepares the step
+START_ATTEMPTS = 3
 
 
 def _portable_launch(launch: StepLaunch) -> StepLaunch:
@@ -114,10 +115,7 @@ class RayStepRun:
         self._kill_actor()
 
     def _kill_actor(self) -> None:
-        try:
-            self._ray.kill(self._actor, no_restart=True)
-        except Exception:
-            logger.debug("ray.kill of a step's actor failed", exc_info=True)
+        _kill(self._ray, self._actor)
 
     def _died(self, exc: BaseException) -> None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -152,7 +150,9 @@ def start_ray_step(
     compute: str,
     options: dict[str, Any],
 ) -> RayStepRun:
-    """Start ``launch`` on an actor of the cluster; see the module's docstring.
+    """Start ``launch`` on an actor of the cluster; see the module's docstring. An actor that
+    dies before the command started (its node lost, say) is replaced, up to
+    ``START_ATTEMPTS`` times in all.
 
     Raises:
         StepFailed: the actor could not fetch the step's code or data, or start its command.
@@ -163,23 +163,50 @@ def start_ray_step(
         (log_dir / name).write_bytes(b"")
     # Credentials travel in the object store, by reference; see ray_step's docstring.
     setup = ray.put(_portable_launch(launch))
-    actor = actor_class.options(**options).remote()
-    try:
-        call = actor.start.remote([setup])
-        while not ray.wait([call], num_returns=1, timeout=KEEP_SECONDS)[0]:
-            files.keep()
+    for attempt in range(1, START_ATTEMPTS + 1):
+        actor = actor_class.options(**options).remote()
         try:
-            started: StepStarted = ray.get(call)
-        except Exception as exc:
+            started = _start(ray, actor, setup, files)
+        except ray.exceptions.RayActorError as exc:
+            _kill(ray, actor)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StepFailed(f"its Ray actor on compute {compute!r} died: {reason}") from None
+            if attempt == START_ATTEMPTS:
+                raise StepFailed(
+                    f"its Ray actor on compute {compute!r} died {attempt} times before the "
+                    f"command started; the last time: {reason}"
+                ) from None
+            logger.warning(
+                "job %s, step %s: its actor died before the command started (%s); starting another",
+                launch.job_name,
+                launch.name,
+                reason,
+            )
+            continue
+        except ray.exceptions.RayError as exc:  # the actor's start raised
+            _kill(ray, actor)
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise StepFailed(f"its Ray actor on compute {compute!r} failed: {reason}") from None
+        except BaseException:
+            _kill(ray, actor)
+            raise
         if started.error is not None:
+            _kill(ray, actor)
             raise StepFailed(f"on node {started.node}: {started.error}")
-    except BaseException:
-        try:
-            ray.kill(actor, no_restart=True)
-        except Exception:
-            logger.debug("ray.kill of a step's actor failed", exc_info=True)
-        raise
-    write_command(log_dir, started.argv, started.cwd)
-    return RayStepRun(ray, actor, started, launch, compute)
+        write_command(log_dir, started.argv, started.cwd)
+        return RayStepRun(ray, actor, started, launch, compute)
+    raise AssertionError("unreachable")
+
+
+def _start(ray: Any, actor: Any, setup: Any, files: StepFiles) -> StepStarted:
+    call = actor.start.remote([setup])
+    while not ray.wait([call], num_returns=1, timeout=KEEP_SECONDS)[0]:
+        files.keep()
+    started: StepStarted = ray.get(call)
+    return started
+
+
+def _kill(ray: Any, actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:
+        logger.debug("ray.kill of a step's actor failed", exc_info=True)

@@ -79,6 +79,20 @@ def add_compute(client: httpx.Client, name: str) -> None:
     assert r.status_code == 201, r.text
 
 
+def add_gone_compute(server: RunningServer, dead: str) -> str:
+    """A Ray compute at ``dead``, where nothing answers, as if registered while its cluster
+    answered (straight into the server's database); its name."""
+    ghost = unique("ghost")
+    database = Database(f"sqlite:///{server.home / 'workspace.db'}")
+    try:
+        ComputeStore(database).put(
+            ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
+        )
+    finally:
+        database.dispose()
+    return ghost
+
+
 def server_with_s3_default(tmp_path: Path, secret: str) -> RunningServer:
     """A server whose default datastore is a fresh bucket of the S3 server, read with
     ``secret``."""
@@ -217,14 +231,7 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
 
     # The compute's cluster is gone (registered while it answered): the job fails at once,
     # naming the compute and the address.
-    ghost = unique("ghost")
-    database = Database(f"sqlite:///{ray_server.home / 'workspace.db'}")
-    try:
-        ComputeStore(database).put(
-            ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
-        )
-    finally:
-        database.dispose()
+    ghost = add_gone_compute(ray_server, dead)
     create_script_deployment(
         client, tmp_path, endpoint, "gone", script=SCRIPT, compute=f"azureml:{ghost}"
     )
@@ -796,14 +803,8 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
 
         # The compute's cluster is gone (registered while it answered): the job fails at once,
         # naming the compute and the address.
-        ghost, dead = unique("ghost"), f"127.0.0.1:{closed_port()}"
-        database = Database(f"sqlite:///{ray_server.home / 'workspace.db'}")
-        try:
-            ComputeStore(database).put(
-                ghost, type_="ray", address=dead, description=None, tags={}, created_by="test"
-            )
-        finally:
-            database.dispose()
+        dead = f"127.0.0.1:{closed_port()}"
+        ghost = add_gone_compute(ray_server, dead)
         deploy_pipeline(client, endpoint, "gone", failing, compute=f"azureml:{ghost}")
         r = client.post(
             f"/endpoints/{endpoint}/jobs",

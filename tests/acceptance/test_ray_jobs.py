@@ -612,6 +612,7 @@ import os, pathlib, socket, sys, time
 
 command, args = sys.argv[1], sys.argv[2:]
 print(f"step {command} pid {os.getpid()} on {socket.gethostname()}", flush=True)
+print("ray variables:", sorted(k for k in os.environ if k.startswith("RAY_")), flush=True)
 if command == "lines":  # lines <data> <prefix> <out>: one row per input line
     data, prefix, out = args
     rows = []
@@ -746,6 +747,7 @@ def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str)
     job = jobs["onray"]
     stdout = client.get(f"/jobs/{job}/logs/{steps['upper']['logs']['stdout']}").text
     assert "step upper pid" in stdout, stdout
+    assert "ray variables: []" in stdout, stdout  # the Ray worker's environment stays out
     stderr = client.get(f"/jobs/{job}/logs/{steps['upper']['logs']['stderr']}").text
     assert "8 rows" in stderr, stderr
     overview = client.get(f"/jobs/{job}/logs/job_progress_overview.txt").text

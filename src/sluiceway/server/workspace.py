@@ -23,6 +23,7 @@ from sluiceway.environments.cache import EnvironmentCache, JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.executors.ray_cluster import RayConnection
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.schemas.common import DEFAULT_DATASTORE
 from sluiceway.server.metrics import ServerMetrics
@@ -216,6 +217,7 @@ class Workspace:
         self.environments = EnvironmentService(
             EnvironmentStore(self.db), cache, self.datastores, registry, scope
         )
+        RayConnection.ship_code(settings.ray_ship_code)  # before any connection
         self.computes = ComputeService(ComputeStore(self.db), scope)
         self.endpoints = EndpointService(
             EndpointStore(self.db),
@@ -292,7 +294,6 @@ class Workspace:
                 datastores=self.datastores,
                 executor=local,
                 computes=ComputeExecutors(local, make_ray_executor(self.settings)),
-                isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,

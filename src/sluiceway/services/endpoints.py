@@ -404,8 +404,8 @@ class EndpointService:
         runs_on = None
         if self._computes is not None and record.type == "model":
             runs_on = self._computes.for_deployment(record.spec.get("compute")).runs_on
-        elif record.type == "pipeline":
-            runs_on = "this server's worker processes (pipeline steps run locally)"
+        elif self._computes is not None and record.type == "pipeline":
+            runs_on = self._computes.for_pipeline(record.spec).runs_on
         return BatchDeploymentOut.model_validate(
             {
                 **{k: v for k, v in record.spec.items() if k != ENVIRONMENT_CONTENT},

@@ -6,6 +6,12 @@ process queue for that lock on a Python lock first: SQLite's own wait polls with
 100 ms, which under many concurrent requests costs far more than the transactions themselves.
 Transactions that only read (:meth:`Database.reading`) take no lock at all: in WAL mode they
 read a snapshot while writers go on.
+
+A request that reads several rows and then writes one (an invoke) runs inside
+:meth:`Database.unit`: its stores' transactions become one. On PostgreSQL every read and write
+of the block is one transaction on one connection (a write is a savepoint in it, so a failed
+insert can be looked into); on SQLite the reads share one snapshot and each write takes the
+writer lock on its own, as a read transaction that later writes could fail on the lock upgrade.
 """
 
 from __future__ import annotations
@@ -108,6 +114,39 @@ class Database:
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         # SQLite has one writer at a time: this process's threads queue for it here.
         self._write_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        self._units = threading.local()  # this thread's open unit: its connection and session
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """Make this thread's transactions inside the block one (see the module's docstring).
+
+        Committed when the block ends, rolled back when it raises. Nested units join the outer
+        one. Storage may be called inside the block: on PostgreSQL the connection is held
+        meanwhile, on SQLite no lock is.
+        """
+        if getattr(self._units, "open", None) is not None:
+            yield
+            return
+        reader = self.engine if self.is_postgres else self._reader
+        with reader.connect() as conn:
+            transaction = conn.begin()
+            session = Session(bind=conn, expire_on_commit=False)
+            self._units.open = (conn, session)
+            try:
+                yield
+                session.flush()
+            except BaseException:
+                transaction.rollback()
+                raise
+            else:
+                transaction.commit()
+            finally:
+                self._units.open = None
+                session.close()
+
+    def _unit(self) -> tuple[Connection, Session] | None:
+        unit: tuple[Connection, Session] | None = getattr(self._units, "open", None)
+        return unit
 
     @property
     def is_postgres(self) -> bool:
@@ -116,24 +155,45 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction that may write: committed when the block ends, rolled back on error."""
+        unit = self._unit()
+        if unit is not None and self.is_postgres:
+            with unit[0].begin_nested():
+                yield unit[1]
+                unit[1].flush()
+            return
         with self._writer(), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A transaction that only reads: a consistent snapshot that waits for no writer."""
+        unit = self._unit()
+        if unit is not None:
+            yield unit[1]
+            return
         with self._read_sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """A transaction that may write, on a plain connection (no ORM)."""
+        unit = self._unit()
+        if unit is not None and self.is_postgres:
+            unit[1].flush()
+            with unit[0].begin_nested():
+                yield unit[0]
+            return
         with self._writer(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
         """A transaction that only reads, on a plain connection (no ORM)."""
+        unit = self._unit()
+        if unit is not None:
+            unit[1].flush()
+            yield unit[0]
+            return
         with self._reader.connect() as conn, conn.begin():
             yield conn
 

@@ -9,9 +9,9 @@ read a snapshot while writers go on.
 
 A request that reads several rows and then writes one (an invoke) runs inside
 :meth:`Database.unit`: its stores' transactions become one. On PostgreSQL every read and write
-of the block is one transaction on one connection (a write is a savepoint in it, so a failed
-insert can be looked into); on SQLite the reads share one snapshot and each write takes the
-writer lock on its own, as a read transaction that later writes could fail on the lock upgrade.
+of the block is one transaction on one connection (a failed write fails the whole unit); on
+SQLite the reads share one snapshot and each write takes the writer lock on its own, as a read
+transaction that later writes could fail on the lock upgrade.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         # SQLite has one writer at a time: this process's threads queue for it here.
@@ -157,9 +158,8 @@ class Database:
         """A transaction that may write: committed when the block ends, rolled back on error."""
         unit = self._unit()
         if unit is not None and self.is_postgres:
-            with unit[0].begin_nested():
-                yield unit[1]
-                unit[1].flush()
+            yield unit[1]
+            unit[1].flush()
             return
         with self._writer(), self._sessions() as session, session.begin():
             yield session
@@ -180,8 +180,7 @@ class Database:
         unit = self._unit()
         if unit is not None and self.is_postgres:
             unit[1].flush()
-            with unit[0].begin_nested():
-                yield unit[0]
+            yield unit[0]
             return
         with self._writer(), self.engine.begin() as conn:
             yield conn
@@ -195,6 +194,18 @@ class Database:
             yield unit[0]
             return
         with self._reader.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def one_statement(self) -> Iterator[Connection]:
+        """A connection for one statement that reads: on PostgreSQL outside any transaction
+        (one statement reads one snapshot by itself), which spares the ``BEGIN`` and the
+        ``COMMIT`` and their round trips; on SQLite, :meth:`read_connection`."""
+        if self._unit() is not None or not self.is_postgres:
+            with self.read_connection() as conn:
+                yield conn
+            return
+        with self._autocommit.connect() as conn:
             yield conn
 
     def _writer(self) -> threading.RLock | nullcontext[None]:

@@ -143,3 +143,24 @@ def test_places_tied_before_the_migration_are_told_apart_in_their_order(
     assert _seqs(db) == {"a": 1, "d": 2, "b": 3, "c": 4, "e": 5}
     _create(JobStore(db), "f")
     assert _seqs(db)["f"] == 6
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection idle for ``PING_AFTER_IDLE_SECONDS`` is pinged at checkout; one that does
+    not answer is replaced before the transaction starts."""
+    if not db.is_postgres:
+        pytest.skip("SQLite has no connection to lose")
+    import sluiceway.store.db as database_module
+
+    store = JobStore(db)
+    with db.engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    killer = Database(db.url)
+    with killer.engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+    monkeypatch.setattr(database_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    _create(store, "after-the-loss")
+    assert store.get("after-the-loss") is not None

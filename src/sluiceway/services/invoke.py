@@ -41,7 +41,7 @@ NO_ROUTE = (
     "with positive weight values or use a deployment specific header to route."
 )
 DEFAULT_OUTPUT_NAME = "score"
-JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
+JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}")  # the jobs table's name holds 64
 
 
 def job_folder(job_name: str) -> str:
@@ -154,7 +154,7 @@ class InvokeService:
             return str(uuid.uuid4())
         if not JOB_NAME_RE.fullmatch(requested):
             raise ValidationError(
-                f"Job name {requested!r} is not valid: use up to 255 letters, digits, '-' and '_', "
+                f"Job name {requested!r} is not valid: use up to 64 letters, digits, '-' and '_', "
                 "starting with a letter or digit.",
                 target="name",
             )

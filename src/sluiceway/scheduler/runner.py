@@ -459,6 +459,7 @@ class JobRunner:
         drain_until: float | None = None
         while pending or in_flight:
             self._lease.check_in()
+            self._staging.upload_logs()  # a remote job folder's logs, every few seconds
             sending: list[tuple[MiniBatchRecord, MiniBatchTask]] = []
             if self._stop.is_set():
                 if drain_until is None:

@@ -21,6 +21,7 @@ from sluiceway.executors.base import JobContext, JobData, ScorerKind, WorkerSpec
 from sluiceway.executors.idle_pools import IdlePools, spec_key
 from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.executors.spares import SpareWorkers
+from sluiceway.executors.threads import with_thread_budget
 from sluiceway.executors.worker_pool import DEFAULT_GRACE_PERIOD, LocalWorkerPool
 from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
 
@@ -97,13 +98,20 @@ class LocalExecutor:
     ) -> LocalWorkerPool:
         """``workers`` workers for one job: a warm pool an earlier job of an equal spec released
         (its workers attach to ``job``), or new worker processes. Local workers read files
-        where the server staged them: ``data`` is not used.
+        where the server staged them: ``data`` is not used. When ``spec`` gives the
+        deployment's concurrency, each worker's native libraries get its share of the
+        machine's cores (:func:`~sluiceway.executors.threads.with_thread_budget`), unless the
+        deployment's variables choose.
 
         Raises:
             ValueError: ``workers`` is less than 1.
         """
         if workers < 1:
             raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
+        # Each worker gets its share of the machine's cores, for the deployment's whole
+        # concurrency (so its pools stay interchangeable whatever one job's size).
+        if spec.concurrency is not None:
+            spec = with_thread_budget(spec, spec.concurrency)
         with self._serving_lock:
             self._serving += 1
         try:

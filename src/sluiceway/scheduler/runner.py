@@ -426,8 +426,12 @@ class JobRunner:
         where = self._executor.describe(workers)
         self._log.overview(f"Running {len(pending)} pending mini-batches on {where}.")
         data = self._job_data() if self._executor.reads_datastores else None
+        concurrency = wanted if self._max_workers is None else min(wanted, self._max_workers)
         pool = self._executor.open_pool(
-            self._worker_spec(paths), self._job_context(paths), workers, data
+            replace(self._worker_spec(paths), concurrency=max(concurrency, 1)),
+            self._job_context(paths),
+            workers,
+            data,
         )
         finished = False
         try:

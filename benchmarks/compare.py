@@ -17,10 +17,18 @@ import sys
 import tempfile
 import time
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.datasets import InputFolder, describe, rows_for_size, train_model, write_folder
+from benchmarks.datasets import (
+    MODELS,
+    InputFolder,
+    describe,
+    rows_for_size,
+    train_model,
+    write_folder,
+)
 from benchmarks.latency import FirstResults, SubmitResult, first_results, submit_burst
 from benchmarks.sluiceway_server import Bench, profiled, running_server
 from benchmarks.throughput import CONTENDERS, Settings, WorkloadRun, run_workload
@@ -39,8 +47,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     add(
         "--contenders",
         default=",".join(CONTENDERS),
-        help="comma-separated: bare,sluiceway,sluiceway-ray,ray",
+        help=f"comma-separated: {','.join(CONTENDERS)}",
     )
+    add("--models", default=",".join(MODELS), help=f"comma-separated: {','.join(MODELS)}")
     add("--workers", type=int, default=os.cpu_count() or 1, help="workers of every contender")
     add("--mini-batch-size", type=int, default=10, help="of the Sluiceway deployment")
     add("--files", type=int, default=200, help="medium: files")
@@ -65,6 +74,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.workloads = _choices(parser, "--workloads", args.workloads, WORKLOADS)
     chosen = _choices(parser, "--contenders", args.contenders, tuple(CONTENDERS))
     args.contenders = [CONTENDERS[name] for name in chosen]
+    args.models = [
+        MODELS[name] for name in _choices(parser, "--models", args.models, tuple(MODELS))
+    ]
     counts = ["workers", "mini_batch_size", "files", "rows", "tiny_files", "large_files"]
     counts += ["submit", "clients", "first_repeats"]
     for name in counts:
@@ -105,8 +117,8 @@ def main(argv: list[str]) -> int:
     print(f"scratch folder {work}", flush=True)
     try:
         data.mkdir()
-        model = train_model(data / "model")
-        runs, first, submit, sizes, failures = _run(args, work, data, model)
+        models = {kind.name: train_model(data / f"model-{kind.name}", kind) for kind in args.models}
+        runs, first, submit, sizes, failures = _run(args, work, data, models)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -133,12 +145,13 @@ def main(argv: list[str]) -> int:
 
 
 def _run(
-    args: argparse.Namespace, work: Path, data: Path, model: Path
+    args: argparse.Namespace, work: Path, data: Path, models: dict[str, Path]
 ) -> tuple[list[WorkloadRun], FirstResults | None, SubmitResult | None, dict[str, str], list[str]]:
     settings = Settings(
         work=work,
         data_root=data,
-        model_dir=model,
+        model_dir=next(iter(models.values())),
+        model=args.models[0],
         workers=args.workers,
         mini_batch_size=args.mini_batch_size,
         contenders=args.contenders,
@@ -155,8 +168,10 @@ def _run(
         folder = _write_input(name, args, data)
         sizes[name] = describe(folder)
         print(f"{name}: {sizes[name]}", flush=True)
-        runs.append(run_workload(name, folder, settings))
-        shutil.rmtree(data / "out", ignore_errors=True)  # outputs of a large run take room
+        for kind in args.models:
+            chosen = replace(settings, model=kind, model_dir=models[kind.name])
+            runs.append(run_workload(name, folder, chosen))
+            shutil.rmtree(data / "out", ignore_errors=True)  # outputs of a large run take room
         if name != "medium":
             shutil.rmtree(folder.path, ignore_errors=True)
     first: FirstResults | None = None
@@ -228,8 +243,10 @@ def _settings_lines(args: argparse.Namespace, sizes: dict[str, str]) -> list[str
         f"max_concurrency_per_instance {args.workers}, mini_batch_size {args.mini_batch_size}; "
         f"Ray Data: ActorPoolStrategy(size={args.workers}), num_cpus={args.ray_actor_cpus:g} per "
         f"actor, ray.init(num_cpus={args.workers}), object store {args.ray_object_store_mb:g} MB)",
-        "- Model: a scikit-learn GradientBoostingClassifier pipeline, one MLflow model loaded by "
-        f"all; RSS sampled every {args.interval:g} s, jobs polled every {args.poll:g} s",
+        "- Models: scikit-learn pipelines (one-hot encoding, then the classifier), each one "
+        "MLflow model loaded by every contender: "
+        + "; ".join(f"{kind.name}: {kind.label}" for kind in args.models),
+        f"- RSS sampled every {args.interval:g} s, jobs polled every {args.poll:g} s",
     ]
     lines += [f"- {name}: {size}" for name, size in sizes.items()]
     if args.profile is not None:

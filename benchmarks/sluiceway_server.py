@@ -236,11 +236,18 @@ class Bench:
             time.sleep(interval)
 
     def run(
-        self, input_dir: Path, output_dir: Path | None, *, interval: float, timeout: float
+        self,
+        input_dir: Path,
+        output_dir: Path | None,
+        *,
+        interval: float,
+        timeout: float,
+        **properties: Any,
     ) -> JobRun:
-        """Invoke over ``input_dir`` and wait for the job's end."""
+        """Invoke over ``input_dir`` (with more invoke ``properties``) and wait for the job's
+        end."""
         started = time.perf_counter()
-        name = self.invoke(input_dir, output_dir)
+        name = self.invoke(input_dir, output_dir, **properties)
         return self.wait(name, started, interval, timeout)
 
 

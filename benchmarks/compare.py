@@ -63,7 +63,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     add("--ray-actor-cpus", type=float, default=0.5)
     add("--ray-object-store-mb", type=float, default=512.0)
     add("--interval", type=float, default=0.2, help="seconds between RSS samples")
-    add("--poll", type=float, default=0.1, help="seconds between job polls")
+    add("--poll", type=float, default=0.5, help="seconds between job polls")
     add("--timeout", type=float, default=3600.0, help="seconds a contender may take")
     add("--work", type=Path, default=None, help="where the scratch folder goes (default: $TMPDIR)")
     add("--keep", action="store_true", help="keep the scratch folder")

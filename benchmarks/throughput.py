@@ -71,7 +71,7 @@ class Settings:
     ray_actor_cpus: float
     ray_object_store_mb: float
     profile: Path | None
-    model: ModelKind = MODELS["slow"]
+    model: ModelKind = MODELS["gb"]
 
 
 @dataclass
@@ -91,7 +91,7 @@ class WorkloadRun:
     name: str
     folder: InputFolder
     workers: int
-    model: ModelKind = MODELS["slow"]
+    model: ModelKind = MODELS["gb"]
     runs: dict[str, ContenderRun] = field(default_factory=dict)
 
     def seconds(self, contender: str) -> float | None:

@@ -46,7 +46,7 @@ from sluiceway.executors.base import (
 )
 from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
-from sluiceway.scheduler.commit import CommitRefused, OutputCommit
+from sluiceway.scheduler.commit import CommitRefused, OutputCommit, StreamedRows
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
@@ -145,6 +145,7 @@ class JobRunner:
         self._paths: _Paths | None = None
         self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
+        self._streamed: StreamedRows | None = None  # the rows joined while the job runs
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
 
     # -- entry point ------------------------------------------------------------------------
@@ -173,6 +174,9 @@ class JobRunner:
                 self._lease.set_status(JobStatus.FINALIZING)
                 self._finalize(paths)
         except LeaseLost:
+            if self._streamed is not None:
+                self._streamed.discard(remove=False)  # the job's new scheduler writes it
+                self._streamed = None
             logger.info("job %s: lease lost, stopping", name)
             self._log.scheduler("The lease was lost; another scheduler runs the job now.")
         except JobCanceled:
@@ -187,6 +191,8 @@ class JobRunner:
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", describe_error(exc))
         finally:
+            if self._streamed is not None:
+                self._streamed.discard()
             self._staging.close()
 
     @contextlib.contextmanager
@@ -413,6 +419,7 @@ class JobRunner:
         pending = deque(m for m in batches if m.status is MiniBatchStatus.PENDING)
         if not pending:
             return True
+        self._streamed = self._stream_rows(paths, batches)
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
@@ -444,6 +451,24 @@ class JobRunner:
                 pool.release()
             else:
                 pool.close(kill=not finished)
+
+    def _stream_rows(self, paths: _Paths, batches: list[MiniBatchRecord]) -> StreamedRows | None:
+        """The rows file joined while the job runs, when it and the parts are on this
+        machine's disk (see :class:`~sluiceway.scheduler.commit.StreamedRows`); the
+        mini-batches that ended before are in it from the start."""
+        if self._settings["output_action"] != "append_row" or paths.kept_parts is not None:
+            return None
+        folder = paths.output_folder.local_path()
+        if folder is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        streamed = StreamedRows(
+            folder, paths.rows_file, self.job.name, paths.parts_dir, [m.index for m in batches]
+        )
+        for m in batches:
+            if m.status is not MiniBatchStatus.PENDING:
+                streamed.ended(m.index, m.status is MiniBatchStatus.SUCCEEDED)
+        return streamed
 
     def _dispatch(
         self, pool: WorkerPool, pending: deque[MiniBatchRecord], input_root: Path
@@ -546,6 +571,8 @@ class JobRunner:
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
             self._keep_part(result.index)
+            if self._streamed is not None:
+                self._streamed.ended(result.index, True)
             self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
                 MiniBatchEnd(
@@ -595,6 +622,8 @@ class JobRunner:
         )
         if retry:
             return True
+        if self._streamed is not None:
+            self._streamed.ended(result.index, False)
         self._log.failed_files(self._error_lines(batch, error))
         self._failed_files += len(batch.files)
         self._count_done()
@@ -707,6 +736,7 @@ class JobRunner:
             keep_lease=self._lease.keep,
             owner=self._owner,
             kept_parts=paths.kept_parts,
+            streamed=self._streamed,
         )
 
     def _all_error_lines(self) -> list[dict[str, Any]]:

@@ -89,11 +89,11 @@ def run_chunks(mini_batch: list[str]) -> Iterator[pd.DataFrame]:
     if _model is None:
         raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
     groups = _Groups(_model, together=isinstance(_model, SklearnModel))
-    for path, first, data in _read_files(mini_batch):
+    for pieces, data in _read_files(mini_batch):
         # Nothing to score in an empty slice; predict() on zero rows fails for many models
         # (scikit-learn's do).
         if len(data):
-            yield from groups.add(path, first, data)
+            yield from groups.add(pieces, data)
     yield from groups.flush()
 
 
@@ -146,14 +146,21 @@ class _Groups:
     def __init__(self, model: Model, *, together: bool) -> None:
         self._model = model
         self._together = together
-        self._waiting: list[tuple[_Piece, pd.DataFrame]] = []
+        self._waiting: list[tuple[list[_Piece], pd.DataFrame]] = []
         self._waiting_rows = 0
 
-    def add(self, path: str, first: int, data: pd.DataFrame) -> Iterator[pd.DataFrame]:
-        """Queue rows ``first``.. of ``path``; the output of the groups this completes."""
+    def add(self, pieces: list[_Piece], data: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """Queue ``data``, the rows of ``pieces`` of files one after another; the output of the
+        groups this completes."""
+        if not self._together and len(pieces) > 1:  # each file is scored alone
+            start = 0
+            for piece in pieces:
+                yield from self.add([piece], data.iloc[start : start + piece.rows])
+                start += piece.rows
+            return
         if self._waiting and not self._fits(data):
             yield from self.flush()
-        self._waiting.append((_Piece(path, first, len(data)), data))
+        self._waiting.append((pieces, data))
         self._waiting_rows += len(data)
         if not self._together:
             yield from self.flush()
@@ -162,7 +169,7 @@ class _Groups:
         """Score the waiting pieces together: the rows ``row prediction file_name`` of them."""
         if not self._waiting:
             return
-        pieces = [piece for piece, _ in self._waiting]
+        pieces = [piece for group, _ in self._waiting for piece in group]
         frames = [data for _, data in self._waiting]
         self._waiting = []
         self._waiting_rows = 0
@@ -188,10 +195,10 @@ class _Groups:
         return bool(waiting.columns.equals(data.columns) and waiting.dtypes.equals(data.dtypes))
 
 
-def _read_files(paths: list[str]) -> Iterator[tuple[str, int, pd.DataFrame]]:
-    """The rows of each file as ``(path, index of the first row in its file, rows)``: small
-    CSV files that follow one another are read together (:func:`_read_small_csv_files`), any
-    other file on its own (:func:`_read_table`)."""
+def _read_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+    """The rows of the files, in slices of at most :data:`ROWS_PER_PREDICT` rows, each with
+    the pieces of files it holds: small CSV files that follow one another are read together
+    (:func:`_read_small_csv_files`), any other file on its own (:func:`_read_table`)."""
     small: list[str] = []
     small_bytes = 0
     for path in paths:
@@ -207,7 +214,7 @@ def _read_files(paths: list[str]) -> Iterator[tuple[str, int, pd.DataFrame]]:
             continue
         first = 0
         for data in _read_table(path):
-            yield path, first, data
+            yield [_Piece(path, first, len(data))], data
             first += len(data)
     yield from _read_small_csv_files(small)
 
@@ -223,21 +230,35 @@ def _small_csv_size(path: str) -> int | None:
     return size if size <= SMALL_FILE_BYTES else None
 
 
-def _read_small_csv_files(paths: list[str]) -> Iterator[tuple[str, int, pd.DataFrame]]:
+def _read_small_csv_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
     """Small CSV files read with one ``read_csv`` call when that gives what reading each one
-    alone gives (:func:`_read_together`), else one by one. A call costs about a millisecond
-    whatever the file's size, which would otherwise dominate a mini-batch of one-row files."""
+    alone gives (:func:`_read_together`), else one by one; in slices of at most
+    :data:`ROWS_PER_PREDICT` rows. A call costs about a millisecond whatever the file's size,
+    which would otherwise dominate a mini-batch of one-row files."""
     together = _read_together(paths) if len(paths) > 1 else None
-    found = together or ((path, pd.read_csv(path)) for path in paths)
-    for path, data in found:
-        # predict() still gets slices of at most ROWS_PER_PREDICT rows.
-        for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
-            yield path, start, data.iloc[start : start + ROWS_PER_PREDICT]
+    if together is None:
+        for path in paths:
+            data = pd.read_csv(path)
+            for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
+                piece = data.iloc[start : start + ROWS_PER_PREDICT]
+                yield [_Piece(path, start, len(piece))], piece
+        return
+    data, counts = together
+    # Each slice's pieces: the parts of the files its rows come from.
+    bounds = np.cumsum([0, *counts])
+    for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
+        stop = min(start + ROWS_PER_PREDICT, len(data))
+        pieces = []
+        for path, begin, end in zip(paths, bounds[:-1], bounds[1:], strict=True):
+            low, high = max(begin, start), min(end, stop)
+            if low < high:
+                pieces.append(_Piece(path, int(low - begin), int(high - low)))
+        yield pieces, data.iloc[start:stop]
 
 
-def _read_together(paths: list[str]) -> list[tuple[str, pd.DataFrame]] | None:
-    """Each file's rows, parsed in one call, or None where that could differ from parsing
-    each file alone.
+def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
+    """The files' rows one after another, parsed in one call, and each file's row count; or
+    None where that could differ from parsing each file alone.
 
     The first file is parsed alone; the others' lines (after the same header line) are parsed
     together, with its column types. This is only done when no file holds a quote (so a line
@@ -276,12 +297,8 @@ def _read_together(paths: list[str]) -> list[tuple[str, pd.DataFrame]] | None:
             values = rest[column]
             if values.isna().any() or pd.to_numeric(values, errors="coerce").notna().any():
                 return None
-    found = [(paths[0], first)]
-    start = 0
-    for path, count in zip(paths[1:], counts, strict=True):
-        found.append((path, rest.iloc[start : start + count]))
-        start += count
-    return found
+    both = pd.concat([first, rest], ignore_index=True) if len(first) else rest
+    return both, [len(first), *counts]
 
 
 def _read_table(path: str) -> Iterator[pd.DataFrame]:

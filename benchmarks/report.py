@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,19 +238,21 @@ def _throughput_targets(run: WorkloadRun) -> list[Target]:
     if bound is not None and LIMIT in run.runs and SLUICEWAY in run.runs:
         ratio = seconds / limit if seconds is not None and limit else None
         found.append(
-            Target(
+            _measured(
                 f"{what}: Sluiceway at most {bound:g} x the limit",
-                "-" if ratio is None else f"{ratio:.2f} x",
-                None if ratio is None else ratio <= bound,
+                ratio,
+                "{:.2f} x",
+                lambda value: value <= bound,
             )
         )
     if run.name == "tiny" and LIMIT in run.runs and SLUICEWAY in run.runs:
         over = _over_limit_per_file(run)
         found.append(
-            Target(
+            _measured(
                 f"{what}: under {TINY_OVER_LIMIT_MS:g} ms per file above the limit",
-                "-" if over is None else f"{over * 1000:.2f} ms",
-                None if over is None else over * 1000 < TINY_OVER_LIMIT_MS,
+                None if over is None else over * 1000,
+                "{:.2f} ms",
+                lambda value: value < TINY_OVER_LIMIT_MS,
             )
         )
     if run.name == "medium":
@@ -257,19 +260,18 @@ def _throughput_targets(run: WorkloadRun) -> list[Target]:
         if on_ray is not None or SLUICEWAY_RAY in run.runs:
             versus_local = on_ray / seconds if on_ray is not None and seconds else None
             found.append(
-                Target(
+                _measured(
                     f"{what}: Sluiceway on Ray at most {RAY_VS_LOCAL} x the local executor",
-                    "-" if versus_local is None else f"{versus_local:.2f} x",
-                    None if versus_local is None else versus_local <= RAY_VS_LOCAL,
+                    versus_local,
+                    "{:.2f} x",
+                    lambda value: value <= RAY_VS_LOCAL,
                 )
             )
     if RAY in run.runs and SLUICEWAY in run.runs:
         versus = seconds / ray if seconds is not None and ray else None
         found.append(
-            Target(
-                f"{what}: Sluiceway below Ray Data",
-                "-" if versus is None else f"{versus:.2f} x Ray",
-                None if versus is None else versus < 1.0,
+            _measured(
+                f"{what}: Sluiceway below Ray Data", versus, "{:.2f} x Ray", lambda v: v < 1.0
             )
         )
     if run.name == "large":
@@ -291,6 +293,15 @@ def _throughput_targets(run: WorkloadRun) -> list[Target]:
         )
         found.append(Target(f"{what}: outputs agree row for row", figure, agree))
     return found
+
+
+def _measured(
+    what: str, value: float | None, figure: str, passed: Callable[[float], bool]
+) -> Target:
+    """A target whose figure is ``value`` (None: not measured) shown with ``figure``."""
+    if value is None:
+        return Target(what, "-", None)
+    return Target(what, figure.format(value), passed(value))
 
 
 def _over_limit_per_file(run: WorkloadRun) -> float | None:

@@ -313,16 +313,20 @@ def test_worker_sees_the_model_and_output_folders_and_logs_its_output(
     assert f"init in {pool.pids()[result.worker]}" in log
 
 
+def thread_counts(pool: WorkerPool, root: Path) -> list[str]:
+    """The thread variables a worker of ``pool`` (a job rooted at ``root``) sees."""
+    pool.submit(task(13, write_file(root / "data-threads", "threads.txt")))
+    (result,) = collect(pool, 1)
+    assert result.ok, result
+    return part_path(str(root / "parts"), 13).read_text().splitlines()
+
+
 def test_each_worker_gets_its_share_of_the_cores_as_thread_counts(
     pool_and_root: tuple[LocalWorkerPool, Path],
 ) -> None:
     pool, root = pool_and_root
-    pool.submit(task(13, write_file(root / "data-threads", "threads.txt")))
-    (result,) = collect(pool, 1)
-
-    assert result.ok, result
     share = threads_per_worker(2, machine_cores())  # the shared pool's concurrency
-    assert part_path(str(root / "parts"), 13).read_text().splitlines() == [
+    assert thread_counts(pool, root) == [
         f"OMP_NUM_THREADS={share}",
         f"OPENBLAS_NUM_THREADS={share}",
         f"MKL_NUM_THREADS={share}",
@@ -334,12 +338,9 @@ def test_a_deployment_sets_its_own_thread_counts_and_shares_count_its_concurrenc
 ) -> None:
     spec = make_spec(tmp_path, environment_variables={"OMP_NUM_THREADS": "3"}, concurrency=4)
     with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
-        pool.submit(task(0, write_file(tmp_path / "data", "threads.txt")))
-        (result,) = collect(pool, 1)
-
-    assert result.ok, result
+        found = thread_counts(pool, tmp_path)
     share = threads_per_worker(4, machine_cores())
-    assert part_path(str(tmp_path / "parts"), 0).read_text().splitlines() == [
+    assert found == [
         "OMP_NUM_THREADS=3",
         f"OPENBLAS_NUM_THREADS={share}",
         f"MKL_NUM_THREADS={share}",
@@ -348,15 +349,11 @@ def test_a_deployment_sets_its_own_thread_counts_and_shares_count_its_concurrenc
 
 def test_without_the_deployments_concurrency_the_libraries_choose(tmp_path: Path) -> None:
     with LocalExecutor().open_pool(make_spec(tmp_path), make_job(tmp_path), 1) as pool:
-        pool.submit(task(0, write_file(tmp_path / "data", "threads.txt")))
-        (result,) = collect(pool, 1)
-
-    assert result.ok, result
-    assert part_path(str(tmp_path / "parts"), 0).read_text().splitlines() == [
-        "OMP_NUM_THREADS=None",
-        "OPENBLAS_NUM_THREADS=None",
-        "MKL_NUM_THREADS=None",
-    ]
+        assert thread_counts(pool, tmp_path) == [
+            "OMP_NUM_THREADS=None",
+            "OPENBLAS_NUM_THREADS=None",
+            "MKL_NUM_THREADS=None",
+        ]
 
 
 def test_timeout_kills_the_worker_and_a_new_one_takes_over(

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     spare_workers: int = Field(default=2, ge=0)
     # The CPUs each Ray actor of a job asks its cluster for (a ray compute's workers).
     ray_actor_cpus: float = Field(default=0.5, gt=0)
+    # Send this server's Sluiceway code to a ray compute's actors (Ray's py_modules) rather
+    # than use the Sluiceway installed on the nodes, which then need only Ray and Sluiceway's
+    # dependencies.
+    ray_ship_code: bool = False
     worker_preload: str = "sklearn"
     # The OS user (name or uid) workers and pipeline steps run as. A server running as root
     # uses "nobody" when unset; a server not running as root refuses to start when it is set.

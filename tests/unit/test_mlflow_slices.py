@@ -169,3 +169,45 @@ def test_files_that_could_read_otherwise_together_are_read_one_by_one(
     assert mlflow_scorer._read_together([str(f) for f in files]) is None
     for (_, data), file in zip(_frames(files), files, strict=True):
         pd.testing.assert_frame_equal(data, pd.read_csv(file))
+
+
+def test_input_columns_follow_the_output_columns_and_may_not_share_their_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}).to_csv(path, index=False)
+    monkeypatch.setattr(mlflow_scorer, "_model", Doubler())
+    monkeypatch.setattr(mlflow_scorer, "ROWS_PER_PREDICT", 2)
+
+    chunks = list(mlflow_scorer.run_chunks([str(path)], True))
+
+    joined = pd.concat(chunks, ignore_index=True)
+    assert list(joined.columns) == ["row", "prediction", "file_name", "a", "b"]
+    assert joined["row"].tolist() == [0, 1, 2]
+    assert joined["a"].tolist() == [1, 2, 3]
+    assert joined["b"].tolist() == ["x", "y", "z"]
+    assert next(iter(mlflow_scorer.run_chunks([str(path)]))).columns.tolist() == [
+        "row",
+        "prediction",
+        "file_name",
+    ]
+
+    clash = tmp_path / "clash.csv"
+    pd.DataFrame({"a": [1], "prediction": [0]}).to_csv(clash, index=False)
+    with pytest.raises(
+        ValueError, match=r"input columns prediction of '.*clash\.csv' have the names"
+    ):
+        list(mlflow_scorer.run_chunks([str(clash)], True))
+
+
+def test_input_columns_are_read_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.csv").write_text("a,b\n1,2.5\n")
+    (tmp_path / "b.csv").write_text("a,b\n2,3\n")  # alone, b is a column of integers
+    monkeypatch.setattr(mlflow_scorer, "_model", SklearnModel(Doubler(), "predict", None, Doubler))
+
+    files = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    chunks = list(mlflow_scorer.run_chunks(files, True))
+
+    assert [chunk["b"].tolist() for chunk in chunks] == [[2.5], [3]]

@@ -18,7 +18,7 @@ def streamed(tmp_path: Path, order: list[int]) -> StreamedRows:
 
 def test_parts_are_joined_in_input_order_whatever_order_they_end_in(tmp_path: Path) -> None:
     for index in range(4):
-        write_part(str(tmp_path / "parts"), index, f"rows of {index}\n")
+        write_part(str(tmp_path / "parts"), index, f"rows of {index}\n".encode())
     rows = streamed(tmp_path, [0, 1, 2, 3])
 
     rows.ended(2, True)
@@ -32,7 +32,7 @@ def test_parts_are_joined_in_input_order_whatever_order_they_end_in(tmp_path: Pa
 
 
 def test_an_existing_rows_file_is_never_overwritten(tmp_path: Path) -> None:
-    write_part(str(tmp_path / "parts"), 0, "new\n")
+    write_part(str(tmp_path / "parts"), 0, b"new\n")
     rows = streamed(tmp_path, [0])
     (tmp_path / "out" / "rows.txt").write_text("old\n")
 
@@ -45,7 +45,7 @@ def test_an_existing_rows_file_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_a_part_that_cannot_be_read_leaves_the_join_to_the_commit(tmp_path: Path) -> None:
-    write_part(str(tmp_path / "parts"), 0, "zero\n")
+    write_part(str(tmp_path / "parts"), 0, b"zero\n")
     rows = streamed(tmp_path, [0, 1])
     rows.ended(0, True)
     rows.ended(1, True)  # no part 1 on disk
@@ -67,7 +67,7 @@ def test_a_link_left_as_a_part_is_not_followed(tmp_path: Path) -> None:
 
 
 def test_discard_removes_the_hidden_file(tmp_path: Path) -> None:
-    write_part(str(tmp_path / "parts"), 0, "zero\n")
+    write_part(str(tmp_path / "parts"), 0, b"zero\n")
     rows = streamed(tmp_path, [0, 1])
     rows.ended(0, True)
     rows.discard()

@@ -19,9 +19,17 @@ import shutil
 import threading
 from pathlib import Path
 
-from sluiceway.executors.base import JobContext, JobData, ScorerKind, WorkerSpec
+from sluiceway.executors.base import (
+    JobContext,
+    JobData,
+    ScorerKind,
+    StepFiles,
+    StepLaunch,
+    WorkerSpec,
+)
 from sluiceway.executors.idle_pools import IdlePools, spec_key
 from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.executors.local_steps import LocalStepRun, start_local_step
 from sluiceway.executors.spares import SpareWorkers
 from sluiceway.executors.threads import with_thread_budget
 from sluiceway.executors.worker_pool import DEFAULT_GRACE_PERIOD, LocalWorkerPool
@@ -130,6 +138,11 @@ class LocalExecutor:
         except BaseException:
             self._pool_ended()
             raise
+
+    def start_step(self, launch: StepLaunch, files: StepFiles) -> LocalStepRun:
+        """A pipeline step as a process group of this machine, its data made local by the
+        server (see :mod:`~sluiceway.executors.local_steps`)."""
+        return start_local_step(self.isolation, launch, files)
 
     def close(self) -> None:
         """Stop the pools kept warm and the spare workers; pools released from now on are

@@ -11,11 +11,15 @@ from anywhere). Before Ray is asked to connect, the address is probed with a pla
 and a short timeout, so an unreachable cluster fails in seconds, naming the address, instead of
 leaving ``ray.init`` retrying.
 
-The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``).
+The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``). The nodes run the
+Sluiceway installed there, unless the server ships its own (:meth:`RayConnection.ship_code`, the
+``ray_ship_code`` setting): its ``sluiceway`` package then goes to every actor it starts through
+Ray's job-level ``py_modules``, and the nodes need only Ray and Sluiceway's dependencies.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import socket
@@ -113,6 +117,24 @@ class RayConnection:
 
     _lock = threading.Lock()
     _address: str | None = None
+    _ship_code = False
+
+    @classmethod
+    def ship_code(cls, ship: bool) -> None:
+        """Send this process's ``sluiceway`` package to the actors of the clusters it connects
+        to from now on, rather than use the one installed on the nodes."""
+        cls._ship_code = ship
+
+    @classmethod
+    def _runtime_env(cls) -> dict[str, Any] | None:
+        if not cls._ship_code:
+            return None
+        from pathlib import Path
+
+        import sluiceway
+
+        package = str(Path(sluiceway.__file__).parent)
+        return {"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]}
 
     @classmethod
     def ensure(cls, address: str) -> Any:
@@ -147,6 +169,12 @@ class RayConnection:
                 ray.shutdown()
                 cls._address = None
             probe(address)
+            if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+                raise RayUnavailable(
+                    f"{address} is a Ray Client address, and Ray Client is not installed on the "
+                    "server (pip install 'ray[client]'); name the cluster's GCS (host:port) "
+                    "from a node of the cluster instead"
+                )
             try:
                 ray.init(
                     address=address,
@@ -154,6 +182,7 @@ class RayConnection:
                     log_to_driver=False,  # actors' output goes to the jobs' logs, not here
                     logging_level=logging.WARNING,
                     configure_logging=False,
+                    runtime_env=cls._runtime_env(),
                 )
             except Exception as exc:
                 raise RayUnavailable(

@@ -78,18 +78,26 @@ def run(mini_batch: list[str]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def run_chunks(mini_batch: list[str]) -> Iterator[pd.DataFrame]:
+def run_chunks(mini_batch: list[str], input_columns: bool = False) -> Iterator[pd.DataFrame]:
     """What :func:`run` returns, in pieces of at most :data:`ROWS_PER_PREDICT` rows, each
     given as soon as it is scored: the worker writes it out before scoring the next, so a
     mini-batch of big files never holds all its rows at once.
 
+    Args:
+        mini_batch: the files' local paths.
+        input_columns: add each row's input columns after ``file_name`` (the deployment's
+            ``settings.include_input_columns``).
+
     Raises:
-        See :func:`run`.
+        See :func:`run`; ValueError also when ``input_columns`` is asked and an input column
+        is named like an output column.
     """
     if _model is None:
         raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
-    groups = _Groups(_model, together=isinstance(_model, SklearnModel))
-    for pieces, data in _read_files(mini_batch):
+    groups = _Groups(_model, together=isinstance(_model, SklearnModel), inputs=input_columns)
+    # Read together, a whole number in a float column is a float: the input columns passed
+    # through keep each file's own text only when read file by file.
+    for pieces, data in _read_files(mini_batch, together=not input_columns):
         # Nothing to score in an empty slice; predict() on zero rows fails for many models
         # (scikit-learn's do).
         if len(data):
@@ -143,9 +151,10 @@ class _Piece:
 class _Groups:
     """Pieces of files waiting to be scored together, and the predictions of each group."""
 
-    def __init__(self, model: Model, *, together: bool) -> None:
+    def __init__(self, model: Model, *, together: bool, inputs: bool = False) -> None:
         self._model = model
         self._together = together
+        self._inputs = inputs
         self._waiting: list[tuple[list[_Piece], pd.DataFrame]] = []
         self._waiting_rows = 0
 
@@ -179,13 +188,14 @@ class _Groups:
         predictions = _one_per_row(self._model.predict(data), len(data), where)
         rows = [np.arange(p.first, p.first + p.rows) for p in pieces]
         names = np.array([os.path.basename(p.path) for p in pieces], dtype=object)
-        yield pd.DataFrame(
+        output = pd.DataFrame(
             {
                 "row": rows[0] if len(rows) == 1 else np.concatenate(rows),
                 "prediction": predictions,
                 "file_name": np.repeat(names, [p.rows for p in pieces]),
             }
         )
+        yield _with_inputs(output, data, where) if self._inputs else output
 
     def _fits(self, data: pd.DataFrame) -> bool:
         """Whether ``data`` can be scored together with the pieces waiting."""
@@ -195,14 +205,17 @@ class _Groups:
         return bool(waiting.columns.equals(data.columns) and waiting.dtypes.equals(data.dtypes))
 
 
-def _read_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+def _read_files(
+    paths: list[str], *, together: bool = True
+) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
     """The rows of the files, in slices of at most :data:`ROWS_PER_PREDICT` rows, each with
     the pieces of files it holds: small CSV files that follow one another are read together
-    (:func:`_read_small_csv_files`), any other file on its own (:func:`_read_table`)."""
+    (:func:`_read_small_csv_files`) unless ``together`` is False, any other file on its own
+    (:func:`_read_table`)."""
     small: list[str] = []
     small_bytes = 0
     for path in paths:
-        size = _small_csv_size(path)
+        size = _small_csv_size(path) if together else None
         if size is not None and small_bytes + size <= WHOLE_FILE_BYTES:
             small.append(path)
             small_bytes += size
@@ -299,6 +312,18 @@ def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
                 return None
     both = pd.concat([first, rest], ignore_index=True) if len(first) else rest
     return both, [len(first), *counts]
+
+
+def _with_inputs(output: pd.DataFrame, data: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The output's columns, then the input's."""
+    taken = [str(c) for c in data.columns if str(c) in OUTPUT_COLUMNS]
+    if taken:
+        raise ValueError(
+            f"The input columns {', '.join(taken)} of {where} have the names of output columns "
+            f"({', '.join(OUTPUT_COLUMNS)}); settings.include_input_columns cannot add them. "
+            "Rename them in the input, or turn include_input_columns off."
+        )
+    return pd.concat([output, data.reset_index(drop=True)], axis=1)
 
 
 def _read_table(path: str) -> Iterator[pd.DataFrame]:

@@ -41,8 +41,9 @@ from sluiceway.executors.base import (
 )
 from sluiceway.executors.threads import limit_loaded_libraries
 from sluiceway.runtime import scoring
+from sluiceway.runtime.output_formats import ByteSink, row_writer
 from sluiceway.runtime.parts import PartFile
-from sluiceway.runtime.scoring import RowSink, Scorer, load_scorer
+from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
 
@@ -191,7 +192,7 @@ def run_task(
     task: MiniBatchTask,
     job: JobContext,
     worker: str,
-    rows: RowSink | None = None,
+    rows: ByteSink | None = None,
 ) -> MiniBatchResult:
     """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
 
@@ -200,9 +201,9 @@ def run_task(
         task: the mini-batch.
         job: the job it belongs to (where parts go, whether rows are written).
         worker: this worker's name, copied into the result.
-        rows: for ``append_row``, where the rows go instead of a part file (a worker that
-            sends them to the server, which writes the part); its contents count only when
-            the result succeeded.
+        rows: for ``append_row``, where the part's bytes go instead of a part file (a worker
+            that sends them to the server, which writes the part); its contents count only
+            when the result succeeded.
 
     Returns:
         A succeeded result with the item count and part path, or a ``run_error`` result with
@@ -212,12 +213,12 @@ def run_task(
     part = None
     try:
         if job.append_rows and rows is not None:
-            items = scorer.score(task.files, rows)
+            items = _score_rows(scorer, task, job, rows)
         elif job.append_rows:
             # The rows go to the part file as they are scored; it is committed only if the
             # whole mini-batch succeeds.
             with PartFile(job.parts_dir, task.index) as part_file:
-                items = scorer.score(task.files, part_file)
+                items = _score_rows(scorer, task, job, part_file)
             part = str(part_file.path)
         else:
             items = scorer.score(task.files)
@@ -244,6 +245,13 @@ def run_task(
         part_path=part,
         duration=duration,
     )
+
+
+def _score_rows(scorer: Scorer, task: MiniBatchTask, job: JobContext, sink: ByteSink) -> int:
+    writer = row_writer(job.output_format, sink)
+    items = scorer.score(task.files, writer, input_columns=job.input_columns)
+    writer.close()
+    return items
 
 
 def redirect_output(path: Path) -> None:

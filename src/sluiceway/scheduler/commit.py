@@ -20,14 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from sluiceway.clock import utcnow
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog
+from sluiceway.scheduler.parquet_join import PartsDisagree, join_parquet
 from sluiceway.storage.locations import Location
 from sluiceway.storage.paths import open_regular_file
 from sluiceway.store.jobs import MiniBatchRecord
@@ -60,6 +64,8 @@ class OutputCommit:
         owner: the scheduler, named in the commit record.
         kept_parts: the job's remote folder of parts, read for a part that ``parts_dir``
             does not hold (it was made by a scheduler that the job was taken over from).
+        output_format: what the parts hold; Parquet parts are joined by
+            :mod:`~sluiceway.scheduler.parquet_join`, the others by concatenation.
         streamed: the rows joined while the job ran, if they were.
     """
 
@@ -75,6 +81,7 @@ class OutputCommit:
         keep_lease: Callable[[], None],
         owner: str,
         kept_parts: Location | None = None,
+        output_format: OutputFormat = OutputFormat.TEXT,
         streamed: StreamedRows | None = None,
     ) -> None:
         self._streamed = streamed
@@ -87,6 +94,7 @@ class OutputCommit:
         self._keep_lease = keep_lease
         self._owner = owner
         self._kept_parts = kept_parts
+        self._format = output_format
 
     def commit(
         self, succeeded: Sequence[MiniBatchRecord], error_lines: Sequence[dict[str, Any]]
@@ -149,6 +157,9 @@ class OutputCommit:
         if resuming and target.exists():
             return  # written whole (the write is atomic) before the restart
         items = sum(m.items_succeeded for m in succeeded)
+        if not self._format.joined_by_concatenation:
+            self._commit_parquet(succeeded, target)
+            return
         streamed = self._streamed
         if streamed is not None and not resuming:
             try:
@@ -175,7 +186,49 @@ class OutputCommit:
             ) from None
         self._log.overview(f"Wrote {target.uri} ({size} bytes, {items} rows).")
 
+    def _commit_parquet(self, succeeded: Sequence[MiniBatchRecord], target: Location) -> None:
+        # A file without a name, which code that writes parts cannot replace by a link.
+        with tempfile.TemporaryFile(dir=self._parts) as joined:
+            try:
+                rows = join_parquet(
+                    [m.index for m in succeeded], self._open_part, joined, between=self._keep_lease
+                )
+            except PartsDisagree as exc:
+                raise CommitRefused(str(exc)) from None
+            joined.seek(0)
+            try:
+                size = target.write_stream(
+                    iter(lambda: joined.read(PART_CHUNK_BYTES), b""), overwrite=False
+                )
+            except FileExistsError:
+                raise CommitRefused(
+                    f"The output file {target.uri} already exists, and outputs are never "
+                    "overwritten."
+                ) from None
+        self._log.overview(f"Wrote {target.uri} ({size} bytes, {rows} rows).")
+
     # File access: each of these is one small step, so another storage can take its place.
+
+    @contextmanager
+    def _open_part(self, index: int) -> Iterator[IO[bytes]]:
+        """The part, opened for reading (Parquet needs to seek)."""
+        part = self._parts / f"{index:06d}.part"
+        try:
+            file: IO[bytes] = open_regular_file(part, within=self._parts)
+        except FileNotFoundError:
+            kept = self._kept_parts.child(part.name) if self._kept_parts is not None else None
+            if kept is None or not kept.exists():
+                raise CommitRefused(
+                    f"The rows of mini-batch {index} are missing from the job folder ({part}).",
+                    code="SystemError",
+                ) from None
+            file = kept.open_read()
+        except OSError as exc:
+            raise CommitRefused(
+                f"The rows of mini-batch {index} cannot be read from {part}: {exc.strerror}."
+            ) from None
+        with file:
+            yield file
 
     def _read_part(self, index: int) -> Iterator[bytes]:
         """The part's bytes in chunks: a part can be as big as its mini-batch's files."""

@@ -44,6 +44,7 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.commit import CommitRefused, OutputCommit, StreamedRows
@@ -406,7 +407,14 @@ class JobRunner:
             log_dir=str(paths.log_dir),
             append_rows=self._settings["output_action"] == "append_row",
             input_dir=str(paths.input_root),
+            output_format=self._output_format,
+            input_columns=bool(self._settings.get("include_input_columns", False)),
         )
+
+    @property
+    def _output_format(self) -> OutputFormat:
+        # Jobs submitted before formats existed have none: Azure's text.
+        return OutputFormat(self._settings.get("output_format", OutputFormat.TEXT.value))
 
     def _run_mini_batches(self, paths: _Paths) -> bool:
         """Run every pending mini-batch; False when the scheduler is stopping first."""
@@ -458,6 +466,8 @@ class JobRunner:
         mini-batches that ended before are in it from the start."""
         if self._settings["output_action"] != "append_row" or paths.kept_parts is not None:
             return None
+        if not self._output_format.joined_by_concatenation:
+            return None  # Parquet parts are joined into one file at the commit
         folder = paths.output_folder.local_path()
         if folder is None:
             return None
@@ -736,6 +746,7 @@ class JobRunner:
             keep_lease=self._lease.keep,
             owner=self._owner,
             kept_parts=paths.kept_parts,
+            output_format=self._output_format,
             streamed=self._streamed,
         )
 

@@ -100,8 +100,8 @@ class InvokeService:
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
         if deployment.type == "pipeline" and self._pipelines is not None:
-            self._refuse_ray_pipeline(deployment)
             spec = self._pipelines.job_spec(deployment, request, job_name, principal)
+            self._pipeline_compute(deployment, spec)
         else:
             spec = self._model_job_spec(deployment, request, job_name, principal)
         if request.properties:
@@ -123,23 +123,24 @@ class InvokeService:
                 ) from exc
             raise
 
-    def _refuse_ray_pipeline(self, deployment: DeploymentRecord) -> None:
-        """Pipeline steps run on this server's workers only: a pipeline deployment naming a
-        Ray compute is refused rather than run somewhere other than the caller believes."""
+    def _pipeline_compute(self, deployment: DeploymentRecord, spec: dict[str, Any]) -> None:
+        """Record where the pipeline's steps run (its ``settings.default_compute``, else its
+        ``compute``); a step that names an environment is refused on a Ray compute, whose
+        actors run with the cluster's own packages, rather than run without it."""
         if self._computes is None:
             return
-        settings = deployment.spec.get("settings") or {}
-        for field, value in (
-            ("compute", deployment.spec.get("compute")),
-            ("settings.default_compute", settings.get("default_compute")),
-        ):
-            compute = self._computes.for_deployment(value)
-            if compute.type == "ray":
+        compute = self._computes.for_pipeline(deployment.spec)
+        spec["compute"] = compute.spec() | {"runs_on": compute.runs_on}
+        if compute.type != "ray":
+            return
+        for step in spec["steps"]:
+            if step.get("environment"):
                 raise UnsupportedError(
-                    f"Deployment {deployment.name!r} is a pipeline deployment whose {field} is "
-                    f"the Ray compute {compute.name!r}; pipeline steps do not run on Ray yet, "
-                    "only on this server's workers. Remove the compute, or name local.",
-                    target=field,
+                    f"Step {step['name']!r} of deployment {deployment.name!r} names an "
+                    f"environment, and the pipeline runs on the Ray compute {compute.name!r}; "
+                    "environments do not reach Ray steps yet. Remove the environment (the "
+                    "cluster's packages are used), or name the local compute.",
+                    target=f"jobs.{step['name']}.environment",
                 )
 
     def _job_name(self, requested: str | None) -> str:
@@ -311,6 +312,8 @@ class InvokeService:
             "error_threshold": settings.error_threshold,
             "logging_level": LoggingLevel(settings.logging_level).value,
             "environment_variables": settings.environment_variables,
+            "output_format": settings.output_format.value,
+            "include_input_columns": settings.include_input_columns,
         }
 
     def _output(

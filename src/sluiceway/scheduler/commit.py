@@ -372,7 +372,7 @@ class StreamedRows:
                     logger.warning("joining the rows while the job ran stopped: %s", self._failed)
                 return None
             if file is None:
-                file = open(self.temporary, "wb", buffering=0)  # no rows
+                file, self._file = self._open(), None  # no rows
             size = file.seek(0, os.SEEK_END)
             file.close()
             file = None
@@ -396,16 +396,22 @@ class StreamedRows:
         if remove:
             self.temporary.unlink(missing_ok=True)
 
+    def _open(self) -> IO[bytes]:
+        """The hidden file, made empty, in the output folder (made now if missing: a job
+        whose rows never come leaves no folder behind)."""
+        self.temporary.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.temporary, "wb", buffering=0)
+        return self._file
+
     def _append(self, index: int) -> None:
         if self._failed is not None:
             return
         try:
-            if self._file is None:
-                self._file = open(self.temporary, "wb", buffering=0)
+            target = self._file if self._file is not None else self._open()
             part = self._parts / f"{index:06d}.part"
             # Written by the deployment's code: never through a link it left there.
             with open_regular_file(part, within=self._parts) as fh:
-                _copy(fh, self._file)
+                _copy(fh, target)
             self._appended.append(index)
         except OSError as exc:
             self._failed = exc

@@ -471,7 +471,6 @@ class JobRunner:
         folder = paths.output_folder.local_path()
         if folder is None:
             return None
-        folder.mkdir(parents=True, exist_ok=True)
         streamed = StreamedRows(
             folder, paths.rows_file, self.job.name, paths.parts_dir, [m.index for m in batches]
         )

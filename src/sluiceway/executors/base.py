@@ -89,6 +89,11 @@ class WorkerSpec:
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
     interpreter: Interpreter | None = None  # None: the server's own
+    # How many of the deployment's workers may run at once (instance_count x
+    # max_concurrency_per_instance, capped by the server): the local executor shares the
+    # machine's cores out among them (see sluiceway.executors.threads). None: no share is
+    # set, the libraries choose.
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from sluiceway.executors.base import (
     ScorerKind,
     WorkerSpec,
 )
+from sluiceway.executors.threads import limit_loaded_libraries
 from sluiceway.runtime import scoring
 from sluiceway.runtime.output_formats import ByteSink, row_writer
 from sluiceway.runtime.parts import PartFile
@@ -300,6 +301,8 @@ def _attach(job: JobContext, worker: str) -> None:
 
 def _set_environment(spec: WorkerSpec, job: JobContext) -> None:
     os.environ.update(spec.environment_variables)
+    # A spare imported NumPy (and its BLAS) before it knew its thread budget.
+    limit_loaded_libraries(spec.environment_variables)
     # The job's own locations win over the deployment's variables: outputs must land where the
     # job commits them from.
     os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir

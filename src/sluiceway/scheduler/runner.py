@@ -47,7 +47,7 @@ from sluiceway.executors.base import (
 from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
-from sluiceway.scheduler.commit import CommitRefused, OutputCommit
+from sluiceway.scheduler.commit import CommitRefused, OutputCommit, StreamedRows
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
@@ -146,6 +146,7 @@ class JobRunner:
         self._paths: _Paths | None = None
         self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
+        self._streamed: StreamedRows | None = None  # the rows joined while the job runs
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
 
     # -- entry point ------------------------------------------------------------------------
@@ -174,6 +175,9 @@ class JobRunner:
                 self._lease.set_status(JobStatus.FINALIZING)
                 self._finalize(paths)
         except LeaseLost:
+            if self._streamed is not None:
+                self._streamed.discard(remove=False)  # the job's new scheduler writes it
+                self._streamed = None
             logger.info("job %s: lease lost, stopping", name)
             self._log.scheduler("The lease was lost; another scheduler runs the job now.")
         except JobCanceled:
@@ -188,6 +192,8 @@ class JobRunner:
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", describe_error(exc))
         finally:
+            if self._streamed is not None:
+                self._streamed.discard()
             self._staging.close()
 
     @contextlib.contextmanager
@@ -421,6 +427,7 @@ class JobRunner:
         pending = deque(m for m in batches if m.status is MiniBatchStatus.PENDING)
         if not pending:
             return True
+        self._streamed = self._stream_rows(paths, batches)
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
@@ -434,8 +441,12 @@ class JobRunner:
         where = self._executor.describe(workers)
         self._log.overview(f"Running {len(pending)} pending mini-batches on {where}.")
         data = self._job_data() if self._executor.reads_datastores else None
+        concurrency = wanted if self._max_workers is None else min(wanted, self._max_workers)
         pool = self._executor.open_pool(
-            self._worker_spec(paths), self._job_context(paths), workers, data
+            replace(self._worker_spec(paths), concurrency=max(concurrency, 1)),
+            self._job_context(paths),
+            workers,
+            data,
         )
         finished = False
         try:
@@ -448,6 +459,25 @@ class JobRunner:
                 pool.release()
             else:
                 pool.close(kill=not finished)
+
+    def _stream_rows(self, paths: _Paths, batches: list[MiniBatchRecord]) -> StreamedRows | None:
+        """The rows file joined while the job runs, when it and the parts are on this
+        machine's disk (see :class:`~sluiceway.scheduler.commit.StreamedRows`); the
+        mini-batches that ended before are in it from the start."""
+        if self._settings["output_action"] != "append_row" or paths.kept_parts is not None:
+            return None
+        if not self._output_format.joined_by_concatenation:
+            return None  # Parquet parts are joined into one file at the commit
+        folder = paths.output_folder.local_path()
+        if folder is None:
+            return None
+        streamed = StreamedRows(
+            folder, paths.rows_file, self.job.name, paths.parts_dir, [m.index for m in batches]
+        )
+        for m in batches:
+            if m.status is not MiniBatchStatus.PENDING:
+                streamed.ended(m.index, m.status is MiniBatchStatus.SUCCEEDED)
+        return streamed
 
     def _dispatch(
         self, pool: WorkerPool, pending: deque[MiniBatchRecord], input_root: Path
@@ -551,6 +581,8 @@ class JobRunner:
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
             self._keep_part(result.index)
+            if self._streamed is not None:
+                self._streamed.ended(result.index, True)
             self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
                 MiniBatchEnd(
@@ -600,6 +632,8 @@ class JobRunner:
         )
         if retry:
             return True
+        if self._streamed is not None:
+            self._streamed.ended(result.index, False)
         self._log.failed_files(self._error_lines(batch, error))
         self._failed_files += len(batch.files)
         self._count_done()
@@ -713,6 +747,7 @@ class JobRunner:
             owner=self._owner,
             kept_parts=paths.kept_parts,
             output_format=self._output_format,
+            streamed=self._streamed,
         )
 
     def _all_error_lines(self) -> list[dict[str, Any]]:

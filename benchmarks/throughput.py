@@ -230,6 +230,7 @@ def _limit(name: str, folder: InputFolder, settings: Settings) -> tuple[Contende
         log = settings.work / f"{name}-limit.log"
         value, peaks = _run_process(argv, log, settings, _without_thread_settings())
         run = ContenderRun(LIMIT, float(value["seconds"]), int(value["rows"]), peaks)
+        run.notes["model load"] = f"{value['load_seconds']:.2f} s (excluded)"
         timed[way] = (run, output)
     best_way = min(timed, key=lambda way: timed[way][0].seconds or 0.0)
     best, output = timed[best_way]

@@ -40,6 +40,12 @@ def read_sluiceway(path: Path) -> pd.DataFrame:
 
 def read_ray(folder: Path) -> pd.DataFrame:
     """Ray Data's ``write_csv`` folder: CSV files with a header, in any order."""
+    return read_csv_folder(folder)
+
+
+def read_csv_folder(folder: Path) -> pd.DataFrame:
+    """A folder of ``file_name,row,prediction`` CSV files with a header (Ray Data's
+    ``write_csv``, the limit's parts), in any order."""
     parts = [
         pd.read_csv(path, dtype={"file_name": "category"}) for path in sorted(folder.glob("*.csv"))
     ]
@@ -85,4 +91,11 @@ def compare(reference: pd.DataFrame, other: pd.DataFrame, expected_rows: int) ->
     return Agreement(len(reference), mismatches, "; ".join(problems) or "identical")
 
 
-__all__ = ["Agreement", "compare", "read_bare_loop", "read_ray", "read_sluiceway"]
+__all__ = [
+    "Agreement",
+    "compare",
+    "read_bare_loop",
+    "read_csv_folder",
+    "read_ray",
+    "read_sluiceway",
+]

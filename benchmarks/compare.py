@@ -17,18 +17,29 @@ import sys
 import tempfile
 import time
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.datasets import InputFolder, describe, rows_for_size, train_model, write_folder
+from benchmarks.datasets import (
+    MODELS,
+    InputFolder,
+    describe,
+    rows_for_size,
+    train_model,
+    write_folder,
+)
 from benchmarks.latency import FirstResults, SubmitResult, first_results, submit_burst
 from benchmarks.sluiceway_server import Bench, profiled, running_server
-from benchmarks.throughput import CONTENDERS, Settings, WorkloadRun, run_workload
+from benchmarks.throughput import BARE, CONTENDERS, Settings, WorkloadRun, run_workload
 
 THROUGHPUT = ("medium", "tiny", "large")
 LATENCY = ("first", "submit")
 WORKLOADS = THROUGHPUT + LATENCY
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Sluiceway on Ray starts a Ray cluster per workload and model: asked for by name
+# (benchmarks/RESULTS-ray.md holds such a run).
+DEFAULT_CONTENDERS = ("bare", "limit", "sluiceway", "ray")
 SIZE_FLAGS = ("files", "rows", "tiny_files", "large_files", "large_mb", "submit", "clients")
 
 
@@ -38,23 +49,31 @@ def parse(argv: list[str]) -> argparse.Namespace:
     add("--workloads", default=",".join(WORKLOADS), help=f"comma-separated: {','.join(WORKLOADS)}")
     add(
         "--contenders",
-        default=",".join(CONTENDERS),
-        help="comma-separated: bare,sluiceway,sluiceway-ray,ray",
+        default=",".join(DEFAULT_CONTENDERS),
+        help=f"comma-separated: {','.join(CONTENDERS)}",
     )
+    add("--models", default=",".join(MODELS), help=f"comma-separated: {','.join(MODELS)}")
     add("--workers", type=int, default=os.cpu_count() or 1, help="workers of every contender")
-    add("--mini-batch-size", type=int, default=10, help="of the Sluiceway deployment")
+    add("--mini-batch-size", type=int, default=10, help="of the Sluiceway deployment (medium)")
+    add("--tiny-mini-batch-size", type=int, default=100, help="tiny: files per mini-batch")
+    add("--large-mini-batch-size", type=int, default=1, help="large: files per mini-batch")
     add("--files", type=int, default=200, help="medium: files")
     add("--rows", type=int, default=5000, help="medium: rows per file")
     add("--tiny-files", type=int, default=20_000, help="tiny files: files of one row")
-    add("--large-files", type=int, default=40, help="large input: files")
+    add("--large-files", type=int, default=8, help="large input: files")
     add("--large-mb", type=float, default=25.0, help="large input: MB per file")
     add("--submit", type=int, default=500, help="submit: invocations")
     add("--clients", type=int, default=50, help="submit: concurrent clients")
+    add(
+        "--bare-on-tiny",
+        action="store_true",
+        help="run the bare loop on the tiny files too (about 6 min per model at 20,000 files)",
+    )
     add("--first-repeats", type=int, default=5, help="first result: warm jobs timed")
     add("--ray-actor-cpus", type=float, default=0.5)
     add("--ray-object-store-mb", type=float, default=512.0)
     add("--interval", type=float, default=0.2, help="seconds between RSS samples")
-    add("--poll", type=float, default=0.1, help="seconds between job polls")
+    add("--poll", type=float, default=0.5, help="seconds between job polls")
     add("--timeout", type=float, default=3600.0, help="seconds a contender may take")
     add("--work", type=Path, default=None, help="where the scratch folder goes (default: $TMPDIR)")
     add("--keep", action="store_true", help="keep the scratch folder")
@@ -65,7 +84,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.workloads = _choices(parser, "--workloads", args.workloads, WORKLOADS)
     chosen = _choices(parser, "--contenders", args.contenders, tuple(CONTENDERS))
     args.contenders = [CONTENDERS[name] for name in chosen]
-    counts = ["workers", "mini_batch_size", "files", "rows", "tiny_files", "large_files"]
+    args.models = [
+        MODELS[name] for name in _choices(parser, "--models", args.models, tuple(MODELS))
+    ]
+    counts = ["workers", "mini_batch_size", "tiny_mini_batch_size", "large_mini_batch_size"]
+    counts += ["files", "rows", "tiny_files", "large_files"]
     counts += ["submit", "clients", "first_repeats"]
     for name in counts:
         if getattr(args, name) < 1:
@@ -105,8 +128,8 @@ def main(argv: list[str]) -> int:
     print(f"scratch folder {work}", flush=True)
     try:
         data.mkdir()
-        model = train_model(data / "model")
-        runs, first, submit, sizes, failures = _run(args, work, data, model)
+        models = {kind.name: train_model(data / f"model-{kind.name}", kind) for kind in args.models}
+        runs, first, submit, sizes, failures = _run(args, work, data, models)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -133,12 +156,13 @@ def main(argv: list[str]) -> int:
 
 
 def _run(
-    args: argparse.Namespace, work: Path, data: Path, model: Path
+    args: argparse.Namespace, work: Path, data: Path, models: dict[str, Path]
 ) -> tuple[list[WorkloadRun], FirstResults | None, SubmitResult | None, dict[str, str], list[str]]:
     settings = Settings(
         work=work,
         data_root=data,
-        model_dir=model,
+        model_dir=next(iter(models.values())),
+        model=args.models[0],
         workers=args.workers,
         mini_batch_size=args.mini_batch_size,
         contenders=args.contenders,
@@ -148,6 +172,7 @@ def _run(
         ray_actor_cpus=args.ray_actor_cpus,
         ray_object_store_mb=args.ray_object_store_mb,
         profile=args.profile.resolve() if args.profile else None,
+        bare_on_tiny=args.bare_on_tiny,
     )
     sizes: dict[str, str] = {}
     runs: list[WorkloadRun] = []
@@ -155,8 +180,16 @@ def _run(
         folder = _write_input(name, args, data)
         sizes[name] = describe(folder)
         print(f"{name}: {sizes[name]}", flush=True)
-        runs.append(run_workload(name, folder, settings))
-        shutil.rmtree(data / "out", ignore_errors=True)  # outputs of a large run take room
+        size = {"tiny": args.tiny_mini_batch_size, "large": args.large_mini_batch_size}
+        for kind in args.models:
+            chosen = replace(
+                settings,
+                model=kind,
+                model_dir=models[kind.name],
+                mini_batch_size=size.get(name, args.mini_batch_size),
+            )
+            runs.append(run_workload(name, folder, chosen))
+            shutil.rmtree(data / "out", ignore_errors=True)  # outputs of a large run take room
         if name != "medium":
             shutil.rmtree(folder.path, ignore_errors=True)
     first: FirstResults | None = None
@@ -225,13 +258,21 @@ def _latency(
 def _settings_lines(args: argparse.Namespace, sizes: dict[str, str]) -> list[str]:
     lines = [
         f"- Workers: {args.workers} for every contender (Sluiceway: one instance, "
-        f"max_concurrency_per_instance {args.workers}, mini_batch_size {args.mini_batch_size}; "
+        f"max_concurrency_per_instance {args.workers}, mini_batch_size {args.mini_batch_size} "
+        f"(tiny {args.tiny_mini_batch_size}, large {args.large_mini_batch_size}); "
         f"Ray Data: ActorPoolStrategy(size={args.workers}), num_cpus={args.ray_actor_cpus:g} per "
         f"actor, ray.init(num_cpus={args.workers}), object store {args.ray_object_store_mb:g} MB)",
-        "- Model: a scikit-learn GradientBoostingClassifier pipeline, one MLflow model loaded by "
-        f"all; RSS sampled every {args.interval:g} s, jobs polled every {args.poll:g} s",
+        "- Models: scikit-learn pipelines (one-hot encoding, then the classifier), each one "
+        "MLflow model loaded by every contender: "
+        + "; ".join(f"{kind.name}: {kind.label}" for kind in args.models),
+        f"- RSS sampled every {args.interval:g} s, jobs polled every {args.poll:g} s",
     ]
     lines += [f"- {name}: {size}" for name, size in sizes.items()]
+    if "tiny" in sizes and not args.bare_on_tiny and BARE in args.contenders:
+        lines.append(
+            "- tiny: without the bare loop (one `predict` per file, about 17 ms each: 6 minutes "
+            "per model at 20,000 files; `--bare-on-tiny` runs it)"
+        )
     if args.profile is not None:
         lines.append("- Profiled with py-spy: Sluiceway's figures include the profiler's cost.")
     smaller = [f"--{name.replace('_', '-')}" for name in SIZE_FLAGS if args.smaller(name)]

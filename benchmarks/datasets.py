@@ -1,5 +1,5 @@
-"""The data and the model every contender scores: folders of heart-schema CSV files and one
-MLflow gradient-boosting classifier.
+"""The data and the model every contender scores: folders of heart-schema CSV files and the
+MLflow models (two gradient-boosting classifiers).
 
 The rows come from :func:`sluiceway.examples.heart.generate_heart_frame` (synthetic, with the UCI
 Cleveland columns); each folder is written once per run and read by every contender.
@@ -62,16 +62,42 @@ def rows_for_size(megabytes: float) -> int:
     return max(1, int(megabytes * MB / per_row))
 
 
-def train_model(model_dir: Path, seed: int = 0) -> Path:
-    """Train a gradient-boosting classifier on heart rows and save it as an MLflow model.
+@dataclass(frozen=True)
+class ModelKind:
+    """A model the contenders score with: a name for the flags, a label for the report."""
+
+    name: str
+    label: str
+    classifier: str  # the scikit-learn class, in sklearn.ensemble
+
+
+MODELS = {
+    "gb": ModelKind(
+        "gb",
+        "GradientBoostingClassifier (100 trees of depth 3; predict in one thread)",
+        "GradientBoostingClassifier",
+    ),
+    "hgb": ModelKind(
+        "hgb",
+        "HistGradientBoostingClassifier (200 iterations of 31 leaves; predict in OpenMP threads)",
+        "HistGradientBoostingClassifier",
+    ),
+}
+"""The models every workload runs with: the gradient boosting of the first benchmarks, and a
+HistGradientBoosting model (issue 17's "fast" model), whose ``predict`` is multi-threaded:
+with it, how a contender shares the cores between processes and threads counts."""
+
+
+def train_model(model_dir: Path, kind: ModelKind = MODELS["gb"], seed: int = 0) -> Path:
+    """Train a classifier of ``kind`` on heart rows and save it as an MLflow model.
 
     The pipeline one-hot encodes the categorical columns and passes the others through; the
     example's :func:`~sluiceway.examples.heart.train_heart_model` trains and saves it (with
     cloudpickle and a column signature), so every contender loads the same model and MLflow
     checks the same schema.
     """
+    from sklearn import ensemble
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
@@ -79,9 +105,11 @@ def train_model(model_dir: Path, seed: int = 0) -> Path:
         [("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)],
         remainder="passthrough",
     )
-    pipeline = Pipeline(
-        [("preprocess", preprocess), ("classifier", GradientBoostingClassifier(random_state=seed))]
-    )
+    options: dict[str, int] = {"random_state": seed}
+    if kind.classifier == "HistGradientBoostingClassifier":
+        options["max_iter"] = 200
+    classifier = getattr(ensemble, kind.classifier)(**options)
+    pipeline = Pipeline([("preprocess", preprocess), ("classifier", classifier)])
     return train_heart_model(model_dir, seed, pipeline=pipeline, rows=TRAINING_ROWS)
 
 
@@ -92,7 +120,9 @@ def describe(folder: InputFolder) -> str:
 
 __all__ = [
     "MB",
+    "MODELS",
     "InputFolder",
+    "ModelKind",
     "describe",
     "file_name",
     "rows_for_size",

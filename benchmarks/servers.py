@@ -13,6 +13,10 @@ one not found, or a ``POST`` not answered 201, is counted.
     python -m benchmarks.servers --database-url postgresql+psycopg://postgres@host:5432/postgres \\
         --s3-url http://127.0.0.1:5555 --rates 25,50,100,200 --seconds 10 --apis 1,2
 
+Before the open-loop rates, ``--one-client N`` POSTs (default 50) are sent by one client, each
+after the answer to the one before (closed loop): the latency of one invocation on an otherwise
+idle server, which a busy machine disturbs less than the open-loop figures.
+
 ``--profile DIR`` records a py-spy profile (collapsed stacks) of the first API process for the
 whole run of each API-process count.
 """
@@ -167,6 +171,29 @@ def deploy(url: str, token: str) -> dict[str, object]:
     }
 
 
+def closed_loop(url: str, token: str, body: dict[str, object], count: int) -> Rate:
+    """``count`` POSTs from one client, one after another (after five not counted)."""
+    result = Rate(1, 0.0, sent=count)
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
+        for _ in range(5):
+            client.post("/endpoints/bench/jobs", json=body).raise_for_status()
+        start = time.perf_counter()
+        for _ in range(count):
+            sent = time.perf_counter()
+            response = client.post("/endpoints/bench/jobs", json=body)
+            if response.status_code == 201:
+                result.latencies.append(time.perf_counter() - sent)
+                result.names.append(str(response.json()["name"]))
+            else:
+                result.errors.append(f"{response.status_code}")
+        result.elapsed = time.perf_counter() - start
+        result.lost = len(result.errors)
+        result.lost += sum(1 for n in result.names if client.get(f"/jobs/{n}").status_code != 200)
+    return result
+
+
 def open_loop(
     urls: list[str], token: str, body: dict[str, object], rate: float, seconds: float, clients: int
 ) -> Rate:
@@ -175,8 +202,14 @@ def open_loop(
     result.sent = total
     lock = threading.Lock()
     counter = iter(range(total))
-    start = time.perf_counter() + 0.5
     ends: list[float] = []
+    start = 0.0
+
+    def set_start() -> None:  # once every client is connected: its set-up is not timed
+        nonlocal start
+        start = time.perf_counter() + 0.2
+
+    ready = threading.Barrier(clients, action=set_start)
 
     def client_thread() -> None:
         sessions = [
@@ -185,6 +218,7 @@ def open_loop(
         ]
         for s in sessions:
             s.get("/healthz")
+        ready.wait()
         while True:
             with lock:
                 i = next(counter, None)
@@ -233,6 +267,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--apis", default="1,2")
+    parser.add_argument("--one-client", type=int, default=50)
     parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
     if not args.database_url or not args.s3_url:
@@ -282,6 +317,12 @@ def main() -> int:
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                         )
+                    for url in urls:  # each process's first requests are not measured
+                        closed_loop(url, token, body, 0)
+                    if args.one_client and count == 1:
+                        result = closed_loop(urls[0], token, body, args.one_client)
+                        rows.append(result)
+                        print_row(result, flush=True)
                     for rate in [float(r) for r in args.rates.split(",")]:
                         result = open_loop(urls, token, body, rate, args.seconds, args.clients)
                         rows.append(result)
@@ -294,8 +335,9 @@ def main() -> int:
 
 def print_row(r: Rate, *, flush: bool = False) -> None:
     accepted = len(r.latencies)
+    offered = f"{r.offered:g}" if r.offered else "one client, closed loop"
     print(
-        f"| servers | {r.apis} API | {r.offered:g} | {r.sent} | {accepted} | "
+        f"| servers | {r.apis} API | {offered} | {r.sent} | {accepted} | "
         f"{accepted / r.elapsed:.1f} | {1000 * r.percentile(0.5):.0f} ms | "
         f"{1000 * r.percentile(0.99):.0f} ms | {r.lost} |",
         flush=flush,

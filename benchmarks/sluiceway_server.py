@@ -9,6 +9,7 @@ the job until it ends.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -121,7 +122,7 @@ class JobRun:
     """A job from invoke to its end, as the client saw it."""
 
     name: str
-    seconds: float  # from just before the invoke POST to the poll that saw it end
+    seconds: float  # from just before the invoke POST to the job's end (see Bench.wait)
     job: dict[str, Any]
 
     @property
@@ -219,29 +220,59 @@ class Bench:
         value: dict[str, Any] = _check(self.client.get(f"/jobs/{name}")).json()
         return value
 
-    def wait(self, name: str, started: float, interval: float, timeout: float) -> JobRun:
+    def wait(
+        self, name: str, started: float, interval: float, timeout: float, wall: float | None = None
+    ) -> JobRun:
         """Poll job ``name`` every ``interval`` seconds until it ends.
 
         Args:
             started: ``time.perf_counter()`` just before the invoke.
             timeout: seconds from ``started`` after which waiting fails.
+            wall: ``time.time()`` just before the invoke: the job's time is then until the
+                ``end_time`` the server recorded (same machine, same clock), so that it does
+                not depend on how often the job is polled. Without it, or without an end
+                time, until the poll that saw the job end.
         """
         while True:
             job = self.job(name)
             now = time.perf_counter()
             if job["status"] in TERMINAL:
+                ended = _end_time(job)
+                if wall is not None and ended is not None:
+                    return JobRun(name, ended - wall, job)
                 return JobRun(name, now - started, job)
             if now - started > timeout:
                 raise TimeoutError(f"job {name} did not end in {timeout:.0f} s: {job['status']}")
             time.sleep(interval)
 
     def run(
-        self, input_dir: Path, output_dir: Path | None, *, interval: float, timeout: float
+        self,
+        input_dir: Path,
+        output_dir: Path | None,
+        *,
+        interval: float,
+        timeout: float,
+        **properties: Any,
     ) -> JobRun:
-        """Invoke over ``input_dir`` and wait for the job's end."""
-        started = time.perf_counter()
-        name = self.invoke(input_dir, output_dir)
-        return self.wait(name, started, interval, timeout)
+        """Invoke over ``input_dir`` (with more invoke ``properties``) and wait for the job's
+        end."""
+        wall, started = time.time(), time.perf_counter()
+        name = self.invoke(input_dir, output_dir, **properties)
+        return self.wait(name, started, interval, timeout, wall=wall)
+
+
+def _end_time(job: dict[str, Any]) -> float | None:
+    """The job's ``end_time`` (as ``time.time()`` counts), if the server gives one."""
+    value = job.get("end_time") or (job.get("properties") or {}).get("end_time")
+    if not isinstance(value, str):
+        return None
+    try:
+        ended = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if ended.tzinfo is None:
+        ended = ended.replace(tzinfo=datetime.UTC)
+    return ended.timestamp()
 
 
 def _check(response: httpx.Response) -> httpx.Response:

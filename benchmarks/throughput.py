@@ -6,9 +6,11 @@ Each contender runs in processes of its own, started fresh for the workload, and
 of each of its processes is sampled while it scores:
 
 - bare loop: :mod:`benchmarks.bare_loop`; its time is model load + loop + output.
-- Sluiceway: a server with a new home; the time is from just before the invoke ``POST`` to the
-  poll that sees the job ``Completed`` (worker start-up, model loads and the output commit
-  included).
+- limit: :mod:`benchmarks.limit`, run twice (one process with the libraries' threads, and N
+  processes of one thread each); the better time counts, both are in the notes.
+- Sluiceway: a server with a new home, whose deployment ran a warm-up job first (its workers
+  are warm); the time is from just before the invoke ``POST`` to the poll that sees the job
+  ``Completed`` (the output commit included).
 - Ray Data: :mod:`benchmarks.ray_data`; the time is the pipeline (actors and model loads
   included); ``ray.init`` is timed apart.
 """
@@ -31,19 +33,22 @@ from benchmarks.agreement import (
     Agreement,
     compare,
     read_bare_loop,
+    read_csv_folder,
     read_ray,
     read_sluiceway,
 )
-from benchmarks.datasets import InputFolder
+from benchmarks.datasets import MODELS, InputFolder, ModelKind, write_folder
 from benchmarks.memory import MemoryPeaks, MemorySampler
 from benchmarks.sluiceway_server import ROWS_FILE, Bench, profiled, ray_cluster, running_server
 
 BARE = "bare loop"
+LIMIT = "limit"
 SLUICEWAY = "Sluiceway"
 SLUICEWAY_RAY = "Sluiceway on Ray"
 RAY = "Ray Data"
 CONTENDERS = {
     "bare": BARE,
+    "limit": LIMIT,
     "sluiceway": SLUICEWAY,
     "sluiceway-ray": SLUICEWAY_RAY,
     "ray": RAY,
@@ -66,6 +71,8 @@ class Settings:
     ray_actor_cpus: float
     ray_object_store_mb: float
     profile: Path | None
+    model: ModelKind = MODELS["gb"]
+    bare_on_tiny: bool = False  # the bare loop takes minutes on the tiny files
 
 
 @dataclass
@@ -85,6 +92,7 @@ class WorkloadRun:
     name: str
     folder: InputFolder
     workers: int
+    model: ModelKind = MODELS["gb"]
     runs: dict[str, ContenderRun] = field(default_factory=dict)
 
     def seconds(self, contender: str) -> float | None:
@@ -97,6 +105,11 @@ class WorkloadRun:
         bare = self.seconds(BARE)
         return bare / self.workers if bare is not None else None
 
+    @property
+    def limit(self) -> float | None:
+        """The limit's time (the better of its two ways)."""
+        return self.seconds(LIMIT)
+
 
 OutputReader: TypeAlias = Callable[[], pd.DataFrame]
 """Reads a contender's output, normalized by :mod:`benchmarks.agreement`."""
@@ -106,23 +119,27 @@ Contender: TypeAlias = Callable[[str, InputFolder, Settings], tuple[ContenderRun
 
 def run_workload(name: str, folder: InputFolder, settings: Settings) -> WorkloadRun:
     """Run each chosen contender over ``folder``, then check their outputs against each other."""
-    result = WorkloadRun(name, folder, settings.workers)
+    result = WorkloadRun(name, folder, settings.workers, settings.model)
     outputs: dict[str, OutputReader] = {}
     steps: dict[str, Contender] = {
         BARE: _bare_loop,
+        LIMIT: _limit,
         SLUICEWAY: _sluiceway,
         SLUICEWAY_RAY: _sluiceway_ray,
         RAY: _ray,
     }
     for contender in settings.contenders:
-        print(f"  {name}: {contender} ...", flush=True)
+        if contender == BARE and name == "tiny" and not settings.bare_on_tiny:
+            continue
+        print(f"  {name} ({settings.model.name} model): {contender} ...", flush=True)
         try:
-            run, read = steps[contender](name, folder, settings)
+            # The contenders name their files, logs and homes after the workload and model.
+            run, read = steps[contender](f"{name}-{settings.model.name}", folder, settings)
             outputs[contender] = read
         except Exception as exc:  # a contender that fails is reported, the others still run
             run = ContenderRun(contender, error=f"{type(exc).__name__}: {exc}")
         result.runs[contender] = run
-        print(f"  {name}: {contender}: {_one_line(run)}", flush=True)
+        print(f"  {name} ({settings.model.name}): {contender}: {_one_line(run)}", flush=True)
     _check_outputs(result, outputs)
     return result
 
@@ -194,6 +211,42 @@ def _bare_loop(
     return run, lambda: read_bare_loop(output)
 
 
+def _limit(name: str, folder: InputFolder, settings: Settings) -> tuple[ContenderRun, OutputReader]:
+    """The limit, both ways: one process with the libraries' threads, and N processes of one
+    thread each; the better one counts."""
+    ways = {"1 process": ["--processes", "1"]}
+    if settings.workers > 1:
+        ways[f"{settings.workers} processes x 1 thread"] = [
+            "--processes",
+            str(settings.workers),
+            "--threads",
+            "1",
+        ]
+    timed: dict[str, tuple[ContenderRun, Path]] = {}
+    for way, flags in ways.items():
+        output = settings.data_root / "out" / f"{name}-limit-{len(timed)}"
+        argv = [sys.executable, "-m", "benchmarks.limit", str(settings.model_dir)]
+        argv += [str(folder.path), str(output), *flags]
+        log = settings.work / f"{name}-limit.log"
+        value, peaks = _run_process(argv, log, settings, _without_thread_settings())
+        run = ContenderRun(LIMIT, float(value["seconds"]), int(value["rows"]), peaks)
+        run.notes["model load"] = f"{value['load_seconds']:.2f} s (excluded)"
+        timed[way] = (run, output)
+    best_way = min(timed, key=lambda way: timed[way][0].seconds or 0.0)
+    best, output = timed[best_way]
+    best.notes["way"] = best_way
+    for way, (run, _) in timed.items():
+        if way != best_way:
+            best.notes[way] = f"{run.seconds:.2f} s"
+    return best, lambda: read_csv_folder(output)
+
+
+def _without_thread_settings() -> dict[str, str]:
+    """This environment without thread counts chosen for the libraries."""
+    threads = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"}
+    return {k: v for k, v in os.environ.items() if k not in threads}
+
+
 def _ray(name: str, folder: InputFolder, settings: Settings) -> tuple[ContenderRun, OutputReader]:
     output = settings.data_root / "out" / f"{name}-ray"
     argv = [sys.executable, "-m", "benchmarks.ray_data", str(settings.model_dir)]
@@ -244,6 +297,19 @@ def _sluiceway(
             mini_batch_size=settings.mini_batch_size,
             compute=compute,
         )
+        # A first job over N one-row files (one mini-batch each) starts the N workers and
+        # loads the model; the timed job then runs on the warm workers, as a deployment's
+        # jobs do after its first (the server keeps them warm between jobs).
+        warm_up = write_folder(settings.data_root / f"warm-up-{name}", settings.workers, 1, 9)
+        cold = bench.run(
+            warm_up.path,
+            None,
+            interval=settings.poll,
+            timeout=settings.timeout,
+            MiniBatchSize=1,
+        )
+        if cold.status != "Completed":
+            raise RuntimeError(f"the warm-up job {cold.name} ended {cold.status}")
         with MemorySampler(server.process.pid, settings.interval) as sampler:
             if settings.profile is not None:
                 settings.profile.mkdir(parents=True, exist_ok=True)
@@ -268,6 +334,7 @@ def _sluiceway(
     )
     run.worker_peak = sampler.peaks.max_child
     run.notes["mini-batches"] = str(progress.get("mini_batches_total"))
+    run.notes["warm-up job (cold workers)"] = f"{cold.seconds:.2f} s"
     retried = int(progress.get("mini_batches_retried") or 0)
     if retried:
         run.notes["retried"] = str(retried)
@@ -277,6 +344,7 @@ def _sluiceway(
 __all__ = [
     "BARE",
     "CONTENDERS",
+    "LIMIT",
     "RAY",
     "SLUICEWAY",
     "SLUICEWAY_RAY",

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     spare_workers: int = Field(default=2, ge=0)
     # The CPUs each Ray actor of a job asks its cluster for (a ray compute's workers).
     ray_actor_cpus: float = Field(default=0.5, gt=0)
+    # Send this server's Sluiceway code to a ray compute's actors (Ray's py_modules) rather
+    # than use the Sluiceway installed on the nodes, which then need only Ray and Sluiceway's
+    # dependencies.
+    ray_ship_code: bool = False
     # Where a ray compute's nodes build deployments' environments: a folder on each node
     # (environment_build_offline applies there too; uv is each node's own). Unset:
     # <the node's temp dir>/sluiceway-ray-environments.

@@ -11,9 +11,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import RunningServer, stop_server
@@ -189,6 +191,17 @@ except HttpResponseError as exc:
 """
 
 
+def new_reader(owner: httpx.Client) -> str:
+    """A token of a new identity with the reader role on the workspace."""
+    name = unique("reader")
+    owner.post("/identities", json={"name": name, "kind": "user"}).raise_for_status()
+    owner.post(
+        "/roles", json={"identity": name, "role": "reader", "scope": "workspace"}
+    ).raise_for_status()
+    token: str = owner.post(f"/identities/{name}/tokens").json()["access_token"]
+    return token
+
+
 def test_client_secret_path_and_a_refused_reader(tls_server: RunningServer, tmp_path: Path) -> None:
     with tls_client(tls_server) as owner:
         sp = owner.post("/identities", json={"name": unique("ci"), "kind": "service_principal"})
@@ -201,15 +214,7 @@ def test_client_secret_path_and_a_refused_reader(tls_server: RunningServer, tmp_
         owner.put(
             "/datastores/workspaceblobstore/files/sp-data/part0.csv", content=b"x\n"
         ).raise_for_status()
-        reader = owner.post("/identities", json={"name": unique("reader"), "kind": "user"})
-        reader.raise_for_status()
-        owner.post(
-            "/roles",
-            json={"identity": reader.json()["name"], "role": "reader", "scope": "workspace"},
-        ).raise_for_status()
-        reader_token = owner.post(f"/identities/{reader.json()['name']}/tokens").json()[
-            "access_token"
-        ]
+        reader_token = new_reader(owner)
 
     os.environ["SLUICEWAY_CLIENT_SECRET"] = principal["client_secret"]
     try:
@@ -284,3 +289,257 @@ def test_adls_gen1_is_refused_in_every_face(tls_server: RunningServer, tmp_path:
         env={**os.environ, "SLUICEWAY_ENDPOINT": "http://127.0.0.1:9", "SLUICEWAY_TOKEN": "x"},
     )
     assert cli.returncode == 1 and "retired" in cli.stderr, cli.stderr
+
+
+AZURITE_SAMPLES = """
+from azure.ai.ml.entities import Data
+out = {}
+ds = ml.datastores.get_default()
+out["default"] = [ds.name, ds.account_name, ds.container_name]
+data = ml.data.create_or_update(Data(path="heart", type="uri_folder", name="az-heart"))
+out["data"] = data.path
+job = ml.batch_endpoints.invoke(endpoint_name="az-ep", input=Input(path=data.id))
+ml.jobs.stream(job.name)
+out["status"] = ml.jobs.get(job.name).status
+ml.jobs.download(job.name, download_path="dl", output_name="score")
+out["downloaded"] = open("dl/predictions.csv").read()
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class AzuriteWorkspace:
+    """A TLS server whose workspaceblobstore is an Azurite container behind a TLS front."""
+
+    server: RunningServer
+    front: Any
+    container: str
+    server_bundle: Path
+    client_bundle: Path
+
+
+@pytest.fixture(scope="module")
+def azurite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteWorkspace]:
+    from tests.integration import storage_services as svc
+    from tests.integration.tls_server import TlsFront
+
+    tmp = tmp_path_factory.mktemp("azurite-ws")
+    front = TlsFront(svc.azurite_url(), tmp / "front")
+    container = svc.make_container("wsblob")
+    default = {
+        "type": "azure_blob",
+        "account_name": svc.AZURITE_ACCOUNT,
+        "container_name": container,
+        "endpoint": f"{front.url}/{svc.AZURITE_ACCOUNT}",
+        "credentials": {"account_key": svc.AZURITE_KEY},
+    }
+    server_bundle = front.bundle(tmp / "front")
+    env = {
+        **svc.server_env(),
+        "SLUICEWAY_BLOB_EMULATOR_ENDPOINTS": f"{front.url},{svc.azurite_url()}",
+        "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default),
+        "REQUESTS_CA_BUNDLE": str(server_bundle),
+        "SSL_CERT_FILE": str(server_bundle),
+    }
+    server = start_tls_server(tmp / "home", env)
+    try:
+        with tls_client(server) as owner:
+            create_script_deployment(owner, tmp, "az-ep", "dpl")
+        client_bundle = front.bundle(tmp / "front", server.home / "tls" / "cert.pem")
+        yield AzuriteWorkspace(server, front, container, server_bundle, client_bundle)
+    finally:
+        stop_server(server)
+        front.close()
+
+
+def sdk_env(workspace: AzuriteWorkspace) -> dict[str, str]:
+    """`sluice azure env`, with a CA bundle that trusts the storage's front too."""
+    env = azure_env(workspace.server)
+    env["REQUESTS_CA_BUNDLE"] = str(workspace.client_bundle)
+    return env
+
+
+def test_azurite_as_workspaceblobstore(azurite_workspace: AzuriteWorkspace, tmp_path: Path) -> None:
+    """A default datastore in Azure Blob storage (Azurite behind TLS) with an account key: the
+    SDK reaches it itself with a SAS of the caller's own rights from listSecrets, never the
+    key; uploads, a job over them and the download of its output go through Azurite."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import ContainerClient
+
+    from tests.integration import storage_services as svc
+
+    server, front, container = (
+        azurite_workspace.server,
+        azurite_workspace.front,
+        azurite_workspace.container,
+    )
+    ws = workspace_path(server)
+    with tls_client(server) as owner:
+        reader_token = new_reader(owner)
+        secrets = f"{ws}/datastores/workspaceblobstore/listSecrets"
+        version = {"api-version": "2024-10-01-preview"}
+        mine = owner.post(secrets, params=version, json={}).json()
+    with tls_client(server, token=reader_token) as as_reader:
+        theirs = as_reader.post(secrets, params=version, json={}).json()
+    for answer in (mine, theirs):
+        assert answer["secretsType"] == "Sas" and svc.AZURITE_KEY not in json.dumps(answer)
+    assert "sp=racwl" in mine["sasToken"] and "sp=rl" in theirs["sasToken"]
+    with (
+        ContainerClient(
+            f"{front.url}/{svc.AZURITE_ACCOUNT}",
+            container,
+            credential=theirs["sasToken"],
+            connection_verify=str(azurite_workspace.server_bundle),
+        ) as sas_client,
+        pytest.raises(HttpResponseError) as refused,
+    ):
+        sas_client.upload_blob("by-a-reader.txt", b"x")
+    assert refused.value.status_code == 403
+
+    write_heart(tmp_path)
+    out = run_sdk(AZURITE_SAMPLES, sdk_env(azurite_workspace), tmp_path)
+    assert out["default"] == [
+        "workspaceblobstore",
+        f"127.0.0.1:{front.url.rsplit(':', 1)[1]}/{svc.AZURITE_ACCOUNT}#",
+        container,
+    ]
+    assert out["status"] == "Completed"
+    assert "part0.csv row-0" in out["downloaded"]
+    names = [b.name for b in svc.container_client(container).list_blobs()]
+    assert any(n.startswith("LocalUpload/") and n.endswith("/heart/part1.csv") for n in names)
+    assert any(n.endswith("/score/predictions.csv") for n in names), names
+
+
+STEP_SCRIPT = """
+import json, pathlib, sys
+out, data, *literals = sys.argv[1:]
+names = sorted(p.name for p in pathlib.Path(data).rglob("*") if p.is_file())
+pathlib.Path(out, "seen.json").write_text(json.dumps({"files": names, "literals": literals}))
+"""
+
+LITERAL_SAMPLES = """
+out = {}
+inputs = {
+    "data": Input(type="uri_folder", path=os.environ["HTTPS_INPUT"]),
+    "mode": Input(type="string", default="append"),
+    "threshold": Input(type="number", default=0.5),
+    "n": Input(type="integer", default=3),
+    "flag": Input(type="boolean", default=True),
+}
+job = ml.batch_endpoints.invoke(endpoint_name=os.environ["PIPELINE_EP"], inputs=inputs)
+ml.jobs.stream(job.name)
+out["status"] = ml.jobs.get(job.name).status
+out["children"] = [c.name for c in ml.jobs.list(parent_job_name=job.name)]
+ml.jobs.download(job.name, download_path="dl", output_name="score")
+out["seen"] = json.load(open("dl/seen.json"))
+out["job"] = job.name
+print(json.dumps(out))
+"""
+
+
+def test_literal_and_https_url_inputs_and_child_jobs(
+    azurite_workspace: AzuriteWorkspace, tmp_path: Path
+) -> None:
+    """A pipeline deployment invoked through the SDK with its four literal types and an https
+    storage URL (an Azurite container with a SAS); ``jobs.list(parent_job_name=...)`` lists
+    the job's batch-scoring child."""
+    from tests.integration import storage_services as svc
+    from tests.integration.helpers import upload_folder
+
+    server, front = azurite_workspace.server, azurite_workspace.front
+    inputs_container = svc.make_container("https-in")
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        (tmp_path / "in" / f"row{i}.csv").write_text(f"{i}\n")
+    svc.upload_to_container(inputs_container, tmp_path / "in", "rows")
+    url = f"{front.url}/{svc.AZURITE_ACCOUNT}/{inputs_container}/rows?"
+    url += svc.container_sas(inputs_container)
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "step.py").write_text(STEP_SCRIPT)
+    literal_types = {"mode": "string", "threshold": "number", "n": "integer", "flag": "boolean"}
+    endpoint = unique("pl")
+    with tls_client(server) as owner:
+        code = upload_folder(owner, tmp_path / "code", f"code/{endpoint}")
+        inputs = {"data": {"type": "uri_folder"}} | {
+            k: {"type": t} for k, t in literal_types.items()
+        }
+        line = " ".join("${{inputs." + k + "}}" for k in literal_types)
+        pipeline = {
+            "name": unique("literals"),
+            "type": "pipeline",
+            "inputs": inputs,
+            "outputs": {"score": {"type": "uri_folder"}},
+            "jobs": {
+                "step": {
+                    "component": {
+                        "type": "command",
+                        "code": code,
+                        "command": "python step.py ${{outputs.score}} ${{inputs.data}} " + line,
+                        "inputs": inputs,
+                        "outputs": {"score": {"type": "uri_folder"}},
+                    },
+                    "inputs": {k: "${{parent.inputs." + k + "}}" for k in inputs},
+                    "outputs": {"score": "${{parent.outputs.score}}"},
+                }
+            },
+        }
+        owner.put(f"/batch-endpoints/{endpoint}", json={"name": endpoint}).raise_for_status()
+        r = owner.put(
+            f"/batch-endpoints/{endpoint}/deployments/pipe",
+            json={
+                "name": "pipe",
+                "endpoint_name": endpoint,
+                "type": "pipeline",
+                "component": pipeline,
+            },
+        )
+        assert r.status_code == 201, r.text
+    env = sdk_env(azurite_workspace)
+    env.update(HTTPS_INPUT=url, PIPELINE_EP=endpoint)
+    out = run_sdk(LITERAL_SAMPLES, env, tmp_path)
+    assert out["status"] == "Completed"
+    assert out["seen"] == {
+        "files": ["row0.csv", "row1.csv"],
+        "literals": ["append", "0.5", "3", "True"],
+    }
+    assert out["children"] == [out["job"] + "-batchscoring"]
+
+
+STREAM_FINISHED = """
+ml.jobs.stream(os.environ["JOB"])
+print(json.dumps({}))
+"""
+
+
+def test_stream_prints_the_logs_of_a_job_that_already_ended(
+    tls_server: RunningServer, tmp_path: Path
+) -> None:
+    """``jobs.stream`` prints log lines only inside its poll loop; a job that ended before
+    the stream began still has its progress log printed, then its true status."""
+    from tests.integration.helpers import invoke_body, wait_for_job
+
+    folder = f"stream-data/{unique('in')}"
+    with tls_client(tls_server) as owner:
+        owner.put(
+            f"/datastores/workspaceblobstore/files/{folder}/part0.csv", content=b"x\n"
+        ).raise_for_status()
+        uri = f"azureml://datastores/workspaceblobstore/paths/{folder}/"
+        created = owner.post(
+            f"/endpoints/{ENDPOINT}/jobs",
+            json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}}),
+        )
+        assert created.status_code == 201, created.text
+        job = wait_for_job(owner, created.json()["name"])
+        assert job["status"] == "Completed"
+        log = owner.get(f"/jobs/{job['name']}/logs/job_progress_overview.txt")
+        log.raise_for_status()
+    lines = [line for line in log.text.splitlines() if line.strip()]
+    assert lines
+    env = azure_env(tls_server)
+    env["JOB"] = job["name"]
+    out = run_sdk(STREAM_FINISHED, env, tmp_path)
+    printed = out["_stdout"]
+    assert all(line in printed for line in lines), printed
+    assert printed.index(lines[-1]) < printed.index("Execution Summary")
+    again = run_sdk(STREAM_FINISHED, env, tmp_path)["_stdout"]  # every stream prints them
+    assert all(line in again for line in lines), again

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -109,3 +110,35 @@ def test_bad_signatures_and_rights_are_refused(tls_server: RunningServer) -> Non
     with pytest.raises(HttpResponseError) as read_only:
         reader.upload_blob(f"data/{unique('r')}.txt", b"y")  # type: ignore[attr-defined]
     assert read_only.value.status_code == 403
+
+
+def test_plain_http_azure_store_is_served_through_the_face(tmp_path: Path) -> None:
+    """A workspaceblobstore in Azurite served over plain http, which the SDK (https only)
+    cannot reach itself: the datastore answers as a container of the blob face, whose SAS
+    reads and writes reach Azurite."""
+    import json
+
+    from tests.integration import storage_services as svc
+
+    name = svc.make_container("httpstore")
+    default = {k: v for k, v in svc.blob_datastore_yaml("x", name).items() if k != "name"}
+    env = {**svc.server_env(), "SLUICEWAY_DEFAULT_DATASTORE": json.dumps(default)}
+    server = start_tls_server(tmp_path / "home", env)
+    try:
+        ws = workspace_path(server)
+        with tls_client(server) as owner:
+            shown = owner.get(
+                f"{ws}/datastores/{CONTAINER}", params={"api-version": "2024-10-01-preview"}
+            ).json()["properties"]
+        assert shown["accountName"].endswith("/azureml/blob/default")
+        assert shown["containerName"] == CONTAINER
+        client = container(server, list_secrets(server))
+        blob_name = f"data/{unique('via-face')}.txt"
+        client.upload_blob(blob_name, b"through the face")  # type: ignore[attr-defined]
+        assert client.download_blob(blob_name).readall() == b"through the face"  # type: ignore[attr-defined]
+        stored = svc.container_client(name).download_blob(blob_name).readall()
+        assert stored == b"through the face"
+    finally:
+        while _OPEN:
+            _OPEN.pop().close()  # type: ignore[attr-defined]
+        stop_server(server)

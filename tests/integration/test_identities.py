@@ -439,3 +439,32 @@ def test_token_endpoint_takes_only_forms(server: RunningServer, owner: httpx.Cli
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert twice.status_code == 400 and "more than once" in twice.text
+
+
+def test_read_rights_on_an_input_are_checked_on_every_invocation(
+    server: RunningServer, owner: httpx.Client, tmp_path: Path
+) -> None:
+    """Storage checks of an input are remembered for a few seconds; who may read it is not:
+    an identity whose datastore role went away a moment after invoking is refused at once."""
+    sp = create_sp(owner)
+    endpoint = unique("rights-ep")
+    create_script_deployment(owner, tmp_path, endpoint, "echo")
+    write_numbered_files(tmp_path / "data", 2)
+    upload_folder(owner, tmp_path / "data", f"rights-data/{endpoint}")
+    on_data = {"identity": sp["name"], "role": "invoker", "scope": "datastore:workspaceblobstore"}
+    for grant in ({**on_data, "scope": f"endpoint:{endpoint}"}, on_data):
+        assert owner.post("/roles", json=grant).status_code == 201
+    headers = bearer(owner.post(f"/identities/{sp['name']}/tokens").json()["access_token"])
+    body = invoke_body(
+        {"heart_dataset": {"JobInputType": "UriFolder", "Uri": f"{DS}/rights-data/{endpoint}/"}}
+    )
+
+    def invoke() -> httpx.Response:
+        return httpx.post(f"{server.url}/endpoints/{endpoint}/jobs", headers=headers, json=body)
+
+    first = invoke()
+    assert first.status_code == 201, first.text
+    assert owner.delete("/roles", params=on_data).status_code == 204
+    again = invoke()
+    assert again.status_code == 403, again.text
+    assert "heart_dataset" in again.json()["error"]["message"]

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sluiceway import MLClient
 from sluiceway.clock import utcnow
 from sluiceway.errors import ConflictError, ResourceNotFoundError
+from sluiceway.executors.threads import machine_cores, threads_per_worker
 from sluiceway.schemas.jobs import JobStatus
 from sluiceway.store.db import Database
 from sluiceway.store.jobs import JobStore
@@ -181,6 +182,44 @@ def test_failed_files_are_listed_beside_the_output_and_can_be_rerun(
     ]
     with pytest.raises(ConflictError, match="No file failed"):
         ml_client.jobs.rerun_failed(rerun.name)
+
+
+THREADS_SCRIPT = """\
+import os
+
+def init():
+    pass
+
+def run(mini_batch):
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    return [" ".join(f"{n}={os.environ.get(n)}" for n in names) for _ in mini_batch]
+"""
+
+
+def test_workers_share_the_cores_and_a_deployment_sets_its_own_thread_counts(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    endpoint = unique("threads")
+    create_script_deployment(
+        client,
+        tmp_path,
+        endpoint,
+        "threads",
+        script=THREADS_SCRIPT,
+        settings={
+            "max_concurrency_per_instance": 2,
+            "environment_variables": {"OPENBLAS_NUM_THREADS": "5"},
+        },
+    )
+    write_numbered_files(tmp_path / "data", 2)
+    data = upload_folder(client, tmp_path / "data", f"data/{endpoint}")
+
+    job = wait_for_job(client, invoke(client, endpoint, data))
+
+    assert job["status"] == "Completed", job
+    share = threads_per_worker(2, machine_cores())  # the deployment's two workers
+    lines = next(iter(read_output(client, job["name"]).values())).splitlines()
+    assert lines == [f"OMP_NUM_THREADS={share} OPENBLAS_NUM_THREADS=5 MKL_NUM_THREADS={share}"] * 2
 
 
 def test_rerun_failed_of_unknown_and_running_jobs(client: httpx.Client) -> None:

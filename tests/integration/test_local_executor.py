@@ -30,6 +30,7 @@ from sluiceway.executors.base import (
     WorkerSpec,
 )
 from sluiceway.executors.local import LocalExecutor, LocalWorkerPool
+from sluiceway.executors.threads import machine_cores, threads_per_worker
 from sluiceway.runtime.parts import part_path
 from sluiceway.runtime.worker import stdout_log_path
 
@@ -73,6 +74,9 @@ def run(mini_batch):
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
             (OUTPUT / "child.pid").write_text(str(child.pid))
             time.sleep(60)
+        if name.startswith("threads"):
+            names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            return [f"{n}={os.environ.get(n)}" for n in names]
         if name.startswith("env"):
             return [os.environ.get("AZUREML_MODEL_DIR"), os.environ["AZUREML_BI_OUTPUT_PATH"]]
         rows += [f"{name} {line}" for line in Path(path).read_text().splitlines()]
@@ -203,7 +207,7 @@ def heart_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedMod
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalWorkerPool, Path]]:
     root = tmp_path_factory.mktemp("shared")
-    pool = LocalExecutor().open_pool(make_spec(root), make_job(root), 2)
+    pool = LocalExecutor().open_pool(make_spec(root, concurrency=2), make_job(root), 2)
     pids = list(pool.pids().values())
     try:
         yield pool, root
@@ -307,6 +311,49 @@ def test_worker_sees_the_model_and_output_folders_and_logs_its_output(
     assert Path(output_dir).resolve() == (root / "score").resolve()
     log = stdout_log_path(str(root / "logs"), result.worker).read_text()
     assert f"init in {pool.pids()[result.worker]}" in log
+
+
+def thread_counts(pool: WorkerPool, root: Path) -> list[str]:
+    """The thread variables a worker of ``pool`` (a job rooted at ``root``) sees."""
+    pool.submit(task(13, write_file(root / "data-threads", "threads.txt")))
+    (result,) = collect(pool, 1)
+    assert result.ok, result
+    return part_path(str(root / "parts"), 13).read_text().splitlines()
+
+
+def test_each_worker_gets_its_share_of_the_cores_as_thread_counts(
+    pool_and_root: tuple[LocalWorkerPool, Path],
+) -> None:
+    pool, root = pool_and_root
+    share = threads_per_worker(2, machine_cores())  # the shared pool's concurrency
+    assert thread_counts(pool, root) == [
+        f"OMP_NUM_THREADS={share}",
+        f"OPENBLAS_NUM_THREADS={share}",
+        f"MKL_NUM_THREADS={share}",
+    ]
+
+
+def test_a_deployment_sets_its_own_thread_counts_and_shares_count_its_concurrency(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(tmp_path, environment_variables={"OMP_NUM_THREADS": "3"}, concurrency=4)
+    with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
+        found = thread_counts(pool, tmp_path)
+    share = threads_per_worker(4, machine_cores())
+    assert found == [
+        "OMP_NUM_THREADS=3",
+        f"OPENBLAS_NUM_THREADS={share}",
+        f"MKL_NUM_THREADS={share}",
+    ]
+
+
+def test_without_the_deployments_concurrency_the_libraries_choose(tmp_path: Path) -> None:
+    with LocalExecutor().open_pool(make_spec(tmp_path), make_job(tmp_path), 1) as pool:
+        assert thread_counts(pool, tmp_path) == [
+            "OMP_NUM_THREADS=None",
+            "OPENBLAS_NUM_THREADS=None",
+            "MKL_NUM_THREADS=None",
+        ]
 
 
 def test_timeout_kills_the_worker_and_a_new_one_takes_over(

@@ -308,6 +308,22 @@ class TestBadInvocations:
         assert again.status_code == 409
         assert "already exists" in again.json()["error"]["message"]
 
+    def test_a_job_name_longer_than_the_table_holds_is_400(
+        self, client: httpx.Client, endpoint: str
+    ) -> None:
+        body = {
+            **invoke_body({"d": {"JobInputType": "UriFolder", "Uri": f"{DS}/data/{endpoint}/"}}),
+            "name": "j" * 65,
+        }
+        response = client.post(f"/endpoints/{endpoint}/jobs", json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["target"] == "name" and "up to 64" in error["message"]
+        assert (
+            client.post(f"/endpoints/{endpoint}/jobs", json={**body, "name": "j" * 64}).status_code
+            == 201
+        )
+
 
 def test_resources_show_and_validation(client: httpx.Client) -> None:
     bad = client.put("/batch-endpoints/x", json={"name": "x"})

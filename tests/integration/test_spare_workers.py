@@ -41,12 +41,28 @@ def wait_for(condition: Callable[[], bool], what: str, within: float = 30.0) -> 
         time.sleep(0.05)
 
 
+def test_a_job_that_follows_within_the_refill_delay_keeps_the_spares_off(
+    tmp_path: Path,
+) -> None:
+    spec = WorkerSpec(scorer=ScorerKind.MLFLOW, model_dir=str(tmp_path / "no-model"))
+    executor = LocalExecutor(spare_workers=1, spare_refill_seconds=1.0)
+    try:
+        executor.open_pool(spec, job(tmp_path / "job-1"), 1).close()
+        second = executor.open_pool(spec, job(tmp_path / "job-2"), 1)  # within the delay
+        time.sleep(1.5)
+        assert len(executor.spares) == 0  # the first job's timer found a job running
+        second.close()
+        wait_for(lambda: len(executor.spares) == 1, "the spare to be started again", 5.0)
+    finally:
+        executor.close()
+
+
 def test_an_mlflow_pool_takes_the_spares_and_they_come_back_once_no_job_runs(
     tmp_path: Path,
 ) -> None:
     # No model in the folder: init() fails, which is enough to see who answers.
     spec = WorkerSpec(scorer=ScorerKind.MLFLOW, model_dir=str(tmp_path / "no-model"))
-    executor = LocalExecutor(spare_workers=2)
+    executor = LocalExecutor(spare_workers=2, spare_refill_seconds=3.0)
     try:
         spares = executor.spares.pids()
         assert len(spares) == 2
@@ -61,8 +77,10 @@ def test_an_mlflow_pool_takes_the_spares_and_they_come_back_once_no_job_runs(
 
         first.close()
         assert all(gone(pid) for pid in spares)
+        assert len(executor.spares) == 0  # not at once: another job may follow
+        wait_for(lambda: len(executor.spares) == 2, "the spares to be started again", 10.0)
         refilled = executor.spares.pids()
-        assert len(refilled) == 2 and not set(refilled) & set(spares)
+        assert not set(refilled) & set(spares)
     finally:
         executor.close()
     assert all(gone(pid) for pid in refilled)

@@ -69,3 +69,46 @@ def test_local_inputs_are_read_in_place(tmp_path: Path) -> None:
     single = InputFiles(Location("ws", "data/sub/a.csv", backend), tmp_path / "c2", capacity=0)
     assert single.paths(0, ["a.csv"]) == (str(tmp_path / "data" / "sub" / "a.csv"),)
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_remote_jobs_logs_are_uploaded_while_it_runs_and_kept_by_the_next_scheduler(
+    tmp_path: Path,
+) -> None:
+    """Logs of a job whose folder is remote go up every ``LOG_UPLOAD_SECONDS``, not only at
+    its end, so a killed scheduler loses only the last seconds; the scheduler that takes the
+    job over appends to them (the workers' own files it leaves for its workers to write)."""
+    from sluiceway.scheduler.staging import JobStaging
+
+    svc.s3_url()
+    bucket = svc.make_bucket("logs")
+    config = svc.s3_datastore_yaml("x", bucket)
+    credentials = config.pop("credentials")
+    settings = {k: config[k] for k in ("bucket", "endpoint_url")}
+    backend = open_backend("s3", settings, credentials, svc.loopback_client())
+    logs = Location("s3_ds", "azureml/job-1/logs", backend)
+
+    class Datastores:
+        staging_cache_bytes = 1 << 20
+
+        def __init__(self, staging_dir: Path) -> None:
+            self.staging_dir = staging_dir
+
+    first = JobStaging(Datastores(tmp_path / "machine-a"), "job-1")  # type: ignore[arg-type]
+    mirror = first.work_dir(logs)
+    (mirror / "sys").mkdir(parents=True)
+    (mirror / "sys" / "master_role.txt").write_text("claimed by a\n")
+    (mirror / "user" / "stdout").mkdir(parents=True)
+    (mirror / "user" / "stdout" / "worker-0.txt").write_text("printed by a\n")
+    first.upload_logs(every=3600)  # not due yet
+    assert not logs.child("sys/master_role.txt").exists()
+    first.upload_logs(every=0)
+    assert logs.child("sys/master_role.txt").open_read().read() == b"claimed by a\n"
+    # The scheduler is killed here: no close(). Another one, elsewhere, takes the job over.
+    second = JobStaging(Datastores(tmp_path / "machine-b"), "job-1")  # type: ignore[arg-type]
+    mirror = second.work_dir(logs)
+    assert not (mirror / "user" / "stdout" / "worker-0.txt").exists()
+    with open(mirror / "sys" / "master_role.txt", "a") as fh:
+        fh.write("claimed by b\n")
+    second.close()
+    assert logs.child("sys/master_role.txt").open_read().read() == b"claimed by a\nclaimed by b\n"
+    assert not (tmp_path / "machine-b" / "job-1").exists()

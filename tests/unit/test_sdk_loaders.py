@@ -345,6 +345,22 @@ def test_summary_only_with_output_file_name_is_refused(tmp_path: Path) -> None:
         load_batch_deployment(path)
 
 
+def test_output_format_settings_reach_the_request(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "dep.yml",
+        "name: dpl\nendpoint_name: ep1\ntype: model\nmodel: azureml:m:1\n"
+        "settings: {output_format: parquet, include_input_columns: true}\n",
+    )
+    deployment = load_batch_deployment(path)
+    assert deployment.settings.output_format == "parquet"
+    assert deployment.settings.include_input_columns is True
+    assert deployment._to_dict()["settings"] == {
+        "output_format": "parquet",
+        "include_input_columns": True,
+    }
+
+
 def test_pipeline_deployment(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -65,6 +65,25 @@ def authenticate(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
+    return authenticate_token(token, issuer, identities, external=external)
+
+
+def authenticate_token(
+    token: str,
+    issuer: TokenIssuer,
+    identities: IdentityStore,
+    *,
+    external: ExternalIssuer | None = None,
+) -> Principal:
+    """The principal behind a bearer token given without its header (a session cookie, a
+    one-time link, a managed-identity header); see :func:`authenticate`.
+
+    Raises:
+        AuthenticationError: an empty, bad or revoked token, or an unknown identity.
+    """
+    token = token.strip()
+    if not token:
+        raise AuthenticationError("No token was given.", target="token")
     if external is not None and unverified_issuer(token) == external.issuer:
         subject, expires_on = external.verified(token)
         identity = identities.get_by_external_id(subject)

@@ -2,7 +2,8 @@
 
 Every command accepts Azure's workspace options (``--resource-group``, ``--workspace-name``,
 ``--subscription``) and ignores them, so ``az ml`` lines run with only ``az ml`` replaced. It
-also accepts ``--endpoint`` and ``--token`` to name the server and the credential, and az's
+also accepts ``--endpoint`` and ``--token`` to name the server and the credential,
+``--ca-bundle`` for the certificates that verify an https server, and az's
 ``--query`` and ``--output``.
 """
 
@@ -43,6 +44,13 @@ def common_options() -> argparse.ArgumentParser:
         "--token",
         help="the bearer token; default: $SLUICEWAY_TOKEN, config.json, the `sluice login` "
         "for the server, or <home>/token",
+    )
+    server.add_argument(
+        "--ca-bundle",
+        metavar="PEM",
+        help="the certificates that verify an https server; default: $SLUICEWAY_CA_BUNDLE, "
+        "the workspace home's bundle for its own server (`sluice server start --tls`), "
+        "$REQUESTS_CA_BUNDLE or $SSL_CERT_FILE, then the public roots",
     )
     shown = parent.add_argument_group("output")
     shown.add_argument(

@@ -58,7 +58,8 @@ def env(args: argparse.Namespace, context: CommandContext) -> int:
         )
     # Before any request: the token goes only to the server it belongs to.
     token = _token(context, address, home)
-    bundle = Path(args.ca_bundle) if args.ca_bundle else home.ca_bundle
+    given = getattr(args, "ca_bundle", None)  # the common --ca-bundle: printed for clients too
+    bundle = Path(given) if given else home.ca_bundle
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=str(bundle)) if bundle.exists() else True
     )
@@ -131,4 +132,3 @@ def register(subcommands: Subcommands, common: argparse.ArgumentParser) -> None:
         help=f"credentials of this service principal (its secret from ${SECRET_ENV}) instead "
         "of the current identity's managed-identity form",
     )
-    parser.add_argument("--ca-bundle", metavar="FILE", help="the CA bundle clients trust")

@@ -166,7 +166,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         help="where the output goes: azureml://datastores/<datastore>/paths/<path>",
     )
     data.add_argument(
-        "--output-file-name", help="the file the output rows go to (default: predictions.csv)"
+        "--output-file-name",
+        help="the file the output rows go to (default: predictions.csv, or predictions.parquet "
+        "or predictions.jsonl after the deployment's output_format)",
     )
     job = parser.add_argument_group("job")
     job.add_argument("-m", "--mini-batch-size", type=positive_int, metavar="N")

@@ -11,6 +11,7 @@ usage error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -97,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _trusting(bundle: str | None) -> contextlib.AbstractContextManager[None]:
+    """``--ca-bundle`` for every server the command reaches (the SDK only when given)."""
+    if not bundle:
+        return contextlib.nullcontext()
+    from sluiceway.sdk.trust import trusting
+
+    return trusting(bundle)
+
+
 def main(argv: Sequence[str] | None = None, *, client_factory: ClientFactory | None = None) -> int:
     """Run ``sluice`` with ``argv`` (default: the process's arguments) and return its exit code.
 
@@ -116,7 +126,8 @@ def main(argv: Sequence[str] | None = None, *, client_factory: ClientFactory | N
         return 0
     context = CommandContext.from_args(args, client_factory)
     try:
-        return handler(args, context)
+        with _trusting(getattr(args, "ca_bundle", None)):
+            return handler(args, context)
     except SluicewayError as exc:
         if getattr(args, "debug", False):
             raise

@@ -204,6 +204,11 @@ class ModelBatchDeploymentSettings:
     ``instance_count`` 1, ``output_action`` ``append_row``, ``output_file_name``
     ``predictions.csv``, ``retry_settings`` 3 retries / 30 s, ``error_threshold`` -1,
     ``logging_level`` ``info``.
+
+    Sluiceway's own: ``output_format`` (``text``, Azure's space-separated lines, the default;
+    ``parquet``; ``jsonl``; the default ``output_file_name`` follows it, e.g.
+    ``predictions.parquet``) and ``include_input_columns`` (an MLflow deployment's Parquet or
+    JSON Lines rows carry the input's columns too).
     """
 
     def __init__(
@@ -218,6 +223,8 @@ class ModelBatchDeploymentSettings:
         environment_variables: Mapping[str, Any] | None = None,
         error_threshold: int | None = None,
         logging_level: str | None = None,
+        output_format: str | None = None,
+        include_input_columns: bool | None = None,
     ) -> None:
         self.mini_batch_size = mini_batch_size
         self.instance_count = instance_count
@@ -230,6 +237,8 @@ class ModelBatchDeploymentSettings:
         )
         self.error_threshold = error_threshold
         self.logging_level = logging_level
+        self.output_format = None if output_format is None else str(output_format)
+        self.include_input_columns = include_input_columns
 
     @classmethod
     def _of(
@@ -249,6 +258,8 @@ class ModelBatchDeploymentSettings:
             environment_variables=value.get("environment_variables"),
             error_threshold=_int_or_none(value.get("error_threshold")),
             logging_level=str_or_none(value.get("logging_level")),
+            output_format=str_or_none(value.get("output_format")),
+            include_input_columns=value.get("include_input_columns"),
         )
 
     def _to_dict(self) -> dict[str, Any]:
@@ -263,6 +274,8 @@ class ModelBatchDeploymentSettings:
                 "error_threshold": self.error_threshold,
                 "logging_level": self.logging_level,
                 "environment_variables": self.environment_variables,
+                "output_format": self.output_format,
+                "include_input_columns": self.include_input_columns,
             }
         )
 

@@ -12,6 +12,12 @@ What workers share for their whole life (the deployment's scorer, model, code an
 that ends with nothing in flight *releases* its pool, and an executor may keep it warm for the
 next job of an equal spec, which then attaches its own context instead of starting workers and
 running ``init()`` again.
+
+A pipeline's command step runs through the same executor: :meth:`Executor.start_step` starts
+it from a :class:`StepLaunch` (its command, its data as datastore locations, its outputs) and
+gives back a :class:`StepRun` the scheduler polls and stops. An executor whose workers see the
+server's disk makes the step's data local through the server's :class:`StepFiles`; one whose
+workers run elsewhere fetches it on the node and sends the outputs back.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from sluiceway.runtime.output_formats import OutputFormat
 
 if TYPE_CHECKING:
     from sluiceway.environments.cache import FileResolver
@@ -83,6 +92,11 @@ class WorkerSpec:
     logging_level: str = "info"
     environment_variables: dict[str, str] = field(default_factory=dict)
     interpreter: Interpreter | None = None  # None: the server's own
+    # How many of the deployment's workers may run at once (instance_count x
+    # max_concurrency_per_instance, capped by the server): the local executor shares the
+    # machine's cores out among them (see sluiceway.executors.threads). None: no share is
+    # set, the libraries choose.
+    concurrency: int | None = None
     # The content hash of an environment the executor built where its workers run (see
     # BuildsEnvironments); None: ``interpreter``, or the executor's own Python.
     environment: str | None = None
@@ -99,6 +113,8 @@ class JobContext:
     log_dir: str  # the job's logs/ folder; workers write user/stdout/<worker>.txt under it
     append_rows: bool = True  # False for summary_only: results are only counted
     input_dir: str | None = None  # the folder the mini-batches' files are in
+    output_format: OutputFormat = OutputFormat.TEXT  # what a part holds (append_row)
+    input_columns: bool = False  # rows carry the input's columns (the MLflow scorer)
 
     def folders(self) -> list[str]:
         """The folders a worker of this job reads or writes."""
@@ -168,6 +184,78 @@ class MiniBatchResult:
             error_message=message,
             traceback=traceback,
         )
+
+
+class StepFailed(Exception):
+    """A pipeline step could not start (its data could not be fetched, its command cannot be
+    run) or its outputs could not be committed; the message says why."""
+
+
+@dataclass(frozen=True)
+class StepData:
+    """A step's data input: where it is, and whether it is one file."""
+
+    location: Location
+    single: bool
+
+
+@dataclass(frozen=True)
+class StepLaunch:
+    """What an executor needs to start one pipeline step.
+
+    Its locations hold the datastores' credentials: an executor passes it to other machines
+    only by reference, never in clear text in a task's arguments or a log.
+    """
+
+    job_name: str
+    name: str
+    command: str  # the component's command template (``runtime/command.py``)
+    literals: dict[str, str]  # literal inputs, as command-line words
+    data: dict[str, StepData]  # data inputs
+    outputs: tuple[str, ...]  # output names
+    code: Location | None  # the code folder, copied into the step's working folder
+    environment_variables: dict[str, str]
+    interpreter: Interpreter | None  # None: the executor's own Python
+    work_dir: str  # the server's folder of the step: its outputs end in <work_dir>/outputs/<name>
+    log_dir: str  # the server's logs/steps/<step>/: command.txt, stdout.txt, stderr.txt
+
+    def output_folders(self) -> dict[str, Path]:
+        """The server's folder of each output, committed once the step exits 0."""
+        return {name: Path(self.work_dir) / "outputs" / name for name in self.outputs}
+
+
+class StepFiles(Protocol):
+    """The server's way to make a step's data local, for executors whose workers see its disk."""
+
+    def input(self, step: str, name: str, data: StepData) -> Path:
+        """A local path of input ``name`` (read in place, or fetched). Raises StepFailed."""
+
+    def code(self, location: Location) -> Path:
+        """A local copy of a code folder, checked if registered. Raises StepFailed."""
+
+    def keep(self) -> None:
+        """Called while a step's start takes time: the scheduler keeps its lease, and raises
+        (``JobCanceled``, ``LeaseLost``) when the job was canceled or is not its own any more;
+        the executor then stops what it started and lets it through."""
+
+
+class StepRun(Protocol):
+    """A started step."""
+
+    @property
+    def where(self) -> str:
+        """Where it runs, for the job's log (a process id, a Ray actor and its node)."""
+
+    def poll(self) -> int | None:
+        """Its exit code once it ended (negative: the signal that killed it), else None. Its
+        output folders (:meth:`StepLaunch.output_folders`) are complete once it returns 0."""
+
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM to its process group); see :meth:`kill`."""
+
+    def kill(self, deadline: float) -> None:
+        """Wait until ``deadline`` (``time.monotonic()``) for it to stop, then kill it with
+        everything it started; nothing of it runs afterwards."""
 
 
 class ExecutorUnavailable(Exception):
@@ -242,6 +330,16 @@ class Executor(Protocol):
 
     def describe(self, workers: int) -> str:
         """Where the pool's workers run, for the job's log (which machine or cluster)."""
+
+    def start_step(self, launch: StepLaunch, files: StepFiles) -> StepRun:
+        """Start a pipeline step: its data made local (through ``files``, or on the node that
+        runs it), its command started without a shell, its stdout and stderr written to
+        ``launch.log_dir``.
+
+        Raises:
+            StepFailed: it could not start; the message says why.
+            ExecutorUnavailable: the executor cannot run anything now.
+        """
 
     def close(self) -> None:
         """Stop the workers the executor keeps warm; pools released later are stopped too."""

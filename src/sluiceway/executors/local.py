@@ -5,7 +5,9 @@ It opens a :class:`~sluiceway.executors.worker_pool.LocalWorkerPool` per job. Ma
 for the next job of an equal worker spec, which attaches to it instead of starting workers. Made
 with ``spare_workers``, it keeps that many processes started ahead, with the MLflow scorer's
 modules imported (see :mod:`~sluiceway.executors.spares`); a pool of the built-in MLflow scorer
-takes them before it starts processes of its own.
+takes them before it starts processes of its own. Spares taken are started again only once no
+job has run for ``spare_refill_seconds``: their imports take seconds of CPU, which would
+otherwise go from the next job when jobs follow one another.
 """
 
 from __future__ import annotations
@@ -17,14 +19,26 @@ import shutil
 import threading
 from pathlib import Path
 
-from sluiceway.executors.base import JobContext, JobData, ScorerKind, WorkerSpec
+from sluiceway.executors.base import (
+    JobContext,
+    JobData,
+    ScorerKind,
+    StepFiles,
+    StepLaunch,
+    WorkerSpec,
+)
 from sluiceway.executors.idle_pools import IdlePools, spec_key
 from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.executors.local_steps import LocalStepRun, start_local_step
 from sluiceway.executors.spares import SpareWorkers
+from sluiceway.executors.threads import with_thread_budget
 from sluiceway.executors.worker_pool import DEFAULT_GRACE_PERIOD, LocalWorkerPool
 from sluiceway.runtime.scoring import MLFLOW_SCORER_MODULE
 
 logger = logging.getLogger("sluiceway.executors.local")
+
+SPARE_REFILL_SECONDS = 5.0
+"""How long no job must have run before the spares jobs took are started again."""
 
 
 class LocalExecutor:
@@ -44,6 +58,7 @@ class LocalExecutor:
         spare_workers: how many processes to keep started ahead for MLflow pools; 0 (the
             default) starts each worker when a pool needs it.
         preload: the modules spare workers import while they wait.
+        spare_refill_seconds: how long no job must have run before spares are started again.
         isolation: the user, environment and view workers get; default: the server's user,
             with a scrubbed environment.
     """
@@ -62,6 +77,7 @@ class LocalExecutor:
         spare_workers: int = 0,
         preload: tuple[str, ...] = (MLFLOW_SCORER_MODULE,),
         isolation: WorkerIsolation | None = None,
+        spare_refill_seconds: float = SPARE_REFILL_SECONDS,
     ) -> None:
         self.isolation = isolation or WorkerIsolation()
         self.grace_period = grace_period
@@ -76,7 +92,10 @@ class LocalExecutor:
             spare_workers, preload, isolation=self.isolation, scratch_dir=run_dir
         )
         self._serving = 0  # pools serving a job now; spares are started only when none does
+        self._opened = 0  # pools opened so far: a refill is for the quiet after the last one
         self._serving_lock = threading.Lock()
+        self._refill_seconds = spare_refill_seconds
+        self._refill: threading.Timer | None = None
         self._spares.fill()
 
     @property
@@ -97,24 +116,41 @@ class LocalExecutor:
     ) -> LocalWorkerPool:
         """``workers`` workers for one job: a warm pool an earlier job of an equal spec released
         (its workers attach to ``job``), or new worker processes. Local workers read files
-        where the server staged them: ``data`` is not used.
+        where the server staged them: ``data`` is not used. When ``spec`` gives the
+        deployment's concurrency, each worker's native libraries get its share of the
+        machine's cores (:func:`~sluiceway.executors.threads.with_thread_budget`), unless the
+        deployment's variables choose.
 
         Raises:
             ValueError: ``workers`` is less than 1.
         """
         if workers < 1:
             raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
+        # Each worker gets its share of the machine's cores, for the deployment's whole
+        # concurrency (so its pools stay interchangeable whatever one job's size).
+        if spec.concurrency is not None:
+            spec = with_thread_budget(spec, spec.concurrency)
         with self._serving_lock:
             self._serving += 1
+            self._opened += 1
         try:
             return self._open(spec, job, workers)
         except BaseException:
             self._pool_ended()
             raise
 
+    def start_step(self, launch: StepLaunch, files: StepFiles) -> LocalStepRun:
+        """A pipeline step as a process group of this machine, its data made local by the
+        server (see :mod:`~sluiceway.executors.local_steps`)."""
+        return start_local_step(self.isolation, launch, files)
+
     def close(self) -> None:
         """Stop the pools kept warm and the spare workers; pools released from now on are
         stopped, not kept."""
+        with self._serving_lock:
+            refill, self._refill = self._refill, None
+        if refill is not None:
+            refill.cancel()
         self._spares.close()
         self._idle.close()
 
@@ -146,12 +182,26 @@ class LocalExecutor:
         )
 
     def _pool_ended(self) -> None:
-        """A pool stopped serving its job: with none serving, spares may start."""
+        """A pool stopped serving its job: with none serving, spares start once no job has
+        run for the refill delay."""
         with self._serving_lock:
             self._serving -= 1
-            idle = self._serving == 0
-        if idle:
-            self._spares.fill()
+            if self._serving:
+                return
+            if self._refill is not None:
+                self._refill.cancel()
+            self._refill = threading.Timer(
+                self._refill_seconds, self._refill_if_quiet, args=(self._opened,)
+            )
+            self._refill.daemon = True
+            self._refill.start()
+
+    def _refill_if_quiet(self, opened: int) -> None:
+        """Start spares unless a pool was opened since the timer was set."""
+        with self._serving_lock:
+            if self._serving or self._opened != opened:
+                return
+        self._spares.fill()
 
     def close_expired(self) -> int:
         """Stop the pools kept warm for longer than ``idle_seconds``; how many there were."""

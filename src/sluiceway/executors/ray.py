@@ -21,6 +21,9 @@ builds it on the cluster's nodes first (:meth:`RayExecutor.prepare_environment`,
 :mod:`~sluiceway.executors.ray_environments`), then each actor of the pool is placed on a node
 that has it and runs its interpreter (``py_executable``). Never put credentials in a
 ``runtime_env``: Ray's dashboard shows runtime environments.
+
+A pipeline's steps run on the same cluster, one actor each (:meth:`RayExecutor.start_step`, see
+:mod:`~sluiceway.executors.ray_steps`).
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ from sluiceway.executors.base import (
     JobData,
     MiniBatchResult,
     MiniBatchTask,
+    StepFiles,
+    StepLaunch,
     WorkerSpec,
 )
 from sluiceway.executors.idle_pools import IdlePools
 from sluiceway.executors.ray_cluster import RayConnection, RayUnavailable, cluster_info
 from sluiceway.executors.ray_environments import NodeEnvironments
+from sluiceway.executors.ray_steps import RayStepRun, start_ray_step
 from sluiceway.runtime.parts import write_part
 from sluiceway.runtime.ray_actor import ActorAnswer, ActorReady, ActorSetup, ScoringActor
+from sluiceway.runtime.ray_step import StepActor
 from sluiceway.runtime.worker import stdout_log_path
 from sluiceway.storage.locations import Location
 from sluiceway.storage.paths import check_relative_path
@@ -188,8 +195,10 @@ class RayActorPool:
         actor.clock = time.monotonic() if actor.ready else None
         upcoming = self._next_hint()
         actor.ahead = upcoming.index if upcoming is not None else None
-        append = self._job.append_rows
-        actor.call = actor.handle.run.remote(task, self._job.job_name, append, upcoming)
+        job = self._job
+        actor.call = actor.handle.run.remote(
+            task, job.job_name, job.append_rows, upcoming, job.output_format, job.input_columns
+        )
 
     def prefetch(self, task: MiniBatchTask) -> None:
         """Remember that ``task`` comes soon: the next actor given a mini-batch fetches its
@@ -484,6 +493,7 @@ class RayExecutor:
             idle_seconds=idle_seconds, max_pools=max_idle_pools
         )
         self._class: Any = None
+        self._step_class: Any = None
 
     @property
     def idle_pools(self) -> int:
@@ -560,6 +570,25 @@ class RayExecutor:
                 grace_period=self.grace_period,
                 keep=keep,
                 place=place,
+            )
+        except RayUnavailable as exc:
+            raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None
+
+    def start_step(self, launch: StepLaunch, files: StepFiles) -> RayStepRun:
+        """A pipeline step on an actor of the cluster, which fetches the step's data on its
+        node (``files`` is not used); see :mod:`~sluiceway.executors.ray_steps`."""
+        ray = self._connect()
+        if self._step_class is None:
+            self._step_class = ray.remote(StepActor)
+        options = {
+            "num_cpus": self.actor_cpus,
+            "scheduling_strategy": "SPREAD",
+            "max_restarts": 0,
+            "max_task_retries": 0,
+        }
+        try:
+            return start_ray_step(
+                ray, self._step_class, launch, files, compute=self.compute, options=options
             )
         except RayUnavailable as exc:
             raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None

@@ -11,27 +11,22 @@ from anywhere). Before Ray is asked to connect, the address is probed with a pla
 and a short timeout, so an unreachable cluster fails in seconds, naming the address, instead of
 leaving ``ray.init`` retrying.
 
-The server joins with a job-level ``runtime_env`` whose ``py_modules`` is its own ``sluiceway``
-package (:func:`driver_runtime_env`): Ray uploads it to the cluster once per content and every
-actor and task of the server imports it from there, so the nodes run the server's version of
-the runtime, and need no Sluiceway installed. What the actors import of it needs only the
-standard library and fsspec (and the datastores' client libraries, s3fs or adlfs, for remote
-datastores).
-
-The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``).
+The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``). The nodes run the
+Sluiceway installed there, unless the server ships its own (:meth:`RayConnection.ship_code`, the
+``ray_ship_code`` setting): its ``sluiceway`` package then goes to every actor it starts through
+Ray's job-level ``py_modules``, and the nodes need only Ray and Sluiceway's dependencies.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-import os
 import re
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-import sluiceway
 from sluiceway.errors import ValidationError
 
 logger = logging.getLogger("sluiceway.executors.ray")
@@ -42,13 +37,6 @@ RAY_CLIENT_PORT = 10001
 _ADDRESS = re.compile(
     r"(?:ray://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+)(?::(?P<port>\d{1,5}))?"
 )
-
-
-def driver_runtime_env() -> dict[str, Any]:
-    """The server's job-level ``runtime_env``: its ``sluiceway`` package for every actor and
-    task (no credentials: Ray's dashboard shows runtime environments)."""
-    package = os.path.dirname(os.path.abspath(sluiceway.__file__))
-    return {"py_modules": [package], "excludes": ["__pycache__/", "*.pyc"]}
 
 
 class RayUnavailable(Exception):
@@ -129,6 +117,24 @@ class RayConnection:
 
     _lock = threading.Lock()
     _address: str | None = None
+    _ship_code = False
+
+    @classmethod
+    def ship_code(cls, ship: bool) -> None:
+        """Send this process's ``sluiceway`` package to the actors of the clusters it connects
+        to from now on, rather than use the one installed on the nodes."""
+        cls._ship_code = ship
+
+    @classmethod
+    def _runtime_env(cls) -> dict[str, Any] | None:
+        if not cls._ship_code:
+            return None
+        from pathlib import Path
+
+        import sluiceway
+
+        package = str(Path(sluiceway.__file__).parent)
+        return {"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]}
 
     @classmethod
     def ensure(cls, address: str) -> Any:
@@ -163,6 +169,12 @@ class RayConnection:
                 ray.shutdown()
                 cls._address = None
             probe(address)
+            if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+                raise RayUnavailable(
+                    f"{address} is a Ray Client address, and Ray Client is not installed on the "
+                    "server (pip install 'ray[client]'); name the cluster's GCS (host:port) "
+                    "from a node of the cluster instead"
+                )
             try:
                 ray.init(
                     address=address,
@@ -170,7 +182,7 @@ class RayConnection:
                     log_to_driver=False,  # actors' output goes to the jobs' logs, not here
                     logging_level=logging.WARNING,
                     configure_logging=False,
-                    runtime_env=driver_runtime_env(),
+                    runtime_env=cls._runtime_env(),
                 )
             except Exception as exc:
                 raise RayUnavailable(

@@ -15,6 +15,7 @@ milliseconds whatever its size, which would otherwise dominate a mini-batch of o
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ CSV_EXTENSIONS = frozenset({"csv"})
 PARQUET_EXTENSIONS = frozenset({"parquet", "pqt"})
 ROWS_PER_PREDICT = 50_000
 WHOLE_FILE_BYTES = 4 << 20  # a CSV file up to this size is read at once, a bigger one in slices
+SMALL_FILE_BYTES = 64 << 10  # CSV files up to this size are read together (_read_together)
 
 # The scoring-script contract: init() loads the model that later run() calls use.
 _model: Model | None = None
@@ -76,25 +78,30 @@ def run(mini_batch: list[str]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def run_chunks(mini_batch: list[str]) -> Iterator[pd.DataFrame]:
+def run_chunks(mini_batch: list[str], input_columns: bool = False) -> Iterator[pd.DataFrame]:
     """What :func:`run` returns, in pieces of at most :data:`ROWS_PER_PREDICT` rows, each
     given as soon as it is scored: the worker writes it out before scoring the next, so a
     mini-batch of big files never holds all its rows at once.
 
+    Args:
+        mini_batch: the files' local paths.
+        input_columns: add each row's input columns after ``file_name`` (the deployment's
+            ``settings.include_input_columns``).
+
     Raises:
-        See :func:`run`.
+        See :func:`run`; ValueError also when ``input_columns`` is asked and an input column
+        is named like an output column.
     """
     if _model is None:
         raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
-    groups = _Groups(_model, together=isinstance(_model, SklearnModel))
-    for path in mini_batch:
-        first = 0
-        for data in _read_table(path):
-            # Nothing to score in an empty slice; predict() on zero rows fails for many models
-            # (scikit-learn's do).
-            if len(data):
-                yield from groups.add(path, first, data)
-                first += len(data)
+    groups = _Groups(_model, together=isinstance(_model, SklearnModel), inputs=input_columns)
+    # Read together, a whole number in a float column is a float: the input columns passed
+    # through keep each file's own text only when read file by file.
+    for pieces, data in _read_files(mini_batch, together=not input_columns):
+        # Nothing to score in an empty slice; predict() on zero rows fails for many models
+        # (scikit-learn's do).
+        if len(data):
+            yield from groups.add(pieces, data)
     yield from groups.flush()
 
 
@@ -144,17 +151,25 @@ class _Piece:
 class _Groups:
     """Pieces of files waiting to be scored together, and the predictions of each group."""
 
-    def __init__(self, model: Model, *, together: bool) -> None:
+    def __init__(self, model: Model, *, together: bool, inputs: bool = False) -> None:
         self._model = model
         self._together = together
-        self._waiting: list[tuple[_Piece, pd.DataFrame]] = []
+        self._inputs = inputs
+        self._waiting: list[tuple[list[_Piece], pd.DataFrame]] = []
         self._waiting_rows = 0
 
-    def add(self, path: str, first: int, data: pd.DataFrame) -> Iterator[pd.DataFrame]:
-        """Queue rows ``first``.. of ``path``; the output of the groups this completes."""
+    def add(self, pieces: list[_Piece], data: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """Queue ``data``, the rows of ``pieces`` of files one after another; the output of the
+        groups this completes."""
+        if not self._together and len(pieces) > 1:  # each file is scored alone
+            start = 0
+            for piece in pieces:
+                yield from self.add([piece], data.iloc[start : start + piece.rows])
+                start += piece.rows
+            return
         if self._waiting and not self._fits(data):
             yield from self.flush()
-        self._waiting.append((_Piece(path, first, len(data)), data))
+        self._waiting.append((pieces, data))
         self._waiting_rows += len(data)
         if not self._together:
             yield from self.flush()
@@ -163,7 +178,7 @@ class _Groups:
         """Score the waiting pieces together: the rows ``row prediction file_name`` of them."""
         if not self._waiting:
             return
-        pieces = [piece for piece, _ in self._waiting]
+        pieces = [piece for group, _ in self._waiting for piece in group]
         frames = [data for _, data in self._waiting]
         self._waiting = []
         self._waiting_rows = 0
@@ -173,13 +188,14 @@ class _Groups:
         predictions = _one_per_row(self._model.predict(data), len(data), where)
         rows = [np.arange(p.first, p.first + p.rows) for p in pieces]
         names = np.array([os.path.basename(p.path) for p in pieces], dtype=object)
-        yield pd.DataFrame(
+        output = pd.DataFrame(
             {
                 "row": rows[0] if len(rows) == 1 else np.concatenate(rows),
                 "prediction": predictions,
                 "file_name": np.repeat(names, [p.rows for p in pieces]),
             }
         )
+        yield _with_inputs(output, data, where) if self._inputs else output
 
     def _fits(self, data: pd.DataFrame) -> bool:
         """Whether ``data`` can be scored together with the pieces waiting."""
@@ -187,6 +203,127 @@ class _Groups:
             return False
         waiting = self._waiting[0][1]
         return bool(waiting.columns.equals(data.columns) and waiting.dtypes.equals(data.dtypes))
+
+
+def _read_files(
+    paths: list[str], *, together: bool = True
+) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+    """The rows of the files, in slices of at most :data:`ROWS_PER_PREDICT` rows, each with
+    the pieces of files it holds: small CSV files that follow one another are read together
+    (:func:`_read_small_csv_files`) unless ``together`` is False, any other file on its own
+    (:func:`_read_table`)."""
+    small: list[str] = []
+    small_bytes = 0
+    for path in paths:
+        size = _small_csv_size(path) if together else None
+        if size is not None and small_bytes + size <= WHOLE_FILE_BYTES:
+            small.append(path)
+            small_bytes += size
+            continue
+        yield from _read_small_csv_files(small)
+        small, small_bytes = [], 0
+        if size is not None:
+            small, small_bytes = [path], size
+            continue
+        first = 0
+        for data in _read_table(path):
+            yield [_Piece(path, first, len(data))], data
+            first += len(data)
+    yield from _read_small_csv_files(small)
+
+
+def _small_csv_size(path: str) -> int | None:
+    """The size of a CSV file small enough to be read with others; None for any other."""
+    if Path(path).suffix.removeprefix(".").lower() not in CSV_EXTENSIONS:
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None  # read alone, which reports the error
+    return size if size <= SMALL_FILE_BYTES else None
+
+
+def _read_small_csv_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+    """Small CSV files read with one ``read_csv`` call when that gives what reading each one
+    alone gives (:func:`_read_together`), else one by one; in slices of at most
+    :data:`ROWS_PER_PREDICT` rows. A call costs about a millisecond whatever the file's size,
+    which would otherwise dominate a mini-batch of one-row files."""
+    together = _read_together(paths) if len(paths) > 1 else None
+    if together is None:
+        for path in paths:
+            data = pd.read_csv(path)
+            for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
+                piece = data.iloc[start : start + ROWS_PER_PREDICT]
+                yield [_Piece(path, start, len(piece))], piece
+        return
+    data, counts = together
+    # Each slice's pieces: the parts of the files its rows come from.
+    bounds = np.cumsum([0, *counts])
+    for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
+        stop = min(start + ROWS_PER_PREDICT, len(data))
+        pieces = []
+        for path, begin, end in zip(paths, bounds[:-1], bounds[1:], strict=True):
+            low, high = max(begin, start), min(end, stop)
+            if low < high:
+                pieces.append(_Piece(path, int(low - begin), int(high - low)))
+        yield pieces, data.iloc[start:stop]
+
+
+def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
+    """The files' rows one after another, parsed in one call, and each file's row count; or
+    None where that could differ from parsing each file alone.
+
+    The first file is parsed alone; the others' lines (after the same header line) are parsed
+    together, with its column types. This is only done when no file holds a quote (so a line
+    is a row and each file's row count is its count of lines) or a blank line, when the rows
+    parse with the first file's types (a text in a numeric column does not) and when no text
+    column holds a number or a missing value, which a file parsed alone could have read as a
+    numeric column. A whole number in a float column is the same number either way.
+    """
+    contents = []
+    for path in paths:
+        with open(path, "rb") as fh:
+            contents.append(fh.read())
+    header, newline, _ = contents[0].partition(b"\n")
+    if not newline:
+        return None
+    bodies: list[bytes] = []
+    for data in contents:
+        line, newline, body = data.partition(b"\n")
+        if line != header or b'"' in data or b"\n\n" in body or body.startswith((b"\n", b"\r\n")):
+            return None
+        bodies.append(body if not body or body.endswith(b"\n") else body + b"\n")
+    first = pd.read_csv(io.BytesIO(contents[0]))
+    counts = [body.count(b"\n") for body in bodies[1:]]
+    try:
+        rest = pd.read_csv(
+            io.BytesIO(header + b"\n" + b"".join(bodies[1:])), dtype=dict(first.dtypes)
+        )
+    except (ValueError, TypeError):
+        return None  # a value that the first file's types cannot hold
+    if len(first) != bodies[0].count(b"\n") or len(rest) != sum(counts):
+        return None
+    if list(rest.columns) != list(first.columns):
+        return None
+    for column, kind in rest.dtypes.items():
+        if pd.api.types.is_object_dtype(kind) or pd.api.types.is_string_dtype(kind):
+            values = rest[column]
+            if values.isna().any() or pd.to_numeric(values, errors="coerce").notna().any():
+                return None
+    both = pd.concat([first, rest], ignore_index=True) if len(first) else rest
+    return both, [len(first), *counts]
+
+
+def _with_inputs(output: pd.DataFrame, data: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The output's columns, then the input's."""
+    taken = [str(c) for c in data.columns if str(c) in OUTPUT_COLUMNS]
+    if taken:
+        raise ValueError(
+            f"The input columns {', '.join(taken)} of {where} have the names of output columns "
+            f"({', '.join(OUTPUT_COLUMNS)}); settings.include_input_columns cannot add them. "
+            "Rename them in the input, or turn include_input_columns off."
+        )
+    return pd.concat([output, data.reset_index(drop=True)], axis=1)
 
 
 def _read_table(path: str) -> Iterator[pd.DataFrame]:

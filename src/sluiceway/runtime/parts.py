@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import BinaryIO, Self
 
 
 def part_path(parts_dir: str, index: int) -> Path:
@@ -32,20 +32,18 @@ class PartFile:
         self.path = part_path(parts_dir, index)
         # A name of this process's own: a worker killed mid-write never shares it with the next.
         self._temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        self._file: IO[str] | None = None
+        self._file: BinaryIO | None = None
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Closed by __exit__, which commits or removes it.
-        self._file = open(
-            self._temporary, "w", encoding="utf-8", errors="backslashreplace", newline=""
-        )
+        self._file = open(self._temporary, "wb")
         return self
 
-    def write(self, text: str) -> None:
-        """Append rows (whole lines) to the part."""
+    def write(self, data: bytes) -> None:
+        """Append rows (whole lines, or a whole Parquet file) to the part."""
         assert self._file is not None, "write() outside the with block"
-        self._file.write(text)
+        self._file.write(data)
 
     def __exit__(
         self,
@@ -72,10 +70,10 @@ class PartFile:
             os.close(folder)
 
 
-def write_part(parts_dir: str, index: int, text: str) -> Path:
+def write_part(parts_dir: str, index: int, data: bytes) -> Path:
     """Commit one mini-batch's rows at once (see :class:`PartFile`); the part's path."""
     with PartFile(parts_dir, index) as part:
-        part.write(text)
+        part.write(data)
     return part.path
 
 

@@ -48,6 +48,7 @@ from sluiceway.executors.base import (
     WorkerSpec,
 )
 from sluiceway.runtime import worker as local_worker
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.runtime.scoring import Scorer, load_scorer
 from sluiceway.storage.locations import Location
 from sluiceway.storage.snapshots import SnapshotMismatch, verify_local
@@ -71,7 +72,7 @@ class ActorAnswer:
     """An actor's answer to a mini-batch: the result, and what goes to the server's disk."""
 
     result: MiniBatchResult  # part_path is None: the server writes ``rows``
-    rows: str | None  # append_row: the mini-batch's rows
+    rows: bytes | None  # append_row: the mini-batch's part
     outputs: dict[str, bytes]  # files written to AZUREML_BI_OUTPUT_PATH since the last answer
     log: bytes  # new stdout and stderr
 
@@ -193,9 +194,11 @@ class ScoringActor:
         job_name: str,
         append_rows: bool,
         upcoming: MiniBatchTask | None = None,
+        output_format: OutputFormat = OutputFormat.TEXT,
+        input_columns: bool = False,
     ) -> ActorAnswer:
         """Fetch the mini-batch's files (unless fetched ahead), start fetching ``upcoming``'s,
-        score, and answer with rows, outputs and log."""
+        score, and answer with rows (in ``output_format``), outputs and log."""
         if self._job is not None and job_name != self._job:
             logger.info(
                 "%s (pid %d, %s) kept warm from an earlier job of an equal deployment: init() "
@@ -240,9 +243,11 @@ class ScoringActor:
                     parts_dir=str(self._dir / "parts"),  # not written: rows go to ``sink``
                     log_dir=str(self._dir),
                     append_rows=append_rows,
+                    output_format=output_format,
+                    input_columns=input_columns,
                 )
                 local = replace(task, files=paths)
-                sink = io.StringIO()  # sent to the server, which writes the part
+                sink = io.BytesIO()  # sent to the server, which writes the part
                 result = local_worker.run_task(self._scorer, local, job, self._worker, sink)
                 if result.ok and append_rows:
                     rows = sink.getvalue()

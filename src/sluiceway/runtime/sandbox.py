@@ -14,7 +14,8 @@ The mounts are made with ``mount(2)`` through ctypes before the user changes, wh
 process is still single-threaded, so nothing of the deployment runs before the sandbox is in
 place. The module imports nothing but the standard library: it also runs as a script,
 ``python -I -S sandbox.py <plan> -- <program> <args>``, which enters the sandbox and then
-``exec`` s the program (a pipeline's command step).
+``exec`` s the program (a pipeline's command step), which is killed when the scheduler that
+started it dies (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_PDEATHSIG = 1
 
 
 class SandboxError(Exception):
@@ -235,13 +237,30 @@ def _errno_text() -> str:
     return os.strerror(ctypes.get_errno())
 
 
+def die_with_parent(parent: int) -> None:
+    """Be killed (SIGKILL) when the scheduler that started this step dies, even by SIGKILL:
+    a step of a scheduler that is gone would run on unwatched, beside the step its job's next
+    scheduler starts. Set after the change of user, which clears it; ``parent`` is who
+    started the script, and if it is gone already the step does not start.
+
+    Raises:
+        SandboxError: the setting failed, or the parent is gone.
+    """
+    if _libc().prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:  # 9: SIGKILL
+        raise SandboxError(f"prctl(PR_SET_PDEATHSIG) failed: {_errno_text()}")
+    if os.getppid() != parent:
+        raise SandboxError("the scheduler that started the step is gone")
+
+
 def main(argv: list[str]) -> int:
     """``sandbox.py <plan-json> -- <program> [args...]``: enter, then exec the program."""
     if len(argv) < 3 or argv[1] != "--":
         print("usage: sandbox.py <plan-json> -- <program> [args...]", file=sys.stderr)
         return 2
+    parent = os.getppid()
     try:
         enter(Plan.from_json(argv[0]))
+        die_with_parent(parent)
     except NoNamespaceError as exc:
         print(f"sluiceway sandbox: {exc}", file=sys.stderr)
         return NO_NAMESPACE_EXIT

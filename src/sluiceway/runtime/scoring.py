@@ -19,10 +19,11 @@ from types import ModuleType
 from typing import Protocol, cast
 
 from sluiceway.executors.base import ScorerKind, WorkerSpec
-from sluiceway.runtime.rows import RunResult, Table, format_rows
+from sluiceway.runtime.output_formats import RowWriter
+from sluiceway.runtime.rows import RunResult, Table
 
 MLFLOW_SCORER_MODULE = "sluiceway.runtime.mlflow_scorer"
-ROWS_PER_WRITE = 100_000  # rows of a big result rendered into text at a time
+ROWS_PER_WRITE = 100_000  # rows of a big result converted at a time
 
 _WRONG_RESULT_TYPE = (
     "The run() method in the entry script should return a list or a pandas DataFrame. "
@@ -32,50 +33,53 @@ _WRONG_RESULT_TYPE = (
 )
 
 
-class RowSink(Protocol):
-    """Where the ``append_row`` lines of a mini-batch go (a part file)."""
-
-    def write(self, text: str) -> object:
-        """Append whole lines; what it returns is ignored (a text file's count, say)."""
-
-
 @dataclass(frozen=True)
 class Scorer:
     """A loaded scorer whose ``init()`` has run.
 
     ``chunks``, when set, gives the result of ``run()`` in pieces (the built-in MLflow
-    scorer's ``run_chunks``): it is called instead of ``run``.
+    scorer's ``run_chunks``, whose second argument asks for the input's columns too): it is
+    called instead of ``run``.
     """
 
     module: ModuleType
     run: Callable[[list[str]], object]
-    chunks: Callable[[list[str]], Iterable[Table]] | None = None
+    chunks: Callable[[list[str], bool], Iterable[Table]] | None = None
 
-    def score(self, files: Sequence[str], rows: RowSink | None = None) -> int:
+    def score(
+        self, files: Sequence[str], rows: RowWriter | None = None, *, input_columns: bool = False
+    ) -> int:
         """Score one mini-batch and check what ``run()`` returned.
 
         Args:
             files: the local paths of the mini-batch's files, in input order.
-            rows: where the result's ``append_row`` lines go; None to only count items.
+            rows: where the result's ``append_row`` rows go; None to only count items.
+            input_columns: add the input's columns to each row (the built-in MLflow scorer).
 
         Returns:
             The number of succeeded items (the result's length).
 
         Raises:
             TypeError: ``run()`` returned something that is not a list or a DataFrame.
+            ValueError: ``input_columns`` was asked of a scoring script.
             Exception: whatever ``run()`` raised.
         """
         if self.chunks is not None:
             items = 0
-            for chunk in self.chunks(list(files)):
+            for chunk in self.chunks(list(files), input_columns):
                 items += len(chunk)
                 if rows is not None:
-                    rows.write(format_rows(chunk))
+                    rows.add(chunk)
             return items
+        if input_columns:
+            raise ValueError(
+                "settings.include_input_columns applies to MLflow deployments without a "
+                "scoring script; a scoring script's run() returns the columns it wants"
+            )
         result = check_run_result(self.run(list(files)))
         if rows is not None:
             for piece in _pieces(result):
-                rows.write(format_rows(piece))
+                rows.add(piece)
         return len(result)
 
 
@@ -119,10 +123,12 @@ def load_scorer(spec: WorkerSpec) -> Scorer:
         AttributeError: the module has no callable ``init`` or ``run``.
         Exception: whatever importing the module or its ``init()`` raised.
     """
-    chunks: Callable[[list[str]], Iterable[Table]] | None = None
+    chunks: Callable[[list[str], bool], Iterable[Table]] | None = None
     if spec.scorer is ScorerKind.MLFLOW:
         module = importlib.import_module(MLFLOW_SCORER_MODULE)
-        chunks = cast(Callable[[list[str]], Iterable[Table]], _entry_point(module, "run_chunks"))
+        chunks = cast(
+            Callable[[list[str], bool], Iterable[Table]], _entry_point(module, "run_chunks")
+        )
     else:
         module = _import_script(spec.code_dir, spec.scoring_script)
     init = _entry_point(module, "init")

@@ -39,9 +39,11 @@ from sluiceway.executors.base import (
     ScorerKind,
     WorkerSpec,
 )
+from sluiceway.executors.threads import limit_loaded_libraries
 from sluiceway.runtime import scoring
+from sluiceway.runtime.output_formats import ByteSink, row_writer
 from sluiceway.runtime.parts import PartFile
-from sluiceway.runtime.scoring import RowSink, Scorer, load_scorer
+from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
 
@@ -196,7 +198,7 @@ def run_task(
     task: MiniBatchTask,
     job: JobContext,
     worker: str,
-    rows: RowSink | None = None,
+    rows: ByteSink | None = None,
 ) -> MiniBatchResult:
     """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
 
@@ -205,9 +207,9 @@ def run_task(
         task: the mini-batch.
         job: the job it belongs to (where parts go, whether rows are written).
         worker: this worker's name, copied into the result.
-        rows: for ``append_row``, where the rows go instead of a part file (a worker that
-            sends them to the server, which writes the part); its contents count only when
-            the result succeeded.
+        rows: for ``append_row``, where the part's bytes go instead of a part file (a worker
+            that sends them to the server, which writes the part); its contents count only
+            when the result succeeded.
 
     Returns:
         A succeeded result with the item count and part path, or a ``run_error`` result with
@@ -217,12 +219,12 @@ def run_task(
     part = None
     try:
         if job.append_rows and rows is not None:
-            items = scorer.score(task.files, rows)
+            items = _score_rows(scorer, task, job, rows)
         elif job.append_rows:
             # The rows go to the part file as they are scored; it is committed only if the
             # whole mini-batch succeeds.
             with PartFile(job.parts_dir, task.index) as part_file:
-                items = scorer.score(task.files, part_file)
+                items = _score_rows(scorer, task, job, part_file)
             part = str(part_file.path)
         else:
             items = scorer.score(task.files)
@@ -249,6 +251,13 @@ def run_task(
         part_path=part,
         duration=duration,
     )
+
+
+def _score_rows(scorer: Scorer, task: MiniBatchTask, job: JobContext, sink: ByteSink) -> int:
+    writer = row_writer(job.output_format, sink)
+    items = scorer.score(task.files, writer, input_columns=job.input_columns)
+    writer.close()
+    return items
 
 
 def redirect_output(path: Path) -> None:
@@ -299,6 +308,8 @@ def _attach(job: JobContext, worker: str) -> None:
 
 def _set_environment(spec: WorkerSpec, job: JobContext) -> None:
     os.environ.update(spec.environment_variables)
+    # A spare imported NumPy (and its BLAS) before it knew its thread budget.
+    limit_loaded_libraries(spec.environment_variables)
     # The job's own locations win over the deployment's variables: outputs must land where the
     # job commits them from.
     os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir

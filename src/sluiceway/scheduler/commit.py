@@ -8,23 +8,38 @@ input order, into the rows file (``append_row``), and writes ``errors.jsonl`` wh
 Nothing that exists is overwritten. A commit records its intent in ``<job folder>/commit.json``
 before it writes anything, so a scheduler that takes over a job which crashed while committing
 finishes that commit (its own files) instead of refusing to overwrite them.
+
+When the output folder and the parts are on this machine's disk, the rows are joined while the
+job runs (:class:`StreamedRows`): each part is appended to a hidden file beside the rows file as
+soon as every mini-batch before it has ended for good, in a thread of its own, so that the
+commit has only the last parts to append before it links the file into place.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sluiceway.clock import utcnow
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog
+from sluiceway.scheduler.parquet_join import PartsDisagree, join_parquet
 from sluiceway.storage.locations import Location
 from sluiceway.storage.paths import open_regular_file
 from sluiceway.store.jobs import MiniBatchRecord
 
 COMMIT_RECORD = "commit.json"
 PART_CHUNK_BYTES = 1 << 20
+
+logger = logging.getLogger("sluiceway.scheduler")
 
 
 class CommitRefused(Exception):
@@ -49,6 +64,9 @@ class OutputCommit:
         owner: the scheduler, named in the commit record.
         kept_parts: the job's remote folder of parts, read for a part that ``parts_dir``
             does not hold (it was made by a scheduler that the job was taken over from).
+        output_format: what the parts hold; Parquet parts are joined by
+            :mod:`~sluiceway.scheduler.parquet_join`, the others by concatenation.
+        streamed: the rows joined while the job ran, if they were.
     """
 
     def __init__(
@@ -63,7 +81,10 @@ class OutputCommit:
         keep_lease: Callable[[], None],
         owner: str,
         kept_parts: Location | None = None,
+        output_format: OutputFormat = OutputFormat.TEXT,
+        streamed: StreamedRows | None = None,
     ) -> None:
+        self._streamed = streamed
         self._job_folder = job_folder
         self._output = output_folder
         self._staging = staging_dir
@@ -73,6 +94,7 @@ class OutputCommit:
         self._keep_lease = keep_lease
         self._owner = owner
         self._kept_parts = kept_parts
+        self._format = output_format
 
     def commit(
         self, succeeded: Sequence[MiniBatchRecord], error_lines: Sequence[dict[str, Any]]
@@ -135,6 +157,21 @@ class OutputCommit:
         if resuming and target.exists():
             return  # written whole (the write is atomic) before the restart
         items = sum(m.items_succeeded for m in succeeded)
+        if not self._format.joined_by_concatenation:
+            self._commit_parquet(succeeded, target)
+            return
+        streamed = self._streamed
+        if streamed is not None and not resuming:
+            try:
+                size = streamed.publish([m.index for m in succeeded])
+            except FileExistsError:
+                raise CommitRefused(
+                    f"The output file {target.uri} already exists, and outputs are never "
+                    "overwritten."
+                ) from None
+            if size is not None:
+                self._log.overview(f"Wrote {target.uri} ({size} bytes, {items} rows).")
+                return
 
         def chunks() -> Iterator[bytes]:
             for m in succeeded:
@@ -149,7 +186,49 @@ class OutputCommit:
             ) from None
         self._log.overview(f"Wrote {target.uri} ({size} bytes, {items} rows).")
 
+    def _commit_parquet(self, succeeded: Sequence[MiniBatchRecord], target: Location) -> None:
+        # A file without a name, which code that writes parts cannot replace by a link.
+        with tempfile.TemporaryFile(dir=self._parts) as joined:
+            try:
+                rows = join_parquet(
+                    [m.index for m in succeeded], self._open_part, joined, between=self._keep_lease
+                )
+            except PartsDisagree as exc:
+                raise CommitRefused(str(exc)) from None
+            joined.seek(0)
+            try:
+                size = target.write_stream(
+                    iter(lambda: joined.read(PART_CHUNK_BYTES), b""), overwrite=False
+                )
+            except FileExistsError:
+                raise CommitRefused(
+                    f"The output file {target.uri} already exists, and outputs are never "
+                    "overwritten."
+                ) from None
+        self._log.overview(f"Wrote {target.uri} ({size} bytes, {rows} rows).")
+
     # File access: each of these is one small step, so another storage can take its place.
+
+    @contextmanager
+    def _open_part(self, index: int) -> Iterator[IO[bytes]]:
+        """The part, opened for reading (Parquet needs to seek)."""
+        part = self._parts / f"{index:06d}.part"
+        try:
+            file: IO[bytes] = open_regular_file(part, within=self._parts)
+        except FileNotFoundError:
+            kept = self._kept_parts.child(part.name) if self._kept_parts is not None else None
+            if kept is None or not kept.exists():
+                raise CommitRefused(
+                    f"The rows of mini-batch {index} are missing from the job folder ({part}).",
+                    code="SystemError",
+                ) from None
+            file = kept.open_read()
+        except OSError as exc:
+            raise CommitRefused(
+                f"The rows of mini-batch {index} cannot be read from {part}: {exc.strerror}."
+            ) from None
+        with file:
+            yield file
 
     def _read_part(self, index: int) -> Iterator[bytes]:
         """The part's bytes in chunks: a part can be as big as its mini-batch's files."""
@@ -224,3 +303,133 @@ class OutputCommit:
         }
         data = json.dumps(value, indent=2).encode()
         self._job_folder.child(COMMIT_RECORD).write_stream(iter([data]), overwrite=True)
+
+
+class StreamedRows:
+    """The rows file of a job, joined from its parts while the job runs.
+
+    The parts are appended, in input order, to ``.<rows file>.<job>.tmp`` in the output folder
+    (a name of the job's own, which a scheduler that takes the job over starts again). A part
+    is appended once its mini-batch and every one before it have ended for good (succeeded, or
+    failed with no retry left), by one thread of its own. :meth:`publish` appends what is left
+    and links the file to its name, never over an existing file. Anything that goes wrong while
+    appending (a part that cannot be read, a full disk) only stops the streaming: the commit
+    then joins the parts as it does for a remote output.
+
+    Args:
+        folder: the output folder, on this machine's disk.
+        rows_file: the rows file's name in it.
+        job_name: the job, which names the hidden file.
+        parts_dir: the job's part files.
+        order: the indexes of the job's mini-batches, in input order.
+    """
+
+    def __init__(
+        self, folder: Path, rows_file: str, job_name: str, parts_dir: Path, order: Iterable[int]
+    ) -> None:
+        self.target = folder / rows_file
+        self.temporary = folder / f".{rows_file}.{job_name}.tmp"
+        self._parts = parts_dir
+        self._order = list(order)
+        self._next = 0  # where in _order the next part to append is
+        self._ended: dict[int, bool] = {}  # mini-batches ended for good, not appended yet
+        self._appended: list[int] = []
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._failed: BaseException | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="rows-join")
+
+    def ended(self, index: int, succeeded: bool) -> None:
+        """Mini-batch ``index`` ended for good; the parts this completes are appended."""
+        with self._lock:
+            self._ended[index] = succeeded
+            while self._next < len(self._order) and self._order[self._next] in self._ended:
+                current = self._order[self._next]
+                self._next += 1
+                if self._ended.pop(current):
+                    self._writer.submit(self._append, current)
+
+    def publish(self, succeeded: Sequence[int]) -> int | None:
+        """Append the parts not appended yet and link the file to its name; its size, or
+        None when the streaming stopped (the caller joins the parts itself then).
+
+        Args:
+            succeeded: the succeeded mini-batches, in input order: what the file must hold.
+
+        Raises:
+            FileExistsError: the rows file exists.
+        """
+        wanted = set(succeeded)
+        with self._lock:
+            left = [index for index in self._order[self._next :] if index not in self._ended]
+        for index in left:
+            self.ended(index, index in wanted)
+        self._writer.shutdown(wait=True)
+        file, self._file = self._file, None
+        try:
+            if self._failed is not None or self._appended != list(succeeded):
+                if self._failed is not None:
+                    logger.warning("joining the rows while the job ran stopped: %s", self._failed)
+                return None
+            if file is None:
+                file, self._file = self._open(), None  # no rows
+            size = file.seek(0, os.SEEK_END)
+            file.close()
+            file = None
+            try:
+                os.link(self.temporary, self.target)  # fails if the name is taken
+            except FileNotFoundError:
+                return None  # removed meanwhile: the caller joins the parts
+            return size
+        finally:
+            if file is not None:
+                file.close()
+            self.temporary.unlink(missing_ok=True)
+
+    def discard(self, *, remove: bool = True) -> None:
+        """Stop, and remove the hidden file unless ``remove`` is False (another scheduler
+        that took the job over writes it now)."""
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.temporary.unlink(missing_ok=True)
+
+    def _open(self) -> IO[bytes]:
+        """The hidden file, made empty, in the output folder (made now if missing: a job
+        whose rows never come leaves no folder behind)."""
+        self.temporary.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.temporary, "wb", buffering=0)
+        return self._file
+
+    def _append(self, index: int) -> None:
+        if self._failed is not None:
+            return
+        try:
+            target = self._file if self._file is not None else self._open()
+            part = self._parts / f"{index:06d}.part"
+            # Written by the deployment's code: never through a link it left there.
+            with open_regular_file(part, within=self._parts) as fh:
+                _copy(fh, target)
+            self._appended.append(index)
+        except OSError as exc:
+            self._failed = exc
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+    """Append ``source`` to ``target`` (both unbuffered or at their ends): in the kernel where
+    it can, else through a buffer."""
+    size = os.fstat(source.fileno()).st_size
+    copied = 0
+    try:
+        while copied < size:
+            done = os.copy_file_range(source.fileno(), target.fileno(), size - copied)
+            if done == 0:
+                break
+            copied += done
+    except (AttributeError, OSError):  # not on this system or between these filesystems
+        pass
+    source.seek(copied)
+    while chunk := source.read(PART_CHUNK_BYTES):
+        target.write(chunk)

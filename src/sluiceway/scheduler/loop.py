@@ -15,7 +15,6 @@ from datetime import timedelta
 from sluiceway.environments.cache import JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.computes import ComputeExecutors
-from sluiceway.executors.isolation import WorkerIsolation
 from sluiceway.scheduler.access import JobAccess
 from sluiceway.scheduler.lease import LeaseOwner
 from sluiceway.scheduler.observer import SchedulerObserver
@@ -51,14 +50,14 @@ class Scheduler:
         drain_seconds: float = DEFAULT_DRAIN_SECONDS,
         steps: StepStore | None = None,
         access: JobAccess | None = None,
-        isolation: WorkerIsolation | None = None,
         observer: SchedulerObserver | None = None,
         environments: JobEnvironments | None = None,
         computes: ComputeExecutors | None = None,
     ) -> None:
         """Args:
-        executor: Runs model jobs whose compute is local (all of them without ``computes``).
-        computes: Picks the executor of each job's compute (a Ray cluster's, say).
+        executor: Runs the jobs whose compute is local (all of them without ``computes``).
+        computes: Picks the executor of each job's compute (a Ray cluster's, say), for model
+            and pipeline jobs alike.
         access: Checks that a job's invoker may still read its inputs and write its outputs,
             when the job starts and before it commits (None: not checked).
         observer: Told of claims and mini-batch results (metrics).
@@ -79,7 +78,6 @@ class Scheduler:
         self._drain = drain_seconds
         self._steps = steps  # pipeline jobs' steps; pipeline jobs run only with it
         self._access = access
-        self._isolation = isolation or WorkerIsolation()  # for pipelines' command steps
         self._observer = observer or SchedulerObserver()
         self._environments = environments
         self._stop = threading.Event()
@@ -144,6 +142,9 @@ class Scheduler:
             return None
         holder = job.lease_owner or self.owner
         logger.info("job %s claimed as %s (status %s)", job.name, holder, job.status.value)
+        executor = self._executor
+        if self._computes is not None:
+            executor = self._computes.for_job(job.spec.get("compute"))
         if job.spec.get("kind") == "pipeline" and self._steps is not None:
             return PipelineRunner(
                 job,
@@ -153,13 +154,10 @@ class Scheduler:
                 owner=holder,
                 lease=self._lease,
                 stop=self._stop,
+                executor=executor,
                 access=self._access,
-                isolation=self._isolation,
                 environments=self._environments,
             )
-        executor = self._executor
-        if self._computes is not None:
-            executor = self._computes.for_job(job.spec.get("compute"))
         return JobRunner(
             job,
             store=self._store,

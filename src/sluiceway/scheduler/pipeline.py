@@ -1,71 +1,75 @@
-"""Run one claimed pipeline job: its steps, in dependency order, as local processes.
+"""Run one claimed pipeline job: its steps, in dependency order, on the executor of its
+compute.
 
 The job's spec holds every step (see ``services/pipeline_invoke.py``): its command, code folder,
 inputs resolved to locations, literal values or other steps' outputs, and where each output
 goes. The runner plans the steps into the database once, then starts each step whose inputs are
 ready, up to ``max_concurrent_steps`` at a time, so independent steps run side by side.
 
-A step runs in a fresh work folder: its code folder is copied there, each output is a fresh,
-empty folder, and its data inputs are local paths (:func:`stage_input`). Data in a local
-datastore is read in place. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage
+A step starts through the executor (:meth:`~sluiceway.executors.base.Executor.start_step`),
+from its data inputs as datastore locations. The ``local`` executor runs it as a process group
+of this machine (``executors/local_steps.py``), its data made local here: data in a local
+datastore is read in place, data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage
 URL) is fetched when the step starts, only the files the input names, into
 ``<staging_dir>/<job>/steps/<step>/<input>/`` (``scheduler/staging.py``), and deleted when the
-step ends; a remote code folder is fetched once per job. The job's logs are written to its
-folder, or, when that is remote, to a local mirror uploaded when the runner ends. The command
-is turned
-into an argument list (``runtime/command.py``) and started without a shell, in a process group
-of its own. Its stdout and stderr go to ``logs/steps/<step>/`` in the job's folder. When it
-exits 0, each output folder is committed, file by file and never overwriting, to its datastore
-path, in any datastore (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for
-one that only feeds later steps, which then read it from there). When it fails, the job fails
-with its exit code and the end of its stderr, and the steps that need it are skipped; other
-running steps are stopped unless ``continue_on_step_failure`` lets the independent ones go on.
+step ends; a remote code folder is fetched once per job. A ``ray`` compute's executor runs it
+as a Ray actor on a node of the cluster, which fetches the data itself and sends the outputs
+back (``executors/ray_steps.py``). Either way the command is turned into an argument list
+(``runtime/command.py``) and started without a shell, and its stdout and stderr go to
+``logs/steps/<step>/`` in the job's folder. The job's logs are written to its folder, or, when
+that is remote, to a local mirror uploaded when the runner ends. When a step exits 0, each
+output folder is committed, file by file and never overwriting, to its datastore path, in any
+datastore (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for one that
+only feeds later steps, which then read it from there). When it fails, the job fails with its
+exit code and the end of its stderr, and the steps that need it are skipped; other running
+steps are stopped unless ``continue_on_step_failure`` lets the independent ones go on.
 
 The runner reads the job's status about twice a second: a cancel request kills every running
-step's process group and ends the job ``Canceled``; a lost lease stops it without touching the
-job. A graceful stop kills the running steps and hands the job back; steps that completed keep
-their committed outputs and are not run again.
+step with what it started and ends the job ``Canceled``; a lost lease stops it without touching
+the job. A graceful stop kills the running steps and hands the job back; steps that completed
+keep their committed outputs and are not run again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sluiceway.clock import utcnow
 from sluiceway.environments.cache import BuildFailed, BuildState, JobEnvironments
-from sluiceway.executors.base import Interpreter
-from sluiceway.executors.isolation import WorkerIsolation
-from sluiceway.runtime.command import CommandError, literal_text, parse_command, with_interpreter
+from sluiceway.executors.base import (
+    Executor,
+    ExecutorUnavailable,
+    Interpreter,
+    StepData,
+    StepFailed,
+    StepLaunch,
+    StepRun,
+)
+from sluiceway.runtime.command import literal_text
+from sluiceway.runtime.step import stage_input
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.runner import JobAborted
-from sluiceway.scheduler.staging import (
-    JobStaging,
-    RegisteredFilesChanged,
-    StagingError,
-    download,
-)
+from sluiceway.scheduler.staging import JobStaging, RegisteredFilesChanged, StagingError
 from sluiceway.schemas.jobs import JobStatus, StepStatus
 from sluiceway.storage.locations import Location, Locations
 from sluiceway.storage.paths import open_regular_file
 from sluiceway.storage.redaction import describe_error, redact_text
 from sluiceway.store.jobs import JobRecord, JobStore
 from sluiceway.store.steps import StepStore
+
+__all__ = ["PipelineRunner", "StepFailed", "stderr_tail"]
 
 logger = logging.getLogger("sluiceway.scheduler")
 
@@ -111,47 +115,6 @@ class _Log:
             fh.write(f"{stamp} {message}\n")
 
 
-class StepFailed(Exception):
-    """A step could not start or could not commit its outputs; the message says why."""
-
-
-def stage_input(
-    location: Location, target: Path, *, single: bool, on_file: Callable[[], None] = lambda: None
-) -> Path:
-    """A local path a step reads an input from.
-
-    This is the one place that decides how a step's data reaches it. Data in a local
-    datastore is read in place. Data elsewhere is fetched into ``target``: a file (``single``)
-    to ``target/<its name>``, whose path is returned, or a folder's files below ``target``.
-    ``on_file`` is called before each file is fetched (the runner keeps its lease).
-
-    Raises:
-        StepFailed: the data could not be listed or fetched; the message names it.
-    """
-    local = location.local_path()
-    if local is not None:
-        return local
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        if single:
-            path = target / location.path.rsplit("/", 1)[-1]
-            on_file()
-            download(location, path)
-            return path
-        entries = location.list_files()
-        target.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
-            on_file()
-            download(location.child(entry.path), target / entry.path)
-    except StagingError as exc:
-        raise StepFailed(str(exc)) from None
-    except (LeaseLost, JobCanceled):
-        raise
-    except Exception as exc:
-        raise StepFailed(f"{location.uri} could not be listed: {describe_error(exc)}") from None
-    return target
-
-
 def stderr_tail(path: Path) -> str:
     """The last lines of a step's stderr, small enough to keep in the job's error."""
     if not path.is_file():
@@ -165,21 +128,41 @@ def stderr_tail(path: Path) -> str:
 
 @dataclass
 class _Running:
-    """A step whose process runs."""
+    """A step that runs."""
 
     spec: dict[str, Any]
-    process: subprocess.Popen[bytes]
+    run: StepRun
     outputs: dict[str, Path]
-    logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return str(self.spec["name"])
 
-    def close_logs(self) -> None:
-        for fh in self.logs:
-            with contextlib.suppress(OSError):
-                fh.close()
+
+class _StagedFiles:
+    """The server's side of a step's data, for executors whose workers see its disk."""
+
+    def __init__(self, runner: PipelineRunner) -> None:
+        self._runner = runner
+
+    def input(self, step: str, name: str, data: StepData) -> Path:
+        target = self._runner._fetched(step) / name
+        return stage_input(data.location, target, single=data.single, on_file=self.keep)
+
+    def code(self, location: Location) -> Path:
+        try:
+            return self._runner._staging.folder(location)  # fetched once per job when remote
+        except RegisteredFilesChanged as exc:
+            raise StepFailed(str(exc)) from None
+        except StagingError as exc:
+            raise StepFailed(f"its code folder could not be fetched: {exc}") from None
+        except Exception as exc:
+            raise StepFailed(
+                f"its code folder {location.uri} could not be read: {describe_error(exc)}"
+            ) from None
+
+    def keep(self) -> None:
+        self._runner._lease.check_in()
 
 
 class PipelineRunner:
@@ -195,24 +178,24 @@ class PipelineRunner:
         owner: str,
         lease: timedelta,
         stop: threading.Event,
-        python: str | None = None,
+        executor: Executor,
         access: JobAccess | None = None,
-        isolation: WorkerIsolation | None = None,
         environments: JobEnvironments | None = None,
     ) -> None:
+        """Args:
+        executor: Runs the steps: the executor of the job's compute.
+        """
         self.job = job
         self._access = access
         self._environments = environments
         self._held: dict[str, contextlib.ExitStack] = {}  # each running step's environment
         self._building: dict[str, Future[BuildState]] = {}  # steps' environments being built
-        # Steps run as workers do: their own user, environment and view.
-        self._isolation = isolation or WorkerIsolation()
+        self._executor = executor
         self._store = store
         self._steps = steps
         self._datastores = datastores
         self._owner = owner
         self._stop = stop
-        self._python = python or self._isolation.python
         self._specs: dict[str, dict[str, Any]] = {s["name"]: s for s in job.spec["steps"]}
         settings = job.spec.get("settings") or {}
         self._parallel = max(1, int(settings.get("max_concurrent_steps") or 1))
@@ -228,6 +211,7 @@ class PipelineRunner:
         # runner ends (``JobStaging.close``).
         self._log_dir = self._staging.work_dir(self._job_folder.child("logs"))
         self._log = _Log(job.name, self._log_dir)
+        self._files = _StagedFiles(self)
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -251,7 +235,6 @@ class PipelineRunner:
                 self._log.overview(f"Resuming: {returned} steps that were running start again.")
             self._lease.set_status(JobStatus.RUNNING)
             self._work = Path(tempfile.mkdtemp(prefix=f"sluiceway-{name}-"))
-            self._isolation.open_to_workers(self._work)
             if not self._run_steps():
                 self._hand_back()
                 return
@@ -268,6 +251,9 @@ class PipelineRunner:
         except JobAccessRefused as exc:
             self._kill_all(StepStatus.CANCELED)
             self._fail("Forbidden", str(exc))
+        except ExecutorUnavailable as exc:
+            self._kill_all(StepStatus.CANCELED)
+            self._fail("ComputeUnavailable", str(exc))
         except Exception as exc:  # a fault of ours: the job fails with it, the server goes on
             logger.exception("job %s failed unexpectedly", name)
             self._kill_all(StepStatus.CANCELED)
@@ -384,45 +370,29 @@ class PipelineRunner:
         self._status[name] = StepStatus.RUNNING
         try:
             interpreter = self._environment(name, spec)
-            python = self._python if interpreter is None else interpreter.executable
-            argv, cwd, outputs, reads = self._prepare(spec, work, python)
-            (log_dir / "command.txt").write_text(
-                json.dumps({"argv": argv, "cwd": str(cwd)}, indent=2) + "\n", encoding="utf-8"
-            )
-            # Closed when the step ends (_Running.close_logs).
-            stdout = open(log_dir / "stdout.txt", "wb")
-            stderr = open(log_dir / "stderr.txt", "wb")
-            home = work / "home"
-            self._isolation.give(work, recursive=True)  # its code, outputs and HOME
-            self._isolation.give(home)
-            variables = {**spec.get("environment_variables", {}), "PYTHONUNBUFFERED": "1"}
-            env = self._isolation.environment(home, variables)
-            needs: list[str | Path] = [work, *reads]
-            if interpreter is not None:
-                env = interpreter.activate(env)  # its python and commands come first
-                needs += interpreter.paths
-            try:
-                process = subprocess.Popen(
-                    self._isolation.command(argv, self._isolation.view(needs)),
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=stdout,
-                    stderr=stderr,
-                    env=env,
-                    start_new_session=True,  # its own process group, killed as a whole
-                )
-            except OSError as exc:
-                stdout.close()
-                stderr.close()
-                raise StepFailed(f"its program {argv[0]!r} could not be started: {exc}") from None
+            launch = self._launch(spec, work, log_dir, interpreter)
+            run = self._executor.start_step(launch, self._files)
         except StepFailed as exc:
             self._release(name)
             message = f"Step {name!r} could not start: {exc}"
             self._set_step(name, StepStatus.FAILED, error={"code": "UserError", "message": message})
             self._log.overview(message)
             return False
-        self._running[name] = _Running(spec, process, outputs, [stdout, stderr])
-        self._log.overview(f"Step {name} started (process {process.pid}).")
+        except ExecutorUnavailable as exc:
+            self._release(name)
+            error = {"code": "ComputeUnavailable", "message": str(exc)}
+            self._set_step(name, StepStatus.FAILED, error=error)
+            raise
+        except JobCanceled:  # while its data was fetched, or its actor placed
+            self._release(name)
+            error = {"code": "Canceled", "message": "Stopped: the job was canceled."}
+            self._set_step(name, StepStatus.CANCELED, error=error)
+            raise
+        except BaseException:
+            self._release(name)
+            raise
+        self._running[name] = _Running(spec, run, launch.output_folders())
+        self._log.overview(f"Step {name} started ({run.where}).")
         return True
 
     def _environment_built(self, name: str, spec: dict[str, Any]) -> bool:
@@ -460,17 +430,16 @@ class PipelineRunner:
         self._held[name] = hold
         return interpreter
 
-    def _prepare(
-        self, spec: dict[str, Any], work: Path, python: str
-    ) -> tuple[list[str], Path, dict[str, Path], list[Path]]:
-        """The step's argument list, working folder, fresh output folders and the paths of
-        its data inputs."""
-        values: dict[str, str | None] = {}
-        reads: list[Path] = []
-        fetched = self._fetched(str(spec["name"]))
+    def _launch(
+        self, spec: dict[str, Any], work: Path, log_dir: Path, interpreter: Interpreter | None
+    ) -> StepLaunch:
+        """What the executor needs to start the step: its data inputs as locations, and its
+        outputs kept between steps emptied."""
+        literals: dict[str, str] = {}
+        data: dict[str, StepData] = {}
         for input_name, value in spec["inputs"].items():
             if value["type"] == "literal":
-                values[input_name] = literal_text(value["value"])
+                literals[input_name] = literal_text(value["value"])
                 continue
             if value["type"] == "step_output":
                 producer = self._specs[value["step"]]["outputs"][value["output"]]
@@ -481,16 +450,8 @@ class PipelineRunner:
                 single = value["type"] == "uri_file" or (
                     value["type"] != "uri_folder" and self._is_file(location)
                 )
-            path = stage_input(
-                location, fetched / input_name, single=single, on_file=self._lease.keep
-            )
-            values[input_name] = str(path)
-            reads.append(path)
-        outputs = {}
-        for output_name, target in spec["outputs"].items():
-            folder = work / "outputs" / output_name
-            folder.mkdir(parents=True)
-            outputs[output_name] = folder
+            data[input_name] = StepData(location, single)
+        for target in spec["outputs"].values():
             if target.get("pipeline_output") is None:
                 # An output kept between steps is the job's own: a rerun (after a takeover, say)
                 # starts it afresh.
@@ -500,28 +461,22 @@ class PipelineRunner:
                     shutil.rmtree(local, ignore_errors=True)
                 elif own.exists():
                     own.backend.fs.rm(own.full_path, recursive=True)
-        cwd = work / "code"
+        code = None
         if spec.get("code"):
             code = self._datastores.location(spec["code"]["datastore"], spec["code"]["path"])
-            try:
-                folder = self._staging.folder(code)  # fetched once per job when remote
-            except RegisteredFilesChanged as exc:
-                raise StepFailed(str(exc)) from None
-            except StagingError as exc:
-                raise StepFailed(f"its code folder could not be fetched: {exc}") from None
-            except Exception as exc:
-                raise StepFailed(
-                    f"its code folder {code.uri} could not be read: {describe_error(exc)}"
-                ) from None
-            shutil.copytree(folder, cwd, symlinks=True)
-        else:
-            cwd.mkdir(parents=True)
-        try:
-            template = parse_command(str(spec["command"]))
-            argv = template.render(values, {k: str(v) for k, v in outputs.items()})
-        except CommandError as exc:
-            raise StepFailed(f"its command cannot be run: {exc}") from None
-        return with_interpreter(argv, python), cwd, outputs, reads
+        return StepLaunch(
+            job_name=self.job.name,
+            name=str(spec["name"]),
+            command=str(spec["command"]),
+            literals=literals,
+            data=data,
+            outputs=tuple(spec["outputs"]),
+            code=code,
+            environment_variables=dict(spec.get("environment_variables") or {}),
+            interpreter=interpreter,
+            work_dir=str(work),
+            log_dir=str(log_dir),
+        )
 
     def _fetched(self, step: str) -> Path:
         """Where a step's remote inputs are fetched; deleted when the step ends."""
@@ -543,10 +498,9 @@ class PipelineRunner:
         """Record the steps whose processes ended; True when one of them failed."""
         failed = False
         for name, running in list(self._running.items()):
-            code = running.process.poll()
+            code = running.run.poll()
             if code is None:
                 continue
-            running.close_logs()
             del self._running[name]
             self._release(name)
             if code == 0:
@@ -622,17 +576,12 @@ class PipelineRunner:
         running = list(self._running.values())
         self._running.clear()
         for step in running:
-            _signal_group(step.process, signal.SIGTERM)
+            step.run.terminate()
         deadline = time.monotonic() + KILL_GRACE_SECONDS
         for step in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                step.process.wait(max(deadline - time.monotonic(), 0.0))
-            _signal_group(step.process, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                step.process.wait(5.0)
-            step.close_logs()
+            step.run.kill(deadline)
             self._release(step.name)
-            self._log.overview(f"Step {step.name} stopped (process {step.process.pid}).")
+            self._log.overview(f"Step {step.name} stopped ({step.run.where}).")
         if status is None or not running:
             return
         if status is StepStatus.NOT_STARTED:
@@ -695,11 +644,6 @@ class PipelineRunner:
         self._log.overview(
             "Scheduler stopping: the job is handed back; completed steps are not run again."
         )
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 def _chunks(path: Path, folder: Path) -> Iterator[bytes]:

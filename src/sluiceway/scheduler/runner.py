@@ -46,9 +46,10 @@ from sluiceway.executors.base import (
     WorkerPool,
     WorkerSpec,
 )
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.runtime.parts import part_path
 from sluiceway.scheduler.access import JobAccess, JobAccessRefused, check_access
-from sluiceway.scheduler.commit import CommitRefused, OutputCommit
+from sluiceway.scheduler.commit import CommitRefused, OutputCommit, StreamedRows
 from sluiceway.scheduler.joblog import ERRORS_FILE, JobLog, traceback_tail
 from sluiceway.scheduler.lease import JobCanceled, JobLease, LeaseLost
 from sluiceway.scheduler.observer import MiniBatchOutcome, SchedulerObserver
@@ -149,6 +150,7 @@ class JobRunner:
         self._paths: _Paths | None = None
         self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
+        self._streamed: StreamedRows | None = None  # the rows joined while the job runs
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
 
     # -- entry point ------------------------------------------------------------------------
@@ -177,6 +179,9 @@ class JobRunner:
                 self._lease.set_status(JobStatus.FINALIZING)
                 self._finalize(paths)
         except LeaseLost:
+            if self._streamed is not None:
+                self._streamed.discard(remove=False)  # the job's new scheduler writes it
+                self._streamed = None
             logger.info("job %s: lease lost, stopping", name)
             self._log.scheduler("The lease was lost; another scheduler runs the job now.")
         except JobCanceled:
@@ -191,6 +196,8 @@ class JobRunner:
             logger.exception("job %s failed unexpectedly", name)
             self._fail("SystemError", describe_error(exc))
         finally:
+            if self._streamed is not None:
+                self._streamed.discard()
             self._staging.close()
 
     @contextlib.contextmanager
@@ -427,7 +434,14 @@ class JobRunner:
             log_dir=str(paths.log_dir),
             append_rows=self._settings["output_action"] == "append_row",
             input_dir=str(paths.input_root),
+            output_format=self._output_format,
+            input_columns=bool(self._settings.get("include_input_columns", False)),
         )
+
+    @property
+    def _output_format(self) -> OutputFormat:
+        # Jobs submitted before formats existed have none: Azure's text.
+        return OutputFormat(self._settings.get("output_format", OutputFormat.TEXT.value))
 
     def _run_mini_batches(self, paths: _Paths) -> bool:
         """Run every pending mini-batch; False when the scheduler is stopping first."""
@@ -440,6 +454,7 @@ class JobRunner:
         pending = deque(m for m in batches if m.status is MiniBatchStatus.PENDING)
         if not pending:
             return True
+        self._streamed = self._stream_rows(paths, batches)
         settings = self._settings
         wanted = int(settings["instance_count"]) * int(settings["max_concurrency_per_instance"])
         workers = max(1, min(wanted, len(pending)))
@@ -453,8 +468,12 @@ class JobRunner:
         where = self._executor.describe(workers)
         self._log.overview(f"Running {len(pending)} pending mini-batches on {where}.")
         data = self._job_data() if self._executor.reads_datastores else None
+        concurrency = wanted if self._max_workers is None else min(wanted, self._max_workers)
         pool = self._executor.open_pool(
-            self._worker_spec(paths), self._job_context(paths), workers, data
+            replace(self._worker_spec(paths), concurrency=max(concurrency, 1)),
+            self._job_context(paths),
+            workers,
+            data,
         )
         finished = False
         try:
@@ -468,6 +487,25 @@ class JobRunner:
             else:
                 pool.close(kill=not finished)
 
+    def _stream_rows(self, paths: _Paths, batches: list[MiniBatchRecord]) -> StreamedRows | None:
+        """The rows file joined while the job runs, when it and the parts are on this
+        machine's disk (see :class:`~sluiceway.scheduler.commit.StreamedRows`); the
+        mini-batches that ended before are in it from the start."""
+        if self._settings["output_action"] != "append_row" or paths.kept_parts is not None:
+            return None
+        if not self._output_format.joined_by_concatenation:
+            return None  # Parquet parts are joined into one file at the commit
+        folder = paths.output_folder.local_path()
+        if folder is None:
+            return None
+        streamed = StreamedRows(
+            folder, paths.rows_file, self.job.name, paths.parts_dir, [m.index for m in batches]
+        )
+        for m in batches:
+            if m.status is not MiniBatchStatus.PENDING:
+                streamed.ended(m.index, m.status is MiniBatchStatus.SUCCEEDED)
+        return streamed
+
     def _dispatch(
         self, pool: WorkerPool, pending: deque[MiniBatchRecord], input_root: Path
     ) -> bool:
@@ -478,6 +516,7 @@ class JobRunner:
         drain_until: float | None = None
         while pending or in_flight:
             self._lease.check_in()
+            self._staging.upload_logs()  # a remote job folder's logs, every few seconds
             sending: list[tuple[MiniBatchRecord, MiniBatchTask]] = []
             if self._stop.is_set():
                 if drain_until is None:
@@ -569,6 +608,8 @@ class JobRunner:
         self._log.mini_batch(result, len(batch.files))
         if result.ok:
             self._keep_part(result.index)
+            if self._streamed is not None:
+                self._streamed.ended(result.index, True)
             self._observer.mini_batch(MiniBatchOutcome.SUCCEEDED, result.duration)
             self._ended.append(
                 MiniBatchEnd(
@@ -618,6 +659,8 @@ class JobRunner:
         )
         if retry:
             return True
+        if self._streamed is not None:
+            self._streamed.ended(result.index, False)
         self._log.failed_files(self._error_lines(batch, error))
         self._failed_files += len(batch.files)
         self._count_done()
@@ -730,6 +773,8 @@ class JobRunner:
             keep_lease=self._lease.keep,
             owner=self._owner,
             kept_parts=paths.kept_parts,
+            output_format=self._output_format,
+            streamed=self._streamed,
         )
 
     def _all_error_lines(self) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,12 @@ from sluiceway.storage.snapshots import SnapshotMismatch, verify_local
 logger = logging.getLogger("sluiceway.scheduler")
 
 FETCH_THREADS = 4
+# How often the log files of a job whose folder is remote are uploaded while it runs: a
+# scheduler killed mid-job loses at most the lines of this many seconds.
+LOG_UPLOAD_SECONDS = 10.0
+# Log files a taken-over job's new scheduler does not fetch from the one before: the scoring
+# script's output, which the workers (another user) write under the same names.
+WORKER_LOGS = "user/stdout/"
 
 
 class StagingError(Exception):
@@ -192,6 +199,8 @@ class JobStaging:
         self.root = datastores.staging_dir / job_name
         self._mirrors: dict[str, tuple[Location, Path]] = {}
         self._inputs: list[InputFiles] = []
+        self._uploaded: dict[Path, tuple[int, int]] = {}  # log file: (size, mtime) uploaded
+        self._logs_uploaded_at = time.monotonic()
 
     def inputs(self, source: Location) -> InputFiles:
         """The input's files: in place when local, else streamed through the cache."""
@@ -238,19 +247,49 @@ class JobStaging:
         if local is not None:
             return local
         mirror = self.root / "job" / location.path
+        if location.uri not in self._mirrors and _is_logs(location):
+            self._fetch_logs(location, mirror)
         self._mirrors[location.uri] = (location, mirror)
         return mirror
 
-    def close(self) -> None:
-        """Upload mirrored folders' files, then delete everything staged for the job."""
-        for files in self._inputs:
-            files.close()
+    def _fetch_logs(self, location: Location, mirror: Path) -> None:
+        """The log files an earlier scheduler of the job uploaded (it was killed, or handed
+        the job back): this one appends to them rather than replacing them. The workers' own
+        files (``user/stdout/``) are not fetched: this run's workers write theirs anew."""
+        try:
+            entries = location.list_files()
+        except Exception:
+            logger.exception("could not list the logs in %s", location.uri)
+            return
+        for entry in entries:
+            if entry.path.startswith(WORKER_LOGS):
+                continue
+            target = mirror / entry.path
+            try:
+                download(location.child(entry.path), target)
+            except (StagingError, ValueError):
+                logger.exception("could not fetch the log %s", entry.path)
+                continue
+            stat = target.stat()
+            self._uploaded[target] = (stat.st_size, stat.st_mtime_ns)
+
+    def upload_logs(self, *, every: float | None = LOG_UPLOAD_SECONDS) -> None:
+        """Upload the mirrored log files changed since their last upload; with ``every``,
+        only when that many seconds passed since the last time (call it as often as you
+        like)."""
+        if every is not None and time.monotonic() - self._logs_uploaded_at < every:
+            return
+        self._logs_uploaded_at = time.monotonic()
         for location, mirror in self._mirrors.values():
-            if location.path.rsplit("/", 1)[-1] != "logs" or not mirror.is_dir():
+            if not _is_logs(location) or not mirror.is_dir():
                 continue
             # Workers write logs here: a link could point at a server's file.
             found = (p for p in mirror.rglob("*") if p.is_file() and not p.is_symlink())
             for path in sorted(found):
+                stat = path.stat()
+                seen = (stat.st_size, stat.st_mtime_ns)
+                if self._uploaded.get(path) == seen:
+                    continue
                 relative = path.relative_to(mirror).as_posix()
                 try:
                     location.child(relative).write_stream(
@@ -258,7 +297,19 @@ class JobStaging:
                     )
                 except Exception:
                     logger.exception("could not upload %s to %s", path, location.uri)
+                    continue
+                self._uploaded[path] = seen
+
+    def close(self) -> None:
+        """Upload mirrored folders' files, then delete everything staged for the job."""
+        for files in self._inputs:
+            files.close()
+        self.upload_logs(every=None)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_logs(location: Location) -> bool:
+    return location.path.rsplit("/", 1)[-1] == "logs"
 
 
 def _file_chunks(path: Path, within: Path) -> Iterator[bytes]:

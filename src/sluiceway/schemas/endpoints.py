@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.schemas.common import ENDPOINT_NAME_RE, CreationContext, Open, Strict
 from sluiceway.schemas.environments import EnvironmentBuildOut
 
-DEFAULT_OUTPUT_FILE_NAME = "predictions.csv"
+DEFAULT_OUTPUT_FILE_NAME = OutputFormat.TEXT.default_file_name
 
 
 def _check_endpoint_name(value: str) -> str:
@@ -88,6 +89,27 @@ class ModelDeploymentSettings(Strict):
     error_threshold: int = Field(default=-1, ge=-1)
     logging_level: LoggingLevel = LoggingLevel.INFO
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    output_format: OutputFormat = Field(
+        default=OutputFormat.TEXT,
+        description="Sluiceway's own: how append_row writes its rows: text (Azure's "
+        "space-separated lines), parquet or jsonl",
+    )
+    include_input_columns: bool = Field(
+        default=False,
+        description="Sluiceway's own: with output_format parquet or jsonl, an MLflow "
+        "deployment's rows carry the input's columns too",
+    )
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: Any) -> Any:
+        accepted = [f.value for f in OutputFormat]
+        if value not in accepted:
+            raise ValueError(
+                f"settings.output_format {value!r} is not accepted; accepted: "
+                f"{', '.join(accepted)} (text is Azure's space-separated lines)"
+            )
+        return value
 
     @field_validator("output_action", mode="before")
     @classmethod
@@ -117,11 +139,23 @@ class ModelDeploymentSettings(Strict):
                 "When output_action is set to summary_only, the output_file_name need not to be "
                 "specified."
             )
+        if self.output_action is OutputAction.SUMMARY_ONLY and (
+            self.output_format is not OutputFormat.TEXT or self.include_input_columns
+        ):
+            raise ValueError(
+                "settings.output_format and settings.include_input_columns apply to "
+                "output_action append_row; summary_only writes no rows."
+            )
+        if self.include_input_columns and self.output_format is OutputFormat.TEXT:
+            raise ValueError(
+                "settings.include_input_columns needs settings.output_format parquet or jsonl; "
+                "the text format keeps Azure's columns (row prediction file_name)."
+            )
         return self
 
     @property
     def effective_output_file_name(self) -> str:
-        return self.output_file_name or DEFAULT_OUTPUT_FILE_NAME
+        return self.output_file_name or self.output_format.default_file_name
 
 
 DEFAULT_MAX_CONCURRENT_STEPS = 4

@@ -63,6 +63,9 @@ class MLClient:
         connection: A ready connection, used as is (the CLI passes its own).
         transport: An httpx transport instead of the network (tests).
         report: Called with a line of text about uploads (default: silent).
+        ca_bundle: The PEM bundle that verifies an https server; default:
+            ``$SLUICEWAY_CA_BUNDLE``, the workspace home's bundle for its own server, then
+            ``$REQUESTS_CA_BUNDLE`` or ``$SSL_CERT_FILE`` (:mod:`sluiceway.sdk.trust`).
 
     Raises:
         ServerUnavailableError: no server was found.
@@ -82,6 +85,7 @@ class MLClient:
         connection: Connection | None = None,
         transport: httpx.BaseTransport | None = None,
         report: Callable[[str], None] | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
         config_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self._credential = credential
@@ -99,9 +103,13 @@ class MLClient:
                 fallback_credential=credential if ambient else None,
                 credential=ours,
                 transport=transport,
+                ca_bundle=ca_bundle,
             )
             connection = Connection(
-                settings.endpoint, settings.provider or settings.token, transport=transport
+                settings.endpoint,
+                settings.provider or settings.token,
+                transport=transport,
+                verify=settings.verify,
             )
             config = settings.config
             subscription_id = subscription_id or config.subscription_id

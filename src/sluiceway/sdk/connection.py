@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import tempfile
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from sluiceway.errors import (
 from sluiceway.home import WorkspaceHome, default_home
 from sluiceway.sdk.credentials import SluicewayCredential, TokenProvider, stored_login_provider
 from sluiceway.sdk.server_address import AddressSource, ServerAddress, same_origin
+from sluiceway.sdk.trust import server_trust
 
 ENDPOINT_ENV = "SLUICEWAY_ENDPOINT"
 TOKEN_ENV = "SLUICEWAY_TOKEN"
@@ -81,6 +83,8 @@ class Connection:
             to send (a renewing credential).
         transport: An httpx transport to use instead of the network (tests).
         timeout: Seconds to wait for a response (connecting gets at most 10).
+        verify: What verifies an https server; default: as :mod:`sluiceway.sdk.trust` finds
+            it for ``endpoint``.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Connection:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 300.0,
+        verify: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._token: TokenProvider = token if callable(token) else (lambda: token)
@@ -101,6 +106,7 @@ class Connection:
             follow_redirects=False,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=server_trust(self.endpoint) if verify is None else verify,
         )
 
     @property
@@ -129,6 +135,13 @@ class Connection:
         return f"Connection(endpoint={self.endpoint!r})"
 
     def _unavailable(self, exc: httpx.TransportError) -> ServerUnavailableError:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return ServerUnavailableError(
+                f"The certificate of the Sluiceway server at {self.endpoint} is not trusted "
+                f"({exc}). For a server started with `sluice server start --tls`, trust its "
+                "<home>/tls/ca-bundle.pem: ca_bundle= (--ca-bundle), $SLUICEWAY_CA_BUNDLE or "
+                "$REQUESTS_CA_BUNDLE (the home's own server is trusted by itself)."
+            )
         if isinstance(exc, httpx.ConnectError):
             return ServerUnavailableError(
                 f"Could not connect to the Sluiceway server at {self.endpoint} ({exc}). "
@@ -410,6 +423,8 @@ class ResolvedSettings:
     token: str
     config: ClientConfig
     provider: TokenProvider | None = None
+    #: What verifies the server when it is https (:mod:`sluiceway.sdk.trust`).
+    verify: ssl.SSLContext | bool = True
 
 
 def _locate(
@@ -469,6 +484,7 @@ def resolve_settings(
     fallback_credential: Credential | None = None,
     credential: SluicewayCredential | None = None,
     transport: httpx.BaseTransport | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
 ) -> ResolvedSettings:
     """Find the server and token in the documented order (see the module's docstring).
 
@@ -529,7 +545,11 @@ def resolve_settings(
             f"or use the owner's token that `sluice server start` writes to {workspace.token}."
         )
     return ResolvedSettings(
-        endpoint=address.url, token=resolved_token, config=config, provider=provider
+        endpoint=address.url,
+        token=resolved_token,
+        config=config,
+        provider=provider,
+        verify=server_trust(address.url, ca_bundle=ca_bundle, home=workspace),
     )
 
 
@@ -540,12 +560,21 @@ def resolve_connection(
     config_path: str | os.PathLike[str] | None = None,
     *,
     transport: httpx.BaseTransport | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
 ) -> Connection:
-    """A :class:`Connection` to the server found in the documented order.
+    """A :class:`Connection` to the server found in the documented order, trusting its
+    certificate as :mod:`sluiceway.sdk.trust` says (``ca_bundle`` first).
 
     Raises:
         ServerUnavailableError: no server URL was found anywhere.
         AuthenticationError: a server was found but no token.
     """
-    settings = resolve_settings(endpoint, token, home, config_path, transport=transport)
-    return Connection(settings.endpoint, settings.provider or settings.token, transport=transport)
+    settings = resolve_settings(
+        endpoint, token, home, config_path, transport=transport, ca_bundle=ca_bundle
+    )
+    return Connection(
+        settings.endpoint,
+        settings.provider or settings.token,
+        transport=transport,
+        verify=settings.verify,
+    )

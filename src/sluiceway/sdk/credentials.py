@@ -83,7 +83,12 @@ def request_client_token(
         "scope": "https://ml.azure.com/.default",
     }
     try:
-        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
+        from sluiceway.sdk.trust import server_trust
+
+        verify = server_trust(endpoint)
+        with httpx.Client(
+            transport=transport, timeout=timeout, follow_redirects=False, verify=verify
+        ) as client:
             response = client.post(url, data=form)
     except httpx.TransportError as exc:
         raise ServerUnavailableError(

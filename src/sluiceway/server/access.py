@@ -37,7 +37,8 @@ class Allowed:
             return datastore_scope(str(path_params[self.datastore]))
         return WORKSPACE
 
-    def __call__(self, request: Request, caller: PrincipalDep) -> None:
+    async def __call__(self, request: Request, caller: PrincipalDep) -> None:
+        # async: a check of the caller's roles, in memory, needs no thread of its own
         caller.require(self.action, self.scope(request.path_params))
 
 

@@ -14,7 +14,7 @@ import anyio.to_thread
 from sqlalchemy import text
 
 from sluiceway.auth.oidc import ExternalIssuer
-from sluiceway.auth.principals import Principal, authenticate, ensure_owner
+from sluiceway.auth.principals import Principal, authenticate, authenticate_token, ensure_owner
 from sluiceway.auth.signed_urls import UrlSigner
 from sluiceway.auth.tokens import TokenIssuer
 from sluiceway.auth.workspace_key import load_workspace_key
@@ -23,6 +23,7 @@ from sluiceway.environments.cache import EnvironmentCache, JobEnvironments
 from sluiceway.executors.base import Executor
 from sluiceway.executors.computes import ComputeExecutors
 from sluiceway.executors.isolation import WorkerIsolation
+from sluiceway.executors.ray_cluster import RayConnection
 from sluiceway.scheduler.loop import Scheduler
 from sluiceway.schemas.common import DEFAULT_DATASTORE
 from sluiceway.server.metrics import ServerMetrics
@@ -218,6 +219,7 @@ class Workspace:
         self.environments = EnvironmentService(
             EnvironmentStore(self.db), cache, self.datastores, registry, scope
         )
+        RayConnection.ship_code(settings.ray_ship_code)  # before any connection
         self.computes = ComputeService(ComputeStore(self.db), scope)
         self.endpoints = EndpointService(
             EndpointStore(self.db),
@@ -274,6 +276,11 @@ class Workspace:
             authorization, self.issuer, self.identities, external=self.external_issuer
         )
 
+    def authenticate_token(self, token: str) -> Principal:
+        return authenticate_token(
+            token, self.issuer, self.identities, external=self.external_issuer
+        )
+
     def renew_home_token(self) -> None:
         """Write a new owner token to ``<home>/token`` if the one there no longer works (its
         tokens were revoked, say)."""
@@ -289,7 +296,6 @@ class Workspace:
                 datastores=self.datastores,
                 executor=local,
                 computes=ComputeExecutors(local, make_ray_executor(self.settings)),
-                isolation=isolation,
                 lease_seconds=self.settings.lease_seconds,
                 poll_seconds=self.settings.scheduler_poll_seconds,
                 max_jobs=self.settings.max_concurrent_jobs,

@@ -145,6 +145,12 @@ class ComputeService:
             return JobCompute(LOCAL_COMPUTE, "local", None, LOCAL_RUNS_ON)
         return _job_compute(name, self._store.get(name))
 
+    def for_pipeline(self, spec: dict[str, Any]) -> JobCompute:
+        """Where a pipeline deployment's steps run: its ``settings.default_compute``, else its
+        ``compute``."""
+        settings = spec.get("settings") or {}
+        return self.for_deployment(settings.get("default_compute") or spec.get("compute"))
+
     def _local(self) -> ComputeOut:
         return ComputeOut(
             id=self._scope.compute_id(LOCAL_COMPUTE),

@@ -274,6 +274,16 @@ class EndpointService:
             )
         if body.code_configuration is not None:
             self._check_code(body.code_configuration.code, body.code_configuration.scoring_script)
+        if (
+            isinstance(body.settings, ModelDeploymentSettings)
+            and body.settings.include_input_columns
+            and body.code_configuration is not None
+        ):
+            raise ValidationError(
+                "settings.include_input_columns applies to MLflow deployments without a scoring "
+                "script; a scoring script's run() returns the columns it wants.",
+                target="settings.include_input_columns",
+            )
         if isinstance(body.settings, ModelDeploymentSettings):
             check_job_workers(
                 body.resources.instance_count,
@@ -394,8 +404,8 @@ class EndpointService:
         runs_on = None
         if self._computes is not None and record.type == "model":
             runs_on = self._computes.for_deployment(record.spec.get("compute")).runs_on
-        elif record.type == "pipeline":
-            runs_on = "this server's worker processes (pipeline steps run locally)"
+        elif self._computes is not None and record.type == "pipeline":
+            runs_on = self._computes.for_pipeline(record.spec).runs_on
         return BatchDeploymentOut.model_validate(
             {
                 **{k: v for k, v in record.spec.items() if k != ENVIRONMENT_CONTENT},

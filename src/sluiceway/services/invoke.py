@@ -30,6 +30,7 @@ from sluiceway.services.computes import ComputeService
 from sluiceway.services.endpoints import EndpointService
 from sluiceway.services.environments import ENVIRONMENT_CONTENT, EnvironmentService
 from sluiceway.services.resolver import InputResolver
+from sluiceway.storage.locations import Location
 from sluiceway.storage.references import DatastorePathRef, parse_model_reference, parse_reference
 from sluiceway.store.endpoints import DeploymentRecord
 from sluiceway.store.jobs import JobRecord, JobStore
@@ -42,7 +43,7 @@ NO_ROUTE = (
     "with positive weight values or use a deployment specific header to route."
 )
 DEFAULT_OUTPUT_NAME = "score"
-JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}")
+JOB_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}")  # the jobs table's name holds 64
 
 
 def job_folder(job_name: str) -> str:
@@ -95,53 +96,60 @@ class InvokeService:
                 naming it.
             ConflictError: a job with the requested name exists.
         """
+        # One database transaction for the reads and the insert (on PostgreSQL; SQLite reads
+        # one snapshot and writes once): see Database.unit.
+        with self._jobs.unit():
+            return self._invoke(endpoint_name, request, principal, deployment_name)
+
+    def _invoke(
+        self,
+        endpoint_name: str,
+        request: InvokeRequest,
+        principal: Principal,
+        deployment_name: str | None,
+    ) -> JobRecord:
         endpoint = self._endpoints.endpoint(endpoint_name)
         name = deployment_name or endpoint.default_deployment
         if not name:
             raise ValidationError(NO_ROUTE, target="azureml-model-deployment")
         deployment = self._endpoints.deployment(endpoint_name, name)
         job_name = self._job_name(request.job_name)
+        fresh = request.job_name is None  # a uuid4 drawn just now: its folder is new
         if deployment.type == "pipeline" and self._pipelines is not None:
-            self._refuse_ray_pipeline(deployment)
-            spec = self._pipelines.job_spec(deployment, request, job_name, principal)
+            spec = self._pipelines.job_spec(deployment, request, job_name, principal, fresh=fresh)
+            self._pipeline_compute(deployment, spec)
         else:
-            spec = self._model_job_spec(deployment, request, job_name, principal)
+            spec = self._model_job_spec(deployment, request, job_name, principal, fresh=fresh)
         if request.properties:
             spec["properties"] = request.properties
-        try:
-            return self._jobs.create(
-                job_name,
-                endpoint_name=endpoint_name,
-                deployment_name=name,
-                spec=spec,
-                invoker=principal.name,
-                invoker_id=principal.id,
-                experiment_name=request.experiment_name or endpoint_name,
-            )
-        except Exception as exc:  # a race on the same custom name
-            if self._jobs.exists(job_name):
-                raise ConflictError(
-                    f"A job named {job_name!r} already exists.", target="name"
-                ) from exc
-            raise
+        return self._jobs.create(
+            job_name,
+            endpoint_name=endpoint_name,
+            deployment_name=name,
+            spec=spec,
+            invoker=principal.name,
+            invoker_id=principal.id,
+            experiment_name=request.experiment_name or endpoint_name,
+        )
 
-    def _refuse_ray_pipeline(self, deployment: DeploymentRecord) -> None:
-        """Pipeline steps run on this server's workers only: a pipeline deployment naming a
-        Ray compute is refused rather than run somewhere other than the caller believes."""
+    def _pipeline_compute(self, deployment: DeploymentRecord, spec: dict[str, Any]) -> None:
+        """Record where the pipeline's steps run (its ``settings.default_compute``, else its
+        ``compute``); a step that names an environment is refused on a Ray compute, whose
+        actors run with the cluster's own packages, rather than run without it."""
         if self._computes is None:
             return
-        settings = deployment.spec.get("settings") or {}
-        for field, value in (
-            ("compute", deployment.spec.get("compute")),
-            ("settings.default_compute", settings.get("default_compute")),
-        ):
-            compute = self._computes.for_deployment(value)
-            if compute.type == "ray":
+        compute = self._computes.for_pipeline(deployment.spec)
+        spec["compute"] = compute.spec() | {"runs_on": compute.runs_on}
+        if compute.type != "ray":
+            return
+        for step in spec["steps"]:
+            if step.get("environment"):
                 raise UnsupportedError(
-                    f"Deployment {deployment.name!r} is a pipeline deployment whose {field} is "
-                    f"the Ray compute {compute.name!r}; pipeline steps do not run on Ray yet, "
-                    "only on this server's workers. Remove the compute, or name local.",
-                    target=field,
+                    f"Step {step['name']!r} of deployment {deployment.name!r} names an "
+                    f"environment, and the pipeline runs on the Ray compute {compute.name!r}; "
+                    "environments do not reach Ray steps yet. Remove the environment (the "
+                    "cluster's packages are used), or name the local compute.",
+                    target=f"jobs.{step['name']}.environment",
                 )
 
     def _job_name(self, requested: str | None) -> str:
@@ -149,7 +157,7 @@ class InvokeService:
             return str(uuid.uuid4())
         if not JOB_NAME_RE.fullmatch(requested):
             raise ValidationError(
-                f"Job name {requested!r} is not valid: use up to 255 letters, digits, '-' and '_', "
+                f"Job name {requested!r} is not valid: use up to 64 letters, digits, '-' and '_', "
                 "starting with a letter or digit.",
                 target="name",
             )
@@ -167,6 +175,8 @@ class InvokeService:
         request: InvokeRequest,
         job_name: str,
         principal: Principal,
+        *,
+        fresh: bool,
     ) -> dict[str, Any]:
         literals = [i.name for i in request.inputs.values() if i.type == "literal"]
         if literals:
@@ -194,7 +204,7 @@ class InvokeService:
         (given,) = request.inputs.values()
         resolved = self._resolver.resolve(given.name, given.type, given.uri or "", reader=principal)
         settings = self._settings(deployment, request)
-        output = self._output(request.outputs, job_name, settings, principal)
+        output = self._output(request.outputs, job_name, settings, principal, fresh=fresh)
         model_ref = parse_model_reference(str(deployment.spec["model"]), self._scope)
         model = self._assets.get("model", model_ref.name, model_ref.version)
         model_location = self._datastore_ref(model.path, "model")
@@ -307,6 +317,8 @@ class InvokeService:
             "error_threshold": settings.error_threshold,
             "logging_level": LoggingLevel(settings.logging_level).value,
             "environment_variables": settings.environment_variables,
+            "output_format": settings.output_format.value,
+            "include_input_columns": settings.include_input_columns,
         }
 
     def _output(
@@ -315,8 +327,13 @@ class InvokeService:
         job_name: str,
         settings: dict[str, Any],
         principal: Principal,
+        *,
+        fresh: bool,
     ) -> dict[str, Any]:
-        """The one output of a model deployment: a folder, and the file written in it."""
+        """The one output of a model deployment: a folder, and the file written in it.
+
+        The default output of a job whose name was drawn just now (``fresh``) is not looked
+        for in storage: see :meth:`InputResolver.new_job_folder`."""
         if len(outputs) > 1:
             raise ValidationError(
                 f"A model deployment has one output; got {', '.join(outputs)}.", target="OutputData"
@@ -349,15 +366,10 @@ class InvokeService:
                 )
             folder, file_name = posixpath.dirname(ref.path), posixpath.basename(ref.path)
             settings["output_file_name"] = file_name
-        location = self._resolver.output_location(ref.datastore, folder)
-        if settings["output_action"] == OutputAction.APPEND_ROW.value:
-            target = location.child(file_name)
-            if self._resolver.exists(target, where):
-                raise ConflictError(
-                    f"{where}: {target.uri} already exists, and outputs are never overwritten; "
-                    "choose another output path or file name.",
-                    target=where,
-                )
+        location = self._resolver.new_job_folder(ref.datastore, folder, fresh and not named)
+        if location is None:
+            location = self._resolver.output_location(ref.datastore, folder)
+            self._check_output_file(location, file_name, settings, where)
         return {
             "name": given.name,
             "type": given.type,
@@ -366,6 +378,18 @@ class InvokeService:
             "path": location.path,
             "file_name": file_name,
         }
+
+    def _check_output_file(
+        self, location: Location, file_name: str, settings: dict[str, Any], where: str
+    ) -> None:
+        if settings["output_action"] == OutputAction.APPEND_ROW.value:
+            target = location.child(file_name)
+            if self._resolver.exists(target, where):
+                raise ConflictError(
+                    f"{where}: {target.uri} already exists, and outputs are never overwritten; "
+                    "choose another output path or file name.",
+                    target=where,
+                )
 
 
 def _check_cluster_python(deployment: str, compute: str, wanted: str | None) -> None:

@@ -105,8 +105,13 @@ class PipelineInvoker:
         request: InvokeRequest,
         job_name: str,
         principal: Principal,
+        *,
+        fresh: bool = False,
     ) -> dict[str, Any]:
         """The spec of a job that runs the deployment's pipeline on the request's inputs.
+
+        ``fresh``: the server drew ``job_name`` just now, so its default outputs' folders are
+        new (:meth:`InputResolver.new_job_folder`).
 
         Raises:
             ValidationError: an input or output is unknown, missing, or not accepted.
@@ -120,7 +125,7 @@ class PipelineInvoker:
         settings = PipelineDeploymentSettings.model_validate(deployment.spec.get("settings") or {})
         self._refuse_model_settings(deployment, request)
         inputs = self._inputs(plan, request, principal)
-        outputs = self._outputs(plan, request, job_name, settings, principal)
+        outputs = self._outputs(plan, request, job_name, settings, principal, fresh=fresh)
         steps = [self._step(step, inputs, outputs, job_name) for step in plan.steps]
         return {
             "kind": "pipeline",
@@ -237,6 +242,8 @@ class PipelineInvoker:
         job_name: str,
         settings: PipelineDeploymentSettings,
         principal: Principal,
+        *,
+        fresh: bool,
     ) -> dict[str, Any]:
         spec = plan.spec
         for name in request.outputs:
@@ -257,14 +264,12 @@ class PipelineInvoker:
                 if given is not None and given.uri
                 else f"azureml://datastores/{datastore}/paths/{job_folder(job_name)}/{name}/"
             )
+            named = given is not None and bool(given.uri)
             ref = self._resolver.writable_output(
-                where,
-                uri,
-                principal,
-                named=given is not None and bool(given.uri),
-                what=f"output {name!r}",
+                where, uri, principal, named=named, what=f"output {name!r}"
             )
-            location = self._resolver.output_location(ref.datastore, ref.path)
+            new = self._resolver.new_job_folder(ref.datastore, ref.path, fresh and not named)
+            location = new or self._resolver.output_location(ref.datastore, ref.path)
             key = (location.datastore, location.path)
             if key in folders:
                 raise ValidationError(
@@ -273,7 +278,7 @@ class PipelineInvoker:
                     target=where,
                 )
             folders[key] = name
-            if self._resolver.exists(location, where) and location.list_files():
+            if new is None and self._resolver.exists(location, where) and location.list_files():
                 raise ConflictError(
                     f"{where}: {location.uri} already holds files, and outputs are never "
                     "overwritten; choose another output path.",

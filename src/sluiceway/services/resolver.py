@@ -5,16 +5,25 @@ which may itself be a datastore path or a storage URL), or a storage URL (Azure 
 S3, or a blob emulator's path-style URL). The checks (the caller may read it, it exists, is of
 its declared type and holds files) run before a job is created, so a wrong input is a 4xx that
 names it. Access is checked once the location is known and before storage is touched, so a
-caller learns nothing about data it may not read.
+caller learns nothing about data it may not read. Access is checked on every call; what storage
+said is remembered for a few seconds per reader and location (:class:`RecentChecks`), so many
+invocations over one input ask storage once. Within those seconds an input removed meanwhile, or
+a datastore whose credentials were changed, is still taken: the job then fails reading it, with
+the storage's error in its logs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sluiceway.auth.principals import Principal
 from sluiceway.errors import PermissionDeniedError, UnsupportedError, ValidationError
-from sluiceway.schemas.common import WorkspaceScope
+from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.services.assets import AssetService
 from sluiceway.services.data_access import require_read, require_write
 from sluiceway.services.datastores import DatastoreService, storage_call
@@ -28,9 +37,50 @@ from sluiceway.storage.references import (
     Reference,
     StorageUrlRef,
 )
-from sluiceway.storage.reserved import server_owned
+from sluiceway.storage.reserved import JOBS_FOLDER, server_owned
 
 DATA_TYPES = ("uri_folder", "uri_file")
+# How long an input found good (it exists, is of its type, holds files) is not looked at again
+# in storage for the same reader: invoking many jobs over one input asks storage once a while.
+INPUT_CHECK_SECONDS = 5.0
+
+
+class RecentChecks:
+    """Storage checks passed lately, forgotten after ``seconds``: what was checked (the reader,
+    the datastore or storage URL, the path, the type), kept as a hash only, as a storage URL may
+    carry a credential. Only passes are kept: a failed check is made again on the next call, so
+    data uploaded just after a refusal is found at once. Who may read an input is not kept here:
+    it is checked on every call, before this is asked.
+    """
+
+    def __init__(self, seconds: float, most: int = 4096) -> None:
+        self._seconds = seconds
+        self._most = most
+        self._until: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(key: tuple[str | None, ...]) -> bytes:
+        return hashlib.sha256(json.dumps(key).encode()).digest()
+
+    def holds(self, key: tuple[str | None, ...]) -> bool:
+        digest = self._digest(key)
+        with self._lock:
+            until = self._until.get(digest)
+            if until is None:
+                return False
+            if until < time.monotonic():
+                del self._until[digest]
+                return False
+            return True
+
+    def add(self, key: tuple[str | None, ...]) -> None:
+        digest = self._digest(key)
+        with self._lock:
+            self._until[digest] = time.monotonic() + self._seconds
+            self._until.move_to_end(digest)
+            while len(self._until) > self._most:
+                self._until.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +119,7 @@ class InputResolver:
         self._datastores = datastores
         self._assets = assets
         self._scope = scope
+        self._checked = RecentChecks(INPUT_CHECK_SECONDS)
 
     def resolve(
         self, name: str, declared_type: str, uri: str, *, reader: Principal | None
@@ -106,12 +157,16 @@ class InputResolver:
         location = self._locate(where, name, ref, uri)
         if reader is not None:
             require_read(reader, location, f"input {name!r}")
-        probe = self._datastores.probing(location)
-        storage_call(
-            f"{where}: {uri!r}",
-            name,
-            lambda: self._check(where, name, declared_type, uri, probe),
-        )
+        checked = (reader.id if reader else None, location.datastore, location.url)
+        key = (*checked, location.path, declared_type)
+        if not self._checked.holds(key):
+            probe = self._datastores.probing(location)
+            storage_call(
+                f"{where}: {uri!r}",
+                name,
+                lambda: self._check(where, name, declared_type, uri, probe),
+            )
+            self._checked.add(key)
         sealed = self._datastores.seal_url(location.url) if location.url is not None else None
         return ResolvedInput(name, declared_type, uri, location, sealed)
 
@@ -158,22 +213,23 @@ class InputResolver:
     def _check(
         self, where: str, name: str, declared_type: str, uri: str, location: Location
     ) -> None:
-        if not location.exists():
+        kind = location.kind()
+        if kind is None:
             raise ValidationError(
                 f"{where}: {uri!r} does not exist ({_describe(location)}).",
                 target=name,
             )
-        if declared_type == "uri_file" and not location.is_file():
+        if declared_type == "uri_file" and kind != "file":
             raise ValidationError(
                 f"{where}: {uri!r} is a folder, but the input type is uri_file; use uri_folder.",
                 target=name,
             )
-        if declared_type == "uri_folder" and not location.is_dir():
+        if declared_type == "uri_folder" and kind != "folder":
             raise ValidationError(
                 f"{where}: {uri!r} is a file, but the input type is uri_folder; use uri_file.",
                 target=name,
             )
-        if declared_type == "uri_folder" and not location.holds_files():
+        if declared_type == "uri_folder" and not location.holds_files(folder=True):
             raise ValidationError(f"{where}: folder {uri!r} holds no files.", target=name)
 
     def output_reference(self, where: str, uri: str) -> DatastorePathRef:
@@ -257,6 +313,29 @@ class InputResolver:
                 "leave the output out to get the job's own folder.",
                 target=where,
             )
+
+    def new_job_folder(self, datastore: str, folder: str, fresh: bool) -> Location | None:
+        """``folder``, when it is in the folder of a job whose name the server drew just now
+        (``fresh``: a uuid4) in the default datastore: nothing can be there yet, so storage is
+        not asked (:meth:`output_location` asks it twice); else None, and the caller checks.
+
+        Why nothing can be there: ``azureml/<job>/`` of the default datastore is written by
+        the scheduler alone, for that job (:mod:`sluiceway.storage.reserved`): the files API
+        and outputs an invocation names refuse it, and job names are unique. A name drawn
+        from 122 random bits has no job yet, so no process wrote its folder. A job named by
+        its invoker is still looked for: a name may have been used before the database was.
+        And whatever was checked here, the commit looks for every file it will write and writes
+        none over an existing one (``overwrite=False``), but to finish its own interrupted
+        commit (``scheduler/commit.py``).
+        """
+        if not fresh:
+            return None
+        location = self._datastores.location(datastore, folder)
+        if server_owned(location.datastore, location.path) != server_owned(
+            DEFAULT_DATASTORE, JOBS_FOLDER
+        ):
+            return None
+        return location
 
     def output_location(self, datastore: str, folder: str) -> Location:
         """Where an output folder goes; it may not exist yet, but it may not be a file."""

@@ -70,6 +70,15 @@ class Location:
     def is_file(self) -> bool:
         return bool(self.backend.fs.isfile(self.full_path))
 
+    def kind(self) -> str | None:
+        """``"file"``, ``"folder"``, or None when nothing is there: one look-up where
+        :meth:`exists` and :meth:`is_dir` take one each."""
+        try:
+            info = self.backend.fs.info(self.full_path)
+        except FileNotFoundError:
+            return None
+        return "folder" if info.get("type") == "directory" else "file"
+
     def list_files(self) -> list[FileEntry]:
         """Every file below this location, recursively, in path order; a file lists itself."""
         local = self.local_path()
@@ -81,6 +90,11 @@ class Location:
             return [FileEntry(posixpath.basename(self.path), int(fs.size(root)))]
         if not fs.isdir(root):
             return []
+        return self._list_folder()
+
+    def _list_folder(self) -> list[FileEntry]:
+        fs = self.backend.fs
+        root = self.full_path
         found = fs.find(root, detail=True)
         prefix = root.rstrip("/") + "/"
         entries = [
@@ -90,12 +104,12 @@ class Location:
         ]
         return sorted(entries, key=lambda e: e.path)
 
-    def holds_files(self) -> bool:
+    def holds_files(self, *, folder: bool = False) -> bool:
         """Whether :meth:`list_files` would list anything; a local folder is only read up to
-        its first file."""
+        its first file. ``folder``: the caller knows this is a folder (no look-up for it)."""
         local = self.local_path()
         if local is None:
-            return bool(self.list_files())
+            return bool(self._list_folder() if folder else self.list_files())
         return next(self._walk_local(local), None) is not None
 
     def _list_local(self, root: Path) -> list[FileEntry]:

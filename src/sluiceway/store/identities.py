@@ -8,10 +8,11 @@ it, with the owners' rows locked, so two concurrent removals cannot both pass.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy import ColumnElement, Row, delete, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,7 +55,7 @@ class ClientCredentials:
     secret_hash: str | None
 
 
-def _identity(row: IdentityRow, roles: list[RoleAssignmentRow]) -> Identity:
+def _identity(row: IdentityRow | Row[Any], roles: list[RoleAssignmentRow]) -> Identity:
     return Identity(
         id=row.id,
         name=row.name,
@@ -113,8 +114,24 @@ class IdentityStore:
         return _identity(row, self._roles(s, row.id)) if row is not None else None
 
     def get(self, identity_id: str) -> Identity | None:
-        with self._db.reading() as s:
-            return self._one(s, s.get(IdentityRow, identity_id))
+        """The identity and its roles, in one statement (every authenticated request asks)."""
+        identities = IdentityRow.__table__
+        roles = (
+            select(RoleAssignmentRow.scope, RoleAssignmentRow.role)
+            .where(RoleAssignmentRow.identity_id == identity_id, _live())
+            .subquery()
+        )
+        query = (
+            select(identities, roles.c.scope.label("role_scope"), roles.c.role.label("role_name"))
+            .select_from(identities.outerjoin(roles, true()))
+            .where(identities.c.id == identity_id)
+        )
+        with self._db.one_statement() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return None
+        granted = [(r.role_scope, r.role_name) for r in rows if r.role_scope is not None]
+        return replace(_identity(rows[0], []), roles=tuple(sorted(granted)))
 
     def get_by_name(self, name: str) -> Identity | None:
         with self._db.reading() as s:

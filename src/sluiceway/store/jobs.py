@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +28,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import Sequence as DbSequence
+from sqlalchemy.exc import IntegrityError
 
 from sluiceway.clock import as_utc, utcnow
+from sluiceway.errors import ConflictError
 from sluiceway.schemas.jobs import JobStatus, MiniBatchStatus
 from sluiceway.store.db import Database
 from sluiceway.store.notifications import notify_cancel, notify_queued
@@ -36,6 +40,7 @@ from sluiceway.store.tables import JobRow, MiniBatchRow
 
 ACTIVE = (JobStatus.PREPARING, JobStatus.RUNNING, JobStatus.FINALIZING, JobStatus.CANCEL_REQUESTED)
 WAITING = (JobStatus.NOT_STARTED, JobStatus.QUEUED)
+JOB_SEQ = DbSequence("job_seq")  # PostgreSQL only (migration 0012): the jobs' queue numbers
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,11 @@ class JobStore:
 
     # -- jobs -------------------------------------------------------------------------------
 
+    def unit(self) -> AbstractContextManager[None]:
+        """One transaction for a whole invocation: its reads in every store of this database
+        and the job's insert (see :meth:`Database.unit`)."""
+        return self._db.unit()
+
     def create(
         self,
         name: str,
@@ -214,26 +224,42 @@ class JobStore:
             lease_owner=None,
             invoker_id=invoker_id,
         )
-        # One statement: the next number in the queue is taken while the row goes in.
-        next_seq = select(func.coalesce(func.max(JobRow.seq), 0) + 1).scalar_subquery()
-        with self._db.writing() as conn:
-            conn.execute(
-                insert(JobRow).values(
-                    name=name,
-                    endpoint_name=endpoint_name,
-                    deployment_name=deployment_name,
-                    status=JobStatus.QUEUED.value,
-                    spec=spec,
-                    invoker=invoker,
-                    invoker_id=invoker_id,
-                    experiment_name=experiment_name,
-                    created_at=record.created_at,
-                    seq=next_seq,
-                )
-            )
-            if self._db.is_postgres:
-                notify_queued(conn)
+        # The next number in the queue, taken while the row goes in: from a sequence on
+        # PostgreSQL, where API servers insert at once; on SQLite max + 1 is safe, as the
+        # database's one writer lock is held from BEGIN. A unique index guards both.
+        next_seq = (
+            JOB_SEQ.next_value()
+            if self._db.is_postgres
+            else select(func.coalesce(func.max(JobRow.seq), 0) + 1).scalar_subquery()
+        )
+        try:
+            with self._db.writing() as conn:
+                self._insert(conn, record, next_seq)
+        except IntegrityError:
+            # The name is the only key the insert can collide on: ``seq`` is unique by how
+            # it is taken (a look-up here could miss the other row inside a unit's snapshot).
+            raise ConflictError(
+                f"A job named {name!r} already exists; job names are unique.", target="name"
+            ) from None
         return record
+
+    def _insert(self, conn: Connection, record: JobRecord, seq: Any) -> None:
+        conn.execute(
+            insert(JobRow).values(
+                name=record.name,
+                endpoint_name=record.endpoint_name,
+                deployment_name=record.deployment_name,
+                status=JobStatus.QUEUED.value,
+                spec=record.spec,
+                invoker=record.invoker,
+                invoker_id=record.invoker_id,
+                experiment_name=record.experiment_name,
+                created_at=record.created_at,
+                seq=seq,
+            )
+        )
+        if self._db.is_postgres:
+            notify_queued(conn)
 
     def exists(self, name: str) -> bool:
         with self._db.reading() as s:

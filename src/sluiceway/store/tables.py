@@ -194,6 +194,7 @@ class JobRow(Base):
 
     __table_args__ = (
         Index("ix_jobs_status_seq", "status", "seq"),
+        Index("ux_jobs_seq", "seq", unique=True),
         Index("ix_jobs_endpoint", "endpoint_name", "created_at"),
         Index("ix_jobs_invoker_id", "invoker_id", "created_at"),
     )

@@ -1,4 +1,5 @@
-"""A blob-service face over the datastores this server serves (local and S3 ones): the seven
+"""A blob-service face over the datastores this server serves (local, S3, and Azure ones served
+over plain http, such as an Azurite without TLS, which the SDK cannot reach): the seven
 Azure Blob operations azure-ai-ml and azure-storage-blob use for uploads and downloads.
 
 URLs are path-style, ``/azureml/blob/{account}/{container}/{blob}``, where the container is a
@@ -127,10 +128,11 @@ def _caller(ws: Workspace, request: Request, datastore: str, letter: str, what: 
 
 def _location(ws: Workspace, datastore: str, blob: str) -> Location:
     out = ws.datastores.get(datastore)
-    if not blob_face(ws, out.type):
+    if not blob_face(out):
         raise UnsupportedError(
-            f"Datastore {datastore!r} is in Azure storage; reach it there, not through this "
-            "server's blob face (which serves local and S3 datastores).",
+            f"Datastore {datastore!r} is in Azure storage served over https; reach it there "
+            "(with the SAS of its listSecrets), not through this server's blob face (which "
+            "serves local, S3 and plain-http Azure datastores).",
             target="container",
         )
     return ws.datastores.location(datastore, blob)

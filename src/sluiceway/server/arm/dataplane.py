@@ -11,6 +11,9 @@ them without one.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response, Security
@@ -94,11 +97,53 @@ def _log_files(ws: Workspace, out: JobOut, caller: Any) -> dict[str, str]:
     return files
 
 
+class FinalLooks:
+    """Which finished runs an identity was last told were ``Finalizing``, for
+    :func:`run_details`.
+
+    ``jobs.stream`` reads a run's details once, then fetches and prints its logs only inside
+    a poll loop that runs while the status is in progress or ``Finalizing``: a job that ended
+    before that first read would show no log line. So a finished run answers ``Finalizing``
+    once, and its true status to the next look (within :attr:`WINDOW` seconds, longer than
+    the SDK's longest poll interval), which the SDK makes after printing the logs: every
+    stream of a finished job prints its logs, and a stream that watched the job run polls
+    once more and prints its last lines. Kept per process and bounded; with several API
+    processes a stream may be told ``Finalizing`` once by each process it reaches."""
+
+    WINDOW = 120.0
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._told: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def finalizing(self, key: tuple[str, str, str], terminal: bool) -> bool:
+        """Whether to answer ``Finalizing`` for the run ``key`` names, finished or not."""
+        now = time.monotonic()
+        with self._lock:
+            told = self._told.pop(key, None)
+            answer = terminal and (told is None or now - told > self.WINDOW)
+            if answer:
+                self._told[key] = now
+                while len(self._told) > self.LIMIT:
+                    self._told.popitem(last=False)
+        return answer
+
+
+LOOKS = FinalLooks()
+
+
 @router.get(HISTORY + "/runs/{run_id}/details", dependencies=SCOPED)
 def run_details(run_id: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
+    """A run's details with signed links to its logs; a finished run is ``Finalizing`` once
+    before its true status (see :class:`FinalLooks`), so that ``jobs.stream`` prints its
+    logs."""
     out, child = _job_of_run(ws, run_id, caller)
     files = _log_files(ws, out, caller)
-    return JSONResponse(shapes.run(out, run_id, child=child, ctx=context(ws), log_files=files))
+    key = (ws.settings.scope.prefix, caller.id, run_id)
+    status = "Finalizing" if LOOKS.finalizing(key, out.status.is_terminal) else None
+    body = shapes.run(out, run_id, child=child, ctx=context(ws), log_files=files, status=status)
+    return JSONResponse(body)
 
 
 @router.get(HISTORY + "/runs/{run_id}", dependencies=SCOPED)

@@ -88,7 +88,7 @@ def managed_identity_token(
             target="X-IDENTITY-HEADER",
         )
     audience = check_audience(resource, ws.base_url)
-    caller = ws.authenticate(f"Bearer {x_identity_header}")
+    caller = ws.authenticate_token(x_identity_header)
     issued = ws.identity_service.create_token(caller.name, not_after=caller.token_expires_on)
     return JSONResponse(
         {

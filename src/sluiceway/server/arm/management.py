@@ -12,7 +12,9 @@ operation that reports the resource's state.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -22,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sluiceway.auth.policy import Action
 from sluiceway.errors import ResourceNotFoundError, UnsupportedError, ValidationError
 from sluiceway.schemas.assets import DataCreate, ModelCreate
-from sluiceway.schemas.datastores import DatastoreCreate
+from sluiceway.schemas.datastores import DatastoreCreate, DatastoreOut
 from sluiceway.schemas.endpoints import (
     BatchDeploymentCreate,
     BatchEndpointCreate,
@@ -34,6 +36,7 @@ from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 from sluiceway.server.methods import allowed_methods
 from sluiceway.server.workspace import Workspace
 from sluiceway.services.assets import Kind
+from sluiceway.storage.datastores.azure import blob_endpoint
 from sluiceway.storage.retired import gen1_refusal, is_gen1_type
 
 WORKSPACE_PATH = (
@@ -100,10 +103,23 @@ def context(ws: Workspace) -> shapes.ArmContext:
     return shapes.ArmContext(ws.base_url, ws.settings.scope)
 
 
-def blob_face(ws: Workspace, datastore_type: str) -> bool:
-    """Whether the SDK reaches this datastore through the server's blob face (every type but
-    Azure's own, which it reaches directly)."""
-    return datastore_type not in ("azure_blob", "azure_data_lake_gen2")
+def blob_face(out: DatastoreOut) -> bool:
+    """Whether the SDK reaches this datastore through the server's blob face: every datastore
+    but an Azure one it can reach itself, which is one served over https (the SDK builds every
+    blob URL as ``https://...``; an emulator served over plain http is reached through the
+    server)."""
+    if out.type not in ("azure_blob", "azure_data_lake_gen2"):
+        return True
+    return direct_url(out) is None
+
+
+def direct_url(out: DatastoreOut) -> str | None:
+    """The https blob service URL of an Azure datastore, or None when it is served over http."""
+    try:
+        url = blob_endpoint(out.account_name or "", out.endpoint, out.protocol)
+    except ValidationError:  # not a URL the SDK could reach: the server serves it
+        return None
+    return url if url.startswith("https://") else None
 
 
 def _props(body: Any) -> dict[str, Any]:
@@ -147,14 +163,17 @@ def list_datastores(
     found = ws.datastores.list_all(caller)
     if (isDefault or "").lower() == "true":
         found = [d for d in found if d.is_default]
-    value = [shapes.datastore(ctx, d, blob_face=blob_face(ws, d.type)) for d in found]
+    value = [_datastore(ctx, d) for d in found]
     return JSONResponse({"value": value, "nextLink": None})
 
 
 @router.get("/datastores/{name}", dependencies=[allowed(Action.READ, datastore="name")])
 def get_datastore(name: str, ws: WorkspaceDep) -> JSONResponse:
-    out = ws.datastores.get(name)
-    return JSONResponse(shapes.datastore(context(ws), out, blob_face=blob_face(ws, out.type)))
+    return JSONResponse(_datastore(context(ws), ws.datastores.get(name)))
+
+
+def _datastore(ctx: shapes.ArmContext, out: DatastoreOut) -> dict[str, Any]:
+    return shapes.datastore(ctx, out, direct=None if blob_face(out) else direct_url(out))
 
 
 _ARM_CREDENTIALS = {"accountkey": "key", "sas": "sasToken"}
@@ -211,26 +230,67 @@ def put_datastore(
         credentials=credentials,
     )
     out, created = ws.datastores.create_or_update(name, create, caller)
-    answer = shapes.datastore(context(ws), out, blob_face=False)
+    answer = _datastore(context(ws), out)
     return JSONResponse(answer, status_code=201 if created else 200)
 
 
 @router.post("/datastores/{name}/listSecrets")
 def list_secrets(name: str, ws: WorkspaceDep, caller: PrincipalDep) -> JSONResponse:
     """A SAS for the caller's own data rights on the datastore, valid an hour; never a stored
-    credential. The caller's rights are checked before the datastore is looked up, so that
-    one without any learns nothing of which datastores exist."""
-    ws.signed.datastore_permissions(caller, name)
+    credential. For a datastore of the blob face, the server signs it; for an Azure Blob
+    datastore with an account key that the SDK reaches directly, it is a container SAS made
+    from that key (read and list, and create, write and add with ``write data``). The caller's
+    rights are checked before the datastore is looked up, so that one without any learns
+    nothing of which datastores exist."""
+    permissions = ws.signed.datastore_permissions(caller, name)
     out = ws.datastores.get(name)
-    if not blob_face(ws, out.type):
+    if blob_face(out):
+        sas, expiry = ws.signed.datastore_sas(caller, name)
+    else:
+        sas, expiry = _azure_sas(ws, out, permissions)
+    return JSONResponse({"secretsType": "Sas", "sasToken": sas, "expiry": expiry})
+
+
+SAS_LIFETIME = timedelta(hours=1)
+
+
+def _azure_sas(ws: Workspace, out: DatastoreOut, permissions: str) -> tuple[str, str]:
+    """A container SAS of an Azure Blob datastore, signed with its account key, with
+    ``permissions`` (the caller's: ``r``/``l`` to read, ``c``/``w`` to write)."""
+    backend = ws.datastores.backend(out.name)
+    key = (getattr(backend, "credentials", None) or {}).get("account_key")
+    if out.type != "azure_blob" or not key:
         raise UnsupportedError(
-            f"listSecrets is not offered for Azure datastore {name!r}: its stored credential "
-            "stays on the server. listSecrets answers for datastores served by this server's "
-            "blob face (local and S3 datastores).",
+            f"listSecrets is not offered for datastore {out.name!r}: a SAS is made only for an "
+            "Azure Blob datastore with an account key (the key itself never leaves the "
+            f"server); this one is {out.type} with {out.credentials.get('type', 'none')} "
+            "credentials. Reach it with the caller's own Azure credential, or through "
+            "`sluice` and the REST file routes.",
             target="name",
         )
-    sas, expiry = ws.signed.datastore_sas(caller, name)
-    return JSONResponse({"secretsType": "Sas", "sasToken": sas, "expiry": expiry})
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    writes = "w" in permissions
+    # The SDK reaches the store over https only; an emulator (Azurite) behind a TLS front
+    # sees plain http, so its SAS also allows http.
+    origin = urlsplit(direct_url(out) or "")[:2]
+    emulated = any(urlsplit(e)[:2] == origin for e in ws.settings.emulator_endpoints)
+    expiry = datetime.now(UTC).replace(microsecond=0) + SAS_LIFETIME
+    sas = generate_container_sas(
+        out.account_name or "",
+        out.container_name or "",
+        account_key=key,
+        permission=ContainerSasPermissions(
+            read="r" in permissions,
+            list="l" in permissions,
+            add=writes,
+            create=writes,
+            write=writes,
+        ),
+        expiry=expiry,
+        protocol="https,http" if emulated else "https",
+    )
+    return sas, expiry.isoformat().replace("+00:00", "Z")
 
 
 # -- batch endpoints and deployments -----------------------------------------------------------

@@ -143,16 +143,17 @@ def workspace(ctx: ArmContext) -> dict[str, Any]:
     }
 
 
-def datastore(ctx: ArmContext, out: DatastoreOut, *, blob_face: bool) -> dict[str, Any]:
-    """A datastore: an Azure one as it is, any other (local, S3) as a blob container of this
-    server's blob face, named as the datastore."""
+def datastore(ctx: ArmContext, out: DatastoreOut, *, direct: str | None) -> dict[str, Any]:
+    """A datastore: an Azure one the SDK reaches itself at ``direct`` (its https blob service
+    URL), any other (local, S3, plain-http Azure) as a blob container of this server's blob
+    face, named as the datastore."""
     props: dict[str, Any] = {
         "description": out.description,
         "tags": out.tags,
         "properties": {},
         "isDefault": out.is_default,
     }
-    if blob_face:
+    if direct is None:
         props.update(
             datastoreType="AzureBlob",
             accountName=ctx.blob_account,
@@ -163,18 +164,32 @@ def datastore(ctx: ArmContext, out: DatastoreOut, *, blob_face: bool) -> dict[st
         )
     else:
         kind = _DATASTORE_TYPES.get(out.type, out.type)
+        keyed = kind == "AzureBlob" and out.credentials.get("type") == "account_key"
+        if kind == "AzureDataLakeGen2":  # the SDK reaches ADLS Gen2 over its dfs endpoint
+            direct = direct.replace(".blob.", ".dfs.", 1)
         props.update(
             datastoreType=kind,
-            accountName=out.account_name,
+            accountName=sdk_account_name(direct),
             endpoint=out.endpoint or "core.windows.net",
             protocol=out.protocol or "https",
-            credentials={"credentialsType": "None"},
+            # With an account key, listSecrets answers a SAS of the caller's rights; otherwise
+            # the SDK uses its own credential against Azure.
+            credentials={"credentialsType": "Sas" if keyed else "None"},
         )
         if kind == "AzureBlob":
             props["containerName"] = out.container_name
         else:
             props["filesystem"] = out.filesystem
     return _resource(out.id, out.name, "datastores", properties=props)
+
+
+def sdk_account_name(service_url: str) -> str:
+    """The ``accountName`` that makes the SDK's blob URL, ``https://{accountName}.blob.
+    {suffix}``, the blob service at ``service_url``: its host, port and path, then ``#``, which
+    moves the cloud's suffix into the URL's fragment (``127.0.0.1:10000/devstoreaccount1#``,
+    ``acct.blob.core.windows.net#``)."""
+    parts = urlsplit(service_url)
+    return f"{parts.netloc}{parts.path.rstrip('/')}#"
 
 
 def data_container(
@@ -399,13 +414,20 @@ def output_datastore_path(uri: str | None) -> tuple[str, str] | None:
 
 
 def run(
-    out: JobOut, run_id: str, *, child: bool, ctx: ArmContext, log_files: dict[str, str]
+    out: JobOut,
+    run_id: str,
+    *,
+    child: bool,
+    ctx: ArmContext,
+    log_files: dict[str, str],
+    status: str | None = None,
 ) -> dict[str, Any]:
-    """A run of the run-history data plane: the job, or its one batch-scoring child."""
+    """A run of the run-history data plane: the job, or its one batch-scoring child (with
+    ``status`` in place of the job's, when given)."""
     body: dict[str, Any] = {
         "runId": run_id,
         "runUuid": None,
-        "status": job_status(out.status),
+        "status": status or job_status(out.status),
         "displayName": run_id,
         "name": run_id,
         "rootRunId": out.name,

@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from sluiceway.server.deps import WorkspaceDep
+from sluiceway.server.forms import FORM_TYPE, FormError, read_form_fields
 from sluiceway.server.rate_limits import RateLimiter, retry_after
 
 public = APIRouter(tags=["oauth2"])
 
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_FORM_BYTES = 16 << 10
 GRANT_TYPE = "client_credentials"
 _NO_CACHE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -60,24 +59,10 @@ def _error(exc: OAuthError, *, basic: bool) -> JSONResponse:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != FORM_TYPE:
-        raise OAuthError(
-            "invalid_request",
-            f"The token request must be a form: Content-Type {FORM_TYPE}, not "
-            f"{media_type or 'none'!r}.",
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise OAuthError(
-                "invalid_request", f"The token request is larger than {MAX_FORM_BYTES} bytes."
-            )
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise OAuthError("invalid_request", "The token request is not UTF-8 text.") from None
+        fields = await read_form_fields(request, "The token request")
+    except FormError as exc:
+        raise OAuthError("invalid_request", exc.message) from None
     repeated = sorted(name for name, values in fields.items() if len(values) > 1)
     if repeated:
         raise OAuthError("invalid_request", f"Parameter {repeated[0]!r} is given more than once.")

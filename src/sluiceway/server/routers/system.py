@@ -13,13 +13,14 @@ from sluiceway.server.access import ANY_IDENTITY, allowed
 from sluiceway.server.deps import PrincipalDep, WorkspaceDep
 from sluiceway.server.metrics import CONTENT_TYPE
 
+_VERSION = version("sluiceway")  # read once: looking it up reads the installed packages
 public = APIRouter(tags=["system"])
 router = APIRouter(tags=["system"])
 
 
 @public.get("/healthz")
 def healthz() -> dict[str, str]:
-    return {"status": "ok", "version": version("sluiceway")}
+    return {"status": "ok", "version": _VERSION}
 
 
 @public.get("/readyz")

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import Depends, Request
 
@@ -30,11 +30,11 @@ from sluiceway.auth.principals import Principal
 from sluiceway.clock import utcnow
 from sluiceway.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from sluiceway.server.deps import WorkspaceDep
+from sluiceway.server.forms import FormError, read_form_fields
 
 SESSION_COOKIE = "sluice_session"
 SIGN_IN_COOKIE = "sluice_sign_in"  # the CSRF token of the sign-in form, before any session
 CSRF_FIELD = "csrf"
-MAX_FORM_BYTES = 16 << 10
 LINK_SECONDS = 120.0
 _CSRF_LABEL = b"sluiceway studio form"
 
@@ -92,7 +92,7 @@ def viewer(request: Request, ws: WorkspaceDep) -> Viewer:
     if not token:
         raise SignInRequired(here)
     try:
-        principal = ws.authenticate(f"Bearer {token}")
+        principal = ws.authenticate_token(token)
     except AuthenticationError as exc:
         raise SignInRequired(here, exc.message) from None
     return Viewer(principal, csrf_for(token))
@@ -117,27 +117,15 @@ def check_origin(request: Request) -> None:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The fields of a small ``application/x-www-form-urlencoded`` body.
+    """The fields of a studio form (the first value of each).
 
     Raises:
         ValidationError: another content type, a body that is too large or not UTF-8.
     """
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        raise ValidationError(
-            f"The studio's forms are sent as application/x-www-form-urlencoded, not "
-            f"{media_type or 'nothing'!r}.",
-            target="Content-Type",
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise ValidationError(f"A studio form may be at most {MAX_FORM_BYTES} bytes.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise ValidationError("The form is not UTF-8 text.") from None
+        fields = await read_form_fields(request, "A studio form")
+    except FormError as exc:
+        raise ValidationError(exc.message, target=exc.target) from None
     return {name: values[0] for name, values in fields.items()}
 
 

@@ -128,7 +128,7 @@ async def sign_in(request: Request, ws: WorkspaceDep) -> Response:
             request, target, "Paste a token, or give a client id and its secret.", 400
         )
     try:
-        principal = await run_in_threadpool(ws.authenticate, f"Bearer {token}")
+        principal = await run_in_threadpool(ws.authenticate_token, token)
     except AuthenticationError as exc:
         return _form_page(request, target, f"This token does not sign in: {exc.message}", 401)
     return _signed_in(request, token, principal, target)
@@ -175,7 +175,7 @@ def sign_in_with_link(
             401,
         )
     try:
-        principal = ws.authenticate(f"Bearer {token}")
+        principal = ws.authenticate_token(token)
     except AuthenticationError as exc:
         return _form_page(request, target, f"This link's token no longer works: {exc.message}", 401)
     response = page(request, "linked.html", {"next": target, "viewer": None, "who": principal.name})

@@ -24,10 +24,10 @@ one Python version, so an environment asking for another ``python=`` fails, sayi
 environment, and copy a Ray installed in a virtual environment whole (gigabytes) for each
 environment; and they would translate nothing of Azure's conda files.
 
-**The runtime code.** The server joins the cluster with a job-level ``runtime_env`` whose
-``py_modules`` is its own ``sluiceway`` package (see
-:mod:`~sluiceway.executors.ray_cluster`), so actors and build tasks run the server's version
-of the runtime, which imports only the standard library and fsspec.
+**The runtime code.** Build tasks and actors import Sluiceway on the nodes: the one installed
+there (the server's version), or the server's own, shipped as the job-level ``py_modules`` when
+``ray_ship_code`` is set (see :mod:`~sluiceway.executors.ray_cluster`). What they import of it
+needs only the standard library and fsspec.
 """
 
 from __future__ import annotations

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # than use the Sluiceway installed on the nodes, which then need only Ray and Sluiceway's
     # dependencies.
     ray_ship_code: bool = False
+    # Where a ray compute's nodes build deployments' environments: a folder on each node
+    # (environment_build_offline applies there too; uv is each node's own). Unset:
+    # <the node's temp dir>/sluiceway-ray-environments.
+    ray_environments_dir: str | None = None
     worker_preload: str = "sklearn"
     # The OS user (name or uid) workers and pipeline steps run as. A server running as root
     # uses "nobody" when unset; a server not running as root refuses to start when it is set.

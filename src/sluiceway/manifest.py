@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sluiceway.schemas.common import DEFAULT_DATASTORE, datastore_uri
 from sluiceway.storage.reserved import REGISTRY_FOLDER
+from sluiceway.storage.uris import DEFAULT_DATASTORE, datastore_uri
 
 
 @dataclass(frozen=True)

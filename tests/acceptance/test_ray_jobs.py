@@ -22,6 +22,17 @@ from typing import Any
 import httpx
 import pytest
 
+from sluiceway import (
+    BatchDeployment,
+    BatchEndpoint,
+    CodeConfiguration,
+    Input,
+    MLClient,
+    Model,
+    load_environment,
+)
+from sluiceway.constants import AssetTypes
+from sluiceway.errors import ValidationError
 from sluiceway.store.computes import ComputeStore
 from sluiceway.store.db import Database
 from tests.conftest import service_missing
@@ -35,6 +46,9 @@ from tests.integration.helpers import (
     wait_for_job,
     write_numbered_files,
 )
+from tests.integration.test_environments import PACKAGE, _project
+from tests.integration.test_environments import SCRIPT as PROBE_SCRIPT
+from tests.unit.test_environment_cache import make_wheel
 
 SCRIPT = """\
 import os
@@ -948,43 +962,132 @@ def test_a_canceled_pipeline_job_on_ray_leaves_nothing_running(
         assert not psutil.pid_exists(pid)
 
 
-def test_a_deployment_with_an_environment_on_a_ray_compute_is_refused(
-    ray_server: RunningServer, tmp_path: Path
+@pytest.fixture(scope="module")
+def offline_ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose environments build offline (local wheels only), here and on the nodes."""
+    ray_address()
+    home = tmp_path_factory.mktemp("ray-env-home")
+    running = start_server(
+        home,
+        extra_env={
+            "SLUICEWAY_ENVIRONMENT_BUILD_OFFLINE": "true",
+            "SLUICEWAY_RAY_ENVIRONMENTS_DIR": str(home / "on-the-nodes"),
+            # Small actors, none kept warm: other tests' warm actors may hold the cluster's CPUs.
+            "SLUICEWAY_RAY_ACTOR_CPUS": "0.1",
+            "SLUICEWAY_WORKER_IDLE_SECONDS": "0",
+            **SHIP_CODE,
+        },
+    )
+    yield running
+    stop_server(running)
+
+
+def _job_text(client: httpx.Client, job: dict[str, Any]) -> str:
+    """A job, its error and every log file, as one text."""
+    logs = client.get(f"/jobs/{job['name']}/logs").json()
+    return json.dumps(job) + "".join(
+        client.get(f"/jobs/{job['name']}/logs/{f['path']}").text for f in logs
+    )
+
+
+def test_a_deployment_runs_in_its_environment_on_ray_actors(
+    offline_ray_server: RunningServer, tmp_path: Path
 ) -> None:
-    """Actors run with the cluster's packages: a deployment that names an environment and a Ray
-    compute is refused at invoke, naming the environment, rather than run without it."""
-    client = ray_server.client()
-    name = unique("envray")
+    """The environment is built on the cluster's nodes, from a local wheel the server
+    uploaded, and the actors score with its interpreter; without it the same script cannot
+    import its package. A python= the cluster cannot run is refused at invoke, and a build
+    that fails on the nodes fails the job with the build's log."""
+    server = offline_ray_server
+    client = server.client()
+    compute = unique("envray")
     r = client.put(
-        f"/computes/{name}", json={"name": name, "type": "ray", "address": ray_address()}
+        f"/computes/{compute}", json={"name": compute, "type": "ray", "address": ray_address()}
     )
     assert r.status_code == 201, r.text
+    wheel = make_wheel(tmp_path / "wheels", PACKAGE, body="VALUE = 'probe-1'\n")
+    environment = load_environment(_project(tmp_path / "env", wheel))
+    environment.name = unique("probe-env")
     endpoint = unique("envray-ep")
-    create_script_deployment(client, tmp_path, endpoint, "blue")
-    body = client.get(f"/batch-endpoints/{endpoint}/deployments/blue").json()
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    green = {key: body[key] for key in ("endpoint_name", "type", "model", "code_configuration")}
-    green |= {
-        "name": "green",
-        "compute": f"azureml:{name}",
-        "environment": {"conda_file": {"dependencies": [f"python={python}"]}},
-    }
-    r = client.put(f"/batch-endpoints/{endpoint}/deployments/green", json=green)
-    assert r.status_code in (200, 201), r.text
-    deadline = time.monotonic() + 120
-    while client.get(f"/batch-endpoints/{endpoint}/deployments/green").json()[
-        "provisioning_state"
-    ] not in ("Succeeded", "Failed"):
-        assert time.monotonic() < deadline, "the environment was not built"
-        time.sleep(0.2)
-    write_numbered_files(tmp_path / "in", 1)
-    uri = upload_folder(client, tmp_path / "in", unique("envray-in"))
-    r = client.post(
-        f"/endpoints/{endpoint}/jobs",
-        json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}}),
-        headers={"azureml-model-deployment": "green"},
-    )
-    assert r.status_code == 400, r.text
-    error = r.json()["error"]
-    assert error["target"] == "environment" and "Ray" in error["message"], error
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text(PROBE_SCRIPT)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.txt").write_text("1\n")
+    data = tmp_path / "data"
+    write_numbered_files(data, 4)
+
+    with MLClient(endpoint=server.url, token=server.token) as ml_client:
+        ml_client.jobs._out = lambda line: None
+        registered = ml_client.environments.create_or_update(environment)
+        ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+
+        def deploy(name: str, env: Any) -> Any:
+            return ml_client.batch_deployments.begin_create_or_update(
+                BatchDeployment(
+                    name=name,
+                    endpoint_name=endpoint,
+                    model=Model(name=f"{endpoint}-model", path=tmp_path / "model"),
+                    code_configuration=CodeConfiguration(
+                        code=tmp_path / "code", scoring_script="score.py"
+                    ),
+                    environment=env,
+                    compute=f"azureml:{compute}",
+                    instance_count=2,
+                    mini_batch_size=2,
+                    retry_settings={"max_retries": 0, "timeout": 120},
+                )
+            ).result(timeout=300)
+
+        def invoke(name: str) -> dict[str, Any]:
+            job = ml_client.batch_endpoints.invoke(
+                endpoint_name=endpoint,
+                deployment_name=name,
+                input=Input(type=AssetTypes.URI_FOLDER, path=str(data)),
+            )
+            assert job.name is not None
+            return wait_for_job(client, job.name, timeout=600)
+
+        withenv = deploy("withenv", f"azureml:{environment.name}:{registered.version}")
+        assert withenv.environment_build is not None
+        content_hash = withenv.environment_build["content_hash"]
+        done = invoke("withenv")
+        assert done["status"] == "Completed", done
+        assert ray_address() in done["runs_on"]
+        rows = read_output(client, done["name"])["predictions.csv"].splitlines()
+        nodes = server.home / "on-the-nodes" / content_hash / "venv"
+        assert rows and all(row == f"probe-1 {nodes}" for row in rows), rows
+        text = _job_text(client, done)
+        assert "built on the compute's nodes" in text, text
+        build_log = (server.home / "on-the-nodes" / content_hash / "build.log").read_text()
+        assert "this Ray node's interpreter" in build_log and "Build succeeded" in build_log
+
+        deploy("bare", None)
+        bare = invoke("bare")
+        assert bare["status"] == "Failed", bare
+        assert f"No module named '{PACKAGE}'" in _job_text(client, bare)
+
+        # A Python the cluster does not run: refused at invoke, saying which it runs.
+        deploy("otherpy", {"conda_file": {"dependencies": ["python=3.9"]}})
+        try:
+            invoke("otherpy")
+        except ValidationError as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("an environment asking for python=3.9 ran on Ray")
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        assert "python=3.9" in message and f"python={here}" in message, message
+
+        # A build that succeeds on the server and fails on the nodes (the environment has a
+        # module named ray, which hides Ray from the actors): the job fails with its log.
+        decoy = make_wheel(tmp_path / "decoy", "ray", body="raise ImportError('a decoy ray')\n")
+        shadow = load_environment(_project(tmp_path / "shadow", decoy))
+        shadow.name = unique("shadow-env")
+        ml_client.environments.create_or_update(shadow)
+        deploy("shadow", f"azureml:{shadow.name}@latest")
+        started = time.monotonic()
+        failed = invoke("shadow")
+        assert failed["status"] == "Failed", failed
+        assert time.monotonic() - started < 300
+        message = failed["error"]["message"]
+        assert "could not be built" in message and "a decoy ray" in message, message
+        assert compute in message, message
     client.close()

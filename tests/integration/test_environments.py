@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ from sluiceway import (
     BatchDeployment,
     BatchEndpoint,
     CodeConfiguration,
+    CommandComponent,
     Environment,
     Input,
     MLClient,
     Model,
+    PipelineComponentBatchDeployment,
+    load_component,
     load_environment,
 )
 from sluiceway.constants import AssetTypes
@@ -290,6 +294,81 @@ def test_a_pipeline_step_runs_in_its_components_environment(
     assert text == "probe-1"
 
 
+def test_a_components_inline_environment_has_its_local_wheels_uploaded(
+    server: RunningServer,
+    ml_client: MLClient,
+    wheel: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command component's inline environment names a local conda file whose pip list has a
+    local wheel: component create and pipeline deployment create upload the wheel (paths
+    relative to the component's file, from another folder), and the step runs with it."""
+    project = tmp_path / "project"
+    _project(project, wheel)
+    (project / "code").mkdir()
+    (project / "code" / "step.py").write_text(
+        f"import pathlib, sys, {PACKAGE}\n"
+        f"pathlib.Path(sys.argv[1], 'probe.txt').write_text({PACKAGE}.VALUE)\n"
+    )
+    name = unique("inline-wheel")
+    (project / "component.yml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}
+            type: command
+            code: ./code
+            command: python step.py ${{{{outputs.out}}}}
+            environment:
+              conda_file: ./environment/conda.yaml
+            outputs:
+              out: {{type: uri_folder}}
+            """
+        )
+    )
+    (project / "pipeline.yml").write_text(
+        textwrap.dedent(
+            f"""
+            name: {name}-pipeline
+            type: pipeline
+            outputs:
+              result: {{type: uri_folder}}
+            jobs:
+              probe:
+                component: ./component.yml
+                outputs:
+                  out: ${{{{parent.outputs.result}}}}
+            """
+        )
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    registered = ml_client.components.create_or_update(load_component(project / "component.yml"))
+    assert isinstance(registered, CommandComponent)
+    assert isinstance(registered.environment, dict)
+    (pip,) = [
+        d for d in registered.environment["conda_file"]["dependencies"] if isinstance(d, dict)
+    ]
+    assert pip["pip"][0].startswith(f"{DS}/") and pip["pip"][0].endswith(wheel.name), pip
+
+    endpoint = unique("inline-wheel-ep")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    ml_client.batch_deployments.begin_create_or_update(
+        PipelineComponentBatchDeployment(
+            name="pipe", endpoint_name=endpoint, component=str(project / "pipeline.yml")
+        )
+    ).result(timeout=300)
+    with server.client() as http:
+        r = http.post(f"/endpoints/{endpoint}/jobs", json=invoke_body({}))
+        assert r.status_code in (200, 201, 202), r.text
+        job = wait_for_job(http, r.json()["name"], timeout=300)
+        assert job["status"] == "Completed", job
+        text = http.get(f"/jobs/{job['name']}/outputs/result/files/probe.txt").text
+    assert text == "probe-1"
+
+
 def test_an_mlflow_deployment_can_build_from_its_models_requirements(
     server: RunningServer, ml_client: MLClient, tmp_path: Path
 ) -> None:
@@ -327,6 +406,15 @@ def test_an_mlflow_deployment_can_build_from_its_models_requirements(
         )
     assert r.status_code == 400
     assert "accepted: server" in r.json()["error"]["message"]
+
+
+def _scoring_pins() -> list[str]:
+    """What the MLflow scorer and a pickled scikit-learn model need, pinned to this test's
+    versions (so the offline build finds them in uv's cache)."""
+    from importlib.metadata import version
+
+    names = ("numpy", "pandas", "scikit-learn", "scipy", "pyyaml")
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def _index_reachable() -> bool:
@@ -373,6 +461,90 @@ def test_a_package_from_the_index(tmp_path: Path) -> None:
             assert rows.count("BatchRow") == 2
     finally:
         stop_server(online)
+
+
+@pytest.mark.skipif(not _index_reachable(), reason="the package index is not reachable")
+def test_an_mlflow_deployment_scores_in_its_environment(tmp_path: Path) -> None:
+    """An MLflow deployment that names an environment, and one whose environment is built
+    from the model's own requirements.txt (mlflow_environment: model), score with the built
+    environment's interpreter (one build: the same content), as the deployment in the
+    server's environment does, row for row. Built with the package index: uv's cache alone
+    cannot resolve NumPy, pandas and scikit-learn offline."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.0, 1.5, 1.0]})
+    model_dir = tmp_path / "model"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's hints about type hints and pickles
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(
+            LinearRegression().fit(frame, frame["a"] * 2 + frame["b"]),
+            str(model_dir),
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+        )
+    pins = _scoring_pins()
+    (model_dir / "requirements.txt").write_text("\n".join(pins) + "\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        frame.iloc[2 * i : 2 * i + 2].to_csv(data / f"part-{i}.csv", index=False)
+
+    server = start_server(tmp_path / "home")
+    try:
+        with MLClient(endpoint=server.url, token=server.token) as ml_client:
+            ml_client.jobs._out = lambda line: None
+            _score_in_environments(server, ml_client, model_dir, data, pins)
+    finally:
+        stop_server(server)
+
+
+def _score_in_environments(
+    server: RunningServer, ml_client: MLClient, model_dir: Path, data: Path, pins: list[str]
+) -> None:
+    endpoint = unique("envmlflow")
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
+    model = ml_client.models.create_or_update(
+        Model(name=f"{endpoint}-model", path=model_dir, type=AssetTypes.MLFLOW_MODEL)
+    )
+
+    def deploy(name: str, **fields: Any) -> Any:
+        return ml_client.batch_deployments.begin_create_or_update(
+            BatchDeployment(
+                name=name,
+                endpoint_name=endpoint,
+                model=f"azureml:{model.name}:{model.version}",
+                retry_settings={"max_retries": 0, "timeout": 120},
+                **fields,
+            )
+        ).result(timeout=600)
+
+    named = deploy("named", environment={"requirements": pins})
+    from_model = deploy("frommodel", properties={"mlflow_environment": "model"})
+    deploy("server")
+    assert named.provisioning_state == from_model.provisioning_state == "Succeeded"
+    assert dict(from_model.environment)["requirements"] == pins
+    content_hash = named.environment_build["content_hash"]
+    assert from_model.environment_build["content_hash"] == content_hash
+    interpreter = f"environments/{content_hash}/venv/bin/python"
+
+    outputs = {}
+    with server.client() as http:
+        for name in ("named", "frommodel", "server"):
+            job = wait_for_job(http, _invoke(ml_client, endpoint, name, data))
+            assert job["status"] == "Completed", job
+            outputs[name] = read_output(http, job["name"])
+            logs = http.get(f"/jobs/{job['name']}/logs").json()
+            stdout = "".join(
+                http.get(f"/jobs/{job['name']}/logs/{f['path']}").text
+                for f in logs
+                if "user/stdout/" in f["path"]
+            )
+            assert (interpreter in stdout) == (name != "server"), (name, stdout)
+    assert outputs["named"] == outputs["frommodel"] == outputs["server"]
+    (rows,) = outputs["server"].values()
+    assert len(rows.splitlines()) == 4
 
 
 def test_archive_restore_and_delete(server: RunningServer, ml_client: MLClient) -> None:

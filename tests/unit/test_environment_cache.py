@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from sluiceway.environments.cache import BuildFailed, BuildStatus, EnvironmentCache
+from sluiceway.environments.cache import (
+    BuildFailed,
+    BuildStatus,
+    EnvironmentCache,
+    JobEnvironments,
+)
 from sluiceway.environments.spec import EnvironmentContent
 
 
@@ -145,3 +151,57 @@ def test_a_failed_build_runs_again_once_forgotten(tmp_path: Path) -> None:
     cache.forget_failure(content.content_hash())
     assert cache.build(content, flaky).status is BuildStatus.READY
     assert len(calls) == 2
+
+
+def test_a_ray_node_build_puts_the_nodes_packages_behind_its_own(tmp_path: Path) -> None:
+    """The build a Ray node makes (``behind``): the environment's packages first, the packages
+    of the Python Ray runs in behind them (an actor needs Ray), and no other interpreter."""
+    import site
+
+    shadowed = make_wheel(tmp_path / "wheels", "pytest", body="VALUE = 'the environment'\n")
+    cache = EnvironmentCache(tmp_path / "node", offline=True, behind=tuple(site.getsitepackages()))
+    content = _content(shadowed)
+    state = cache.build(content, _local)
+    assert state.status is BuildStatus.READY, cache.log(content.content_hash())
+    assert state.python is not None
+    done = subprocess.run(
+        [state.python, "-c", "import pytest, ray; print(pytest.VALUE, ray.__name__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.split() == ["the", "environment", "ray"], done.stderr
+    assert "this Ray node's interpreter" in cache.log(content.content_hash())
+    assert not (tmp_path / "node" / "runtime").exists()  # the actors' PYTHONPATH has it
+
+    other = EnvironmentContent(python="3.9")
+    assert cache.build(other, _local).status is BuildStatus.FAILED
+    assert "the actors of a Ray cluster run the cluster's Python" in cache.log(other.content_hash())
+
+
+def test_what_a_ray_node_imports_needs_none_of_the_servers_dependencies() -> None:
+    """The actors' and node builds' modules, shipped to the nodes as py_modules: standard
+    library and fsspec only."""
+    code = (
+        "import sys; import sluiceway.runtime.ray_actor, sluiceway.executors.ray_environments, "
+        "sluiceway.storage.datastores.s3, sluiceway.storage.datastores.azure_blob; "
+        "print(sorted({m.split('.')[0] for m in sys.modules if not m.startswith('__')}"
+        " - set(sys.stdlib_module_names)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['fsspec', 'sluiceway']", done.stdout
+
+
+def test_jobs_start_builds_off_their_thread_and_share_one(tmp_path: Path) -> None:
+    """What a job or pipeline step waits on while it keeps its lease: a future; two jobs that
+    need the same environment at once get one build."""
+    wheel = make_wheel(tmp_path / "wheels", "job_pkg")
+    jobs = JobEnvironments(EnvironmentCache(tmp_path / "cache", offline=True), _local)
+    content = _content(wheel).to_json()
+    first, second = jobs.start(content), jobs.start(content)
+    assert first.result(timeout=120).status is second.result(timeout=120).status
+    assert first.result().status is BuildStatus.READY
+    built = EnvironmentContent.from_json(content).content_hash()
+    assert jobs.cache.log(built).count("Build succeeded") == 1
+    with jobs.use(content) as interpreter:
+        assert interpreter.environment == built

@@ -292,8 +292,9 @@ class BatchDeployment(RestBacked):
 
     ``model`` is a registered model (``azureml:name:version``, a :class:`Model` from
     ``ml_client.models``) or an inline one (``Model(path=...)`` or ``{"name", "path"}``),
-    which is registered on deployment. ``environment`` and ``compute`` are kept for Azure
-    compatibility; the server runs deployments on its own workers.
+    which is registered on deployment. ``environment`` names the packages its code runs with
+    (built with uv); ``compute`` names where its jobs run (a registered Ray compute, else the
+    server's own workers).
 
     Settings may be given flat (``mini_batch_size=...``, Azure's ``BatchDeployment``) or as
     ``settings=ModelBatchDeploymentSettings(...)`` (Azure's ``ModelBatchDeployment``); a flat

@@ -35,7 +35,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
@@ -95,6 +96,11 @@ class EnvironmentCache:
         server_python: the interpreter used when an environment does not say which, or asks
             for the server's version.
         in_use: the content hashes deployments use now, never evicted.
+        behind: for a build on a Ray node (see :mod:`~sluiceway.executors.ray_environments`):
+            the site-packages folders of the Python Ray runs in there, put behind the
+            environment's own packages (an actor process needs Ray). The interpreter is then
+            that Python and no other (a Ray cluster runs one Python version), and the runtime
+            code comes from the actors' ``PYTHONPATH`` (Ray's ``py_modules``), not a link.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class EnvironmentCache:
         offline: bool = False,
         server_python: str | None = None,
         in_use: Callable[[], Collection[str]] | None = None,
+        behind: tuple[str, ...] | None = None,
     ) -> None:
         self.in_use: Callable[[], Collection[str]] = in_use or (lambda: ())
         self.root = root
@@ -113,12 +120,13 @@ class EnvironmentCache:
         self.max_bytes = max_bytes
         self.offline = offline
         self._server_python = server_python or _base_executable()
+        self._behind = behind
         self._threads = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         root.mkdir(parents=True, exist_ok=True)
         (root / "locks").mkdir(exist_ok=True)
         os.chmod(root, 0o755)
-        self._runtime = self._link_runtime()
+        self._runtime = self._link_runtime() if behind is None else None
 
     # -- what is there ----------------------------------------------------------------------
 
@@ -261,10 +269,11 @@ class EnvironmentCache:
             log.flush()
 
         say(f"Environment {content.content_hash()}")
+        where = "the server's machine" if self._behind is None else "this Ray node"
         if content.image:
             say(
-                f"image {content.image!r} is recorded and not run: this server has no container "
-                "runtime, so the environment is a virtual environment on the server's machine."
+                f"image {content.image!r} is recorded and not run: Sluiceway runs no "
+                f"containers, so the environment is a virtual environment on {where}."
             )
         try:
             conda_lines, notes = translate(content.conda)
@@ -306,20 +315,36 @@ class EnvironmentCache:
             if not self._run([*install, *requirements], say):
                 return False
         shutil.rmtree(wheels, ignore_errors=True)
+        if self._behind is None:
+            lines, modules = [str(self._runtime)], "sluiceway.runtime.worker"
+        else:  # after the environment's own site-packages: its packages come first
+            lines = [f"import site; site.addsitedir({folder!r})" for folder in self._behind]
+            modules = "ray, sluiceway.runtime.ray_actor"
         for site in (venv / "lib").glob("python3*/site-packages"):
-            (site / _PTH).write_text(str(self._runtime) + "\n")
-        check = [str(venv / "bin" / "python"), "-c", "import sluiceway.runtime.worker"]
-        return self._run(check, say, show=False) or _said(say, "ERROR: the runtime did not import")
+            (site / _PTH).write_text("\n".join(lines) + "\n")
+        check = [str(venv / "bin" / "python"), "-c", f"import {modules}"]
+        if self._run(check, say, show=False):
+            return True
+        return _said(say, f"ERROR: {modules} did not import with the environment's packages")
 
     def _choose_python(
         self, wanted: str | None, uv: list[str], say: Callable[[str], None]
     ) -> str | None:
         server_version = ".".join(str(v) for v in sys.version_info[:3])
-        if wanted is None or _matches(server_version, wanted):
-            say(f"Python {server_version}: the server's interpreter, {self._server_python}")
+        if wanted is None or python_matches(server_version, wanted):
+            whose = "the server's" if self._behind is None else "this Ray node's"
+            say(f"Python {server_version}: {whose} interpreter, {self._server_python}")
             return self._server_python
+        if self._behind is not None:
+            say(
+                f"ERROR: python={wanted} is asked for, and the actors of a Ray cluster run the "
+                f"cluster's Python, {server_version} on this node, and no other (Ray runs a "
+                f"cluster's workers on one Python version). Ask for python="
+                f"{'.'.join(server_version.split('.')[:2])}, or leave python out."
+            )
+            return None
         found: list[Python] = installed_pythons(uv)
-        usable = [p for p in found if _matches(p.version, wanted)]
+        usable = [p for p in found if python_matches(p.version, wanted)]
         have = ", ".join(sorted({p.version for p in found})) or "none found"
         if not usable:
             say(
@@ -363,7 +388,7 @@ class EnvironmentCache:
 
     def _interpreter(self, content_hash: str) -> Interpreter:
         venv = self.folder(content_hash) / "venv"
-        paths = [str(venv), str(self._runtime)]
+        paths = [str(venv), *([str(self._runtime)] if self._runtime is not None else [])]
         home = _pyvenv_home(venv)
         if home is not None:
             paths.append(str(Path(home).resolve().parent))  # the base interpreter's prefix
@@ -418,6 +443,17 @@ class JobEnvironments:
 
     cache: EnvironmentCache
     files: FileResolver
+    builds: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="job-environment")
+    )
+
+    def start(self, content: Mapping[str, object]) -> Future[BuildState]:
+        """Build the environment with ``content`` on a thread of its own, unless it is built:
+        the caller waits for it without being held (a job keeps its lease, a pipeline runs its
+        other steps). Jobs that need it at once build it once (the cache's locks)."""
+        return self.builds.submit(
+            self.cache.build, EnvironmentContent.from_json(content), self.files
+        )
 
     def use(self, content: Mapping[str, object]) -> contextlib.AbstractContextManager[Interpreter]:
         """The interpreter of the environment with ``content`` (a job spec's ``environment``),
@@ -434,7 +470,8 @@ def _said(say: Callable[[str], None], text: str) -> bool:
     return False
 
 
-def _matches(version: str, wanted: str) -> bool:
+def python_matches(version: str, wanted: str) -> bool:
+    """Whether Python ``version`` (3.11.7) is what ``python=wanted`` (3.11, 3.11.7) asks for."""
     have, want = version.split("."), wanted.split(".")
     return have[: len(want)] == want
 
@@ -503,4 +540,5 @@ __all__ = [
     "FileResolver",
     "JobEnvironments",
     "installed_pythons",
+    "python_matches",
 ]

@@ -23,14 +23,17 @@ workers run elsewhere fetches it on the node and sends the outputs back.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sluiceway.runtime.output_formats import OutputFormat
 
 if TYPE_CHECKING:
+    from sluiceway.environments.cache import FileResolver
     from sluiceway.storage.locations import Location
 
 
@@ -94,6 +97,9 @@ class WorkerSpec:
     # machine's cores out among them (see sluiceway.executors.threads). None: no share is
     # set, the libraries choose.
     concurrency: int | None = None
+    # The content hash of an environment the executor built where its workers run (see
+    # BuildsEnvironments); None: ``interpreter``, or the executor's own Python.
+    environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +297,22 @@ class WorkerPool(Protocol):
 
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker: let them exit after their current task, or kill them now."""
+
+
+@runtime_checkable
+class BuildsEnvironments(Protocol):
+    """An executor whose workers run where the server's built environments are not (a Ray
+    cluster's nodes): it builds a job's environment there itself, before the job's pool."""
+
+    def prepare_environment(self, content: Mapping[str, Any], files: FileResolver) -> Future[str]:
+        """Start building the environment of ``content`` (a job spec's ``environment``) where
+        the workers run; ``files`` gives the local file of each uploaded wheel it names.
+
+        The future gives its content hash once it is ready everywhere it is needed (the
+        :attr:`WorkerSpec.environment` of the job's pool), or raises
+        :class:`~sluiceway.environments.cache.BuildFailed` with the failed build's log, or
+        :class:`ExecutorUnavailable`.
+        """
 
 
 class Executor(Protocol):

@@ -16,9 +16,11 @@ whose node is lost, at the cost of its mini-batch's attempt; closing the pool ki
 Actors are owned by the server process, so Ray stops them when the server dies. A pool whose
 job ended with nothing in flight is kept warm for the next job of an equal spec.
 
-``runtime_env`` is the hook through which an environment reaches the actors: a function of the
-worker spec giving the Ray ``runtime_env`` of the pool's actors (``pip``, ``py_executable``,
-``working_dir``...). Never put credentials there: Ray's dashboard shows runtime environments.
+A deployment's environment reaches the actors through Ray's ``runtime_env``: the executor
+builds it on the cluster's nodes first (:meth:`RayExecutor.prepare_environment`, see
+:mod:`~sluiceway.executors.ray_environments`), then each actor of the pool is placed on a node
+that has it and runs its interpreter (``py_executable``). Never put credentials in a
+``runtime_env``: Ray's dashboard shows runtime environments.
 
 A pipeline's steps run on the same cluster, one actor each (:meth:`RayExecutor.start_step`, see
 :mod:`~sluiceway.executors.ray_steps`).
@@ -30,11 +32,13 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sluiceway.environments.cache import FileResolver
 from sluiceway.executors.base import (
     ExecutorUnavailable,
     FailureKind,
@@ -48,6 +52,7 @@ from sluiceway.executors.base import (
 )
 from sluiceway.executors.idle_pools import IdlePools
 from sluiceway.executors.ray_cluster import RayConnection, RayUnavailable, cluster_info
+from sluiceway.executors.ray_environments import NodeEnvironments
 from sluiceway.executors.ray_steps import RayStepRun, start_ray_step
 from sluiceway.runtime.parts import write_part
 from sluiceway.runtime.ray_actor import ActorAnswer, ActorReady, ActorSetup, ScoringActor
@@ -60,7 +65,6 @@ logger = logging.getLogger("sluiceway.executors.ray")
 
 DEFAULT_ACTOR_CPUS = 0.5  # below 1, so a 2-CPU node can hold the actors and Ray's own tasks
 DEFAULT_GRACE_PERIOD = 5.0
-RuntimeEnv = Callable[[WorkerSpec], dict[str, Any] | None]
 
 
 def portable(location: Location) -> Location:
@@ -116,12 +120,18 @@ class RayActorPool:
         grace_period: float = DEFAULT_GRACE_PERIOD,
         keep: Callable[[RayActorPool], bool] | None = None,
         on_end: Callable[[], None] | None = None,
+        place: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        """Args:
+        place: gives the options of each actor started, over ``options`` (the node of a
+            built environment and its interpreter).
+        """
         if workers < 1:
             raise ValueError(f"a worker pool needs at least 1 worker, got {workers}")
         self._ray = ray
         self._class = actor_class
         self._options = options
+        self._place = place
         self._grace_period = grace_period
         self._keep = keep
         self._on_end = on_end
@@ -286,7 +296,8 @@ class RayActorPool:
             on_end()
 
     def _start(self, name: str) -> _Actor:
-        handle = self._class.options(**self._options).remote([self._setup], name)
+        options = self._options if self._place is None else {**self._options, **self._place()}
+        handle = self._class.options(**options).remote([self._setup], name)
         return _Actor(name, handle, handle.ready.remote(), time.monotonic())
 
     def _kill(self, actor: _Actor) -> None:
@@ -434,6 +445,7 @@ def _ray_key(spec: WorkerSpec, data: JobData) -> Hashable:
         spec.scorer,
         spec.scoring_script,
         spec.logging_level,
+        spec.environment,
         tuple(sorted(spec.environment_variables.items())),
         data.model.uri if data.model else None,
         data.code.uri if data.code else None,
@@ -450,7 +462,9 @@ class RayExecutor:
         idle_seconds: how long a released pool's actors are kept for the next job of an equal
             spec; 0 stops them when their job is done.
         max_idle_pools: the most pools kept warm at once.
-        runtime_env: the hook giving the actors' Ray ``runtime_env`` for a worker spec.
+        environments_root: the folder on each node where environments are built; None for the
+            node's temp dir's.
+        offline_builds: build environments without a package index.
     """
 
     name: str = "ray"
@@ -465,13 +479,16 @@ class RayExecutor:
         idle_seconds: float = 0.0,
         max_idle_pools: int = 0,
         grace_period: float = DEFAULT_GRACE_PERIOD,
-        runtime_env: RuntimeEnv | None = None,
+        environments_root: str | None = None,
+        offline_builds: bool = False,
     ) -> None:
         self.compute = compute
         self.address = address
         self.actor_cpus = actor_cpus
         self.grace_period = grace_period
-        self._runtime_env = runtime_env
+        self._environments = NodeEnvironments(
+            self._connect, compute, root=environments_root, offline=offline_builds
+        )
         self._idle: IdlePools[RayActorPool] = IdlePools(
             idle_seconds=idle_seconds, max_pools=max_idle_pools
         )
@@ -487,6 +504,9 @@ class RayExecutor:
             return RayConnection.ensure(self.address)
         except RayUnavailable as exc:
             raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None
+
+    def prepare_environment(self, content: Mapping[str, Any], files: FileResolver) -> Future[str]:
+        return self._environments.prepare(content, files)
 
     def describe(self, workers: int) -> str:
         try:
@@ -533,9 +553,10 @@ class RayExecutor:
             "max_restarts": 0,
             "max_task_retries": 0,
         }
-        runtime_env = self._runtime_env(spec) if self._runtime_env is not None else None
-        if runtime_env:
-            options["runtime_env"] = runtime_env
+        place = None
+        if spec.environment is not None:
+            placement = self._environments.placement(spec.environment)
+            place = functools.partial(placement.options, self.actor_cpus)
         keep = None if key is None else functools.partial(self._idle.park, key)
         try:
             return RayActorPool(
@@ -548,6 +569,7 @@ class RayExecutor:
                 options=options,
                 grace_period=self.grace_period,
                 keep=keep,
+                place=place,
             )
         except RayUnavailable as exc:
             raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None
@@ -573,6 +595,7 @@ class RayExecutor:
 
     def close(self) -> None:
         self._idle.close()
+        self._environments.close()
 
     def close_expired(self) -> int:
         return self._idle.close_expired()

@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -153,7 +154,14 @@ class ScoringActor:
                 os.environ["AZUREML_MODEL_DIR"] = spec.model_dir
             local_worker._configure_logging(spec.logging_level)
             local_worker._set_arguments(spec)
-            logger.info("%s started (pid %d, node %s)", worker, os.getpid(), socket.gethostname())
+            logger.info(
+                "%s started (pid %d, node %s, Python %s: %s)",
+                worker,
+                os.getpid(),
+                socket.gethostname(),
+                sys.version.split()[0],
+                sys.executable,
+            )
             self._scorer = load_scorer(spec)
         except (Exception, SystemExit) as exc:
             self._init_error = local_worker.ErrorReport.from_exception(exc)
@@ -193,10 +201,11 @@ class ScoringActor:
         score, and answer with rows (in ``output_format``), outputs and log."""
         if self._job is not None and job_name != self._job:
             logger.info(
-                "%s (pid %d) kept warm from an earlier job of this deployment: init() does not "
-                "run again; this log starts with job %s",
+                "%s (pid %d, %s) kept warm from an earlier job of an equal deployment: init() "
+                "does not run again; this log starts with job %s",
                 self._worker,
                 os.getpid(),
+                sys.executable,
                 job_name,
             )
         self._job = job_name

@@ -141,7 +141,13 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
     _set_environment(spec, job)
     _configure_logging(spec.logging_level)
     _set_arguments(spec)
-    logger.info("%s started (pid %d)", worker, os.getpid())
+    logger.info(
+        "%s started (pid %d, Python %s: %s)",
+        worker,
+        os.getpid(),
+        sys.version.split()[0],
+        sys.executable,
+    )
 
     started = time.monotonic()
     scorer: Scorer | None = None
@@ -290,10 +296,11 @@ def _attach(job: JobContext, worker: str) -> None:
     redirect_output(stdout_log_path(job.log_dir, worker))
     os.environ["AZUREML_BI_OUTPUT_PATH"] = job.output_dir
     logger.info(
-        "%s (pid %d) kept warm from an earlier job of this deployment: init() does not run "
-        "again; this log starts with job %s",
+        "%s (pid %d, %s) kept warm from an earlier job of an equal deployment: init() does "
+        "not run again; this log starts with job %s",
         worker,
         os.getpid(),
+        sys.executable,
         job.job_name,
     )
     _flush_output()

@@ -39,13 +39,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sluiceway.clock import utcnow
-from sluiceway.environments.cache import BuildFailed, JobEnvironments
+from sluiceway.environments.cache import BuildFailed, BuildState, JobEnvironments
 from sluiceway.executors.base import (
     Executor,
     ExecutorUnavailable,
@@ -188,6 +189,7 @@ class PipelineRunner:
         self._access = access
         self._environments = environments
         self._held: dict[str, contextlib.ExitStack] = {}  # each running step's environment
+        self._building: dict[str, Future[BuildState]] = {}  # steps' environments being built
         self._executor = executor
         self._store = store
         self._steps = steps
@@ -300,7 +302,9 @@ class PipelineRunner:
                     self._status[d] is StepStatus.COMPLETED for d in self._specs[name]["depends_on"]
                 )
             ]
-            for name in ready[: max(self._parallel - len(self._running), 0)]:
+            # A step whose environment is being built waits for it, off this thread.
+            startable = [n for n in ready if self._environment_built(n, self._specs[n])]
+            for name in startable[: max(self._parallel - len(self._running), 0)]:
                 if not self._start(self._specs[name]):
                     failed = True
                     if not self._continue:
@@ -390,6 +394,21 @@ class PipelineRunner:
         self._running[name] = _Running(spec, run, launch.output_folders())
         self._log.overview(f"Step {name} started ({run.where}).")
         return True
+
+    def _environment_built(self, name: str, spec: dict[str, Any]) -> bool:
+        """Whether the step can start as far as its environment goes: it has none, or its
+        build ended (failed builds too: the step's start says why). Starts the build, on a
+        thread of its own, the first time."""
+        content = spec.get("environment")
+        if not content or self._environments is None:
+            return True
+        building = self._building.get(name)
+        if building is None:
+            self._log.overview(
+                f"Step {name}: waiting for the build of environment {content['hash']}."
+            )
+            building = self._building[name] = self._environments.start(content)
+        return building.done()
 
     def _environment(self, name: str, spec: dict[str, Any]) -> Interpreter | None:
         """The interpreter of the step's environment, built first if it is not, held until

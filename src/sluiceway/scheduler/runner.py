@@ -25,13 +25,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sluiceway.environments.cache import BuildFailed, JobEnvironments
 from sluiceway.executors.base import (
+    BuildsEnvironments,
     Executor,
     ExecutorUnavailable,
     FailureKind,
@@ -65,6 +67,7 @@ from sluiceway.store.jobs import (
 )
 
 logger = logging.getLogger("sluiceway.scheduler")
+_T = TypeVar("_T")
 
 NOTHING_SUCCEEDED = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
@@ -129,6 +132,7 @@ class JobRunner:
         self._observer = observer or SchedulerObserver()
         self._environments = environments
         self._interpreter: Interpreter | None = None
+        self._built_there: str | None = None  # an environment the executor built (Ray nodes)
         self._access = access
         self._max_workers = max_workers
         self._store = store
@@ -198,7 +202,11 @@ class JobRunner:
 
     @contextlib.contextmanager
     def _environment(self) -> Iterator[None]:
-        """The deployment's environment, built first if it is not, held while the job runs."""
+        """The deployment's environment, built first if it is not, held while the job runs.
+
+        The build runs off this thread (the lease is kept and a cancel seen meanwhile): here,
+        or, for an executor whose workers run elsewhere (a Ray cluster), where they run.
+        """
         content = self.job.spec.get("environment")
         note = self.job.spec.get("environment_note")
         if note:
@@ -213,6 +221,16 @@ class JobRunner:
             )
         self._log.scheduler(f"Environment {content.get('hash', '')}: getting its build.")
         try:
+            if isinstance(self._executor, BuildsEnvironments):
+                built = self._executor.prepare_environment(content, self._environments.files)
+                self._built_there = self._wait(built)
+                self._log.scheduler(
+                    f"Environment {self._built_there}: built on the compute's nodes; the "
+                    "workers run its interpreter there."
+                )
+                yield
+                return
+            self._wait(self._environments.start(content))
             with self._environments.use(content) as interpreter:
                 self._interpreter = interpreter
                 self._log.scheduler(f"Workers run {interpreter.executable}.")
@@ -221,6 +239,14 @@ class JobRunner:
             raise JobAborted(
                 "UserError", f"The deployment's environment could not be built:\n{exc.tail}"
             ) from None
+
+    def _wait(self, future: Future[_T]) -> _T:
+        """``future``'s result, keeping the lease and watching for a cancel meanwhile."""
+        while True:
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                self._lease.check_in()
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -397,6 +423,7 @@ class JobRunner:
             logging_level=self._settings["logging_level"],
             environment_variables=dict(self._settings.get("environment_variables") or {}),
             interpreter=self._interpreter,
+            environment=self._built_there,
         )
 
     def _job_context(self, paths: _Paths) -> JobContext:

@@ -9,8 +9,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from sluiceway.storage.uris import DEFAULT_DATASTORE as DEFAULT_DATASTORE
+from sluiceway.storage.uris import datastore_uri as datastore_uri
+
 ARM_PROVIDER = "Microsoft.MachineLearningServices"
-DEFAULT_DATASTORE = "workspaceblobstore"
 ENDPOINT_NAME_RE = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
 ASSET_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,254}")
 # Names are checked with ``fullmatch``: ``$`` would also match before a final newline.
@@ -99,8 +101,3 @@ class WorkspaceScope:
 
     def compute_id(self, name: str) -> str:
         return f"{self.prefix}/computes/{name}"
-
-
-def datastore_uri(datastore: str, path: str) -> str:
-    """The short ``azureml://datastores/<ds>/paths/<p>`` form."""
-    return f"azureml://datastores/{datastore}/paths/{path.lstrip('/')}"

@@ -1,7 +1,8 @@
 """``load_component``: read Azure ML component YAML into a component entity.
 
 Local paths in the file are relative to it and are made absolute here, so the entity works from
-any folder: a command component's ``code``, and each pipeline step's ``component`` when it names
+any folder: a command component's ``code`` and its inline environment's files and wheels, and
+each pipeline step's ``component`` when it names
 a local YAML file (which is loaded too) or is written inline. A step that names a registered
 component (``azureml:<name>:<version>``, ``azureml:<name>@latest``) keeps the reference; the
 server resolves it. The server checks everything else, naming the key that is wrong.
@@ -77,6 +78,41 @@ def _absolute(value: Any, base: Path) -> Any:
     return os.path.normpath(base / path)
 
 
+def _environment(value: Any, base: Path) -> Any:
+    """An inline environment with its local files (conda file, requirements file, ``-r``
+    files, wheels) made absolute; the SDK reads them in and uploads the wheels when it sends
+    the component."""
+    if not isinstance(value, Mapping):
+        return value
+    environment = dict(value)
+    for key in ("conda_file", "requirements"):
+        if isinstance(environment.get(key), str):
+            environment[key] = _absolute(environment[key], base)
+    conda = environment.get("conda_file")
+    if isinstance(conda, Mapping) and isinstance(conda.get("dependencies"), list):
+        dependencies = [
+            {**entry, "pip": [_absolute_line(line, base) for line in entry["pip"]]}
+            if isinstance(entry, Mapping) and isinstance(entry.get("pip"), list)
+            else entry
+            for entry in conda["dependencies"]
+        ]
+        environment["conda_file"] = {**conda, "dependencies": dependencies}
+    if isinstance(environment.get("requirements"), list):
+        environment["requirements"] = [
+            _absolute_line(line, base) for line in environment["requirements"]
+        ]
+    return environment
+
+
+def _absolute_line(line: Any, base: Path) -> Any:
+    """A pip line naming a local wheel or requirements file, made absolute."""
+    text = str(line).strip()
+    for flag in ("-r ", "--requirement ", "--requirement="):
+        if text.startswith(flag):
+            return flag + str(_absolute(text[len(flag) :].strip(), base))
+    return _absolute(text, base) if text.endswith(".whl") else line
+
+
 def component_from_mapping(data: Mapping[str, Any], base: Path, label: str) -> Component:
     """A component entity from its YAML mapping, local paths taken relative to ``base``."""
     common = {k: data[k] for k in _COMMON if k in data}
@@ -95,7 +131,7 @@ def component_from_mapping(data: Mapping[str, Any], base: Path, label: str) -> C
             **common,
             command=data.get("command"),
             code=_absolute(data.get("code"), base),
-            environment=data.get("environment"),
+            environment=_environment(data.get("environment"), base),
             environment_variables=data.get("environment_variables"),
         )
     else:

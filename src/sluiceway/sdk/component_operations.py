@@ -1,8 +1,10 @@
 """``ml_client.components``: register and look up command and pipeline components.
 
 Before a component is sent, what the server cannot read is uploaded: a command component's
-local ``code`` folder, the code of each inline step of a pipeline, and local data a step binds
-with ``{type, path}``. Each is sent as its ``azureml://datastores/...`` URI.
+local ``code`` folder and the local wheels of its inline environment (whose local conda or
+requirements file is read in, as ``ml_client.environments`` does), the code and environment of
+each inline step of a pipeline, and local data a step binds with ``{type, path}``. Each is sent
+as its ``azureml://datastores/...`` URI.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sluiceway.entities.component import CommandComponent, Component, PipelineCo
 from sluiceway.errors import ValidationError
 from sluiceway.sdk.component_loader import component_from_mapping, load_component
 from sluiceway.sdk.connection import Connection, segment
+from sluiceway.sdk.environment_operations import environment_body
 from sluiceway.sdk.paths import local_path
 from sluiceway.sdk.uploads import Uploader
 
@@ -65,6 +68,8 @@ def component_body(
     body = component._yaml()
     if isinstance(component, CommandComponent) and component.code is not None:
         body["code"] = _upload_folder(component.code, uploader, f"{where}.code")
+    if isinstance(component, CommandComponent) and isinstance(component.environment, Mapping):
+        body["environment"] = environment_body(component.environment, uploader)
     if isinstance(component, PipelineComponent):
         body["jobs"] = {
             name: _step_body(step, uploader, f"{where}.jobs.{name}")

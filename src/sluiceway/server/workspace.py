@@ -103,6 +103,8 @@ def make_ray_executor(settings: Settings) -> Callable[[str, str], Executor]:
             actor_cpus=settings.ray_actor_cpus,
             idle_seconds=settings.worker_idle_seconds,
             max_idle_pools=settings.max_idle_worker_pools,
+            environments_root=settings.ray_environments_dir,
+            offline_builds=settings.environment_build_offline,
         )
 
     return make

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import posixpath
 import re
+import sys
 import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.auth.principals import Principal
+from sluiceway.environments.cache import python_matches
 from sluiceway.environments.spec import EnvironmentContent
 from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
 from sluiceway.executors.base import ScorerKind
@@ -190,6 +192,14 @@ class InvokeService:
                 f"{got}.",
                 target="InputData",
             )
+        compute = (
+            self._computes.for_deployment(deployment.spec.get("compute"))
+            if self._computes is not None
+            else None
+        )
+        content = deployment.spec.get(ENVIRONMENT_CONTENT)
+        if compute is not None and compute.type == "ray" and content is not None:
+            _check_cluster_python(deployment.name, compute.name, content.get("python"))
         environment = self._environment(deployment)
         (given,) = request.inputs.values()
         resolved = self._resolver.resolve(given.name, given.type, given.uri or "", reader=principal)
@@ -207,20 +217,6 @@ class InvokeService:
                 "path": code_ref.path,
                 "scoring_script": code["scoring_script"],
             }
-        compute = (
-            self._computes.for_deployment(deployment.spec.get("compute"))
-            if self._computes is not None
-            else None
-        )
-        if compute is not None and compute.type == "ray" and environment is not None:
-            # Ray actors run with the cluster's own packages: an environment is not yet handed
-            # to them (runtime_env), so running there would drop it without saying so.
-            raise UnsupportedError(
-                f"Deployment {deployment.name!r} names an environment and runs on the Ray "
-                f"compute {compute.name!r}; environments do not reach Ray actors yet. Remove the "
-                "environment (the cluster's packages are used), or name the local compute.",
-                target="environment",
-            )
         return {
             "kind": "model",
             "compute": compute.spec() | {"runs_on": compute.runs_on} if compute else None,
@@ -394,3 +390,23 @@ class InvokeService:
                     "choose another output path or file name.",
                     target=where,
                 )
+
+
+def _check_cluster_python(deployment: str, compute: str, wanted: str | None) -> None:
+    """Refuse an environment whose ``python=`` a Ray compute cannot run: its actors run the
+    cluster's Python, which is this server's (Ray runs a driver and the cluster's workers on
+    one Python version).
+
+    Raises:
+        ValidationError: naming the version asked for and the cluster's.
+    """
+    have = ".".join(str(v) for v in sys.version_info[:3])
+    if wanted is None or python_matches(have, wanted):
+        return
+    raise ValidationError(
+        f"Deployment {deployment!r}'s environment asks for python={wanted}, and it runs on the "
+        f"Ray compute {compute!r}, whose actors run the cluster's Python, {have} (Ray runs the "
+        "cluster's workers and this server, its driver, on one Python version). Ask for "
+        f"python={'.'.join(have.split('.')[:2])} in the environment, or leave python out.",
+        target="environment",
+    )

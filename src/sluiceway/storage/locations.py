@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sluiceway.errors import ValidationError
-from sluiceway.schemas.common import datastore_uri
 from sluiceway.storage.datastores.base import DatastoreBackend
 from sluiceway.storage.paths import check_relative_path
 from sluiceway.storage.redaction import redact_url
+from sluiceway.storage.uris import datastore_uri
 
 
 @dataclass(frozen=True)

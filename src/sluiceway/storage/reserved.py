@@ -9,7 +9,7 @@ No caller writes there, neither through the files API nor by naming it as a job'
 
 from __future__ import annotations
 
-from sluiceway.schemas.common import DEFAULT_DATASTORE
+from sluiceway.storage.uris import DEFAULT_DATASTORE
 
 JOBS_FOLDER = "azureml"
 REGISTRY_FOLDER = "azureml-registry"

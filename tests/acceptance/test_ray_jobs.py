@@ -128,7 +128,10 @@ def server_with_default(tmp_path: Path, default: dict[str, Any]) -> RunningServe
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     ray_address()
-    running = start_server(tmp_path_factory.mktemp("ray-home"), extra_env=SHIP_CODE)
+    # Warm actors hold their CPUs until they have been idle this long; the cluster has two
+    # CPUs, and a later test's actors would wait for them.
+    idle = {"SLUICEWAY_WORKER_IDLE_SECONDS": "10"}
+    running = start_server(tmp_path_factory.mktemp("ray-home"), extra_env=SHIP_CODE | idle)
     yield running
     stop_server(running)
 

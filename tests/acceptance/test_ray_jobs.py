@@ -807,10 +807,9 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
         assert "exit code 3" in job["error"]["message"], job["error"]
         assert "the rows are bad" in job["error"]["message"], job["error"]
 
-        # A step naming an environment is refused at invoke, naming it: environments do not reach
-        # Ray steps yet.
-        python = f"{sys.version_info.major}.{sys.version_info.minor}"
-        environment = {"conda_file": {"dependencies": [f"python={python}"]}}
+        # A step whose environment asks for a Python the cluster does not run is refused at
+        # invoke, naming the step and the Python the cluster runs.
+        environment = {"conda_file": {"dependencies": ["python=3.9"]}}
         with_env = {
             "name": unique("withenv"),
             "type": "pipeline",
@@ -827,6 +826,9 @@ def test_a_pipeline_job_on_ray_matches_the_local_one(
         assert r.status_code == 400, r.text
         error = r.json()["error"]
         assert error["target"] == "jobs.bad.environment" and "Ray" in error["message"], error
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        assert "python=3.9" in error["message"], error
+        assert f"python={here}" in error["message"], error
 
         # The compute's cluster is gone (registered while it answered): the job fails at once,
         # naming the compute and the address.
@@ -1093,4 +1095,120 @@ def test_a_deployment_runs_in_its_environment_on_ray_actors(
         message = failed["error"]["message"]
         assert "could not be built" in message and "a decoy ray" in message, message
         assert compute in message, message
+    client.close()
+
+
+PROBE_STEP = f"""\
+import pathlib, shutil, sys
+import {PACKAGE}
+
+data, out = sys.argv[1:3]
+rows = [
+    f"{{{PACKAGE}.VALUE}} {{path.name}} {{line}}"
+    for path in sorted(p for p in pathlib.Path(data).iterdir() if p.is_file())
+    for line in path.read_text().splitlines()
+]
+pathlib.Path(out, "rows.csv").write_text("\\n".join(rows) + "\\n")
+print("python", sys.executable, flush=True)
+print("on PATH", shutil.which("python"), flush=True)
+"""
+
+
+def test_a_pipeline_step_runs_in_its_environment_on_ray(
+    offline_ray_server: RunningServer, tmp_path: Path
+) -> None:
+    """A step whose component names an environment runs on the Ray compute with the
+    environment's interpreter, built on the nodes from a local wheel: ``python`` in its command
+    is that interpreter (its ``bin`` first on ``PATH``), and the job's output is the local
+    executor's. Without the environment the step cannot import its package; a build that
+    fails on the nodes fails the step with the node's build log."""
+    server = offline_ray_server
+    client = server.client()
+    compute = unique("stepenv")
+    add_compute(client, compute)
+    wheel = make_wheel(tmp_path / "wheels", PACKAGE, body="VALUE = 'probe-1'\n")
+    environment = load_environment(_project(tmp_path / "env", wheel))
+    environment.name = unique("step-env")
+    decoy = make_wheel(tmp_path / "decoy", "ray", body="raise ImportError('a decoy ray')\n")
+    shadow = load_environment(_project(tmp_path / "shadow", decoy))
+    shadow.name = unique("shadow-step-env")
+    with MLClient(endpoint=server.url, token=server.token) as ml_client:
+        ml_client.environments.create_or_update(environment)
+        ml_client.environments.create_or_update(shadow)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "step.py").write_text(PROBE_STEP)
+    code_uri = upload_folder(client, code, f"code/{unique('probe')}")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        (data / f"d-{i}.csv").write_text(f"a{i}\nb{i}\n")
+    data_uri = upload_folder(client, data, f"inputs/{unique('probe')}")
+
+    def pipeline(env: str | None) -> dict[str, Any]:
+        component = {
+            "type": "command",
+            "code": code_uri,
+            "command": "python step.py ${{inputs.data}} ${{outputs.out}}",
+            "inputs": {"data": {"type": "uri_folder"}},
+            "outputs": {"out": {"type": "uri_folder"}},
+        }
+        if env is not None:
+            component["environment"] = f"azureml:{env}@latest"
+        return {
+            "name": unique("probe"),
+            "type": "pipeline",
+            "inputs": {"data": {"type": "uri_folder"}},
+            "outputs": {"rows": {"type": "uri_folder"}},
+            "jobs": {
+                "probe": {
+                    "component": component,
+                    "inputs": {"data": "${{parent.inputs.data}}"},
+                    "outputs": {"out": "${{parent.outputs.rows}}"},
+                }
+            },
+        }
+
+    endpoint = unique("plenvray")
+    on_ray = f"azureml:{compute}"
+    deploy_pipeline(client, endpoint, "onray", pipeline(environment.name), compute=on_ray)
+    deploy_pipeline(client, endpoint, "here", pipeline(environment.name))
+    deploy_pipeline(client, endpoint, "bare", pipeline(None), compute=on_ray)
+    deploy_pipeline(client, endpoint, "shadow", pipeline(shadow.name), compute=on_ray)
+    jobs = {}
+    for deployment in ("onray", "here", "bare", "shadow"):
+        r = client.post(
+            f"/endpoints/{endpoint}/jobs",
+            json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": data_uri}}),
+            headers={"azureml-model-deployment": deployment},
+        )
+        assert r.status_code == 201, r.text
+        jobs[deployment] = r.json()["name"]
+    ended = {d: wait_for_job(client, n, timeout=600) for d, n in jobs.items()}
+
+    for deployment in ("onray", "here"):
+        assert ended[deployment]["status"] == "Completed", ended[deployment]
+    assert ray_address() in ended["onray"]["runs_on"]
+    outputs = {d: read_output(client, jobs[d], "rows") for d in ("onray", "here")}
+    assert outputs["onray"] == outputs["here"]
+    rows = outputs["onray"]["rows.csv"].splitlines()
+    assert rows == [f"probe-1 d-{i}.csv {c}{i}" for i in range(3) for c in "ab"], rows
+    (probe,) = ended["onray"]["steps"]
+    stdout = client.get(f"/jobs/{jobs['onray']}/logs/{probe['logs']['stdout']}").text
+    python = stdout.split("python ", 1)[1].split()[0]
+    on_path = stdout.split("on PATH ", 1)[1].split()[0]
+    nodes = server.home / "on-the-nodes"
+    assert python.startswith(f"{nodes}/") and python.endswith("/venv/bin/python"), stdout
+    assert on_path == python, stdout
+    text = _job_text(client, ended["onray"])
+    assert "built on the compute's nodes" in text and "Ray actor" in text, text
+
+    assert ended["bare"]["status"] == "Failed", ended["bare"]
+    assert f"No module named '{PACKAGE}'" in ended["bare"]["error"]["message"], ended["bare"]
+
+    failed = ended["shadow"]
+    assert failed["status"] == "Failed", failed
+    message = failed["error"]["message"]
+    assert "could not be built" in message and "a decoy ray" in message, message
+    assert compute in message and "probe" in message, message
     client.close()

@@ -218,6 +218,9 @@ class StepLaunch:
     interpreter: Interpreter | None  # None: the executor's own Python
     work_dir: str  # the server's folder of the step: its outputs end in <work_dir>/outputs/<name>
     log_dir: str  # the server's logs/steps/<step>/: command.txt, stdout.txt, stderr.txt
+    # The content hash of an environment the executor built where the step runs (see
+    # BuildsEnvironments); None: ``interpreter``, or the executor's own Python.
+    environment: str | None = None
 
     def output_folders(self) -> dict[str, Path]:
         """The server's folder of each output, committed once the step exits 0."""
@@ -302,14 +305,16 @@ class WorkerPool(Protocol):
 @runtime_checkable
 class BuildsEnvironments(Protocol):
     """An executor whose workers run where the server's built environments are not (a Ray
-    cluster's nodes): it builds a job's environment there itself, before the job's pool."""
+    cluster's nodes): it builds a job's environment there itself, before the job's pool, or
+    a pipeline step's before the step starts."""
 
     def prepare_environment(self, content: Mapping[str, Any], files: FileResolver) -> Future[str]:
         """Start building the environment of ``content`` (a job spec's ``environment``) where
         the workers run; ``files`` gives the local file of each uploaded wheel it names.
 
         The future gives its content hash once it is ready everywhere it is needed (the
-        :attr:`WorkerSpec.environment` of the job's pool), or raises
+        :attr:`WorkerSpec.environment` of the job's pool, the :attr:`StepLaunch.environment`
+        of a step), or raises
         :class:`~sluiceway.environments.cache.BuildFailed` with the failed build's log, or
         :class:`ExecutorUnavailable`.
         """

@@ -23,7 +23,8 @@ that has it and runs its interpreter (``py_executable``). Never put credentials 
 ``runtime_env``: Ray's dashboard shows runtime environments.
 
 A pipeline's steps run on the same cluster, one actor each (:meth:`RayExecutor.start_step`, see
-:mod:`~sluiceway.executors.ray_steps`).
+:mod:`~sluiceway.executors.ray_steps`); a step whose component names an environment is placed
+as a pool's actor is, after the same build on the nodes.
 """
 
 from __future__ import annotations
@@ -576,7 +577,9 @@ class RayExecutor:
 
     def start_step(self, launch: StepLaunch, files: StepFiles) -> RayStepRun:
         """A pipeline step on an actor of the cluster, which fetches the step's data on its
-        node (``files`` is not used); see :mod:`~sluiceway.executors.ray_steps`."""
+        node (``files`` is not used); see :mod:`~sluiceway.executors.ray_steps`. A step in an
+        environment (``launch.environment``, built by :meth:`prepare_environment`) goes to a
+        node that has it, and runs its interpreter."""
         ray = self._connect()
         if self._step_class is None:
             self._step_class = ray.remote(StepActor)
@@ -586,9 +589,19 @@ class RayExecutor:
             "max_restarts": 0,
             "max_task_retries": 0,
         }
+        place = None
+        if launch.environment is not None:
+            placement = self._environments.placement(launch.environment)
+            place = functools.partial(placement.options, self.actor_cpus)
         try:
             return start_ray_step(
-                ray, self._step_class, launch, files, compute=self.compute, options=options
+                ray,
+                self._step_class,
+                launch,
+                files,
+                compute=self.compute,
+                options=options,
+                place=place,
             )
         except RayUnavailable as exc:
             raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None

@@ -4,9 +4,13 @@ Each step is one Ray actor (:class:`~sluiceway.runtime.ray_step.StepActor`), ask
 fraction of a CPU and placed by Ray's ``SPREAD`` strategy on a node of the compute. Starting
 the step waits for the actor to have fetched the step's code and data on its node and started
 the command (keeping the job's lease meanwhile); a step that cannot start fails with the
-actor's reason. Then the server polls the actor about twice a second: the command's new output
-is appended to ``logs/steps/<step>/stdout.txt`` and ``stderr.txt`` on the server, and once the
-command exited 0, the files of its outputs are written to the step's output folders on the
+actor's reason. A step in an environment built on the nodes
+(:mod:`~sluiceway.executors.ray_environments`) is placed as a pool's actor is: on a node that
+has it, running its interpreter (``py_executable``), which ``python`` in the command then is,
+with its ``bin`` first on the command's ``PATH``. Then the server polls the actor about twice a
+second: the command's new output is appended to ``logs/steps/<step>/stdout.txt`` and
+``stderr.txt`` on the server, and once the command exited 0, the files of its outputs are
+written to the step's output folders on the
 server, from where the runner commits them as for a step that ran on this machine.
 
 Stopping a step asks the command to stop (SIGTERM to its group), waits for the grace period,
@@ -22,6 +26,7 @@ import dataclasses
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +154,15 @@ def start_ray_step(
     *,
     compute: str,
     options: dict[str, Any],
+    place: Callable[[], dict[str, Any]] | None = None,
 ) -> RayStepRun:
     """Start ``launch`` on an actor of the cluster; see the module's docstring. An actor that
     dies before the command started (its node lost, say) is replaced, up to
     ``START_ATTEMPTS`` times in all.
+
+    Args:
+        place: gives the options of each actor started, over ``options`` (the node of a
+            built environment and its interpreter, ``runtime_env["py_executable"]``).
 
     Raises:
         StepFailed: the actor could not fetch the step's code or data, or start its command.
@@ -164,9 +174,11 @@ def start_ray_step(
     # Credentials travel in the object store, by reference; see ray_step's docstring.
     setup = ray.put(_portable_launch(launch))
     for attempt in range(1, START_ATTEMPTS + 1):
-        actor = actor_class.options(**options).remote()
+        placed = options if place is None else {**options, **place()}
+        python = placed.get("runtime_env", {}).get("py_executable")
+        actor = actor_class.options(**placed).remote()
         try:
-            started = _start(ray, actor, setup, files)
+            started = _start(ray, actor, setup, files, python)
         except ray.exceptions.RayActorError as exc:
             _kill(ray, actor)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -197,8 +209,8 @@ def start_ray_step(
     raise AssertionError("unreachable")
 
 
-def _start(ray: Any, actor: Any, setup: Any, files: StepFiles) -> StepStarted:
-    call = actor.start.remote([setup])
+def _start(ray: Any, actor: Any, setup: Any, files: StepFiles, python: str | None) -> StepStarted:
+    call = actor.start.remote([setup], python)
     while not ray.wait([call], num_returns=1, timeout=KEEP_SECONDS)[0]:
         files.keep()
     started: StepStarted = ray.get(call)

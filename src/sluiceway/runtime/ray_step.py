@@ -9,7 +9,10 @@ their datastore). Data whose datastore folder is on the node is read in place.
 The command runs without a shell under :mod:`~sluiceway.runtime.step_guard`, with a scrubbed
 environment (the allowed variables of the node's, its own ``HOME``, and the step's variables),
 never the Ray worker's own: what the cluster gave the actor (its token's path, say) does not
-reach the command. The server polls the actor: each answer carries the new lines of the
+reach the command. A step in an environment built on the node runs in an actor started with
+the environment's interpreter (Ray's ``py_executable``): ``python`` in the command is that
+interpreter, and its ``bin`` comes first on the command's ``PATH``, as for a step on the
+server's machine. The server polls the actor: each answer carries the new lines of the
 command's stdout and stderr (the server appends them to ``logs/steps/<step>/``) and, once the
 command has exited 0, the files of its output folders, which the server writes to the step's
 folders on its disk and commits as it does for a step that ran there.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluiceway.executors.base import StepData, StepFailed, StepLaunch
+from sluiceway.executors.base import Interpreter, StepData, StepFailed, StepLaunch
 from sluiceway.executors.isolation import ALLOWED_VARIABLES
 from sluiceway.runtime.ray_actor import _fetch_folder
 from sluiceway.runtime.step import prepare_step, stage_input
@@ -71,22 +74,34 @@ class StepActor:
         self._outputs: dict[str, Path] = {}
         self._sent = {"stdout": 0, "stderr": 0}
 
-    def start(self, setup: list[Any]) -> StepStarted:
-        """Make the step's working folder and start its command."""
+    def start(self, setup: list[Any], python: str | None = None) -> StepStarted:
+        """Make the step's working folder and start its command.
+
+        Args:
+            python: the interpreter of the step's environment on this node (the actor's own,
+                ``py_executable``); None for a step without one.
+        """
         import ray
 
         launch: StepLaunch = ray.get(setup[0])
         node = socket.gethostname()
+        interpreter = None
         try:
-            if launch.interpreter is not None:
+            if launch.interpreter is not None:  # the server's build: a path on its machine
                 raise StepFailed(
-                    "its component names an environment, and environments do not reach Ray "
-                    "steps yet"
+                    "it was given an interpreter of the server's machine; a Ray node runs "
+                    "only environments built on it"
                 )
+            if launch.environment is not None:
+                if python is None:
+                    raise StepFailed(
+                        f"its environment {launch.environment} was not placed on this node"
+                    )
+                interpreter = Interpreter(python, environment=launch.environment)
             prepared = prepare_step(
                 launch,
                 self._dir / "work",
-                sys.executable,
+                sys.executable if interpreter is None else interpreter.executable,
                 input_path=self._input,
                 code_folder=self._code,
             )
@@ -101,6 +116,8 @@ class StepActor:
         env.setdefault("PATH", os.defpath)
         env |= {"HOME": str(home), "TMPDIR": str(home)}
         env |= {**launch.environment_variables, "PYTHONUNBUFFERED": "1"}
+        if interpreter is not None:
+            env = interpreter.activate(env)  # its python and commands come first
         with (
             open(self._dir / "stdout", "wb") as stdout,
             open(self._dir / "stderr", "wb") as stderr,

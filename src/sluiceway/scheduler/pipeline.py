@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from sluiceway.clock import utcnow
-from sluiceway.environments.cache import BuildFailed, BuildState, JobEnvironments
+from sluiceway.environments.cache import BuildFailed, BuildState, FileResolver, JobEnvironments
 from sluiceway.executors.base import (
+    BuildsEnvironments,
     Executor,
     ExecutorUnavailable,
     Interpreter,
@@ -189,7 +190,9 @@ class PipelineRunner:
         self._access = access
         self._environments = environments
         self._held: dict[str, contextlib.ExitStack] = {}  # each running step's environment
-        self._building: dict[str, Future[BuildState]] = {}  # steps' environments being built
+        # Steps' environments being built: here (a BuildState), or by the executor where the
+        # step runs (the content hash; see BuildsEnvironments).
+        self._building: dict[str, Future[BuildState] | Future[str]] = {}
         self._executor = executor
         self._store = store
         self._steps = steps
@@ -369,8 +372,8 @@ class PipelineRunner:
         self._steps.start(self.job.name, name)
         self._status[name] = StepStatus.RUNNING
         try:
-            interpreter = self._environment(name, spec)
-            launch = self._launch(spec, work, log_dir, interpreter)
+            interpreter, built_there = self._environment(name, spec)
+            launch = self._launch(spec, work, log_dir, interpreter, built_there)
             run = self._executor.start_step(launch, self._files)
         except StepFailed as exc:
             self._release(name)
@@ -398,40 +401,80 @@ class PipelineRunner:
     def _environment_built(self, name: str, spec: dict[str, Any]) -> bool:
         """Whether the step can start as far as its environment goes: it has none, or its
         build ended (failed builds too: the step's start says why). Starts the build, on a
-        thread of its own, the first time."""
+        thread of its own, the first time: here, or, for an executor whose steps run
+        elsewhere (a Ray cluster), where they run."""
         content = spec.get("environment")
         if not content or self._environments is None:
             return True
         building = self._building.get(name)
         if building is None:
-            self._log.overview(
-                f"Step {name}: waiting for the build of environment {content['hash']}."
-            )
-            building = self._building[name] = self._environments.start(content)
+            if isinstance(self._executor, BuildsEnvironments):
+                self._log.overview(
+                    f"Step {name}: waiting for the build of environment {content['hash']} on "
+                    "the compute's nodes."
+                )
+                building = self._executor.prepare_environment(content, self._environments.files)
+            else:
+                self._log.overview(
+                    f"Step {name}: waiting for the build of environment {content['hash']}."
+                )
+                building = self._environments.start(content)
+            self._building[name] = building
         return building.done()
 
-    def _environment(self, name: str, spec: dict[str, Any]) -> Interpreter | None:
+    def _environment(
+        self, name: str, spec: dict[str, Any]
+    ) -> tuple[Interpreter | None, str | None]:
         """The interpreter of the step's environment, built first if it is not, held until
-        the step ends; None for the server's own."""
+        the step ends (None for the server's own); or, for an executor that built it where the
+        step runs, its content hash there."""
         note = spec.get("environment_note")
         if note:
             self._log.overview(f"Step {name}: {note}")
         content = spec.get("environment")
         if not content:
-            return None
+            return None, None
         if self._environments is None:
             raise StepFailed("its component names an environment, and this scheduler builds none")
-        self._log.overview(f"Step {name}: getting the build of environment {content['hash']}.")
-        hold = contextlib.ExitStack()
         try:
+            if isinstance(self._executor, BuildsEnvironments):
+                return None, self._built_there(name, content, self._environments.files)
+            self._log.overview(f"Step {name}: getting the build of environment {content['hash']}.")
+            hold = contextlib.ExitStack()
             interpreter = hold.enter_context(self._environments.use(content))
         except BuildFailed as exc:
             raise StepFailed(f"its environment could not be built:\n{exc.tail}") from None
         self._held[name] = hold
-        return interpreter
+        return interpreter, None
+
+    def _built_there(self, name: str, content: dict[str, Any], files: FileResolver) -> str:
+        """The content hash of the step's environment, once the executor built it where the
+        step runs (:meth:`_environment_built` started the build and saw it end; else it is
+        waited for here, keeping the lease and seeing a cancel)."""
+        assert isinstance(self._executor, BuildsEnvironments)
+        building = self._building.pop(name, None)
+        if building is None:
+            building = self._executor.prepare_environment(content, files)
+        while True:
+            self._lease.check_in()
+            try:
+                built = building.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                continue
+            assert isinstance(built, str)
+            self._log.overview(
+                f"Step {name}: environment {built} built on the compute's nodes; the step runs "
+                "its interpreter there."
+            )
+            return built
 
     def _launch(
-        self, spec: dict[str, Any], work: Path, log_dir: Path, interpreter: Interpreter | None
+        self,
+        spec: dict[str, Any],
+        work: Path,
+        log_dir: Path,
+        interpreter: Interpreter | None,
+        built_there: str | None = None,
     ) -> StepLaunch:
         """What the executor needs to start the step: its data inputs as locations, and its
         outputs kept between steps emptied."""
@@ -476,6 +519,7 @@ class PipelineRunner:
             interpreter=interpreter,
             work_dir=str(work),
             log_dir=str(log_dir),
+            environment=built_there,
         )
 
     def _fetched(self, step: str) -> Path:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sluiceway.auth.principals import Principal
 from sluiceway.environments.cache import python_matches
 from sluiceway.environments.spec import EnvironmentContent
-from sluiceway.errors import ConflictError, UnsupportedError, ValidationError
+from sluiceway.errors import ConflictError, ValidationError
 from sluiceway.executors.base import ScorerKind
 from sluiceway.schemas.common import DEFAULT_DATASTORE, WorkspaceScope
 from sluiceway.schemas.endpoints import LoggingLevel, ModelDeploymentSettings, OutputAction
@@ -134,8 +134,8 @@ class InvokeService:
 
     def _pipeline_compute(self, deployment: DeploymentRecord, spec: dict[str, Any]) -> None:
         """Record where the pipeline's steps run (its ``settings.default_compute``, else its
-        ``compute``); a step that names an environment is refused on a Ray compute, whose
-        actors run with the cluster's own packages, rather than run without it."""
+        ``compute``); on a Ray compute, a step's environment whose ``python=`` the cluster
+        cannot run is refused."""
         if self._computes is None:
             return
         compute = self._computes.for_pipeline(deployment.spec)
@@ -143,12 +143,12 @@ class InvokeService:
         if compute.type != "ray":
             return
         for step in spec["steps"]:
-            if step.get("environment"):
-                raise UnsupportedError(
-                    f"Step {step['name']!r} of deployment {deployment.name!r} names an "
-                    f"environment, and the pipeline runs on the Ray compute {compute.name!r}; "
-                    "environments do not reach Ray steps yet. Remove the environment (the "
-                    "cluster's packages are used), or name the local compute.",
+            content = step.get("environment")
+            if content:
+                _check_cluster_python(
+                    f"Step {step['name']!r} of deployment {deployment.name!r}",
+                    compute.name,
+                    content.get("python"),
                     target=f"jobs.{step['name']}.environment",
                 )
 
@@ -199,7 +199,9 @@ class InvokeService:
         )
         content = deployment.spec.get(ENVIRONMENT_CONTENT)
         if compute is not None and compute.type == "ray" and content is not None:
-            _check_cluster_python(deployment.name, compute.name, content.get("python"))
+            _check_cluster_python(
+                f"Deployment {deployment.name!r}", compute.name, content.get("python")
+            )
         environment = self._environment(deployment)
         (given,) = request.inputs.values()
         resolved = self._resolver.resolve(given.name, given.type, given.uri or "", reader=principal)
@@ -392,10 +394,15 @@ class InvokeService:
                 )
 
 
-def _check_cluster_python(deployment: str, compute: str, wanted: str | None) -> None:
+def _check_cluster_python(
+    whose: str, compute: str, wanted: str | None, *, target: str = "environment"
+) -> None:
     """Refuse an environment whose ``python=`` a Ray compute cannot run: its actors run the
     cluster's Python, which is this server's (Ray runs a driver and the cluster's workers on
     one Python version).
+
+    Args:
+        whose: what names the environment, for the message ("Deployment 'x'").
 
     Raises:
         ValidationError: naming the version asked for and the cluster's.
@@ -404,9 +411,9 @@ def _check_cluster_python(deployment: str, compute: str, wanted: str | None) -> 
     if wanted is None or python_matches(have, wanted):
         return
     raise ValidationError(
-        f"Deployment {deployment!r}'s environment asks for python={wanted}, and it runs on the "
+        f"{whose}'s environment asks for python={wanted}, and it runs on the "
         f"Ray compute {compute!r}, whose actors run the cluster's Python, {have} (Ray runs the "
         "cluster's workers and this server, its driver, on one Python version). Ask for "
         f"python={'.'.join(have.split('.')[:2])} in the environment, or leave python out.",
-        target="environment",
+        target=target,
     )

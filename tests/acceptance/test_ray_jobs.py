@@ -72,20 +72,21 @@ SHIP_CODE = {"SLUICEWAY_RAY_SHIP_CODE": "true"}
 
 
 def ray_address() -> str:
-    address = os.environ.get("SLUICEWAY_TEST_RAY_ADDRESS")
-    if not address:
-        service_missing("A Ray cluster (SLUICEWAY_TEST_RAY_ADDRESS)")
-    assert address is not None
-    return address
+    """The test cluster's GCS address, which the test script exports."""
+    return _test_service("SLUICEWAY_TEST_RAY_ADDRESS", "A Ray cluster")
 
 
 def ray_client_address() -> str:
     """The test cluster's Ray Client address (``ray://``), which the test script exports."""
-    address = os.environ.get("SLUICEWAY_TEST_RAY_CLIENT_ADDRESS")
-    if not address:
-        service_missing("A Ray cluster's Ray Client server (SLUICEWAY_TEST_RAY_CLIENT_ADDRESS)")
-    assert address is not None
-    return address
+    return _test_service("SLUICEWAY_TEST_RAY_CLIENT_ADDRESS", "A Ray cluster's Ray Client server")
+
+
+def _test_service(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        service_missing(f"{what} ({variable})")
+    assert value is not None
+    return value
 
 
 def closed_port() -> int:

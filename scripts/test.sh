@@ -42,12 +42,13 @@ done < <(bash "$ROOT/scripts/storage.sh" start "$SERVICES/storage" || true)
 [ -n "${SLUICEWAY_TEST_AZURITE_URL:-}" ] && [ -n "${SLUICEWAY_TEST_S3_URL:-}" ] ||
     echo "Azurite or the S3 server could not be started: their tests skip (and fail when CI=true)." >&2
 
-# A Ray cluster of two nodes for the ray executor's tests; its address and auth token are
-# exported for them (and for the servers they start).
+# A Ray cluster of two nodes for the ray executor's tests; its addresses (the GCS's, and the
+# head's Ray Client server's, ray://) and auth token are exported for them (and for the servers
+# they start).
 while IFS='=' read -r key value; do
     [ -n "$key" ] && export "$key=$value" && echo "$key: $value"
 done < <(bash "$ROOT/scripts/ray.sh" start "$SERVICES/ray" || true)
-[ -n "${SLUICEWAY_TEST_RAY_ADDRESS:-}" ] ||
+[ -n "${SLUICEWAY_TEST_RAY_ADDRESS:-}" ] && [ -n "${SLUICEWAY_TEST_RAY_CLIENT_ADDRESS:-}" ] ||
     echo "The Ray cluster could not be started: its tests skip (and fail when CI=true)." >&2
 
 echo "== ruff" && "$ROOT/.venv/bin/ruff" check src tests benchmarks

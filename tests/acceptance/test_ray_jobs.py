@@ -72,11 +72,21 @@ SHIP_CODE = {"SLUICEWAY_RAY_SHIP_CODE": "true"}
 
 
 def ray_address() -> str:
-    address = os.environ.get("SLUICEWAY_TEST_RAY_ADDRESS")
-    if not address:
-        service_missing("A Ray cluster (SLUICEWAY_TEST_RAY_ADDRESS)")
-    assert address is not None
-    return address
+    """The test cluster's GCS address, which the test script exports."""
+    return _test_service("SLUICEWAY_TEST_RAY_ADDRESS", "A Ray cluster")
+
+
+def ray_client_address() -> str:
+    """The test cluster's Ray Client address (``ray://``), which the test script exports."""
+    return _test_service("SLUICEWAY_TEST_RAY_CLIENT_ADDRESS", "A Ray cluster's Ray Client server")
+
+
+def _test_service(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        service_missing(f"{what} ({variable})")
+    assert value is not None
+    return value
 
 
 def closed_port() -> int:
@@ -267,6 +277,98 @@ def test_compute_resource_and_a_job_on_ray(ray_server: RunningServer, tmp_path: 
     assert client.delete(f"/computes/{name}").status_code == 204
     assert client.delete("/computes/local").status_code == 409
     client.close()
+
+
+@pytest.mark.slow
+def test_jobs_on_a_compute_reached_through_ray_client(tmp_path: Path) -> None:
+    """A compute whose address is ``ray://`` (Ray Client, with the cluster's token auth): show
+    asks the cluster through it; a model job and a pipeline job run on its nodes and Complete
+    with the expected rows; the server, holding that connection, refuses a compute at another
+    address, saying why."""
+    address = ray_client_address()
+    gcs = ray_address()
+    server = start_server(tmp_path / "home", extra_env=SHIP_CODE)
+    try:
+        with server.client() as client:
+            name = unique("viaclient")
+            body = {"name": name, "type": "ray", "address": address}
+            assert client.put(f"/computes/{name}", json=body).status_code == 201
+            shown = client.get(f"/computes/{name}").raise_for_status().json()["cluster"]
+            assert shown["reachable"] and shown["address"] == address, shown
+            assert shown["nodes"] >= 2 and shown["cpus"] >= 2, shown
+
+            # One process, one Ray connection: the GCS address (the same cluster) is refused.
+            other = unique("gcs")
+            r = client.put(
+                f"/computes/{other}", json={"name": other, "type": "ray", "address": gcs}
+            )
+            assert r.status_code == 400, r.text
+            message = r.json()["error"]["message"]
+            assert address in message and gcs in message, message
+            assert "one Ray connection" in message, message
+            assert client.get(f"/computes/{other}").status_code == 404
+
+            create_script_deployment(
+                client,
+                tmp_path,
+                "rayclient",
+                "dep",
+                script=SCRIPT,
+                settings={"mini_batch_size": 2},
+                instance_count=2,
+                compute=f"azureml:{name}",
+            )
+            data = tmp_path / "data"
+            data.mkdir()
+            for i in range(7):
+                (data / f"c-{i}.csv").write_text(f"row{i}\nmore{i}\n")
+            uri = upload_folder(client, data, "inputs/rayclient")
+            r = client.post(
+                "/endpoints/rayclient/jobs",
+                json=invoke_body({"data": {"JobInputType": "UriFolder", "Uri": uri}}),
+            )
+            assert r.status_code == 201, r.text
+            done = wait_for_job(client, r.json()["name"], timeout=180)
+            assert done["status"] == "Completed", (done["status"], done["error"])
+            assert address in done["runs_on"], done["runs_on"]
+            rows = read_output(client, r.json()["name"])["predictions.csv"].splitlines()
+            assert rows == [f"c-{i}.csv {word}{i}" for i in range(7) for word in ("row", "more")]
+            logs = [f["path"] for f in client.get(f"/jobs/{r.json()['name']}/logs").json()]
+            stdout = [p for p in logs if "user/stdout/worker-" in p]
+            assert len(stdout) == 2, logs
+
+            (tmp_path / "pipeline").mkdir()
+            pipeline_on_ray_and_here(client, tmp_path / "pipeline", name, address)
+    finally:
+        stop_server(server)
+
+
+def test_ray_client_refuses_a_server_without_the_clusters_token(tmp_path: Path) -> None:
+    """The Ray Client server checks the cluster's token: a process with another token is
+    refused, with a message naming the address and the token settings to check (Ray Client
+    itself reports it as a timeout, after about 30 s)."""
+    import subprocess
+
+    address = ray_client_address()
+    code = (
+        "from sluiceway.executors.ray_cluster import RayConnection, RayUnavailable\n"
+        "try:\n"
+        f"    RayConnection.ensure({address!r})\n"
+        "except RayUnavailable as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('CONNECTED')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["RAY_AUTH_MODE"] = "token"
+    env["RAY_AUTH_TOKEN"] = "0" * 64  # a token, not the cluster's
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert address in done.stdout and "CONNECTED" not in done.stdout, done.stdout + done.stderr
+    assert "RAY_AUTH_TOKEN" in done.stdout, done.stdout
+    assert time.monotonic() - started < 90
 
 
 def test_compute_cli(ray_server: RunningServer, tmp_path: Path) -> None:
@@ -724,9 +826,13 @@ def deploy_pipeline(
     assert r.status_code == 201, r.text
 
 
-def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str) -> str:
-    """The same pipeline job on the Ray compute and on the local one: both Complete with the
-    same outputs, row for row; the Ray job's name."""
+def pipeline_on_ray_and_here(
+    client: httpx.Client, tmp_path: Path, compute: str, address: str | None = None
+) -> str:
+    """The same pipeline job on the Ray compute (at ``address``, the test cluster's GCS unless
+    given) and on the local one: both Complete with the same outputs, row for row; the Ray
+    job's name."""
+    address = address or ray_address()
     code_uri = upload_steps(client, tmp_path / "code")
     data = tmp_path / "data"
     data.mkdir()
@@ -737,10 +843,7 @@ def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str)
     pipeline = rows_pipeline(code_uri)
     deploy_pipeline(client, endpoint, "onray", pipeline, compute=f"azureml:{compute}")
     deploy_pipeline(client, endpoint, "here", pipeline)
-    assert (
-        ray_address()
-        in client.get(f"/batch-endpoints/{endpoint}/deployments/onray").json()["runs_on"]
-    )
+    assert address in client.get(f"/batch-endpoints/{endpoint}/deployments/onray").json()["runs_on"]
     jobs = {}
     for deployment in ("onray", "here"):
         inputs = {
@@ -758,7 +861,7 @@ def pipeline_on_ray_and_here(client: httpx.Client, tmp_path: Path, compute: str)
     assert all(job["status"] == "Completed" for job in ended.values()), {
         d: (j["status"], j["error"]) for d, j in ended.items()
     }
-    assert ray_address() in ended["onray"]["runs_on"]
+    assert address in ended["onray"]["runs_on"]
     outputs = {
         d: {o: read_output(client, n, o) for o in ("rows", "upper")} for d, n in jobs.items()
     }

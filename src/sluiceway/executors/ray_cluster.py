@@ -1,20 +1,33 @@
 """The server's connection to a Ray cluster (a registered compute of type ``ray``).
 
-The server joins the cluster as a Ray *driver*: the actors it starts are owned by the server
-process, so Ray kills them when the server dies (a server killed with SIGKILL leaks none). A
-process can be the driver of one cluster at a time: a server connected to one cluster refuses a
-job or a check on another with a clear error, rather than moving.
-
 An address is ``auto`` (the cluster this machine's ``ray start`` began), ``host:port`` (the
-cluster's GCS; the server must run on a node of the cluster) or ``ray://host:port`` (Ray Client,
-from anywhere). Before Ray is asked to connect, the address is probed with a plain TCP connection
-and a short timeout, so an unreachable cluster fails in seconds, naming the address, instead of
-leaving ``ray.init`` retrying.
+cluster's GCS; the server must run on a node of the cluster) or ``ray://host:port`` (Ray Client:
+the head's client server, started by ``ray start --head --ray-client-server-port``, 10001 by
+default; the server may run anywhere that reaches that port). Before Ray is asked to connect,
+the address is probed with a plain TCP connection and a short timeout, so an unreachable cluster
+fails in seconds, naming the address, instead of leaving ``ray.init`` retrying.
 
-The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``). The nodes run the
-Sluiceway installed there, unless the server ships its own (:meth:`RayConnection.ship_code`, the
-``ray_ship_code`` setting): its ``sluiceway`` package then goes to every actor it starts through
-Ray's job-level ``py_modules``, and the nodes need only Ray and Sluiceway's dependencies.
+With a GCS address the server joins the cluster as a Ray *driver*: the actors it starts are
+owned by the server process, so Ray kills them when the server dies (a server killed with
+SIGKILL leaks none). Through Ray Client, the driver is a process Ray's client server starts on
+the head for this server's connection: the actors are owned by it, and when the server dies Ray
+stops them once Ray Client's reconnect grace period has passed (30 s,
+``RAY_CLIENT_RECONNECT_GRACE_PERIOD`` in the server's environment). Ray's API works the same
+through both (``ray.nodes()``, ``put``, ``get``, ``wait``, ``kill``, actors' options); object
+references travel through the client server, and the job-level ``py_modules`` are uploaded
+from the server through it. Token authentication (``RAY_AUTH_MODE=token`` with the cluster's
+token in ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``, in the server's environment) works
+through both.
+
+A process holds one Ray connection, driver or Ray Client (Ray's state is global to the
+process): a server connected to one address refuses a job or a check on another with a clear
+error, rather than moving, even when both name the same cluster.
+
+The ``ray`` extra must be installed (``pip install 'sluiceway[ray]'``; it brings Ray Client's
+``grpcio``). The nodes run the Sluiceway installed there, unless the server ships its own
+(:meth:`RayConnection.ship_code`, the ``ray_ship_code`` setting): its ``sluiceway`` package then
+goes to every actor it starts through Ray's job-level ``py_modules``, and the nodes need only Ray
+and Sluiceway's dependencies.
 """
 
 from __future__ import annotations
@@ -42,6 +55,10 @@ _ADDRESS = re.compile(
 class RayUnavailable(Exception):
     """The cluster cannot be used: not installed, unreachable, or another cluster is in use. The
     message names the address and says why."""
+
+
+class RayConnectionTaken(RayUnavailable):
+    """This process already holds a Ray connection, to another address."""
 
 
 def check_address(address: str) -> str:
@@ -162,18 +179,20 @@ class RayConnection:
                         raise
                     return ray
                 if cls._address is not None and cls._alive(ray):
-                    raise RayUnavailable(
-                        f"this server is connected to the Ray cluster at {cls._address}; one "
-                        f"server drives one cluster at a time, so {address} needs another server"
+                    raise RayConnectionTaken(
+                        f"this server is connected to the Ray cluster at {cls._address}; a "
+                        "server holds one Ray connection (a GCS address or a ray:// address) "
+                        f"at a time, so {address} needs another server, even for the same "
+                        "cluster under another address"
                     )
                 ray.shutdown()
                 cls._address = None
             probe(address)
             if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
                 raise RayUnavailable(
-                    f"{address} is a Ray Client address, and Ray Client is not installed on the "
-                    "server (pip install 'ray[client]'); name the cluster's GCS (host:port) "
-                    "from a node of the cluster instead"
+                    f"{address} is a Ray Client address, and Ray Client (grpcio) is not "
+                    "installed on the server: install the ray extra (pip install "
+                    "'sluiceway[ray]', which brings 'ray[client]')"
                 )
             try:
                 ray.init(
@@ -185,9 +204,17 @@ class RayConnection:
                     runtime_env=cls._runtime_env(),
                 )
             except Exception as exc:
+                hint = ""
+                if address.startswith("ray://"):
+                    # Ray Client retries a refused token until it times out, as if unreachable.
+                    hint = (
+                        " (Ray Client reports a missing or wrong token as a timeout: check "
+                        "RAY_AUTH_MODE and RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH in the "
+                        "server's environment, and that the head runs Ray's client server)"
+                    )
                 raise RayUnavailable(
                     f"the Ray cluster at {address} refused the connection: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {exc}{hint}"
                 ) from None
             cls._address = address
             logger.info("connected to the Ray cluster at %s", address)

@@ -14,7 +14,12 @@ from typing import Any
 from sluiceway.auth.policy import WORKSPACE, Action
 from sluiceway.auth.principals import Principal
 from sluiceway.errors import ConflictError, ResourceNotFoundError, ValidationError
-from sluiceway.executors.ray_cluster import RayUnavailable, check_address, cluster_info
+from sluiceway.executors.ray_cluster import (
+    RayConnectionTaken,
+    RayUnavailable,
+    check_address,
+    cluster_info,
+)
 from sluiceway.schemas.common import CreationContext, WorkspaceScope
 from sluiceway.schemas.computes import LOCAL_COMPUTE, ComputeCreate, ComputeOut
 from sluiceway.store.computes import ComputeRecord, ComputeStore
@@ -86,10 +91,13 @@ class ComputeService:
             try:
                 cluster_info(address)
             except RayUnavailable as exc:
+                hint = (
+                    ""
+                    if isinstance(exc, RayConnectionTaken)
+                    else " Start the cluster (ray start --head) or correct the address."
+                )
                 raise ValidationError(
-                    f"Compute {name!r} was not created: {exc}. Start the cluster (ray start "
-                    "--head) or correct the address.",
-                    target="address",
+                    f"Compute {name!r} was not created: {exc}.{hint}", target="address"
                 ) from None
         elif body.address:
             raise ValidationError(

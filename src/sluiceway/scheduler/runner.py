@@ -142,13 +142,14 @@ class JobRunner:
         self._stop = stop
         self._drain = drain_seconds
         self._settings: dict[str, Any] = job.spec["settings"]
-        self._lease = JobLease(store, job.name, owner, lease)
+        self._staging = JobStaging(datastores, job.name)
+        # A remote job folder's logs go up every few seconds while the job runs.
+        self._lease = JobLease(store, job.name, owner, lease, checked=self._staging.upload_logs)
         self._failed_files = 0
         self._done = 0
         self._total = 0
         self._ended: list[MiniBatchEnd] = []  # results not written yet; see _flush()
         self._paths: _Paths | None = None
-        self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
         self._streamed: StreamedRows | None = None  # the rows joined while the job runs
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
@@ -515,8 +516,7 @@ class JobRunner:
         in_flight: dict[int, MiniBatchRecord] = {}
         drain_until: float | None = None
         while pending or in_flight:
-            self._lease.check_in()
-            self._staging.upload_logs()  # a remote job folder's logs, every few seconds
+            self._lease.check_in()  # uploads a remote job folder's logs every few seconds
             sending: list[tuple[MiniBatchRecord, MiniBatchTask]] = []
             if self._stop.is_set():
                 if drain_until is None:

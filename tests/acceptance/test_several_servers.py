@@ -4,7 +4,9 @@ servers and two schedulers, each a real process on an ephemeral port with a home
 A job invoked through one API server is seen and canceled through the other, with a token of
 either; schedulers wake on LISTEN/NOTIFY; a scheduler SIGKILLed mid-job is taken over and the
 output holds every row once; ten processes started together on an empty database migrate it
-once and make one owner.
+once and make one owner. A summary_only job taken over by a scheduler with another staging folder
+(another machine) commits every file its script wrote, before and after the takeover; a pipeline
+job's logs of the killed scheduler are kept.
 """
 
 from __future__ import annotations
@@ -30,8 +32,15 @@ from sluiceway.store.startup import head_revision
 from tests.acceptance.test_fault_injection import deploy, invoke, ledger_counts, write_rows
 from tests.integration.conftest import RunningServer, start_server, stop_server
 from tests.integration.databases import postgres_database
-from tests.integration.helpers import read_output, unique, upload_folder, wait_for_job
+from tests.integration.helpers import (
+    create_script_deployment,
+    read_output,
+    unique,
+    upload_folder,
+    wait_for_job,
+)
 from tests.integration.servers_workspace import SharedWorkspace, shared_workspace
+from tests.integration.test_job_reliability import SUMMARY_SCRIPT
 from tests.integration.test_pipelines import STEPS_SCRIPT, command, literal
 from tests.integration.test_pipelines import deploy as deploy_pipeline
 from tests.integration.test_pipelines import invoke as invoke_pipeline
@@ -199,6 +208,49 @@ def test_a_scheduler_killed_mid_job_is_taken_over_and_each_row_is_written_once(
     assert not again, (seed, again)
 
 
+def test_a_summary_only_job_taken_over_on_another_machine_commits_every_file(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each scheduler's staging folder is in its own home, as on machines of their own: the
+    files the script wrote for the mini-batches done before the kill reach the output from the
+    job's folder in S3, the others from the scheduler that took the job over."""
+    count = 30
+    one, other = cluster.apis
+    with one.client() as client:
+        endpoint = unique("summary")
+        create_script_deployment(
+            client,
+            tmp_path,
+            endpoint,
+            "summary",
+            script=SUMMARY_SCRIPT,
+            settings={
+                "output_action": "summary_only",
+                "mini_batch_size": 1,
+                "max_concurrency_per_instance": 2,
+                "environment_variables": {"DELAY": "0.2"},  # slow enough to be killed midway
+            },
+        )
+        write_rows(tmp_path / "data", count)
+        name = invoke(client, endpoint, upload_folder(client, tmp_path / "data", unique("sum")))
+    db, store = cluster.store()
+    try:
+        while store.counts(name).succeeded < 8:
+            assert store.get(name).status.value not in ("Completed", "Failed")  # type: ignore[union-attr]
+            time.sleep(0.02)
+        kill_the_holder(cluster, store, name)
+        done_before = store.counts(name).succeeded
+    finally:
+        db.dispose()
+    assert done_before < count  # the kill came mid-job
+    with other.client() as client:
+        done = wait_for_job(client, name, timeout=120)
+        assert done["status"] == "Completed", done
+        assert done["progress"]["mini_batches_failed"] == 0, done
+        files = read_output(client, name)
+    assert files == {f"f-{i:04d}.txt.summary": f"f-{i:04d}.txt" for i in range(count)}
+
+
 def kill_the_holder(cluster: Cluster, store: JobStore, job: str) -> None:
     """SIGKILL the scheduler that holds the job's lease, and start another in its place."""
     pid = holder_pid(store, job)
@@ -258,6 +310,12 @@ def test_a_pipeline_job_is_taken_over_mid_step(cluster: Cluster, tmp_path: Path)
                 break
             time.sleep(0.05)
         assert steps == {"first": "Completed", "second": "Running"}
+        # The scheduler's log lines reach the job's folder while the job runs (every 10 s).
+        overview = ""
+        while "Step second started" not in overview and time.monotonic() < deadline:
+            time.sleep(0.2)
+            overview = client.get(f"/jobs/{name}/logs/job_progress_overview.txt").text
+        assert "Step second started" in overview, overview
     db, store = cluster.store()
     try:
         kill_the_holder(cluster, store, name)
@@ -273,6 +331,9 @@ def test_a_pipeline_job_is_taken_over_mid_step(cluster: Cluster, tmp_path: Path)
         assert seen.status_code == 200 and seen.text == "done", seen.text
         overview = client.get(f"/jobs/{name}/logs/job_progress_overview.txt").text
         assert "Job completed" in overview, overview
+        # The killed scheduler's lines are kept; the next one's follow them.
+        assert "Step first completed" in overview, overview
+        assert overview.count("Step second started") == 2, overview
 
 
 def test_ten_processes_started_at_once_migrate_once_and_make_one_owner(tmp_path: Path) -> None:

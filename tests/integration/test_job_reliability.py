@@ -337,8 +337,10 @@ def test_logs_are_read_from_an_offset_and_by_the_cli(
     assert missing.returncode == 1 and "nope.txt" in missing.stderr
 
 
+# Writes one file per input file into AZUREML_BI_OUTPUT_PATH, after $DELAY seconds.
 SUMMARY_SCRIPT = """\
 import os
+import time
 
 def init():
     pass
@@ -346,6 +348,7 @@ def init():
 def run(mini_batch):
     out = os.environ["AZUREML_BI_OUTPUT_PATH"]
     for path in mini_batch:
+        time.sleep(float(os.environ.get("DELAY", "0")))
         name = os.path.basename(path)
         with open(os.path.join(out, name + ".summary"), "w") as fh:
             fh.write(name)

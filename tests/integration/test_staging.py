@@ -71,6 +71,25 @@ def test_local_inputs_are_read_in_place(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
 
 
+def s3_folder(bucket: str, path: str) -> Location:
+    """A folder in a new bucket of the S3 server."""
+    svc.s3_url()
+    config = svc.s3_datastore_yaml("x", svc.make_bucket(bucket))
+    credentials = config.pop("credentials")
+    settings = {k: config[k] for k in ("bucket", "endpoint_url")}
+    backend = open_backend("s3", settings, credentials, svc.loopback_client())
+    return Location("s3_ds", path, backend)
+
+
+class Datastores:
+    """What a job's staging needs of the workspace's datastores: a staging folder."""
+
+    staging_cache_bytes = 1 << 20
+
+    def __init__(self, staging_dir: Path) -> None:
+        self.staging_dir = staging_dir
+
+
 def test_a_remote_jobs_logs_are_uploaded_while_it_runs_and_kept_by_the_next_scheduler(
     tmp_path: Path,
 ) -> None:
@@ -79,19 +98,7 @@ def test_a_remote_jobs_logs_are_uploaded_while_it_runs_and_kept_by_the_next_sche
     job over appends to them (the workers' own files it leaves for its workers to write)."""
     from sluiceway.scheduler.staging import JobStaging
 
-    svc.s3_url()
-    bucket = svc.make_bucket("logs")
-    config = svc.s3_datastore_yaml("x", bucket)
-    credentials = config.pop("credentials")
-    settings = {k: config[k] for k in ("bucket", "endpoint_url")}
-    backend = open_backend("s3", settings, credentials, svc.loopback_client())
-    logs = Location("s3_ds", "azureml/job-1/logs", backend)
-
-    class Datastores:
-        staging_cache_bytes = 1 << 20
-
-        def __init__(self, staging_dir: Path) -> None:
-            self.staging_dir = staging_dir
+    logs = s3_folder("logs", "azureml/job-1/logs")
 
     first = JobStaging(Datastores(tmp_path / "machine-a"), "job-1")  # type: ignore[arg-type]
     mirror = first.work_dir(logs)
@@ -112,3 +119,59 @@ def test_a_remote_jobs_logs_are_uploaded_while_it_runs_and_kept_by_the_next_sche
     second.close()
     assert logs.child("sys/master_role.txt").open_read().read() == b"claimed by a\nclaimed by b\n"
     assert not (tmp_path / "machine-b" / "job-1").exists()
+
+
+def test_the_scripts_files_are_kept_remotely_and_committed_by_the_scheduler_that_takes_over(
+    tmp_path: Path,
+) -> None:
+    """A remote job folder's staged files (``AZUREML_BI_OUTPUT_PATH``) go up when asked, only
+    those new or changed since; a file deleted here goes from there too. A scheduler on another
+    machine that takes the job over commits them beside its own, its own winning."""
+    from sluiceway.scheduler.commit import OutputCommit
+    from sluiceway.scheduler.joblog import JobLog
+    from sluiceway.scheduler.staging import JobStaging
+
+    job_folder = s3_folder("kept", "azureml/job-2")
+    kept = job_folder.child("staging/score")
+
+    first = JobStaging(Datastores(tmp_path / "machine-a"), "job-2")  # type: ignore[arg-type]
+    staged = first.work_dir(kept)
+    (staged / "sub").mkdir(parents=True)
+    (staged / "a.txt").write_text("a from the first")
+    (staged / "sub" / "b.txt").write_text("b from the first")
+    (staged / "gone.txt").write_text("deleted later")
+    (staged / "link.txt").symlink_to(tmp_path / "secret")
+    (tmp_path / "secret").write_text("a server's file")
+    assert first.keep(kept) == 3
+    assert first.keep(kept) == 0  # nothing changed: nothing uploaded again
+    (staged / "gone.txt").unlink()
+    (staged / "c.txt").write_text("c from the first")
+    assert first.keep(kept) == 1
+    assert sorted(e.path for e in kept.list_files()) == ["a.txt", "c.txt", "sub/b.txt"]
+    # The scheduler dies here. Another, with a staging folder of its own, takes the job over:
+    # its script writes a.txt anew and d.txt.
+    second = JobStaging(Datastores(tmp_path / "machine-b"), "job-2")  # type: ignore[arg-type]
+    staged = second.work_dir(kept)
+    staged.mkdir(parents=True)
+    (staged / "a.txt").write_text("a from the second")
+    (staged / "d.txt").write_text("d from the second")
+    output = Location("s3_ds", "out/score", job_folder.backend)
+    commit = OutputCommit(
+        job_folder=job_folder,
+        output_folder=output,
+        staging_dir=staged,
+        parts_dir=tmp_path / "parts",
+        rows_file=None,
+        log=JobLog("job-2", None),
+        keep_lease=lambda: None,
+        owner="second",
+        kept_staging=kept,
+    )
+    commit.commit([], [])
+    committed = {e.path: output.child(e.path).open_read().read() for e in output.list_files()}
+    assert committed == {
+        "a.txt": b"a from the second",
+        "c.txt": b"c from the first",
+        "d.txt": b"d from the second",
+        "sub/b.txt": b"b from the first",
+    }

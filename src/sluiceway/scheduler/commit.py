@@ -2,8 +2,11 @@
 
 Workers write each succeeded mini-batch's rows as a part file, and the scoring script writes its
 own files into ``AZUREML_BI_OUTPUT_PATH``; both live under the job's folder until the job
-completes. The commit then copies the script's files into the output folder, joins the parts, in
-input order, into the rows file (``append_row``), and writes ``errors.jsonl`` when files failed.
+completes. When that folder is remote, both are kept there as the mini-batches succeed
+(``kept_parts``, ``kept_staging``), and the commit takes from there what this machine's copy
+lacks: the files made by a scheduler that the job was taken over from. The commit then
+copies the script's files into the output folder, joins the parts, in input order, into the rows
+file (``append_row``), and writes ``errors.jsonl`` when files failed.
 
 Nothing that exists is overwritten. A commit records its intent in ``<job folder>/commit.json``
 before it writes anything, so a scheduler that takes over a job which crashed while committing
@@ -64,6 +67,8 @@ class OutputCommit:
         owner: the scheduler, named in the commit record.
         kept_parts: the job's remote folder of parts, read for a part that ``parts_dir``
             does not hold (it was made by a scheduler that the job was taken over from).
+        kept_staging: the job's remote folder of the script's files, of which those that
+            ``staging_dir`` does not hold are committed too (this machine's copy wins).
         output_format: what the parts hold; Parquet parts are joined by
             :mod:`~sluiceway.scheduler.parquet_join`, the others by concatenation.
         streamed: the rows joined while the job ran, if they were.
@@ -81,6 +86,7 @@ class OutputCommit:
         keep_lease: Callable[[], None],
         owner: str,
         kept_parts: Location | None = None,
+        kept_staging: Location | None = None,
         output_format: OutputFormat = OutputFormat.TEXT,
         streamed: StreamedRows | None = None,
     ) -> None:
@@ -94,6 +100,7 @@ class OutputCommit:
         self._keep_lease = keep_lease
         self._owner = owner
         self._kept_parts = kept_parts
+        self._kept_staging = kept_staging
         self._format = output_format
 
     def commit(
@@ -127,8 +134,8 @@ class OutputCommit:
                     "outputs are never overwritten."
                 )
             self._write_record(targets)
-        for relative, local in staged.items():
-            self._commit_file(self._output.child(relative), local, overwrite=resuming)
+        for relative, source in staged.items():
+            self._commit_file(self._output.child(relative), source, overwrite=resuming)
         if staged:
             self._log.overview(f"Committed {len(staged)} files the script wrote.")
         if self._rows_file is not None:
@@ -253,27 +260,36 @@ class OutputCommit:
             while chunk := file.read(PART_CHUNK_BYTES):
                 yield chunk
 
-    def _staged_files(self) -> dict[str, Path]:
-        """The files the script wrote to ``AZUREML_BI_OUTPUT_PATH``, by relative path."""
+    def _staged_files(self) -> dict[str, Path | Location]:
+        """The files the script wrote to ``AZUREML_BI_OUTPUT_PATH``, by relative path: on this
+        machine, and, for those it does not hold, kept in the job's remote folder."""
         root = self._staging
-        if not root.is_dir():
-            return {}
-        return {
-            p.relative_to(root).as_posix(): p
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()  # a link could point at a server's file
-        }
+        found: dict[str, Path | Location] = {}
+        if root.is_dir():
+            found.update(
+                (p.relative_to(root).as_posix(), p)
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and not p.is_symlink()  # a link could point at a server's file
+            )
+        if self._kept_staging is not None:
+            for entry in self._kept_staging.list_files():
+                found.setdefault(entry.path, self._kept_staging.child(entry.path))
+        return dict(sorted(found.items()))
 
-    def _commit_file(self, target: Location, local: Path, *, overwrite: bool) -> None:
+    def _commit_file(self, target: Location, staged: Path | Location, *, overwrite: bool) -> None:
+        if isinstance(staged, Location):  # kept by the scheduler the job was taken over from
+            target.write_stream(staged.iter_bytes(PART_CHUNK_BYTES), overwrite=overwrite)
+            self._keep_lease()
+            return
         try:
-            file = open_regular_file(local, within=self._staging)
+            file = open_regular_file(staged, within=self._staging)
         except OSError as exc:
             raise CommitRefused(
-                f"The file {local} the script wrote cannot be committed: {exc.strerror}."
+                f"The file {staged} the script wrote cannot be committed: {exc.strerror}."
             ) from None
         with file as fh:
             target.write_stream(iter(lambda: fh.read(1 << 20), b""), overwrite=overwrite)
-        local.unlink()
+        staged.unlink()
         self._keep_lease()
 
     def _remove_partial_writes(self, targets: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,10 +39,21 @@ class JobLease:
     """The lease one runner holds on its job: renewed when due, checked for a cancel.
 
     Model and pipeline runners share it, so both renew at a third of the lease and notice a
-    cancel request within :data:`CHECK_SECONDS`.
+    cancel request within :data:`CHECK_SECONDS`; ``checked``, when given, is called after each
+    check that found the lease held (the runners upload a remote job folder's logs from it,
+    every few seconds, whatever the job is waiting for).
     """
 
-    def __init__(self, store: JobStore, job: str, owner: str, lease: timedelta) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job: str,
+        owner: str,
+        lease: timedelta,
+        *,
+        checked: Callable[[], None] | None = None,
+    ) -> None:
+        self._checked = checked
         self._store = store
         self._job = job
         self._owner = owner
@@ -87,6 +99,8 @@ class JobLease:
             raise JobCanceled
         if status is None or status.is_terminal:
             raise LeaseLost
+        if self._checked is not None:
+            self._checked()
 
     def keep(self) -> None:
         """Renew the lease if due, during long work that must not be interrupted.

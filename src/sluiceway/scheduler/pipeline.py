@@ -17,7 +17,9 @@ as a Ray actor on a node of the cluster, which fetches the data itself and sends
 back (``executors/ray_steps.py``). Either way the command is turned into an argument list
 (``runtime/command.py``) and started without a shell, and its stdout and stderr go to
 ``logs/steps/<step>/`` in the job's folder. The job's logs are written to its folder, or, when
-that is remote, to a local mirror uploaded when the runner ends. When a step exits 0, each
+that is remote, to a local mirror uploaded every ``LOG_UPLOAD_SECONDS`` while the job runs and
+when the runner ends; a scheduler that takes the job over fetches them first and appends to
+them (a step it runs again starts its stdout and stderr afresh). When a step exits 0, each
 output folder is committed, file by file and never overwriting, to its datastore path, in any
 datastore (a pipeline output's folder, or the job's ``steps/<step>/<output>/`` for one that
 only feeds later steps, which then read it from there). When it fails, the job fails with its
@@ -205,13 +207,15 @@ class PipelineRunner:
         self._continue = bool(settings.get("continue_on_step_failure"))
         self._running: dict[str, _Running] = {}
         self._status: dict[str, StepStatus] = {}
-        self._lease = JobLease(store, job.name, owner, lease)
         self._work: Path | None = None
         self._staging = JobStaging(datastores, job.name)
+        # A remote job folder's logs go up every few seconds while the job runs (steps'
+        # stdout and stderr among them), as a model job's do.
+        self._lease = JobLease(store, job.name, owner, lease, checked=self._staging.upload_logs)
         folder = job.spec["job_folder"]
         self._job_folder = datastores.location(folder["datastore"], folder["path"])
-        # The logs folder itself in a local datastore, else a local mirror uploaded when the
-        # runner ends (``JobStaging.close``).
+        # The logs folder itself in a local datastore, else a local mirror uploaded every few
+        # seconds and when the runner ends (``JobStaging.upload_logs``, ``close``).
         self._log_dir = self._staging.work_dir(self._job_folder.child("logs"))
         self._log = _Log(job.name, self._log_dir)
         self._files = _StagedFiles(self)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sluiceway.environments.cache import BuildFailed, JobEnvironments
+from sluiceway.errors import ValidationError
 from sluiceway.executors.base import (
     BuildsEnvironments,
     Executor,
@@ -107,6 +108,9 @@ class _Paths:
     # append_row in a remote job folder: where each succeeded mini-batch's part is kept, so a
     # scheduler on another machine that takes the job over finds the parts it did not make.
     kept_parts: Location | None = None
+    # A remote job folder: where the script's staged files are kept as mini-batches succeed,
+    # for the same reason (``staging_dir`` is this folder's local mirror).
+    kept_staging: Location | None = None
 
 
 class JobRunner:
@@ -142,13 +146,14 @@ class JobRunner:
         self._stop = stop
         self._drain = drain_seconds
         self._settings: dict[str, Any] = job.spec["settings"]
-        self._lease = JobLease(store, job.name, owner, lease)
+        self._staging = JobStaging(datastores, job.name)
+        # A remote job folder's logs go up every few seconds while the job runs.
+        self._lease = JobLease(store, job.name, owner, lease, checked=self._staging.upload_logs)
         self._failed_files = 0
         self._done = 0
         self._total = 0
         self._ended: list[MiniBatchEnd] = []  # results not written yet; see _flush()
         self._paths: _Paths | None = None
-        self._staging = JobStaging(datastores, job.name)
         self._inputs: InputFiles | None = None
         self._streamed: StreamedRows | None = None  # the rows joined while the job runs
         self._log = JobLog(job.name, self._staging.work_dir(self._job_folder().child("logs")))
@@ -293,10 +298,11 @@ class JobRunner:
             folders = [folder for folder in found if folder is not None]
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
-        kept = self._paths.kept_parts if self._paths is not None else None
-        if kept is not None:
-            with contextlib.suppress(Exception):
-                kept.backend.fs.rm(kept.full_path, recursive=True)
+        if self._paths is not None:
+            for kept in (self._paths.kept_parts, self._paths.kept_staging):
+                if kept is not None:
+                    with contextlib.suppress(Exception):
+                        kept.backend.fs.rm(kept.full_path, recursive=True)
 
     def _hand_back(self) -> None:
         returned = self._store.reset_running(self.job.name)
@@ -339,7 +345,8 @@ class JobRunner:
             kept_parts = parts
         output_name, out = next(iter(spec["outputs"].items()))
         output_folder = self._datastores.location(out["datastore"], out["path"])
-        staging_dir = self._staging.work_dir(job_folder.child(f"staging/{output_name}"))
+        staging = job_folder.child(f"staging/{output_name}")
+        staging_dir = self._staging.work_dir(staging)
         staging_dir.mkdir(parents=True, exist_ok=True)
         return _Paths(
             input_root=input_root,
@@ -354,6 +361,7 @@ class JobRunner:
             log_dir=log_dir,
             shared_folders=shared,
             kept_parts=kept_parts,
+            kept_staging=staging if staging.local_path() is None else None,
         )
 
     def _registered(self, location: Location) -> Path:
@@ -515,8 +523,7 @@ class JobRunner:
         in_flight: dict[int, MiniBatchRecord] = {}
         drain_until: float | None = None
         while pending or in_flight:
-            self._lease.check_in()
-            self._staging.upload_logs()  # a remote job folder's logs, every few seconds
+            self._lease.check_in()  # uploads a remote job folder's logs every few seconds
             sending: list[tuple[MiniBatchRecord, MiniBatchTask]] = []
             if self._stop.is_set():
                 if drain_until is None:
@@ -582,14 +589,19 @@ class JobRunner:
             single_file=source.is_file(),
         )
 
-    def _flush(self, started: list[MiniBatchStart] | None = None) -> None:
+    def _flush(self, started: list[MiniBatchStart] | None = None, *, keep: bool = True) -> None:
         """Write the results recorded since the last flush, and ``started``, in one transaction.
+        With ``keep``, the script's files are kept in a remote job folder first (see
+        :meth:`_keep_staged`), when a mini-batch's success is among the results.
 
         Raises:
             LeaseLost: the lease is lost; nothing was written.
+            JobAborted: the script's files could not be kept; nothing was written.
         """
         if not self._ended and not started:
             return
+        if keep and any(e.status is MiniBatchStatus.SUCCEEDED for e in self._ended):
+            self._keep_staged()
         if not self._store.update_mini_batches(
             self.job.name, ended=self._ended, started=started or (), owner=self._owner
         ):
@@ -600,7 +612,7 @@ class JobRunner:
         """Write the results that came in before the job stopped, so its progress counts them;
         nothing if the lease is lost."""
         with contextlib.suppress(LeaseLost):
-            self._flush()
+            self._flush(keep=False)  # a job that stops here commits nothing
 
     def _record(self, result: MiniBatchResult, batch: MiniBatchRecord, max_attempts: int) -> bool:
         """Record a mini-batch's result (written by the next :meth:`_flush`); True when it
@@ -699,6 +711,29 @@ class JobRunner:
                 iter(lambda: fh.read(1 << 20), b""), overwrite=True
             )
 
+    def _keep_staged(self) -> None:
+        """Upload the files the script wrote into ``AZUREML_BI_OUTPUT_PATH`` that are new or
+        changed since the last upload, to the job's remote folder, before the successes that
+        made them are recorded: a job taken over on another machine then commits them too.
+        Once per flush, not per mini-batch; nothing to do when the job's folder is local."""
+        paths = self._paths
+        if paths is None or paths.kept_staging is None:
+            return
+        try:
+            self._staging.keep(paths.kept_staging)
+        except OSError as exc:
+            raise JobAborted(
+                "SystemError",
+                f"A file the scoring script wrote into AZUREML_BI_OUTPUT_PATH cannot be read: "
+                f"{exc}.",
+            ) from None
+        except ValidationError as exc:
+            raise JobAborted(
+                "UserError",
+                f"The scoring script wrote a file into AZUREML_BI_OUTPUT_PATH whose name "
+                f"cannot be an output's: {exc}",
+            ) from None
+
     def _count_done(self) -> None:
         """A progress line in the overview at every tenth of the mini-batches."""
         self._done += 1
@@ -756,6 +791,9 @@ class JobRunner:
             raise JobAborted("UserError", NOTHING_SUCCEEDED + first, details)
         self._lease.check_in(now=True)  # the last moment a cancel stops the job
         check_access(self._access, self.job, "commit its outputs")
+        # What the script wrote last (in shutdown(), say), and removed: a commit that a
+        # scheduler elsewhere finishes finds in the kept files what this one commits.
+        self._keep_staged()
         try:
             self._output_commit(paths).commit(succeeded, self._all_error_lines())
         except CommitRefused as exc:
@@ -773,6 +811,7 @@ class JobRunner:
             keep_lease=self._lease.keep,
             owner=self._owner,
             kept_parts=paths.kept_parts,
+            kept_staging=paths.kept_staging,
             output_format=self._output_format,
             streamed=self._streamed,
         )

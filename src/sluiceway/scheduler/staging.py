@@ -12,7 +12,10 @@ a copy. Data in a remote datastore (Azure Blob, ADLS Gen2, S3, a storage URL) is
   :mod:`sluiceway.storage.snapshots`) are checked file by file against their manifest, in place
   or once fetched, before a job uses them.
 - **The job folder** (logs, parts, the script's staged outputs), when the default datastore is
-  remote, is a local folder whose logs are uploaded to the job folder when the runner ends.
+  remote, is a local mirror. Its logs are uploaded every ``LOG_UPLOAD_SECONDS`` while the job
+  runs and when the runner ends; the runner keeps the script's staged outputs there as the
+  mini-batches succeed (:meth:`JobStaging.keep`), so a scheduler on another machine that takes
+  the job over finds them.
 
 Downloads stream from storage to disk in chunks, so the server's memory stays flat whatever
 the size of the input.
@@ -20,6 +23,7 @@ the size of the input.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -199,7 +203,8 @@ class JobStaging:
         self.root = datastores.staging_dir / job_name
         self._mirrors: dict[str, tuple[Location, Path]] = {}
         self._inputs: list[InputFiles] = []
-        self._uploaded: dict[Path, tuple[int, int]] = {}  # log file: (size, mtime) uploaded
+        # Each mirror's files as last uploaded: relative path -> (size, mtime_ns).
+        self._uploaded: dict[str, dict[str, tuple[int, int]]] = {}
         self._logs_uploaded_at = time.monotonic()
 
     def inputs(self, source: Location) -> InputFiles:
@@ -271,34 +276,67 @@ class JobStaging:
                 logger.exception("could not fetch the log %s", entry.path)
                 continue
             stat = target.stat()
-            self._uploaded[target] = (stat.st_size, stat.st_mtime_ns)
+            uploaded = self._uploaded.setdefault(location.uri, {})
+            uploaded[entry.path] = (stat.st_size, stat.st_mtime_ns)
 
     def upload_logs(self, *, every: float | None = LOG_UPLOAD_SECONDS) -> None:
         """Upload the mirrored log files changed since their last upload; with ``every``,
         only when that many seconds passed since the last time (call it as often as you
-        like)."""
+        like). A file that cannot be uploaded is logged and tried again next time."""
         if every is not None and time.monotonic() - self._logs_uploaded_at < every:
             return
         self._logs_uploaded_at = time.monotonic()
-        for location, mirror in self._mirrors.values():
-            if not _is_logs(location) or not mirror.is_dir():
+        for location, mirror in list(self._mirrors.values()):
+            if _is_logs(location) and mirror.is_dir():
+                self._upload_changed(location, mirror, strict=False)
+
+    def keep(self, location: Location) -> int:
+        """Upload the files of a remote folder's mirror (see :meth:`work_dir`) that are new or
+        changed since their last upload, and remove from it those deleted here since; the
+        number of files uploaded. Nothing to do for a folder in a local datastore.
+
+        Raises:
+            OSError: a file could not be read.
+            ValidationError: a file's name is not a datastore path.
+            Exception: the storage's error when a file could not be uploaded.
+        """
+        mirrored = self._mirrors.get(location.uri)
+        if mirrored is None or not mirrored[1].is_dir():
+            return 0
+        return self._upload_changed(location, mirrored[1], strict=True)
+
+    def _upload_changed(self, location: Location, mirror: Path, *, strict: bool) -> int:
+        """Upload the mirror's files whose (size, mtime) changed since their last upload;
+        ``strict``: raise on the first failure, and remove what was deleted here."""
+        uploaded = self._uploaded.setdefault(location.uri, {})
+        seen: set[str] = set()
+        count = 0
+        for relative, stat in sorted(_regular_files(mirror)):
+            seen.add(relative)
+            current = (stat.st_size, stat.st_mtime_ns)
+            if uploaded.get(relative) == current:
                 continue
-            # Workers write logs here: a link could point at a server's file.
-            found = (p for p in mirror.rglob("*") if p.is_file() and not p.is_symlink())
-            for path in sorted(found):
-                stat = path.stat()
-                seen = (stat.st_size, stat.st_mtime_ns)
-                if self._uploaded.get(path) == seen:
-                    continue
-                relative = path.relative_to(mirror).as_posix()
-                try:
-                    location.child(relative).write_stream(
-                        _file_chunks(path, mirror), overwrite=True
-                    )
-                except Exception:
-                    logger.exception("could not upload %s to %s", path, location.uri)
-                    continue
-                self._uploaded[path] = seen
+            try:
+                # Workers write these files: a link could point at a server's file.
+                location.child(relative).write_stream(
+                    _file_chunks(mirror / relative, mirror), overwrite=True
+                )
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            except Exception:
+                if strict:
+                    raise
+                logger.exception("could not upload %s to %s", relative, location.uri)
+                continue
+            uploaded[relative] = current
+            count += 1
+        if strict:
+            for relative in [r for r in uploaded if r not in seen]:
+                del uploaded[relative]
+                gone = location.child(relative)
+                with contextlib.suppress(FileNotFoundError):
+                    gone.backend.fs.rm(gone.full_path)
+        return count
 
     def close(self) -> None:
         """Upload mirrored folders' files, then delete everything staged for the job."""
@@ -310,6 +348,26 @@ class JobStaging:
 
 def _is_logs(location: Location) -> bool:
     return location.path.rsplit("/", 1)[-1] == "logs"
+
+
+def _regular_files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """The regular files below ``root``, by path relative to it, with their ``lstat``: links
+    are neither followed nor listed (the deployment's code writes there)."""
+    folders = [(root, "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # removed meanwhile, or not readable: nothing of it to upload
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                elif entry.is_file(follow_symlinks=False):
+                    yield f"{prefix}{entry.name}", entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
 
 
 def _file_chunks(path: Path, within: Path) -> Iterator[bytes]:

@@ -6,6 +6,7 @@ fails in CI. Containers and buckets get unique names, so tests share the servers
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -49,11 +50,17 @@ def azurite_connection_string() -> str:
     )
 
 
-def container_client(container: str) -> Any:
+@functools.cache
+def _blob_service() -> Any:
+    """One client of Azurite for the whole run: the container clients share its connections,
+    which are then never left for the garbage collector to find open in another test."""
     from azure.storage.blob import BlobServiceClient
 
-    service = BlobServiceClient.from_connection_string(azurite_connection_string())
-    return service.get_container_client(container)
+    return BlobServiceClient.from_connection_string(azurite_connection_string())
+
+
+def container_client(container: str) -> Any:
+    return _blob_service().get_container_client(container)
 
 
 def make_container(prefix: str, *, public: bool = False) -> str:

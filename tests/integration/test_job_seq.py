@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, event, text
 
 from sluiceway.errors import ConflictError
-from sluiceway.store.db import MIGRATIONS, Database
+from sluiceway.store.db import MIGRATIONS, Database, upgrade
 from sluiceway.store.endpoints import EndpointStore
 from sluiceway.store.jobs import JobStore
 from tests.integration.databases import DATABASES, empty_database
@@ -106,10 +106,17 @@ def test_an_invocation_is_one_transaction_on_postgresql(db: Database) -> None:
     assert jobs.get("one") is not None
 
 
-def test_a_failed_invocation_leaves_no_job_on_postgresql(db: Database) -> None:
-    if not db.is_postgres:
-        pytest.skip("on SQLite the insert is the last step of an invocation, committed alone")
-    jobs = JobStore(db)
+@pytest.fixture(params=[p for p in DATABASES if not isinstance(p, str)])
+def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A PostgreSQL workspace database at the newest schema, for what SQLite does not have
+    (on SQLite an invocation's insert is committed alone; there is no connection to lose)."""
+    with empty_database(request.param, tmp_path) as database:
+        upgrade(database.engine)
+        yield database
+
+
+def test_a_failed_invocation_leaves_no_job_on_postgresql(postgres_db: Database) -> None:
+    jobs = JobStore(postgres_db)
     with pytest.raises(RuntimeError), jobs.unit():
         _create(jobs, "one")
         raise RuntimeError("a check after the insert failed")
@@ -146,12 +153,11 @@ def test_places_tied_before_the_migration_are_told_apart_in_their_order(
 
 
 def test_a_pooled_connection_that_died_while_idle_is_replaced(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    postgres_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A connection idle for ``PING_AFTER_IDLE_SECONDS`` is pinged at checkout; one that does
     not answer is replaced before the transaction starts."""
-    if not db.is_postgres:
-        pytest.skip("SQLite has no connection to lose")
+    db = postgres_db
     import sluiceway.store.db as database_module
 
     store = JobStore(db)

@@ -95,6 +95,7 @@ class TlsFront:
                 serialization.NoEncryption(),
             )
         )
+        self._writers: set[asyncio.StreamWriter] = set()
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(self.cert, key_file)
         self._loop = asyncio.new_event_loop()
@@ -117,15 +118,19 @@ class TlsFront:
         for task in pending:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        for writer in self._writers:  # an SSL close may still wait for its peer: end it now
+            writer.transport.abort()
         self._loop.run_until_complete(asyncio.sleep(0.1))  # the closed transports let go
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._backend)
         except OSError:
             writer.close()
             return
+        self._writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:

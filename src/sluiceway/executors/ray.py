@@ -548,16 +548,7 @@ class RayExecutor:
                 return warm
         if self._class is None:
             self._class = ray.remote(ScoringActor)
-        options: dict[str, Any] = {
-            "num_cpus": self.actor_cpus,
-            "scheduling_strategy": "SPREAD",
-            "max_restarts": 0,
-            "max_task_retries": 0,
-        }
-        place = None
-        if spec.environment is not None:
-            placement = self._environments.placement(spec.environment)
-            place = functools.partial(placement.options, self.actor_cpus)
+        options, place = self._actor_options(spec.environment)
         keep = None if key is None else functools.partial(self._idle.park, key)
         try:
             return RayActorPool(
@@ -575,6 +566,23 @@ class RayExecutor:
         except RayUnavailable as exc:
             raise ExecutorUnavailable(f"Compute {self.compute!r} (ray, {exc})") from None
 
+    def _actor_options(
+        self, environment: str | None
+    ) -> tuple[dict[str, Any], Callable[[], dict[str, Any]] | None]:
+        """The options of a scoring or step actor (spread, never restarted by Ray: a lost
+        actor costs its work an attempt here), and, for an environment built on the nodes,
+        what places it on a node that has the build."""
+        options: dict[str, Any] = {
+            "num_cpus": self.actor_cpus,
+            "scheduling_strategy": "SPREAD",
+            "max_restarts": 0,
+            "max_task_retries": 0,
+        }
+        if environment is None:
+            return options, None
+        placement = self._environments.placement(environment)
+        return options, functools.partial(placement.options, self.actor_cpus)
+
     def start_step(self, launch: StepLaunch, files: StepFiles) -> RayStepRun:
         """A pipeline step on an actor of the cluster, which fetches the step's data on its
         node (``files`` is not used); see :mod:`~sluiceway.executors.ray_steps`. A step in an
@@ -583,16 +591,7 @@ class RayExecutor:
         ray = self._connect()
         if self._step_class is None:
             self._step_class = ray.remote(StepActor)
-        options = {
-            "num_cpus": self.actor_cpus,
-            "scheduling_strategy": "SPREAD",
-            "max_restarts": 0,
-            "max_task_retries": 0,
-        }
-        place = None
-        if launch.environment is not None:
-            placement = self._environments.placement(launch.environment)
-            place = functools.partial(placement.options, self.actor_cpus)
+        options, place = self._actor_options(launch.environment)
         try:
             return start_ray_step(
                 ray,

@@ -31,6 +31,7 @@ from sluiceway.executors.base import (
 )
 from sluiceway.executors.local import LocalExecutor, LocalWorkerPool
 from sluiceway.executors.threads import machine_cores, threads_per_worker
+from sluiceway.executors.worker_pool import QUEUE_DEPTH
 from sluiceway.runtime.parts import part_path
 from sluiceway.runtime.worker import stdout_log_path
 
@@ -104,6 +105,18 @@ def make_spec(root: Path, **changes: Any) -> WorkerSpec:
         scoring_script="score.py",
     )
     return replace(spec, **changes)
+
+
+def mlflow_spec(root: Path, models: Path, **changes: Any) -> WorkerSpec:
+    """An MLflow deployment of the model under ``models``, without a scoring script."""
+    return make_spec(
+        root,
+        scorer=ScorerKind.MLFLOW,
+        model_dir=str(models),
+        code_dir=None,
+        scoring_script=None,
+        **changes,
+    )
 
 
 def make_job(root: Path, **changes: Any) -> JobContext:
@@ -263,7 +276,8 @@ def test_scores_files_into_part_files_in_order(
     assert part_path(str(parts), 0).read_text() == "a.txt a1\na.txt a2\nb.txt b1\n"
     assert part_path(str(parts), 1).read_text() == "c.txt c1\nc.txt c2\nc.txt c3\n"
     assert {r.worker for r in results} == {"worker-0", "worker-1"}
-    assert (pool.idle(), pool.running()) == (2, [])
+    # Both answered in milliseconds: each may now be sent several before it answers.
+    assert pool.running() == [] and 2 < pool.idle() <= 2 * QUEUE_DEPTH
 
 
 def test_run_that_raises_gives_a_run_error_with_the_user_traceback(
@@ -404,6 +418,56 @@ def test_a_worker_that_dies_is_reported_and_replaced(
     assert all(r.ok for r in collect(pool, 2))
 
 
+def test_a_worker_with_short_mini_batches_is_sent_more_and_its_replacement_takes_them_over(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    with LocalExecutor().open_pool(make_spec(tmp_path), make_job(tmp_path), 1) as pool:
+        pool.submit(task(0, write_file(data, "first.txt", "f")))
+        assert pool.idle() == 0  # how long its mini-batches take is not known yet
+        collect(pool, 1)
+        assert 5 <= pool.idle() <= QUEUE_DEPTH  # a mini-batch of milliseconds
+
+        for index in range(1, 6):
+            pool.submit(task(index, write_file(data, f"q{index}.txt", f"q{index}")))
+        assert pool.running() == [1, 2, 3, 4, 5]
+        results = collect(pool, 5)
+        assert [(r.index, r.ok, r.worker) for r in results] == [
+            (i, True, "worker-0") for i in range(1, 6)
+        ]
+        assert part_path(str(tmp_path / "parts"), 4).read_text() == "q4.txt q4\n"
+
+        # It dies on the first; the two it had not started go to its replacement, and keep
+        # their attempt.
+        before = pool.pids()["worker-0"]
+        pool.submit(task(6, write_file(data, "exit.txt")))
+        pool.submit(task(7, write_file(data, "a.txt", "a")))
+        pool.submit(task(8, write_file(data, "b.txt", "b")))
+        died, after, later = collect(pool, 3)
+        assert (died.index, died.failure) == (6, FailureKind.WORKER_DIED)
+        assert died.error_message is not None and "while running mini-batch 6" in died.error_message
+        assert [(r.index, r.ok, r.attempt) for r in (after, later)] == [(7, True, 1), (8, True, 1)]
+        assert pool.pids()["worker-0"] != before
+        assert part_path(str(tmp_path / "parts"), 8).read_text() == "b.txt b\n"
+
+
+def test_a_mini_batch_sent_behind_one_that_times_out_keeps_its_own_time(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with LocalExecutor().open_pool(make_spec(tmp_path), make_job(tmp_path), 1) as pool:
+        pool.submit(task(0, write_file(data, "first.txt", "f")))
+        collect(pool, 1)
+        pool.submit(task(1, write_file(data, "sleep.txt"), timeout=1))
+        # Its clock starts when the worker starts it: after the replacement's init().
+        pool.submit(task(2, write_file(data, "next.txt", "n"), timeout=1))
+        timed_out, behind = collect(pool, 2)
+
+    assert (timed_out.failure, timed_out.error_message) == (
+        FailureKind.TIMEOUT,
+        "mini-batch 1 timed out after 1 s",
+    )
+    assert (behind.index, behind.ok, behind.attempt) == (2, True, 1)
+
+
 def test_init_failure_answers_every_task_with_an_init_error(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, environment_variables={"FAIL_INIT": "1"})
     file = write_file(tmp_path / "data", "a.txt", "a")
@@ -491,13 +555,7 @@ def test_mlflow_model_scored_without_a_script(tmp_path: Path, heart_model: Train
     models = heart_model.wait()
     files = [str(p) for p in heart.write_unlabeled_folder(tmp_path / "data", 3, 7, seed=5)]
     bad = write_file(tmp_path / "data", "notes.txt", "not a table")
-    spec = make_spec(
-        tmp_path,
-        scorer=ScorerKind.MLFLOW,
-        model_dir=str(models),
-        code_dir=None,
-        scoring_script=None,
-    )
+    spec = mlflow_spec(tmp_path, models)
     with LocalExecutor().open_pool(spec, make_job(tmp_path), 1) as pool:
         pool.submit(task(0, files[0], files[1], timeout=60))
         (first,) = collect(pool, 1, within=90)
@@ -528,3 +586,37 @@ def test_mlflow_model_scored_without_a_script(tmp_path: Path, heart_model: Train
     assert unsupported.error_message == (
         f"Error processing input file: '{bad}'. File type 'txt' is not supported"
     )
+
+
+def test_small_mini_batches_waiting_together_are_scored_in_one_go_as_each_alone(
+    tmp_path: Path, heart_model: TrainedModel
+) -> None:
+    from sluiceway.examples import heart
+
+    models = heart_model.wait()
+    big = heart.write_unlabeled_folder(tmp_path / "big", 1, 3000, seed=2)[0]
+    assert big.stat().st_size > 64 << 10  # scored on its own
+    small = [str(p) for p in heart.write_unlabeled_folder(tmp_path / "small", 8, 3, seed=3)]
+    batches = [small[i : i + 2] for i in range(0, 8, 2)]
+    spec = mlflow_spec(tmp_path, models, logging_level="debug")
+    job = make_job(tmp_path)
+    with LocalExecutor().open_pool(spec, job, 1) as pool:
+        pool.submit(task(0, small[0], timeout=60))
+        collect(pool, 1, within=90)
+        # The small ones wait while the worker scores the big file, then go together.
+        pool.submit(task(1, str(big)))
+        for index, files in enumerate(batches, 2):
+            pool.submit(task(index, *files))
+        together = collect(pool, 5)[1:]
+        for index, files in enumerate(batches, 10):  # one at a time
+            pool.submit(task(index, *files))
+            collect(pool, 1)
+
+    log = stdout_log_path(job.log_dir, "worker-0").read_text()
+    assert "mini-batches 2, 3, 4, 5 scored together" in log
+    assert [(r.index, r.ok, r.items_succeeded) for r in together] == [
+        (i, True, 6) for i in range(2, 6)
+    ]
+    parts = str(tmp_path / "parts")
+    for index in range(2, 6):
+        assert part_path(parts, index).read_bytes() == part_path(parts, index + 8).read_bytes()

@@ -5,11 +5,19 @@ Each worker is a fresh process (see :mod:`~sluiceway.executors.processes`) that 
 :class:`~sluiceway.executors.isolation.WorkerIsolation` says (its user, environment and the
 folders it can reach): it calls the scorer's ``init()``
 once, says so with a :class:`~sluiceway.runtime.worker.WorkerReady`, then scores one mini-batch
-at a time. The pool enforces each mini-batch's timeout. Its clock starts when the task is sent,
-or when the worker becomes ready if it was still in ``init()``, so a slow ``init()`` never costs
-a mini-batch its time. A worker whose mini-batch times out is killed together with its process
-group (anything the script started), and replaced; so is a worker that exits without answering.
-The replacement keeps the slot's name, so its output is appended to the same stdout log.
+at a time. The pool enforces each mini-batch's timeout. Its clock starts when the worker starts
+the mini-batch: when the task is sent, when the worker becomes ready if it was still in
+``init()`` (a slow ``init()`` never costs a mini-batch its time), or when the worker answers the
+task before it. A worker whose mini-batch times out is killed together with its process group
+(anything the script started), and replaced; so is a worker that exits without answering. The
+replacement keeps the slot's name, so its output is appended to the same stdout log.
+
+A worker whose last mini-batch was short is sent more before it answers, up to about
+:data:`QUEUE_AHEAD_SECONDS` of work (at most :data:`QUEUE_DEPTH` mini-batches), so it never
+waits for the scheduler between two; it may score several of them in one go (see
+:mod:`sluiceway.runtime.worker`), and then their timeouts add up. Mini-batches a worker was
+sent but had not started when it died or timed out go to its replacement, without costing them
+an attempt.
 
 A pool kept warm after its job (see :mod:`~sluiceway.executors.idle_pools`) *attaches* to the
 next job of an equal worker spec: each worker is sent the job's
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -31,7 +40,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 from types import TracebackType
@@ -55,12 +64,24 @@ from sluiceway.executors.processes import (
     stop_all,
     wait_for_exit,
 )
-from sluiceway.runtime.worker import Assignment, ErrorReport, WorkerReady, stdout_log_path
+from sluiceway.runtime.worker import (
+    Assignment,
+    ErrorReport,
+    Together,
+    WorkerReady,
+    stdout_log_path,
+)
 
 logger = logging.getLogger("sluiceway.executors.local")
 
 DEFAULT_GRACE_PERIOD = 5.0
 """Seconds :meth:`LocalWorkerPool.close` waits for workers to exit before terminating them."""
+
+QUEUE_AHEAD_SECONDS = 0.5
+"""A worker is sent mini-batches ahead while it holds less than this much work, judged by how
+long its last one took."""
+QUEUE_DEPTH = 16
+"""The most mini-batches a worker holds at once."""
 
 _TERMINATE_GRACE = 1.0  # between SIGTERM and SIGKILL for the stragglers of a graceful close
 _EXIT_GRACE = 1.0  # for a worker whose pipe closed to finish exiting, so its exit code is its own
@@ -68,17 +89,32 @@ _EXIT_GRACE = 1.0  # for a worker whose pipe closed to finish exiting, so its ex
 
 @dataclass(eq=False)
 class _Worker(WorkerProcess):
-    """One worker process of a pool and the mini-batch it holds."""
+    """One worker process of a pool and the mini-batches it holds, in the order it runs them."""
 
     ready: bool = False
-    task: MiniBatchTask | None = None
-    clock: float | None = None  # when the task's timeout clock started; None until ready
+    tasks: list[MiniBatchTask] = field(default_factory=list)
+    together: int = 1  # how many of the first tasks it scores in one go
+    clock: float | None = None  # when the first task's timeout clock started; None until ready
+    pace: float | None = None  # seconds its last mini-batch took, in this job
+    orphans: list[MiniBatchTask] = field(default_factory=list)  # for its replacement
+
+    @property
+    def running(self) -> list[MiniBatchTask]:
+        """The tasks it has started (scored in one go when there are several)."""
+        return self.tasks[: self.together]
 
     @property
     def deadline(self) -> float | None:
-        if self.task is None or self.clock is None:
+        if not self.tasks or self.clock is None:
             return None
-        return self.clock + self.task.timeout
+        return self.clock + sum(task.timeout for task in self.running)
+
+    @property
+    def depth(self) -> int:
+        """How many mini-batches it may hold."""
+        if self.pace is None or self.pace >= QUEUE_AHEAD_SECONDS:
+            return 1
+        return min(QUEUE_DEPTH, math.ceil(QUEUE_AHEAD_SECONDS / max(self.pace, 1e-3)))
 
 
 class LocalWorkerPool:
@@ -170,15 +206,15 @@ class LocalWorkerPool:
 
     def idle(self) -> int:
         """How many tasks can be submitted now: idle workers (a worker still in ``init()``
-        counts), up to the job's worker count."""
+        counts) up to the job's worker count, and room ahead in busy workers whose
+        mini-batches are short (see the module's docstring)."""
         if self._closed:
             return 0
-        free = sum(1 for worker in self._workers if worker.task is None)
-        return max(min(free, self._limit - len(self.running())), 0)
+        return sum(max(worker.depth - len(worker.tasks), 0) for worker in self._usable())
 
     def running(self) -> list[int]:
-        """Indexes of the mini-batches in flight, in worker order."""
-        return [worker.task.index for worker in self._workers if worker.task is not None]
+        """Indexes of the mini-batches in flight (sent and not answered), in worker order."""
+        return [task.index for worker in self._workers for task in worker.tasks]
 
     def prefetch(self, task: MiniBatchTask) -> None:
         """Nothing to do: the server stages the files of local workers (see the scheduler)."""
@@ -206,15 +242,28 @@ class LocalWorkerPool:
         self._check_open()
         if task.index in self.running():
             raise ValueError(f"mini-batch {task.index} is already running in this pool")
-        candidates = [worker for worker in self._workers if worker.task is None]
-        if not candidates or self.idle() == 0:
+        candidates = [w for w in self._usable() if len(w.tasks) < w.depth]
+        if not candidates:
             raise RuntimeError(
-                f"no idle worker: {len(self.running())} of the job's {self._limit} workers are "
-                f"running mini-batches {self.running()}; poll() until one finishes"
+                f"no idle worker: the job's {self._limit} workers hold mini-batches "
+                f"{self.running()}; poll() until one finishes"
             )
-        worker = min(candidates, key=lambda candidate: (not candidate.ready, candidate.started))
-        worker.task = task
-        worker.clock = time.monotonic() if worker.ready else None
+        self._send(min(candidates, key=lambda worker: len(worker.tasks)), task)
+
+    def _usable(self) -> list[_Worker]:
+        """The workers this job may give tasks to: those holding some, then idle ones (those
+        done with ``init()`` first) up to the job's worker count."""
+        busy = [worker for worker in self._workers if worker.tasks]
+        free = sorted(
+            (worker for worker in self._workers if not worker.tasks),
+            key=lambda worker: (not worker.ready, worker.started),
+        )
+        return busy + free[: max(self._limit - len(busy), 0)]
+
+    def _send(self, worker: _Worker, task: MiniBatchTask) -> None:
+        if not worker.tasks:
+            worker.clock = time.monotonic() if worker.ready else None
+        worker.tasks.append(task)
         try:
             worker.conn.send(task)
         except OSError as exc:
@@ -244,7 +293,9 @@ class LocalWorkerPool:
             # stopped (its process group killed) before it is reaped; see signal_group().
             for slot, worker in enumerate(self._workers):
                 if worker.stopped:
-                    self._workers[slot] = self._start(worker.name)
+                    self._workers[slot] = replacement = self._start(worker.name)
+                    for task in worker.orphans:
+                        self._send(replacement, task)
             if results or time.monotonic() >= end:
                 return results
 
@@ -279,6 +330,8 @@ class LocalWorkerPool:
         self._job = job
         self._limit = workers
         self._on_end = on_end
+        for worker in self._workers:
+            worker.pace = None  # another job's mini-batches
         message = self._worker_job()
         exited = set(wait([w.process.sentinel for w in self._workers], timeout=0))
         for worker in self._workers:
@@ -438,12 +491,11 @@ class LocalWorkerPool:
         that exited or was killed is left stopped, for poll() to replace."""
         results, pipe_closed = self._receive(worker)
         if exited or pipe_closed:
-            died = self._on_exit(worker)
-            return [*results, died] if died is not None else results
+            return [*results, *self._on_exit(worker)]
         now = time.monotonic()
         deadline = worker.deadline
         if deadline is not None and now >= deadline:
-            results.append(self._on_timeout(worker, now))
+            results.extend(self._on_timeout(worker, now))
         elif (
             not worker.ready
             and self._init_timeout is not None
@@ -470,7 +522,7 @@ class LocalWorkerPool:
     def _on_message(self, worker: _Worker, message: object) -> MiniBatchResult | None:
         if isinstance(message, WorkerReady):
             worker.ready = True
-            if worker.task is not None and worker.clock is None:
+            if worker.tasks and worker.clock is None:
                 worker.clock = time.monotonic()
             if message.init_error is not None:
                 self._init_errors.append(message)
@@ -486,60 +538,95 @@ class LocalWorkerPool:
                     "%s (pid %d) ready after %.1f s", worker.name, message.pid, message.init_seconds
                 )
             return None
+        if isinstance(message, Together):
+            if not 1 < message.count <= len(worker.tasks) or worker.together != 1:
+                logger.warning("%s sent %r holding %d", worker.name, message, len(worker.tasks))
+                return None
+            worker.together = message.count
+            return None
         if isinstance(message, MiniBatchResult):
-            task = worker.task
+            task = worker.tasks[0] if worker.tasks else None
             if task is None or (message.index, message.attempt) != (task.index, task.attempt):
                 logger.warning("%s sent a result it was not asked for: %r", worker.name, message)
                 return None
-            worker.task = None
-            worker.clock = None
+            worker.tasks.pop(0)
+            if worker.together > 1:
+                worker.together -= 1  # the others it took with this one are still running
+            else:
+                worker.clock = time.monotonic() if worker.tasks and worker.ready else None
+            if message.ok:
+                worker.pace = message.duration
             return message
         logger.warning("%s sent an unexpected message: %r", worker.name, message)
         return None
 
-    def _on_exit(self, worker: _Worker) -> MiniBatchResult | None:
-        task = worker.task
+    def _stop(self, worker: _Worker, *, exit_grace: float = 0.0) -> list[MiniBatchTask]:
+        """Stop the worker; the tasks it had started. Those it had not are kept for its
+        replacement."""
+        started = worker.running
+        worker.orphans = worker.tasks[len(started) :]
+        worker.tasks, worker.together = [], 1
+        worker.stop(exit_grace=exit_grace)
+        return started
+
+    def _on_exit(self, worker: _Worker) -> list[MiniBatchResult]:
         pid = worker.process.pid
-        exitcode = worker.stop(exit_grace=_EXIT_GRACE)
-        how = describe_exit(exitcode)
-        if task is None:
+        clock = worker.started if worker.clock is None else worker.clock
+        tasks = self._stop(worker, exit_grace=_EXIT_GRACE)
+        how = describe_exit(worker.exitcode)
+        if not tasks:
             logger.warning("%s (pid %s) %s while idle; replacing it", worker.name, pid, how)
-            return None
-        message = f"{worker.name} (pid {pid}) {how} while running mini-batch {task.index}"
+            return []
+        indexes = ", ".join(str(task.index) for task in tasks)
+        what = f"mini-batch {indexes}" if len(tasks) == 1 else f"mini-batches {indexes}"
+        message = f"{worker.name} (pid {pid}) {how} while running {what}"
         logger.error("%s; replacing the worker", message)
         log = stdout_log_path(self._job.log_dir, worker.name)
         tail = log_tail(log)
-        return MiniBatchResult.failed(
-            task,
-            worker.name,
-            FailureKind.WORKER_DIED,
-            "WorkerDied",
-            message,
-            duration=time.monotonic() - (worker.started if worker.clock is None else worker.clock),
-            traceback=f"The last lines of {log}:\n{tail}" if tail else None,
-        )
+        return [
+            MiniBatchResult.failed(
+                task,
+                worker.name,
+                FailureKind.WORKER_DIED,
+                "WorkerDied",
+                message,
+                duration=time.monotonic() - clock,
+                traceback=f"The last lines of {log}:\n{tail}" if tail else None,
+            )
+            for task in tasks
+        ]
 
-    def _on_timeout(self, worker: _Worker, now: float) -> MiniBatchResult:
-        task = worker.task
-        assert task is not None and worker.clock is not None
-        pid = worker.process.pid
-        worker.stop()
-        message = f"mini-batch {task.index} timed out after {task.timeout:g} s"
+    def _on_timeout(self, worker: _Worker, now: float) -> list[MiniBatchResult]:
+        clock, pid = worker.clock, worker.process.pid
+        assert clock is not None
+        tasks = self._stop(worker)
+        timeout = sum(task.timeout for task in tasks)
+        if len(tasks) == 1:
+            message = f"mini-batch {tasks[0].index} timed out after {timeout:g} s"
+        else:
+            indexes = ", ".join(str(task.index) for task in tasks)
+            message = (
+                f"mini-batches {indexes}, scored together, timed out after {timeout:g} s "
+                "(their timeouts added up)"
+            )
         logger.error("%s; killed %s (pid %s) to replace it", message, worker.name, pid)
-        return MiniBatchResult.failed(
-            task,
-            worker.name,
-            FailureKind.TIMEOUT,
-            "TimeoutError",
-            message,
-            duration=now - worker.clock,
-        )
+        return [
+            MiniBatchResult.failed(
+                task,
+                worker.name,
+                FailureKind.TIMEOUT,
+                "TimeoutError",
+                message,
+                duration=now - clock,
+            )
+            for task in tasks
+        ]
 
     def _on_init_timeout(self, worker: _Worker, now: float) -> MiniBatchResult | None:
         assert self._init_timeout is not None
-        task = worker.task
         pid = worker.process.pid
-        worker.stop()
+        tasks = self._stop(worker)
+        task = tasks[0] if tasks else None
         error = ErrorReport(
             type="TimeoutError",
             message=f"{worker.name} did not finish init() within {self._init_timeout:g} s",
@@ -564,4 +651,4 @@ def _stop_all(workers: list[_Worker], folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-__all__ = ["DEFAULT_GRACE_PERIOD", "LocalWorkerPool"]
+__all__ = ["DEFAULT_GRACE_PERIOD", "QUEUE_AHEAD_SECONDS", "QUEUE_DEPTH", "LocalWorkerPool"]

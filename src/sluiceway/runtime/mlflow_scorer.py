@@ -11,6 +11,10 @@ small files of one mini-batch are scored together, up to that many rows at once,
 is a scikit-learn model (whose prediction for a row never depends on the other rows) and the
 files have the same columns of the same types. Every call costs a scikit-learn pipeline some
 milliseconds whatever its size, which would otherwise dominate a mini-batch of one-row files.
+For the same reason a worker may score several waiting mini-batches of small CSV files in one
+go (:func:`joint_bytes`, :func:`run_chunks_together`): their rows are read and predicted
+together, and split back into each mini-batch's own rows, which are what scoring each alone
+gives.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ SMALL_FILE_BYTES = 64 << 10  # CSV files up to this size are read together (_rea
 
 # The scoring-script contract: init() loads the model that later run() calls use.
 _model: Model | None = None
+# Sizes joint_bytes() found, taken by the run_chunks_together() call that follows it.
+_known_sizes: dict[str, int] = {}
 
 
 def init() -> None:
@@ -92,12 +98,78 @@ def run_chunks(mini_batch: list[str], input_columns: bool = False) -> Iterator[p
         See :func:`run`; ValueError also when ``input_columns`` is asked and an input column
         is named like an output column.
     """
+    for _, output in _scored(mini_batch, input_columns):
+        yield output
+
+
+def joint_bytes(mini_batch: list[str]) -> int | None:
+    """The size of a mini-batch that can be scored together with others
+    (:func:`run_chunks_together`): every file a small CSV file and the model one whose
+    prediction for a row never depends on the other rows (a scikit-learn model); else None.
+    """
+    if not isinstance(_model, SklearnModel):
+        return None
+    sizes = {}
+    for path in mini_batch:
+        size = _small_csv_size(path)
+        if size is None:
+            return None
+        sizes[path] = size
+    _known_sizes.update(sizes)  # run_chunks_together does not stat them again
+    return sum(sizes.values())
+
+
+def run_chunks_together(
+    mini_batches: list[list[str]], input_columns: bool = False
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """What :func:`run_chunks` gives for each of ``mini_batches``, scored in one go: each
+    piece with the position of the mini-batch its rows belong to, in order. The rows of each
+    mini-batch are those of :func:`run_chunks` on it alone.
+
+    Raises:
+        ValueError: a file is in two of the mini-batches; or see :func:`run_chunks`.
+    """
+    owner: dict[str, int] = {}
+    for position, files in enumerate(mini_batches):
+        for path in files:
+            if owner.setdefault(path, position) != position:
+                raise ValueError(f"{path} is in two of the mini-batches scored together")
+    flat = [path for files in mini_batches for path in files]
+    sizes = {path: size for path in flat if (size := _known_sizes.pop(path, None)) is not None}
+    _known_sizes.clear()
+    for pieces, output in _scored(flat, input_columns, sizes):
+        # Pieces come in input order, so each mini-batch's rows are one run of the output.
+        start = 0
+        for position, rows in _runs([(owner[piece.path], piece.rows) for piece in pieces]):
+            yield position, output.iloc[start : start + rows].reset_index(drop=True)
+            start += rows
+
+
+def _runs(owned: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Consecutive ``(owner, rows)`` pairs of the same owner merged."""
+    current: int | None = None
+    total = 0
+    for owner, rows in owned:
+        if owner != current and current is not None:
+            yield current, total
+            total = 0
+        current = owner
+        total += rows
+    if current is not None:
+        yield current, total
+
+
+def _scored(
+    paths: list[str], input_columns: bool, sizes: dict[str, int] | None = None
+) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+    """The output rows of ``paths``, each slice with the pieces of files it holds;
+    ``sizes`` are the sizes of small CSV files among them, found just before."""
     if _model is None:
         raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
     groups = _Groups(_model, together=isinstance(_model, SklearnModel), inputs=input_columns)
     # Read together, a whole number in a float column is a float: the input columns passed
     # through keep each file's own text only when read file by file.
-    for pieces, data in _read_files(mini_batch, together=not input_columns):
+    for pieces, data in _read_files(paths, together=not input_columns, sizes=sizes):
         # Nothing to score in an empty slice; predict() on zero rows fails for many models
         # (scikit-learn's do).
         if len(data):
@@ -158,7 +230,9 @@ class _Groups:
         self._waiting: list[tuple[list[_Piece], pd.DataFrame]] = []
         self._waiting_rows = 0
 
-    def add(self, pieces: list[_Piece], data: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    def add(
+        self, pieces: list[_Piece], data: pd.DataFrame
+    ) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
         """Queue ``data``, the rows of ``pieces`` of files one after another; the output of the
         groups this completes."""
         if not self._together and len(pieces) > 1:  # each file is scored alone
@@ -174,8 +248,9 @@ class _Groups:
         if not self._together:
             yield from self.flush()
 
-    def flush(self) -> Iterator[pd.DataFrame]:
-        """Score the waiting pieces together: the rows ``row prediction file_name`` of them."""
+    def flush(self) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+        """Score the waiting pieces together: the pieces, and the rows ``row prediction
+        file_name`` of them."""
         if not self._waiting:
             return
         pieces = [piece for group, _ in self._waiting for piece in group]
@@ -195,7 +270,7 @@ class _Groups:
                 "file_name": np.repeat(names, [p.rows for p in pieces]),
             }
         )
-        yield _with_inputs(output, data, where) if self._inputs else output
+        yield pieces, (_with_inputs(output, data, where) if self._inputs else output)
 
     def _fits(self, data: pd.DataFrame) -> bool:
         """Whether ``data`` can be scored together with the pieces waiting."""
@@ -206,16 +281,17 @@ class _Groups:
 
 
 def _read_files(
-    paths: list[str], *, together: bool = True
+    paths: list[str], *, together: bool = True, sizes: dict[str, int] | None = None
 ) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
     """The rows of the files, in slices of at most :data:`ROWS_PER_PREDICT` rows, each with
     the pieces of files it holds: small CSV files that follow one another are read together
     (:func:`_read_small_csv_files`) unless ``together`` is False, any other file on its own
-    (:func:`_read_table`)."""
+    (:func:`_read_table`). ``sizes``: small CSV files' sizes already known."""
     small: list[str] = []
     small_bytes = 0
+    known = sizes or {}
     for path in paths:
-        size = _small_csv_size(path) if together else None
+        size = (known.get(path) or _small_csv_size(path)) if together else None
         if size is not None and small_bytes + size <= WHOLE_FILE_BYTES:
             small.append(path)
             small_bytes += size
@@ -234,7 +310,8 @@ def _read_files(
 
 def _small_csv_size(path: str) -> int | None:
     """The size of a CSV file small enough to be read with others; None for any other."""
-    if Path(path).suffix.removeprefix(".").lower() not in CSV_EXTENSIONS:
+    name = os.path.basename(path)
+    if "." not in name.lstrip(".") or name.rpartition(".")[2].lower() not in CSV_EXTENSIONS:
         return None
     try:
         size = os.path.getsize(path)
@@ -280,10 +357,7 @@ def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
     column holds a number or a missing value, which a file parsed alone could have read as a
     numeric column. A whole number in a float column is the same number either way.
     """
-    contents = []
-    for path in paths:
-        with open(path, "rb") as fh:
-            contents.append(fh.read())
+    contents = [_read_bytes(path) for path in paths]
     header, newline, _ = contents[0].partition(b"\n")
     if not newline:
         return None
@@ -312,6 +386,18 @@ def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
                 return None
     both = pd.concat([first, rest], ignore_index=True) if len(first) else rest
     return both, [len(first), *counts]
+
+
+def _read_bytes(path: str) -> bytes:
+    """A small file's bytes, with the fewest system calls (no buffered file object)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, SMALL_FILE_BYTES + 1):
+            chunks.append(chunk)
+        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    finally:
+        os.close(fd)
 
 
 def _with_inputs(output: pd.DataFrame, data: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -387,7 +473,9 @@ __all__ = [
     "find_mlflow_model",
     "ignoring_mlflow_import_warnings",
     "init",
+    "joint_bytes",
     "load_mlflow_model",
     "run",
     "run_chunks",
+    "run_chunks_together",
 ]

@@ -26,10 +26,13 @@ class PartFile:
     Args:
         parts_dir: the folder of the job's part files (created if missing).
         index: the mini-batch's index.
+        sync: make the rename durable (an ``fsync`` of the folder); False when the caller
+            commits several parts and then calls :func:`sync_folder` once.
     """
 
-    def __init__(self, parts_dir: str, index: int) -> None:
+    def __init__(self, parts_dir: str, index: int, *, sync: bool = True) -> None:
         self.path = part_path(parts_dir, index)
+        self._sync = sync
         # A name of this process's own: a worker killed mid-write never shares it with the next.
         self._temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         self._file: BinaryIO | None = None
@@ -63,11 +66,17 @@ class PartFile:
         finally:
             file.close()
         os.replace(self._temporary, self.path)
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)  # makes the rename itself durable
-        finally:
-            os.close(folder)
+        if self._sync:
+            sync_folder(self.path.parent)
+
+
+def sync_folder(folder: str | os.PathLike[str]) -> None:
+    """``fsync`` a folder: the renames into it are durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_part(parts_dir: str, index: int, data: bytes) -> Path:
@@ -77,4 +86,4 @@ def write_part(parts_dir: str, index: int, data: bytes) -> Path:
     return part.path
 
 
-__all__ = ["PartFile", "part_path", "write_part"]
+__all__ = ["PartFile", "part_path", "sync_folder", "write_part"]

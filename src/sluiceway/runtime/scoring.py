@@ -4,7 +4,8 @@ A scorer is either the deployment's scoring script or the built-in MLflow scorer
 ``init()``, called once per worker, and ``run(mini_batch)``, called once per mini-batch with the
 local paths of its files. The built-in MLflow scorer also gives its result in pieces
 (``run_chunks``), which are written to the part file as they come, so a mini-batch of big files
-never holds all of its rows, as objects and as text, at once.
+never holds all of its rows, as objects and as text, at once; and it can score several small
+mini-batches in one go (``run_chunks_together``), each getting the rows it would alone.
 """
 
 from __future__ import annotations
@@ -39,12 +40,53 @@ class Scorer:
 
     ``chunks``, when set, gives the result of ``run()`` in pieces (the built-in MLflow
     scorer's ``run_chunks``, whose second argument asks for the input's columns too): it is
-    called instead of ``run``.
+    called instead of ``run``. ``together``, when set, scores several mini-batches in one go
+    (``run_chunks_together``), and ``joint_bytes`` says which mini-batches it takes.
     """
 
     module: ModuleType
     run: Callable[[list[str]], object]
     chunks: Callable[[list[str], bool], Iterable[Table]] | None = None
+    together: Callable[[list[list[str]], bool], Iterable[tuple[int, Table]]] | None = None
+    joint_bytes: Callable[[list[str]], int | None] | None = None
+
+    def joinable(self, files: Sequence[str]) -> int | None:
+        """The size of a mini-batch that :meth:`score_together` can take with others, or
+        None."""
+        if self.together is None or self.joint_bytes is None:
+            return None
+        return self.joint_bytes(list(files))
+
+    def score_together(
+        self,
+        mini_batches: Sequence[Sequence[str]],
+        rows: Sequence[RowWriter] | None = None,
+        *,
+        input_columns: bool = False,
+    ) -> list[int]:
+        """Score mini-batches that :meth:`joinable` took, in one go.
+
+        Args:
+            mini_batches: each mini-batch's files.
+            rows: where each mini-batch's rows go (one writer per mini-batch); None to only
+                count items.
+            input_columns: as for :meth:`score`.
+
+        Returns:
+            Each mini-batch's number of succeeded items.
+
+        Raises:
+            ValueError: this scorer cannot score mini-batches together.
+            Exception: whatever scoring raised; the writers then hold partial rows.
+        """
+        if self.together is None:
+            raise ValueError("this scorer scores one mini-batch at a time")
+        items = [0] * len(mini_batches)
+        for position, chunk in self.together([list(f) for f in mini_batches], input_columns):
+            items[position] += len(chunk)
+            if rows is not None:
+                rows[position].add(chunk)
+        return items
 
     def score(
         self, files: Sequence[str], rows: RowWriter | None = None, *, input_columns: bool = False
@@ -123,18 +165,29 @@ def load_scorer(spec: WorkerSpec) -> Scorer:
         AttributeError: the module has no callable ``init`` or ``run``.
         Exception: whatever importing the module or its ``init()`` raised.
     """
-    chunks: Callable[[list[str], bool], Iterable[Table]] | None = None
     if spec.scorer is ScorerKind.MLFLOW:
         module = importlib.import_module(MLFLOW_SCORER_MODULE)
-        chunks = cast(
-            Callable[[list[str], bool], Iterable[Table]], _entry_point(module, "run_chunks")
+        scorer = Scorer(
+            module=module,
+            run=_entry_point(module, "run"),
+            chunks=cast(
+                Callable[[list[str], bool], Iterable[Table]], _entry_point(module, "run_chunks")
+            ),
+            together=cast(
+                Callable[[list[list[str]], bool], Iterable[tuple[int, Table]]],
+                _entry_point(module, "run_chunks_together"),
+            ),
+            joint_bytes=cast(
+                Callable[[list[str]], int | None], _entry_point(module, "joint_bytes")
+            ),
         )
-    else:
-        module = _import_script(spec.code_dir, spec.scoring_script)
+        _entry_point(module, "init")()
+        return scorer
+    module = _import_script(spec.code_dir, spec.scoring_script)
     init = _entry_point(module, "init")
     run = _entry_point(module, "run")
     init()
-    return Scorer(module=module, run=run, chunks=chunks)
+    return Scorer(module=module, run=run)
 
 
 def check_run_result(value: object) -> RunResult:

@@ -10,6 +10,13 @@ kept warm), and ``None`` to stop. The worker sends one :class:`WorkerReady` once
 per task, in order. A worker whose ``init()`` failed stays up and answers every task with that
 failure, so each mini-batch it is given is reported as an ``init_error``.
 
+The pool may send a task before the worker has answered the one before (it queues ahead for a
+worker whose mini-batches are short). When several tasks are waiting and the scorer can score
+them in one go (the built-in MLflow scorer, on small CSV files), the worker takes them
+together: it sends a :class:`Together` naming them first, so the pool's timeout covers them
+all, then scores them at once and answers each with its own result and part file. If scoring
+them together fails, each is scored again alone, so every error is its own mini-batch's.
+
 A spare worker is started before any job needs it: it imports the modules its
 :class:`Preload` names and waits for an :class:`Assignment`, after which it serves as any
 worker does.
@@ -17,6 +24,7 @@ worker does.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import importlib
 import io
@@ -27,6 +35,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -42,12 +51,16 @@ from sluiceway.executors.base import (
 from sluiceway.executors.threads import limit_loaded_libraries
 from sluiceway.runtime import scoring
 from sluiceway.runtime.output_formats import ByteSink, row_writer
-from sluiceway.runtime.parts import PartFile
+from sluiceway.runtime.parts import PartFile, sync_folder
 from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
 
 ORPHAN_CHECK_SECONDS = 0.2
+JOINT_BYTES = 4 << 20
+"""At most this many bytes of input are scored in one go (see :class:`Together`)."""
+JOINT_TASKS = 32
+"""At most this many mini-batches are scored in one go."""
 
 # Frames of the worker itself, skipped at the top of a traceback so it starts at the user's code.
 _OWN_FILES = frozenset({__file__, scoring.__file__})
@@ -94,6 +107,14 @@ class Assignment:
     spec: WorkerSpec
     job: JobContext
     worker: str
+
+
+@dataclass(frozen=True)
+class Together:
+    """Sent before the worker scores the first ``count`` of its waiting tasks in one go; their
+    results follow, in order."""
+
+    count: int
 
 
 @dataclass(frozen=True)
@@ -164,33 +185,121 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
     if not _send(conn, ready):
         return
 
+    waiting: deque[MiniBatchTask | JobContext | None] = deque()
     while True:
         try:
-            message: MiniBatchTask | JobContext | None = conn.recv()
+            if not waiting:
+                waiting.append(conn.recv())
+            while conn.poll():  # what else has come, to be scored together if it can
+                waiting.append(conn.recv())
         except (EOFError, OSError):
             return  # the pool is gone
+        message = waiting.popleft()
         if message is None:
             return
         if isinstance(message, JobContext):
             job = message
             _attach(job, worker)
             continue
-        task = message
         if scorer is None:
             assert init_error is not None
-            result = MiniBatchResult.failed(
-                task,
-                worker,
-                FailureKind.INIT_ERROR,
-                init_error.type,
-                init_error.message,
-                traceback=init_error.traceback,
-            )
+            results = [
+                MiniBatchResult.failed(
+                    message,
+                    worker,
+                    FailureKind.INIT_ERROR,
+                    init_error.type,
+                    init_error.message,
+                    traceback=init_error.traceback,
+                )
+            ]
         else:
-            result = run_task(scorer, task, job, worker)
+            tasks = [message, *_joinable(scorer, message, waiting)]
+            if len(tasks) > 1 and not _send(conn, Together(len(tasks))):
+                return
+            results = run_tasks(scorer, tasks, job, worker)
         _flush_output()
-        if not _send(conn, result):
-            return
+        for result in results:
+            if not _send(conn, result):
+                return
+
+
+def _joinable(
+    scorer: Scorer, first: MiniBatchTask, waiting: deque[MiniBatchTask | JobContext | None]
+) -> list[MiniBatchTask]:
+    """The tasks at the head of ``waiting`` that can be scored together with ``first``,
+    taken off it."""
+    if not waiting or not isinstance(waiting[0], MiniBatchTask):
+        return []
+    size = scorer.joinable(first.files)
+    if size is None:
+        return []
+    taken: list[MiniBatchTask] = []
+    while waiting and len(taken) + 1 < JOINT_TASKS:
+        task = waiting[0]
+        if not isinstance(task, MiniBatchTask):
+            break
+        more = scorer.joinable(task.files)
+        if more is None or size + more > JOINT_BYTES:
+            break
+        size += more
+        taken.append(task)
+        waiting.popleft()
+    return taken
+
+
+def run_tasks(
+    scorer: Scorer, tasks: list[MiniBatchTask], job: JobContext, worker: str
+) -> list[MiniBatchResult]:
+    """Score ``tasks`` in one go (see :meth:`Scorer.score_together`), each with its own part
+    file and result; each alone (:func:`run_task`) when there is one, or when scoring them
+    together raised."""
+    if len(tasks) == 1:
+        return [run_task(scorer, tasks[0], job, worker)]
+    started = time.monotonic()
+    try:
+        with contextlib.ExitStack() as stack:
+            parts = (
+                [stack.enter_context(PartFile(job.parts_dir, t.index, sync=False)) for t in tasks]
+                if job.append_rows
+                else []
+            )
+            writers = [row_writer(job.output_format, part) for part in parts]
+            items = scorer.score_together(
+                [task.files for task in tasks],
+                writers if job.append_rows else None,
+                input_columns=job.input_columns,
+            )
+            for writer in writers:
+                writer.close()
+        if parts:
+            sync_folder(job.parts_dir)  # the parts' renames, made durable at once
+    except (Exception, SystemExit) as exc:
+        logger.info(
+            "mini-batches %s scored together failed (%s: %s); scoring each alone",
+            ", ".join(str(task.index) for task in tasks),
+            type(exc).__name__,
+            exc,
+        )
+        return [run_task(scorer, task, job, worker) for task in tasks]
+    share = (time.monotonic() - started) / len(tasks)
+    logger.debug(
+        "mini-batches %s scored together, %.3f s each",
+        ", ".join(str(task.index) for task in tasks),
+        share,
+    )
+    return [
+        MiniBatchResult(
+            index=task.index,
+            attempt=task.attempt,
+            worker=worker,
+            ok=True,
+            items_succeeded=count,
+            part_path=str(parts[n].path) if parts else None,
+            duration=share,
+        )
+        for n, (task, count) in enumerate(zip(tasks, items, strict=True))
+    ]
 
 
 def run_task(

@@ -124,7 +124,8 @@ class InputFiles:
             StagingError: a file could not be fetched.
         """
         if self._local_root is not None:
-            return tuple(str(self._local_root / f) for f in files)
+            root = str(self._local_root)  # os.path.join: a tenth of pathlib's cost per file
+            return tuple(os.path.join(root, f) for f in files)
         batch = self._start(index, tuple(files))
         for future in batch.futures:
             future.result()  # raises StagingError

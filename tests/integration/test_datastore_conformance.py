@@ -64,6 +64,25 @@ def test_write_read_and_list_recursively(backend: DatastoreBackend) -> None:
     assert read(at(backend, "data/sub/b.csv")) == b"x\n"
     assert [e.path for e in at(backend, "data/a.csv").list_files()] == ["a.csv"]
     assert at(backend, "missing").list_files() == []
+    # The paths alone (a job's input), in the same order.
+    assert at(backend, "data").list_paths() == [e.path for e in listing]
+    assert at(backend, "data/a.csv").list_paths() == ["a.csv"]
+    assert at(backend, "missing").list_paths() == []
+
+
+def test_paths_alone_leave_out_links_out_of_a_local_datastore(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "data" / "sub").mkdir(parents=True)
+    (root / "data" / "a.csv").write_text("a\n")
+    (root / "data" / "sub" / "b.csv").write_text("b\n")
+    (tmp_path / "secret.txt").write_text("s\n")
+    (root / "data" / "out-link").symlink_to(tmp_path / "secret.txt")
+    (root / "data" / "in-link").symlink_to(root / "data" / "a.csv")
+    (root / "data" / "folder-link").symlink_to(root / "data" / "sub", target_is_directory=True)
+    data = at(open_backend("local", {"root": str(root)}), "data")
+
+    assert data.list_paths() == ["a.csv", "in-link", "sub/b.csv"]
+    assert data.list_paths() == [e.path for e in data.list_files()]
 
 
 def test_exists_is_dir_is_file(backend: DatastoreBackend) -> None:

@@ -601,22 +601,27 @@ def test_small_mini_batches_waiting_together_are_scored_in_one_go_as_each_alone(
     spec = mlflow_spec(tmp_path, models, logging_level="debug")
     job = make_job(tmp_path)
     with LocalExecutor().open_pool(spec, job, 1) as pool:
-        pool.submit(task(0, small[0], timeout=60))
-        collect(pool, 1, within=90)
-        # The small ones wait while the worker scores the big file, then go together.
-        pool.submit(task(1, str(big)))
-        for index, files in enumerate(batches, 2):
+        for warm_up in (0, 1):  # the first predict() loads what it needs
+            pool.submit(task(warm_up, small[0], timeout=60))
+            collect(pool, 1, within=90)
+        # The small ones wait while the worker scores the big file, then go together: as many
+        # as the worker may hold besides the big one.
+        count = min(pool.idle() - 1, len(batches))
+        assert count >= 2, pool.idle()
+        pool.submit(task(2, str(big)))
+        for index, files in enumerate(batches[:count], 3):
             pool.submit(task(index, *files))
-        together = collect(pool, 5)[1:]
-        for index, files in enumerate(batches, 10):  # one at a time
+        together = collect(pool, 1 + count)[1:]
+        for index, files in enumerate(batches[:count], 10):  # one at a time
             pool.submit(task(index, *files))
             collect(pool, 1)
 
     log = stdout_log_path(job.log_dir, "worker-0").read_text()
-    assert "mini-batches 2, 3, 4, 5 scored together" in log
+    indexes = range(3, 3 + count)
+    assert f"mini-batches {', '.join(map(str, indexes))} scored together" in log
     assert [(r.index, r.ok, r.items_succeeded) for r in together] == [
-        (i, True, 6) for i in range(2, 6)
+        (i, True, 6) for i in indexes
     ]
     parts = str(tmp_path / "parts")
-    for index in range(2, 6):
-        assert part_path(parts, index).read_bytes() == part_path(parts, index + 8).read_bytes()
+    for index in indexes:
+        assert part_path(parts, index).read_bytes() == part_path(parts, index + 7).read_bytes()

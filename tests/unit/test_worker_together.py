@@ -147,3 +147,20 @@ def test_a_file_in_two_mini_batches_is_not_scored_together(
     )
     with pytest.raises(ValueError, match="is in two of the mini-batches"):
         list(mlflow_scorer.run_chunks_together([[path], [path]]))
+
+
+def test_a_part_that_cannot_be_made_durable_fails_its_mini_batch(tmp_path: Path) -> None:
+    from sluiceway.executors.base import MiniBatchResult
+    from sluiceway.runtime.worker import _durable
+
+    kept = tmp_path / "parts" / "000001.part"
+    kept.parent.mkdir()
+    kept.write_text("rows\n")
+    ok = MiniBatchResult(1, 1, "worker-0", True, items_succeeded=1, part_path=str(kept))
+    assert _durable([ok]) == [ok]
+
+    lost = tmp_path / "gone" / "000002.part"
+    answer = _durable([MiniBatchResult(2, 1, "worker-0", True, 3, part_path=str(lost))])
+    assert [(r.ok, r.failure, r.error_type, r.part_path) for r in answer] == [
+        (False, FailureKind.RUN_ERROR, "FileNotFoundError", None)
+    ]

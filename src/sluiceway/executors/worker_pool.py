@@ -5,19 +5,21 @@ Each worker is a fresh process (see :mod:`~sluiceway.executors.processes`) that 
 :class:`~sluiceway.executors.isolation.WorkerIsolation` says (its user, environment and the
 folders it can reach): it calls the scorer's ``init()``
 once, says so with a :class:`~sluiceway.runtime.worker.WorkerReady`, then scores one mini-batch
-at a time. The pool enforces each mini-batch's timeout. Its clock starts when the worker starts
-the mini-batch: when the task is sent, when the worker becomes ready if it was still in
-``init()`` (a slow ``init()`` never costs a mini-batch its time), or when the worker answers the
-task before it. A worker whose mini-batch times out is killed together with its process group
-(anything the script started), and replaced; so is a worker that exits without answering. The
-replacement keeps the slot's name, so its output is appended to the same stdout log.
+at a time. The pool enforces each mini-batch's timeout. Its clock starts when the worker says
+it starts the mini-batch (a :class:`~sluiceway.runtime.worker.Started` message), so a slow
+``init()`` never costs a mini-batch its time; between two, the next mini-batch's clock runs from
+when the worker was last known busy. A worker whose mini-batch times out is killed together
+with its process group (anything the script started), and replaced; so is a worker that exits
+without answering. The replacement keeps the slot's name, so its output is appended to the same
+stdout log.
 
 A worker whose last mini-batch was short is sent more before it answers, up to about
 :data:`QUEUE_AHEAD_SECONDS` of work (at most :data:`QUEUE_DEPTH` mini-batches), so it never
 waits for the scheduler between two; it may score several of them in one go (see
-:mod:`sluiceway.runtime.worker`), and then their timeouts add up. Mini-batches a worker was
-sent but had not started when it died or timed out go to its replacement, without costing them
-an attempt.
+:mod:`sluiceway.runtime.worker`), and then their timeouts add up. A death or a timeout costs an
+attempt only to the mini-batches the worker was scoring (or, between two, to the next one it
+was to start); the others it held, not started or scored but not yet answered, go to its
+replacement.
 
 A pool kept warm after its job (see :mod:`~sluiceway.executors.idle_pools`) *attaches* to the
 next job of an equal worker spec: each worker is sent the job's
@@ -67,7 +69,7 @@ from sluiceway.executors.processes import (
 from sluiceway.runtime.worker import (
     Assignment,
     ErrorReport,
-    Together,
+    Started,
     WorkerReady,
     stdout_log_path,
 )
@@ -77,10 +79,10 @@ logger = logging.getLogger("sluiceway.executors.local")
 DEFAULT_GRACE_PERIOD = 5.0
 """Seconds :meth:`LocalWorkerPool.close` waits for workers to exit before terminating them."""
 
-QUEUE_AHEAD_SECONDS = 0.5
+QUEUE_AHEAD_SECONDS = 0.1
 """A worker is sent mini-batches ahead while it holds less than this much work, judged by how
 long its last one took."""
-QUEUE_DEPTH = 16
+QUEUE_DEPTH = 32
 """The most mini-batches a worker holds at once."""
 
 _TERMINATE_GRACE = 1.0  # between SIGTERM and SIGKILL for the stragglers of a graceful close
@@ -92,22 +94,29 @@ class _Worker(WorkerProcess):
     """One worker process of a pool and the mini-batches it holds, in the order it runs them."""
 
     ready: bool = False
-    tasks: list[MiniBatchTask] = field(default_factory=list)
-    together: int = 1  # how many of the first tasks it scores in one go
-    clock: float | None = None  # when the first task's timeout clock started; None until ready
+    tasks: list[MiniBatchTask] = field(default_factory=list)  # sent, not answered, in order
+    begun: int = 0  # how many of the first tasks it has started
+    active: int = 0  # how many of those (the last begun) it is scoring; the others are done
+    clock: float | None = None  # when what it does now began; None while not ready
     pace: float | None = None  # seconds its last mini-batch took, in this job
     orphans: list[MiniBatchTask] = field(default_factory=list)  # for its replacement
 
     @property
-    def running(self) -> list[MiniBatchTask]:
-        """The tasks it has started (scored in one go when there are several)."""
-        return self.tasks[: self.together]
+    def scoring(self) -> list[MiniBatchTask]:
+        """The tasks it is scoring now (in one go when there are several)."""
+        return self.tasks[self.begun - self.active : self.begun]
+
+    def blamed(self) -> list[MiniBatchTask]:
+        """What a death or a timeout costs an attempt: what it is scoring, or else the next
+        task it was to start."""
+        return self.scoring if self.active else self.tasks[self.begun : self.begun + 1]
 
     @property
     def deadline(self) -> float | None:
-        if not self.tasks or self.clock is None:
+        blamed = self.blamed()
+        if not blamed or self.clock is None:
             return None
-        return self.clock + sum(task.timeout for task in self.running)
+        return self.clock + sum(task.timeout for task in blamed)
 
     @property
     def depth(self) -> int:
@@ -522,7 +531,7 @@ class LocalWorkerPool:
     def _on_message(self, worker: _Worker, message: object) -> MiniBatchResult | None:
         if isinstance(message, WorkerReady):
             worker.ready = True
-            if worker.tasks and worker.clock is None:
+            if worker.tasks and not worker.active:
                 worker.clock = time.monotonic()
             if message.init_error is not None:
                 self._init_errors.append(message)
@@ -538,22 +547,26 @@ class LocalWorkerPool:
                     "%s (pid %d) ready after %.1f s", worker.name, message.pid, message.init_seconds
                 )
             return None
-        if isinstance(message, Together):
-            if not 1 < message.count <= len(worker.tasks) or worker.together != 1:
+        if isinstance(message, Started):
+            if not 0 < message.count <= len(worker.tasks) - worker.begun:
                 logger.warning("%s sent %r holding %d", worker.name, message, len(worker.tasks))
                 return None
-            worker.together = message.count
+            # What it scored before is done; its answers are on their way.
+            worker.begun += message.count
+            worker.active = message.count
+            worker.clock = time.monotonic()
             return None
         if isinstance(message, MiniBatchResult):
-            task = worker.tasks[0] if worker.tasks else None
+            task = worker.tasks[0] if worker.begun else None
             if task is None or (message.index, message.attempt) != (task.index, task.attempt):
                 logger.warning("%s sent a result it was not asked for: %r", worker.name, message)
                 return None
             worker.tasks.pop(0)
-            if worker.together > 1:
-                worker.together -= 1  # the others it took with this one are still running
-            else:
-                worker.clock = time.monotonic() if worker.tasks and worker.ready else None
+            worker.begun -= 1
+            if worker.active > worker.begun:  # it was scoring this one
+                worker.active = worker.begun
+                if not worker.active:
+                    worker.clock = time.monotonic() if worker.ready else None
             if message.ok:
                 worker.pace = message.duration
             return message
@@ -561,13 +574,13 @@ class LocalWorkerPool:
         return None
 
     def _stop(self, worker: _Worker, *, exit_grace: float = 0.0) -> list[MiniBatchTask]:
-        """Stop the worker; the tasks it had started. Those it had not are kept for its
-        replacement."""
-        started = worker.running
-        worker.orphans = worker.tasks[len(started) :]
-        worker.tasks, worker.together = [], 1
+        """Stop the worker; the tasks this costs an attempt (:meth:`_Worker.blamed`). The
+        others it held are kept for its replacement."""
+        blamed = worker.blamed()
+        worker.orphans = [task for task in worker.tasks if task not in blamed]
+        worker.tasks, worker.begun, worker.active = [], 0, 0
         worker.stop(exit_grace=exit_grace)
-        return started
+        return blamed
 
     def _on_exit(self, worker: _Worker) -> list[MiniBatchResult]:
         pid = worker.process.pid

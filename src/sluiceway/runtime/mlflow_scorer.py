@@ -46,8 +46,8 @@ SMALL_FILE_BYTES = 64 << 10  # CSV files up to this size are read together (_rea
 
 # The scoring-script contract: init() loads the model that later run() calls use.
 _model: Model | None = None
-# Sizes joint_bytes() found, taken by the run_chunks_together() call that follows it.
-_known_sizes: dict[str, int] = {}
+# Small files joint_bytes() read, taken by the scoring call that follows it (which empties it).
+_read_ahead: dict[str, bytes] = {}
 
 
 def init() -> None:
@@ -106,17 +106,20 @@ def joint_bytes(mini_batch: list[str]) -> int | None:
     """The size of a mini-batch that can be scored together with others
     (:func:`run_chunks_together`): every file a small CSV file and the model one whose
     prediction for a row never depends on the other rows (a scikit-learn model); else None.
+
+    The files are read now, which tells their size without a ``stat`` each: the scoring call
+    that follows takes their bytes rather than reading them again.
     """
     if not isinstance(_model, SklearnModel):
         return None
-    sizes = {}
+    read = {}
     for path in mini_batch:
-        size = _small_csv_size(path)
-        if size is None:
+        data = _read_small_csv(path)
+        if data is None:
             return None
-        sizes[path] = size
-    _known_sizes.update(sizes)  # run_chunks_together does not stat them again
-    return sum(sizes.values())
+        read[path] = data
+    _read_ahead.update(read)
+    return sum(len(data) for data in read.values())
 
 
 def run_chunks_together(
@@ -135,9 +138,7 @@ def run_chunks_together(
             if owner.setdefault(path, position) != position:
                 raise ValueError(f"{path} is in two of the mini-batches scored together")
     flat = [path for files in mini_batches for path in files]
-    sizes = {path: size for path in flat if (size := _known_sizes.pop(path, None)) is not None}
-    _known_sizes.clear()
-    for pieces, output in _scored(flat, input_columns, sizes):
+    for pieces, output in _scored(flat, input_columns):
         # Pieces come in input order, so each mini-batch's rows are one run of the output.
         start = 0
         for position, rows in _runs([(owner[piece.path], piece.rows) for piece in pieces]):
@@ -159,17 +160,17 @@ def _runs(owned: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         yield current, total
 
 
-def _scored(
-    paths: list[str], input_columns: bool, sizes: dict[str, int] | None = None
-) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
-    """The output rows of ``paths``, each slice with the pieces of files it holds;
-    ``sizes`` are the sizes of small CSV files among them, found just before."""
+def _scored(paths: list[str], input_columns: bool) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+    """The output rows of ``paths``, each slice with the pieces of files it holds; small
+    files :func:`joint_bytes` read are taken from what it read."""
+    read = {path: data for path in paths if (data := _read_ahead.get(path)) is not None}
+    _read_ahead.clear()  # nothing read ahead outlives the call that follows it
     if _model is None:
         raise RuntimeError("the MLflow scorer has no model: init() must run before run()")
     groups = _Groups(_model, together=isinstance(_model, SklearnModel), inputs=input_columns)
     # Read together, a whole number in a float column is a float: the input columns passed
     # through keep each file's own text only when read file by file.
-    for pieces, data in _read_files(paths, together=not input_columns, sizes=sizes):
+    for pieces, data in _read_files(paths, together=not input_columns, read=read):
         # Nothing to score in an empty slice; predict() on zero rows fails for many models
         # (scikit-learn's do).
         if len(data):
@@ -261,13 +262,17 @@ class _Groups:
         paths = list(dict.fromkeys(piece.path for piece in pieces))
         where = f"'{paths[0]}'" if len(paths) == 1 else f"{len(paths)} files ('{paths[0]}' ...)"
         predictions = _one_per_row(self._model.predict(data), len(data), where)
-        rows = [np.arange(p.first, p.first + p.rows) for p in pieces]
-        names = np.array([os.path.basename(p.path) for p in pieces], dtype=object)
+        counts = np.fromiter((p.rows for p in pieces), dtype=np.int64, count=len(pieces))
+        firsts = np.fromiter((p.first for p in pieces), dtype=np.int64, count=len(pieces))
+        starts = np.cumsum(counts) - counts  # each piece's first row in ``data``
+        names = np.array([p.path.rpartition("/")[2] for p in pieces], dtype=object)
         output = pd.DataFrame(
             {
-                "row": rows[0] if len(rows) == 1 else np.concatenate(rows),
+                # A row's index in its file: its index in data, less its piece's start there,
+                # plus the index in the file of the piece's first row.
+                "row": np.arange(len(data)) - np.repeat(starts - firsts, counts),
                 "prediction": predictions,
-                "file_name": np.repeat(names, [p.rows for p in pieces]),
+                "file_name": np.repeat(names, counts),
             }
         )
         yield pieces, (_with_inputs(output, data, where) if self._inputs else output)
@@ -281,22 +286,27 @@ class _Groups:
 
 
 def _read_files(
-    paths: list[str], *, together: bool = True, sizes: dict[str, int] | None = None
+    paths: list[str], *, together: bool = True, read: dict[str, bytes] | None = None
 ) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
     """The rows of the files, in slices of at most :data:`ROWS_PER_PREDICT` rows, each with
     the pieces of files it holds: small CSV files that follow one another are read together
     (:func:`_read_small_csv_files`) unless ``together`` is False, any other file on its own
-    (:func:`_read_table`). ``sizes``: small CSV files' sizes already known."""
+    (:func:`_read_table`). ``read``: the bytes of small CSV files already read."""
     small: list[str] = []
     small_bytes = 0
-    known = sizes or {}
+    known = read or {}
     for path in paths:
-        size = (known.get(path) or _small_csv_size(path)) if together else None
+        if not together:
+            size = None
+        elif path in known:
+            size = len(known[path])
+        else:
+            size = _small_csv_size(path)
         if size is not None and small_bytes + size <= WHOLE_FILE_BYTES:
             small.append(path)
             small_bytes += size
             continue
-        yield from _read_small_csv_files(small)
+        yield from _read_small_csv_files(small, known)
         small, small_bytes = [], 0
         if size is not None:
             small, small_bytes = [path], size
@@ -305,13 +315,17 @@ def _read_files(
         for data in _read_table(path):
             yield [_Piece(path, first, len(data))], data
             first += len(data)
-    yield from _read_small_csv_files(small)
+    yield from _read_small_csv_files(small, known)
+
+
+def _is_csv(path: str) -> bool:
+    name = path.rpartition("/")[2]
+    return "." in name.lstrip(".") and name.rpartition(".")[2].lower() in CSV_EXTENSIONS
 
 
 def _small_csv_size(path: str) -> int | None:
     """The size of a CSV file small enough to be read with others; None for any other."""
-    name = os.path.basename(path)
-    if "." not in name.lstrip(".") or name.rpartition(".")[2].lower() not in CSV_EXTENSIONS:
+    if not _is_csv(path):
         return None
     try:
         size = os.path.getsize(path)
@@ -320,15 +334,18 @@ def _small_csv_size(path: str) -> int | None:
     return size if size <= SMALL_FILE_BYTES else None
 
 
-def _read_small_csv_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
+def _read_small_csv_files(
+    paths: list[str], read: dict[str, bytes]
+) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
     """Small CSV files read with one ``read_csv`` call when that gives what reading each one
     alone gives (:func:`_read_together`), else one by one; in slices of at most
     :data:`ROWS_PER_PREDICT` rows. A call costs about a millisecond whatever the file's size,
-    which would otherwise dominate a mini-batch of one-row files."""
-    together = _read_together(paths) if len(paths) > 1 else None
+    which would otherwise dominate a mini-batch of one-row files. ``read``: files' bytes
+    already read."""
+    together = _read_together(paths, read) if len(paths) > 1 else None
     if together is None:
         for path in paths:
-            data = pd.read_csv(path)
+            data = pd.read_csv(io.BytesIO(read[path]) if path in read else path)
             for start in range(0, max(len(data), 1), ROWS_PER_PREDICT):
                 piece = data.iloc[start : start + ROWS_PER_PREDICT]
                 yield [_Piece(path, start, len(piece))], piece
@@ -346,7 +363,9 @@ def _read_small_csv_files(paths: list[str]) -> Iterator[tuple[list[_Piece], pd.D
         yield pieces, data.iloc[start:stop]
 
 
-def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
+def _read_together(
+    paths: list[str], read: dict[str, bytes] | None = None
+) -> tuple[pd.DataFrame, list[int]] | None:
     """The files' rows one after another, parsed in one call, and each file's row count; or
     None where that could differ from parsing each file alone.
 
@@ -357,7 +376,8 @@ def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
     column holds a number or a missing value, which a file parsed alone could have read as a
     numeric column. A whole number in a float column is the same number either way.
     """
-    contents = [_read_bytes(path) for path in paths]
+    known = read or {}
+    contents = [known[path] if path in known else _read_bytes(path) for path in paths]
     header, newline, _ = contents[0].partition(b"\n")
     if not newline:
         return None
@@ -388,14 +408,34 @@ def _read_together(paths: list[str]) -> tuple[pd.DataFrame, list[int]] | None:
     return both, [len(first), *counts]
 
 
+def _read_small_csv(path: str) -> bytes | None:
+    """A small CSV file's bytes (read once, without a ``stat``); None for any other file, or
+    one that cannot be read (read again alone, which reports the error)."""
+    if not _is_csv(path):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, SMALL_FILE_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # A read of a regular file that returns less than it asked for has reached the end.
+    return data if len(data) <= SMALL_FILE_BYTES else None
+
+
 def _read_bytes(path: str) -> bytes:
-    """A small file's bytes, with the fewest system calls (no buffered file object)."""
+    """A small file's bytes, with the fewest system calls (no buffered file object): a read
+    of a regular file that returns less than it asked for has reached the end."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, SMALL_FILE_BYTES + 1):
-            chunks.append(chunk)
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        chunks = [os.read(fd, SMALL_FILE_BYTES + 1)]
+        while len(chunks[-1]) == SMALL_FILE_BYTES + 1:  # it grew since it was measured
+            chunks.append(os.read(fd, SMALL_FILE_BYTES + 1))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 

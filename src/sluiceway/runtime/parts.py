@@ -9,6 +9,7 @@ the mini-batch as succeeded only after the worker answered, so a recorded part i
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
@@ -26,13 +27,14 @@ class PartFile:
     Args:
         parts_dir: the folder of the job's part files (created if missing).
         index: the mini-batch's index.
-        sync: make the rename durable (an ``fsync`` of the folder); False when the caller
-            commits several parts and then calls :func:`sync_folder` once.
+        durable: ``fsync`` the file before the rename and the folder after it. False leaves
+            that to the caller (:func:`make_durable`), which must do it before the mini-batch's
+            success is told to anyone.
     """
 
-    def __init__(self, parts_dir: str, index: int, *, sync: bool = True) -> None:
+    def __init__(self, parts_dir: str, index: int, *, durable: bool = True) -> None:
         self.path = part_path(parts_dir, index)
-        self._sync = sync
+        self._durable = durable
         # A name of this process's own: a worker killed mid-write never shares it with the next.
         self._temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         self._file: BinaryIO | None = None
@@ -62,12 +64,26 @@ class PartFile:
             return
         try:
             file.flush()
-            os.fsync(file.fileno())
+            if self._durable:
+                os.fsync(file.fileno())
         finally:
             file.close()
         os.replace(self._temporary, self.path)
-        if self._sync:
+        if self._durable:
             sync_folder(self.path.parent)
+
+
+def make_durable(paths: Sequence[str]) -> None:
+    """``fsync`` committed part files (:class:`PartFile` with ``durable=False``) and, once,
+    the folder of each."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for folder in dict.fromkeys(os.path.dirname(path) for path in paths):
+        sync_folder(folder)
 
 
 def sync_folder(folder: str | os.PathLike[str]) -> None:
@@ -86,4 +102,4 @@ def write_part(parts_dir: str, index: int, data: bytes) -> Path:
     return part.path
 
 
-__all__ = ["PartFile", "part_path", "sync_folder", "write_part"]
+__all__ = ["PartFile", "make_durable", "part_path", "sync_folder", "write_part"]

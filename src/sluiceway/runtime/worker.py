@@ -10,12 +10,18 @@ kept warm), and ``None`` to stop. The worker sends one :class:`WorkerReady` once
 per task, in order. A worker whose ``init()`` failed stays up and answers every task with that
 failure, so each mini-batch it is given is reported as an ``init_error``.
 
-The pool may send a task before the worker has answered the one before (it queues ahead for a
-worker whose mini-batches are short). When several tasks are waiting and the scorer can score
-them in one go (the built-in MLflow scorer, on small CSV files), the worker takes them
-together: it sends a :class:`Together` naming them first, so the pool's timeout covers them
-all, then scores them at once and answers each with its own result and part file. If scoring
-them together fails, each is scored again alone, so every error is its own mini-batch's.
+Before it scores a task the worker sends :class:`Started`, which starts the task's timeout
+clock. The pool may send a task before the worker has answered the one before (it queues ahead
+for a worker whose mini-batches are short). When several tasks are waiting and the scorer can
+score them in one go (the built-in MLflow scorer, on small CSV files), the worker takes them
+together (one :class:`Started` for all, whose timeouts add up), scores them at once and answers
+each with its own result and part file. If scoring them together fails, each is scored again
+alone, so every error is its own mini-batch's.
+
+A mini-batch's part file is on disk (``fsync``ed, with its folder) before its result is sent.
+A thread of the worker's own does that, and sends the results in order, while the worker
+scores the next mini-batches (:class:`_Answers`), so it never waits for the disk: a
+:class:`Started` may reach the pool before the results of the tasks before it.
 
 A spare worker is started before any job needs it: it imports the modules its
 :class:`Preload` names and waits for an :class:`Assignment`, after which it serves as any
@@ -30,13 +36,15 @@ import importlib
 import io
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -51,7 +59,7 @@ from sluiceway.executors.base import (
 from sluiceway.executors.threads import limit_loaded_libraries
 from sluiceway.runtime import scoring
 from sluiceway.runtime.output_formats import ByteSink, row_writer
-from sluiceway.runtime.parts import PartFile, sync_folder
+from sluiceway.runtime.parts import PartFile, make_durable
 from sluiceway.runtime.scoring import Scorer, load_scorer
 
 logger = logging.getLogger("sluiceway.worker")
@@ -110,9 +118,9 @@ class Assignment:
 
 
 @dataclass(frozen=True)
-class Together:
-    """Sent before the worker scores the first ``count`` of its waiting tasks in one go; their
-    results follow, in order."""
+class Started:
+    """Sent when the worker starts the next ``count`` tasks it was sent (in one go when there
+    are several): what it scored before is done, its results are sent or on their way."""
 
     count: int
 
@@ -185,8 +193,9 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
     if not _send(conn, ready):
         return
 
+    answers = _Answers(conn)
     waiting: deque[MiniBatchTask | JobContext | None] = deque()
-    while True:
+    while not answers.gone.is_set():
         try:
             if not waiting:
                 waiting.append(conn.recv())
@@ -196,6 +205,7 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
             return  # the pool is gone
         message = waiting.popleft()
         if message is None:
+            answers.close()  # what was scored is answered before the worker exits
             return
         if isinstance(message, JobContext):
             job = message
@@ -203,25 +213,97 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
             continue
         if scorer is None:
             assert init_error is not None
-            results = [
-                MiniBatchResult.failed(
-                    message,
-                    worker,
-                    FailureKind.INIT_ERROR,
-                    init_error.type,
-                    init_error.message,
-                    traceback=init_error.traceback,
-                )
-            ]
-        else:
-            tasks = [message, *_joinable(scorer, message, waiting)]
-            if len(tasks) > 1 and not _send(conn, Together(len(tasks))):
-                return
-            results = run_tasks(scorer, tasks, job, worker)
+            answers.started(1)
+            answers.send(
+                [
+                    MiniBatchResult.failed(
+                        message,
+                        worker,
+                        FailureKind.INIT_ERROR,
+                        init_error.type,
+                        init_error.message,
+                        traceback=init_error.traceback,
+                    )
+                ]
+            )
+            continue
+        tasks = [message, *_joinable(scorer, message, waiting)]
+        answers.started(len(tasks))
+        results = run_tasks(scorer, tasks, job, worker, durable=False)
         _flush_output()
+        answers.send(results)
+
+
+class _Answers:
+    """The worker's messages to the pool: :class:`Started` at once, results in order by a
+    thread of their own once the part files they name are durable
+    (:func:`~sluiceway.runtime.parts.make_durable`), while the worker scores on. A result whose
+    part cannot be made durable is sent as a failure."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()  # one message at a time on the socket
+        self._queue: queue.SimpleQueue[list[MiniBatchResult] | None] = queue.SimpleQueue()
+        self.gone = threading.Event()  # the pool closed the socket
+        self._thread = threading.Thread(target=self._run, name="sluiceway-answers", daemon=True)
+        self._thread.start()
+
+    def started(self, count: int) -> None:
+        """Say that the worker starts its next ``count`` tasks."""
+        self._send(Started(count))
+
+    def send(self, results: Sequence[MiniBatchResult]) -> None:
+        """Send ``results`` after those before, once their parts are durable."""
+        self._queue.put(list(results))
+
+    def _send(self, message: Started | MiniBatchResult) -> None:
+        if self.gone.is_set():
+            return
+        try:
+            with self._lock:
+                self._conn.send(message)
+        except OSError:
+            self.gone.set()  # the pool is gone
+
+    def close(self) -> None:
+        """Send what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (results := self._queue.get()) is not None:
+            if not self.gone.is_set():
+                for result in _durable(results):
+                    self._send(result)
+
+
+def _durable(results: list[MiniBatchResult]) -> list[MiniBatchResult]:
+    """``results`` once their parts are durable; if that fails, each of them with a part
+    becomes a failure (and its part is removed)."""
+    parts = [result.part_path for result in results if result.part_path]
+    if not parts:
+        return results
+    try:
+        make_durable(parts)
+    except OSError as exc:
+        logger.error("the part files %s could not be written to disk: %s", parts, exc)
+        failed: list[MiniBatchResult] = []
         for result in results:
-            if not _send(conn, result):
-                return
+            if result.part_path:
+                with contextlib.suppress(OSError):
+                    os.unlink(result.part_path)
+                result = replace(
+                    result,
+                    ok=False,
+                    items_succeeded=0,
+                    part_path=None,
+                    failure=FailureKind.RUN_ERROR,
+                    error_type=type(exc).__name__,
+                    error_message=f"The mini-batch's part file could not be written: {exc}",
+                )
+            failed.append(result)
+        return failed
+    return results
 
 
 def _joinable(
@@ -249,21 +331,26 @@ def _joinable(
 
 
 def run_tasks(
-    scorer: Scorer, tasks: list[MiniBatchTask], job: JobContext, worker: str
+    scorer: Scorer,
+    tasks: list[MiniBatchTask],
+    job: JobContext,
+    worker: str,
+    *,
+    durable: bool = True,
 ) -> list[MiniBatchResult]:
     """Score ``tasks`` in one go (see :meth:`Scorer.score_together`), each with its own part
     file and result; each alone (:func:`run_task`) when there is one, or when scoring them
-    together raised."""
+    together raised. ``durable``: see :func:`run_task`."""
     if len(tasks) == 1:
-        return [run_task(scorer, tasks[0], job, worker)]
+        return [run_task(scorer, tasks[0], job, worker, durable=durable)]
     started = time.monotonic()
     try:
         with contextlib.ExitStack() as stack:
-            parts = (
-                [stack.enter_context(PartFile(job.parts_dir, t.index, sync=False)) for t in tasks]
+            parts = [
+                stack.enter_context(PartFile(job.parts_dir, task.index, durable=False))
+                for task in tasks
                 if job.append_rows
-                else []
-            )
+            ]
             writers = [row_writer(job.output_format, part) for part in parts]
             items = scorer.score_together(
                 [task.files for task in tasks],
@@ -272,8 +359,8 @@ def run_tasks(
             )
             for writer in writers:
                 writer.close()
-        if parts:
-            sync_folder(job.parts_dir)  # the parts' renames, made durable at once
+        if parts and durable:
+            make_durable([str(part.path) for part in parts])
     except (Exception, SystemExit) as exc:
         logger.info(
             "mini-batches %s scored together failed (%s: %s); scoring each alone",
@@ -281,7 +368,7 @@ def run_tasks(
             type(exc).__name__,
             exc,
         )
-        return [run_task(scorer, task, job, worker) for task in tasks]
+        return [run_task(scorer, task, job, worker, durable=durable) for task in tasks]
     share = (time.monotonic() - started) / len(tasks)
     logger.debug(
         "mini-batches %s scored together, %.3f s each",
@@ -308,6 +395,8 @@ def run_task(
     job: JobContext,
     worker: str,
     rows: ByteSink | None = None,
+    *,
+    durable: bool = True,
 ) -> MiniBatchResult:
     """Score one mini-batch and, for ``append_row``, commit its rows as a part file.
 
@@ -319,6 +408,8 @@ def run_task(
         rows: for ``append_row``, where the part's bytes go instead of a part file (a worker
             that sends them to the server, which writes the part); its contents count only
             when the result succeeded.
+        durable: the part file is on disk when this returns; False leaves that to the caller
+            (:func:`~sluiceway.runtime.parts.make_durable`), before the result is sent.
 
     Returns:
         A succeeded result with the item count and part path, or a ``run_error`` result with
@@ -332,7 +423,7 @@ def run_task(
         elif job.append_rows:
             # The rows go to the part file as they are scored; it is committed only if the
             # whole mini-batch succeeds.
-            with PartFile(job.parts_dir, task.index) as part_file:
+            with PartFile(job.parts_dir, task.index, durable=durable) as part_file:
                 items = _score_rows(scorer, task, job, part_file)
             part = str(part_file.path)
         else:

@@ -403,7 +403,7 @@ class JobRunner:
             return [source.path.rsplit("/", 1)[-1]]
         listed = input_spec.get("files")
         if listed is None:
-            files = [entry.path for entry in source.list_files()]
+            files = source.list_paths()
             if not files:
                 raise JobAborted("UserError", f"Input {input_spec['uri']!r} holds no files.")
             return files

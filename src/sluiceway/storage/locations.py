@@ -92,6 +92,14 @@ class Location:
             return []
         return self._list_folder()
 
+    def list_paths(self) -> list[str]:
+        """The paths of :meth:`list_files`, in the same order; a local folder is listed without
+        a ``stat`` per file."""
+        local = self.local_path()
+        if local is None:
+            return [entry.path for entry in self.list_files()]
+        return sorted(relative for relative, _ in self._walk_local(local, sizes=False))
+
     def _list_folder(self) -> list[FileEntry]:
         fs = self.backend.fs
         root = self.full_path
@@ -110,19 +118,21 @@ class Location:
         local = self.local_path()
         if local is None:
             return bool(self._list_folder() if folder else self.list_files())
-        return next(self._walk_local(local), None) is not None
+        return next(self._walk_local(local, sizes=False), None) is not None
 
     def _list_local(self, root: Path) -> list[FileEntry]:
         """Files below a local folder, never following a link out of the datastore's root:
         linked folders are not entered, and a linked file counts only when its real path is
         inside the root."""
-        return sorted(self._walk_local(root), key=lambda e: e.path)
+        entries = [FileEntry(relative, size) for relative, size in self._walk_local(root)]
+        return sorted(entries, key=lambda e: e.path)
 
-    def _walk_local(self, root: Path) -> Iterator[FileEntry]:
-        """The files of :meth:`_list_local`, in no order. One ``stat`` per plain file: the
-        folder listing already says which entries are folders and links."""
+    def _walk_local(self, root: Path, *, sizes: bool = True) -> Iterator[tuple[str, int]]:
+        """The files of :meth:`_list_local` as ``(relative path, size)``, in no order. One
+        ``stat`` per plain file: the folder listing already says which entries are folders and
+        links; none without ``sizes`` (each size is then 0)."""
         if root.is_file():
-            yield FileEntry(posixpath.basename(self.path), root.stat().st_size)
+            yield posixpath.basename(self.path), root.stat().st_size
             return
         folders = [(str(root), "")]
         while folders:
@@ -135,7 +145,12 @@ class Location:
                 for entry in listing:
                     relative = prefix + entry.name
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        if entry.is_file(follow_symlinks=False):  # the most common, first
+                            yield (
+                                relative,
+                                entry.stat(follow_symlinks=False).st_size if sizes else 0,
+                            )
+                        elif entry.is_dir(follow_symlinks=False):
                             folders.append((entry.path, relative + "/"))
                         elif entry.is_symlink():
                             if entry.is_dir():
@@ -145,9 +160,7 @@ class Location:
                             except ValidationError:
                                 continue  # it points out of the datastore's root
                             if path.is_file():
-                                yield FileEntry(relative, path.stat().st_size)
-                        elif entry.is_file(follow_symlinks=False):
-                            yield FileEntry(relative, entry.stat(follow_symlinks=False).st_size)
+                                yield relative, path.stat().st_size
                     except FileNotFoundError:
                         continue  # removed while listed
 

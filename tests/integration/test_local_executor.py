@@ -619,9 +619,7 @@ def test_small_mini_batches_waiting_together_are_scored_in_one_go_as_each_alone(
     log = stdout_log_path(job.log_dir, "worker-0").read_text()
     indexes = range(3, 3 + count)
     assert f"mini-batches {', '.join(map(str, indexes))} scored together" in log
-    assert [(r.index, r.ok, r.items_succeeded) for r in together] == [
-        (i, True, 6) for i in indexes
-    ]
+    assert [(r.index, r.ok, r.items_succeeded) for r in together] == [(i, True, 6) for i in indexes]
     parts = str(tmp_path / "parts")
     for index in indexes:
         assert part_path(parts, index).read_bytes() == part_path(parts, index + 7).read_bytes()

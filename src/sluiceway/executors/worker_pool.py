@@ -69,6 +69,7 @@ from sluiceway.executors.processes import (
 from sluiceway.runtime.worker import (
     Assignment,
     ErrorReport,
+    Scored,
     Started,
     WorkerReady,
     stdout_log_path,
@@ -119,8 +120,14 @@ class _Worker(WorkerProcess):
         return self.clock + sum(task.timeout for task in blamed)
 
     @property
+    def load(self) -> int:
+        """How many of its tasks it has not scored yet (those scored wait only for their
+        answers)."""
+        return len(self.tasks) - (self.begun - self.active)
+
+    @property
     def depth(self) -> int:
-        """How many mini-batches it may hold."""
+        """How many mini-batches not scored yet it may hold."""
         if self.pace is None or self.pace >= QUEUE_AHEAD_SECONDS:
             return 1
         return min(QUEUE_DEPTH, math.ceil(QUEUE_AHEAD_SECONDS / max(self.pace, 1e-3)))
@@ -219,7 +226,7 @@ class LocalWorkerPool:
         mini-batches are short (see the module's docstring)."""
         if self._closed:
             return 0
-        return sum(max(worker.depth - len(worker.tasks), 0) for worker in self._usable())
+        return sum(max(worker.depth - worker.load, 0) for worker in self._usable())
 
     def running(self) -> list[int]:
         """Indexes of the mini-batches in flight (sent and not answered), in worker order."""
@@ -251,13 +258,13 @@ class LocalWorkerPool:
         self._check_open()
         if task.index in self.running():
             raise ValueError(f"mini-batch {task.index} is already running in this pool")
-        candidates = [w for w in self._usable() if len(w.tasks) < w.depth]
+        candidates = [w for w in self._usable() if w.load < w.depth]
         if not candidates:
             raise RuntimeError(
                 f"no idle worker: the job's {self._limit} workers hold mini-batches "
                 f"{self.running()}; poll() until one finishes"
             )
-        self._send(min(candidates, key=lambda worker: len(worker.tasks)), task)
+        self._send(min(candidates, key=lambda worker: worker.load), task)
 
     def _usable(self) -> list[_Worker]:
         """The workers this job may give tasks to: those holding some, then idle ones (those
@@ -555,6 +562,15 @@ class LocalWorkerPool:
             worker.begun += message.count
             worker.active = message.count
             worker.clock = time.monotonic()
+            return None
+        if isinstance(message, Scored):
+            if message.count != worker.active:
+                logger.warning("%s sent %r scoring %d", worker.name, message, worker.active)
+                return None
+            # Done: their results follow once their parts are on disk. The worker may be
+            # sent more meanwhile, and the next task's clock runs from now.
+            worker.active = 0
+            worker.clock = time.monotonic() if worker.ready else None
             return None
         if isinstance(message, MiniBatchResult):
             task = worker.tasks[0] if worker.begun else None

@@ -11,17 +11,19 @@ per task, in order. A worker whose ``init()`` failed stays up and answers every 
 failure, so each mini-batch it is given is reported as an ``init_error``.
 
 Before it scores a task the worker sends :class:`Started`, which starts the task's timeout
-clock. The pool may send a task before the worker has answered the one before (it queues ahead
-for a worker whose mini-batches are short). When several tasks are waiting and the scorer can
-score them in one go (the built-in MLflow scorer, on small CSV files), the worker takes them
-together (one :class:`Started` for all, whose timeouts add up), scores them at once and answers
-each with its own result and part file. If scoring them together fails, each is scored again
-alone, so every error is its own mini-batch's.
+clock, and :class:`Scored` once it has scored it. The pool may send a task before the worker
+has answered the one before (it queues ahead for a worker whose mini-batches are short). When
+several tasks are waiting and the scorer can score them in one go (the built-in MLflow scorer,
+on small CSV files), the worker takes them together (one :class:`Started` for all, whose
+timeouts add up), scores them at once and answers each with its own result and part file. If
+scoring them together fails, each is scored again alone, so every error is its own
+mini-batch's.
 
 A mini-batch's part file is on disk (``fsync``ed, with its folder) before its result is sent.
 A thread of the worker's own does that, and sends the results in order, while the worker
 scores the next mini-batches (:class:`_Answers`), so it never waits for the disk: a
-:class:`Started` may reach the pool before the results of the tasks before it.
+:class:`Started` may reach the pool before the results of the tasks before it, and the pool
+sends more to a worker whose held tasks are scored but not yet answered.
 
 A spare worker is started before any job needs it: it imports the modules its
 :class:`Preload` names and waits for an :class:`Assignment`, after which it serves as any
@@ -115,6 +117,14 @@ class Assignment:
     spec: WorkerSpec
     job: JobContext
     worker: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Sent when the worker has scored the ``count`` tasks it started last: their results
+    follow once their parts are on disk, and it can be given more meanwhile."""
+
+    count: int
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,7 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
         if scorer is None:
             assert init_error is not None
             answers.started(1)
+            answers.scored(1)
             answers.send(
                 [
                     MiniBatchResult.failed(
@@ -230,6 +241,7 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
         tasks = [message, *_joinable(scorer, message, waiting)]
         answers.started(len(tasks))
         results = run_tasks(scorer, tasks, job, worker, durable=False)
+        answers.scored(len(tasks))
         _flush_output()
         answers.send(results)
 
@@ -252,11 +264,15 @@ class _Answers:
         """Say that the worker starts its next ``count`` tasks."""
         self._send(Started(count))
 
+    def scored(self, count: int) -> None:
+        """Say that the worker has scored the ``count`` tasks it started last."""
+        self._send(Scored(count))
+
     def send(self, results: Sequence[MiniBatchResult]) -> None:
         """Send ``results`` after those before, once their parts are durable."""
         self._queue.put(list(results))
 
-    def _send(self, message: Started | MiniBatchResult) -> None:
+    def _send(self, message: Started | Scored | MiniBatchResult) -> None:
         if self.gone.is_set():
             return
         try:

@@ -99,7 +99,7 @@ class _Worker(WorkerProcess):
     begun: int = 0  # how many of the first tasks it has started
     active: int = 0  # how many of those (the last begun) it is scoring; the others are done
     clock: float | None = None  # when what it does now began; None while not ready
-    pace: float | None = None  # seconds its last mini-batch took, in this job
+    pace: float | None = None  # seconds its last mini-batch took to score, in this job
     orphans: list[MiniBatchTask] = field(default_factory=list)  # for its replacement
 
     @property
@@ -569,8 +569,11 @@ class LocalWorkerPool:
                 return None
             # Done: their results follow once their parts are on disk. The worker may be
             # sent more meanwhile, and the next task's clock runs from now.
+            now = time.monotonic()
+            if worker.clock is not None:
+                worker.pace = (now - worker.clock) / message.count
             worker.active = 0
-            worker.clock = time.monotonic() if worker.ready else None
+            worker.clock = now if worker.ready else None
             return None
         if isinstance(message, MiniBatchResult):
             task = worker.tasks[0] if worker.begun else None
@@ -583,8 +586,6 @@ class LocalWorkerPool:
                 worker.active = worker.begun
                 if not worker.active:
                     worker.clock = time.monotonic() if worker.ready else None
-            if message.ok:
-                worker.pace = message.duration
             return message
         logger.warning("%s sent an unexpected message: %r", worker.name, message)
         return None

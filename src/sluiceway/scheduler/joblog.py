@@ -11,10 +11,11 @@ mini-batch that failed for good.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ class JobLog:
         self.job_name = job_name
         self.folder = folder
         self._host = socket.gethostname()
+        self._held: dict[str, list[str]] | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Lines written in the block are appended when it ends, one write per file: a
+        scheduler's loop writes a few lines per mini-batch."""
+        if self._held is not None:  # an outer block writes them
+            yield
+            return
+        self._held = {}
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for relative, texts in held.items():
+                self._write(relative, "".join(texts))
 
     def start(self) -> None:
         """Create the folder and its ``readme.txt``."""
@@ -123,6 +140,13 @@ class JobLog:
     def _append(self, relative: str, text: str) -> None:
         if not text or self.folder is None:
             return
+        if self._held is not None:
+            self._held.setdefault(relative, []).append(text)
+            return
+        self._write(relative, text)
+
+    def _write(self, relative: str, text: str) -> None:
+        assert self.folder is not None
         text = redact_text(text)  # a SAS in an input URL or a storage error stays out
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -546,10 +546,11 @@ class JobRunner:
             # The results of the last poll and the mini-batches about to be sent, in one
             # transaction: each is marked running before a worker has it.
             self._flush([MiniBatchStart(task.index, task.attempt, "pool") for _, task in sending])
-            for batch, task in sending:
-                pool.submit(task)
-                in_flight[batch.index] = batch
-                self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {task.attempt}).")
+            with self._log.held():  # a line per mini-batch, written at once
+                for batch, task in sending:
+                    pool.submit(task)
+                    in_flight[batch.index] = batch
+                    self._log.scheduler(f"Mini-batch {batch.index} sent (attempt {task.attempt}).")
             if not self._stop.is_set() and self._inputs is not None:
                 for later in list(pending)[: pool.size]:  # fetched while the others run
                     if remote:  # by the workers themselves
@@ -557,12 +558,13 @@ class JobRunner:
                         pool.prefetch(MiniBatchTask(later.index, (), 0, timeout, names=names))
                     else:
                         self._inputs.prefetch(later.index, later.files)
-            for result in pool.poll(POLL_SECONDS):
-                batch = in_flight.pop(result.index)
-                if self._record(result, batch, max_attempts):
-                    pending.append(batch)
-                elif self._inputs is not None:
-                    self._inputs.release(result.index)
+            with self._log.held():
+                for result in pool.poll(POLL_SECONDS):
+                    batch = in_flight.pop(result.index)
+                    if self._record(result, batch, max_attempts):
+                        pending.append(batch)
+                    elif self._inputs is not None:
+                        self._inputs.release(result.index)
         self._flush()
         return True
 

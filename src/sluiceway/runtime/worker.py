@@ -238,7 +238,7 @@ def _serve(conn: Connection, spec: WorkerSpec, job: JobContext, worker: str) -> 
                 ]
             )
             continue
-        tasks = [message, *_joinable(scorer, message, waiting)]
+        tasks = [message, *take_joinable(scorer, message, waiting)]
         answers.started(len(tasks))
         results = run_tasks(scorer, tasks, job, worker, durable=False)
         answers.scored(len(tasks))
@@ -322,7 +322,7 @@ def _durable(results: list[MiniBatchResult]) -> list[MiniBatchResult]:
     return results
 
 
-def _joinable(
+def take_joinable(
     scorer: Scorer, first: MiniBatchTask, waiting: deque[MiniBatchTask | JobContext | None]
 ) -> list[MiniBatchTask]:
     """The tasks at the head of ``waiting`` that can be scored together with ``first``,

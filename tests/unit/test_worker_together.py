@@ -17,20 +17,15 @@ from sluiceway.runtime import mlflow_scorer
 from sluiceway.runtime.mlflow_model import SklearnModel
 from sluiceway.runtime.output_formats import OutputFormat
 from sluiceway.runtime.parts import part_path
-from sluiceway.runtime.scoring import Scorer
+from sluiceway.runtime.scoring import Scorer, builtin_mlflow_scorer
 from sluiceway.runtime.worker import run_task, run_tasks
 from tests.unit.test_mlflow_slices import Doubler
 
 
 def mlflow_scorer_with(model: Any, monkeypatch: pytest.MonkeyPatch) -> Scorer:
+    """The built-in MLflow scorer as a worker loads it, with ``model`` as if init() loaded it."""
     monkeypatch.setattr(mlflow_scorer, "_model", model)
-    return Scorer(
-        module=mlflow_scorer,
-        run=mlflow_scorer.run,
-        chunks=mlflow_scorer.run_chunks,
-        together=mlflow_scorer.run_chunks_together,
-        joint_bytes=mlflow_scorer.joint_bytes,
-    )
+    return builtin_mlflow_scorer()
 
 
 def write_csv(folder: Path, name: str, frame: pd.DataFrame) -> str:

@@ -576,16 +576,13 @@ class LocalWorkerPool:
             worker.clock = now if worker.ready else None
             return None
         if isinstance(message, MiniBatchResult):
-            task = worker.tasks[0] if worker.begun else None
+            # A result comes after the Scored that covers it: the first task it holds.
+            task = worker.tasks[0] if worker.begun > worker.active else None
             if task is None or (message.index, message.attempt) != (task.index, task.attempt):
                 logger.warning("%s sent a result it was not asked for: %r", worker.name, message)
                 return None
             worker.tasks.pop(0)
             worker.begun -= 1
-            if worker.active > worker.begun:  # it was scoring this one
-                worker.active = worker.begun
-                if not worker.active:
-                    worker.clock = time.monotonic() if worker.ready else None
             return message
         logger.warning("%s sent an unexpected message: %r", worker.name, message)
         return None

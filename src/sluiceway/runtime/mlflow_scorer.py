@@ -20,6 +20,7 @@ gives.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,23 +142,10 @@ def run_chunks_together(
     for pieces, output in _scored(flat, input_columns):
         # Pieces come in input order, so each mini-batch's rows are one run of the output.
         start = 0
-        for position, rows in _runs([(owner[piece.path], piece.rows) for piece in pieces]):
+        for position, run in itertools.groupby(pieces, key=lambda piece: owner[piece.path]):
+            rows = sum(piece.rows for piece in run)
             yield position, output.iloc[start : start + rows].reset_index(drop=True)
             start += rows
-
-
-def _runs(owned: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    """Consecutive ``(owner, rows)`` pairs of the same owner merged."""
-    current: int | None = None
-    total = 0
-    for owner, rows in owned:
-        if owner != current and current is not None:
-            yield current, total
-            total = 0
-        current = owner
-        total += rows
-    if current is not None:
-        yield current, total
 
 
 def _scored(paths: list[str], input_columns: bool) -> Iterator[tuple[list[_Piece], pd.DataFrame]]:
@@ -414,26 +402,20 @@ def _read_small_csv(path: str) -> bytes | None:
     if not _is_csv(path):
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        data = _read_bytes(path, whole=False)
     except OSError:
         return None
-    try:
-        data = os.read(fd, SMALL_FILE_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    # A read of a regular file that returns less than it asked for has reached the end.
     return data if len(data) <= SMALL_FILE_BYTES else None
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_bytes(path: str, *, whole: bool = True) -> bytes:
     """A small file's bytes, with the fewest system calls (no buffered file object): a read
-    of a regular file that returns less than it asked for has reached the end."""
+    of a regular file that returns less than it asked for has reached the end. Without
+    ``whole``, one read: enough to tell a file is over :data:`SMALL_FILE_BYTES`."""
     fd = os.open(path, os.O_RDONLY)
     try:
         chunks = [os.read(fd, SMALL_FILE_BYTES + 1)]
-        while len(chunks[-1]) == SMALL_FILE_BYTES + 1:  # it grew since it was measured
+        while whole and len(chunks[-1]) == SMALL_FILE_BYTES + 1:  # bigger than it looked
             chunks.append(os.read(fd, SMALL_FILE_BYTES + 1))
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:

@@ -166,28 +166,31 @@ def load_scorer(spec: WorkerSpec) -> Scorer:
         Exception: whatever importing the module or its ``init()`` raised.
     """
     if spec.scorer is ScorerKind.MLFLOW:
-        module = importlib.import_module(MLFLOW_SCORER_MODULE)
-        scorer = Scorer(
-            module=module,
-            run=_entry_point(module, "run"),
-            chunks=cast(
-                Callable[[list[str], bool], Iterable[Table]], _entry_point(module, "run_chunks")
-            ),
-            together=cast(
-                Callable[[list[list[str]], bool], Iterable[tuple[int, Table]]],
-                _entry_point(module, "run_chunks_together"),
-            ),
-            joint_bytes=cast(
-                Callable[[list[str]], int | None], _entry_point(module, "joint_bytes")
-            ),
-        )
-        _entry_point(module, "init")()
+        scorer = builtin_mlflow_scorer()
+        _entry_point(scorer.module, "init")()
         return scorer
     module = _import_script(spec.code_dir, spec.scoring_script)
     init = _entry_point(module, "init")
     run = _entry_point(module, "run")
     init()
     return Scorer(module=module, run=run)
+
+
+def builtin_mlflow_scorer() -> Scorer:
+    """The built-in MLflow scorer, before its ``init()``."""
+    module = importlib.import_module(MLFLOW_SCORER_MODULE)
+    return Scorer(
+        module=module,
+        run=_entry_point(module, "run"),
+        chunks=cast(
+            Callable[[list[str], bool], Iterable[Table]], _entry_point(module, "run_chunks")
+        ),
+        together=cast(
+            Callable[[list[list[str]], bool], Iterable[tuple[int, Table]]],
+            _entry_point(module, "run_chunks_together"),
+        ),
+        joint_bytes=cast(Callable[[list[str]], int | None], _entry_point(module, "joint_bytes")),
+    )
 
 
 def check_run_result(value: object) -> RunResult:

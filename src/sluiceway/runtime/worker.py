@@ -68,7 +68,7 @@ logger = logging.getLogger("sluiceway.worker")
 
 ORPHAN_CHECK_SECONDS = 0.2
 JOINT_BYTES = 4 << 20
-"""At most this many bytes of input are scored in one go (see :class:`Together`)."""
+"""At most this many bytes of input are scored in one go (see :func:`take_joinable`)."""
 JOINT_TASKS = 32
 """At most this many mini-batches are scored in one go."""
 

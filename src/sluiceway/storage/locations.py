@@ -160,7 +160,7 @@ class Location:
                             except ValidationError:
                                 continue  # it points out of the datastore's root
                             if path.is_file():
-                                yield relative, path.stat().st_size
+                                yield relative, path.stat().st_size if sizes else 0
                     except FileNotFoundError:
                         continue  # removed while listed
 
